@@ -1,0 +1,59 @@
+"""Whole-batch augmentation on the device: random crop with padding and horizontal flip.
+
+Random draws come from a CPU generator seeded by (seed, epoch, batch index), so `iter_from(k)` and an
+uninterrupted epoch produce the same augmented batch k, and both loader paths agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from trainscope.data.seeding import AUGMENT_STREAM, cpu_generator
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """What to augment; `crop_padding=0` and `horizontal_flip=False` mean no augmentation."""
+
+    crop_padding: int = 0
+    horizontal_flip: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.crop_padding > 0 or self.horizontal_flip
+
+
+def augment_batch(
+    inputs: torch.Tensor,
+    config: AugmentConfig,
+    pad_value: torch.Tensor,
+    seed: int,
+    epoch: int,
+    batch_index: int,
+) -> torch.Tensor:
+    """Augment a normalized batch [B, C, H, W]; `pad_value` [C] is what a black pixel normalizes to.
+
+    Padding with the normalized value of black equals torchvision's RandomCrop(padding) on raw images.
+    """
+    if not config.enabled:
+        return inputs
+    batch_size, channels, height, width = inputs.shape
+    generator = cpu_generator(AUGMENT_STREAM, seed, epoch, batch_index)
+    device = inputs.device
+    if config.crop_padding > 0:
+        pad = config.crop_padding
+        padded = pad_value.to(device=device, dtype=inputs.dtype).view(1, channels, 1, 1)
+        padded = padded.expand(batch_size, channels, height + 2 * pad, width + 2 * pad).clone()
+        padded[:, :, pad : pad + height, pad : pad + width] = inputs
+        offsets = torch.randint(0, 2 * pad + 1, (2, batch_size), generator=generator).to(device)
+        rows = (offsets[0, :, None] + torch.arange(height, device=device))[:, None, :, None]
+        cols = (offsets[1, :, None] + torch.arange(width, device=device))[:, None, None, :]
+        batch = torch.arange(batch_size, device=device)[:, None, None, None]
+        channel = torch.arange(channels, device=device)[None, :, None, None]
+        inputs = padded[batch, channel, rows, cols]
+    if config.horizontal_flip:
+        flip = (torch.rand(batch_size, generator=generator) < 0.5).to(device)
+        inputs = torch.where(flip[:, None, None, None], inputs.flip(-1), inputs)
+    return inputs

@@ -1,0 +1,155 @@
+"""Validate the `data` config once, so every later failure is about the data, not a typo in a key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainscope.data.augment import AugmentConfig
+from trainscope.errors import ConfigError
+
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "mnist_sample", "synthetic")
+LOADERS = ("auto", "in_memory", "dataloader")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The validated `data` config group."""
+
+    dataset: str
+    root: Path
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    batch_size: int
+    val_fraction: float
+    split_seed: int
+    num_workers: int
+    loader: str
+    download: bool
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: AugmentConfig
+    num_samples: int | None
+    seed: int
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_int(key: str, value: Any) -> int:
+    if not _is_int(value) or value <= 0:
+        raise ConfigError(f"data.{key} must be a positive integer, got {value!r}")
+    return value
+
+
+def _non_negative_int(key: str, value: Any) -> int:
+    if not _is_int(value) or value < 0:
+        raise ConfigError(f"data.{key} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _floats(key: str, value: Any, length: int) -> tuple[float, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != length:
+        raise ConfigError(f"data.{key} must be a list of {length} numbers (one per channel), got {value!r}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise ConfigError(
+            f"data.{key} must be a list of {length} numbers (one per channel), got {list(value)}"
+        )
+    return tuple(float(v) for v in value)
+
+
+def validate_data_config(
+    *,
+    dataset: Any,
+    root: Any,
+    input_shape: Any,
+    num_classes: Any,
+    batch_size: Any,
+    val_fraction: Any,
+    split_seed: Any,
+    num_workers: Any,
+    loader: Any,
+    download: Any,
+    mean: Any,
+    std: Any,
+    augment: Any,
+    num_samples: Any,
+    seed: Any,
+) -> DataConfig:
+    """Check types and ranges; raise ConfigError naming the key, the value and what is allowed."""
+    if dataset not in DATASETS:
+        raise ConfigError(f"data.dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+    if not isinstance(root, (str, Path)) or not str(root):
+        raise ConfigError(f"data.root must be a directory path (set paths.data_dir), got {root!r}")
+    if (
+        isinstance(input_shape, (str, bytes))
+        or not isinstance(input_shape, Sequence)
+        or len(input_shape) != 3
+        or not all(_is_int(v) and v > 0 for v in input_shape)
+    ):
+        raise ConfigError(
+            f"data.input_shape must be [channels, height, width] of positive integers, got {input_shape!r}"
+        )
+    shape = (int(input_shape[0]), int(input_shape[1]), int(input_shape[2]))
+    if not _is_int(num_classes) or num_classes < 2:
+        raise ConfigError(f"data.num_classes must be an integer >= 2, got {num_classes!r}")
+    _positive_int("batch_size", batch_size)
+    if (
+        not isinstance(val_fraction, (int, float))
+        or isinstance(val_fraction, bool)
+        or not 0 <= val_fraction < 1
+    ):
+        raise ConfigError(f"data.val_fraction must be a number in [0, 1), got {val_fraction!r}")
+    if not _is_int(split_seed):
+        raise ConfigError(f"data.split_seed must be an integer, got {split_seed!r}")
+    _non_negative_int("num_workers", num_workers)
+    if loader not in LOADERS:
+        raise ConfigError(f"data.loader must be one of {', '.join(LOADERS)}, got {loader!r}")
+    if not isinstance(download, bool):
+        raise ConfigError(f"data.download must be true or false, got {download!r}")
+    mean_values = _floats("mean", mean, shape[0])
+    std_values = _floats("std", std, shape[0])
+    if not all(s > 0 for s in std_values):
+        raise ConfigError(f"data.std must be positive for every channel, got {list(std_values)}")
+    augment = {} if augment is None else augment
+    if not isinstance(augment, Mapping):
+        raise ConfigError(
+            f"data.augment must be a mapping with crop_padding and horizontal_flip, got {augment!r}"
+        )
+    unknown = set(augment) - {"crop_padding", "horizontal_flip"}
+    if unknown:
+        raise ConfigError(
+            f"data.augment has unknown keys {sorted(unknown)}; allowed: crop_padding, horizontal_flip"
+        )
+    crop_padding = _non_negative_int("augment.crop_padding", augment.get("crop_padding", 0))
+    flip = augment.get("horizontal_flip", False)
+    if not isinstance(flip, bool):
+        raise ConfigError(f"data.augment.horizontal_flip must be true or false, got {flip!r}")
+    if dataset == "synthetic":
+        _positive_int("num_samples", num_samples)
+    elif num_samples is not None:
+        raise ConfigError(
+            f"data.num_samples only applies to data=synthetic, got {num_samples!r} for {dataset}"
+        )
+    if not _is_int(seed):
+        raise ConfigError(f"trainer.seed must be an integer, got {seed!r}")
+    return DataConfig(
+        dataset=dataset,
+        root=Path(str(root)).expanduser(),
+        input_shape=shape,
+        num_classes=int(num_classes),
+        batch_size=int(batch_size),
+        val_fraction=float(val_fraction),
+        split_seed=int(split_seed),
+        num_workers=int(num_workers),
+        loader=loader,
+        download=download,
+        mean=mean_values,
+        std=std_values,
+        augment=AugmentConfig(crop_padding=crop_padding, horizontal_flip=flip),
+        num_samples=None if num_samples is None else int(num_samples),
+        seed=int(seed),
+    )

@@ -1,0 +1,106 @@
+"""The classic path: per-sample torchvision transforms through a torch DataLoader with workers.
+
+For data too large for the device, or to compare against the in-memory path: its sampler draws the
+same permutation and the same device-side augmentation, so both paths yield identical batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sized
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from trainscope.data.augment import augment_batch
+from trainscope.data.batch_source import SplitSettings
+from trainscope.data.seeding import epoch_permutation
+
+
+class EpochSampler(Sampler[int]):
+    """Yields the (seed, epoch) permutation from a start position, so a resumed epoch skips exactly."""
+
+    def __init__(self, num_samples: int, seed: int, shuffle: bool, epoch: int, start: int) -> None:
+        self.num_samples = num_samples
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = epoch
+        self.start = start
+
+    def __iter__(self) -> Iterator[int]:
+        # Built eagerly: DataLoader workers prefetch, and the order must not depend on when they ask.
+        order = epoch_permutation(self.num_samples, self.seed, self.epoch) if self.shuffle else None
+        indices = (
+            order[self.start :].tolist() if order is not None else list(range(self.start, self.num_samples))
+        )
+        return iter(indices)
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
+
+
+class UInt8ImageDataset(Dataset):
+    """Per-sample access to uint8 image tensors (synthetic data) with a transform, like torchvision's."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: object) -> None:
+        self.images = images
+        self.labels = labels
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(self.images[index]), int(self.labels[index])  # type: ignore[operator]
+
+
+def uint8_to_float(image: torch.Tensor) -> torch.Tensor:
+    """ToTensor's scaling for images that already are CHW uint8 tensors (module level: picklable)."""
+    return image.to(torch.float32).div(255)
+
+
+class DataLoaderBatchSource:
+    """A BatchSource wrapping a DataLoader; moves each batch to the device and augments it there."""
+
+    def __init__(self, dataset: Dataset, settings: SplitSettings, num_workers: int) -> None:
+        self.settings = settings
+        self.dataset = dataset
+        self.num_workers = num_workers
+        self.num_samples = len(dataset) if isinstance(dataset, Sized) else 0
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.settings.num_batches(self.num_samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def iter_from(self, batch_index: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        settings = self.settings
+        settings.check_start(batch_index, len(self))
+        epoch = self.epoch
+        start = min(batch_index * settings.batch_size, self.num_samples)
+        # A loader per iteration: its sampler is frozen to this (epoch, start), whenever workers prefetch.
+        loader = DataLoader(
+            self.dataset,
+            batch_size=settings.batch_size,
+            sampler=EpochSampler(self.num_samples, settings.seed, settings.shuffle, epoch, start),
+            num_workers=self.num_workers,
+            pin_memory=settings.device.type == "cuda",
+            drop_last=False,
+        )
+        return self._batches(loader, batch_index, epoch)
+
+    def _batches(
+        self, loader: DataLoader, batch_index: int, epoch: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        settings = self.settings
+        for index, (images, labels) in enumerate(loader, start=batch_index):
+            inputs = images.to(settings.device, non_blocking=True)
+            targets = labels.to(settings.device, dtype=torch.int64, non_blocking=True)
+            yield (
+                augment_batch(inputs, settings.augment, settings.pad_value, settings.seed, epoch, index),
+                targets,
+            )
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.iter_from(0)
