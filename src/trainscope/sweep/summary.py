@@ -98,16 +98,17 @@ def job_failed(job: JobReturn) -> bool:
 
 
 def report_failed_jobs(jobs: Iterable[JobReturn]) -> None:
-    """Print why each failed job failed (Hydra's launcher keeps the exception silently)."""
+    """Print the traceback of each job that crashed: Hydra's launcher keeps the exception silently.
+
+    A `TrainscopeError` (a bad value, a NaN loss) was already logged in one line by the run itself.
+    """
     for job in jobs:
-        if job.status == JobStatus.COMPLETED:
-            continue
         error = job._return_value  # reading `return_value` of a failed job re-raises its exception
-        where = _display_path(job_run_dir(job))
-        if isinstance(error, TrainscopeError):
-            print(f"error: {error} ({where})", file=sys.stderr, flush=True)
-        elif isinstance(error, BaseException):
+        if job.status == JobStatus.COMPLETED or isinstance(error, TrainscopeError):
+            continue
+        if isinstance(error, BaseException):
             details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            where = _display_path(job_run_dir(job))
             print(f"run failed: {where}\n{details}", file=sys.stderr, end="", flush=True)
 
 
