@@ -66,9 +66,7 @@ def copy_mnist_files(root: Path) -> Path:
 
 @pytest.mark.parametrize("dataset", ["synthetic", "mnist_sample"])
 @pytest.mark.parametrize("augment", [NO_AUGMENT, {"crop_padding": 2, "horizontal_flip": True}])
-def test_in_memory_and_dataloader_paths_yield_identical_batches(
-    tmp_path: Path, dataset: str, augment: dict
-) -> None:
+def test_in_memory_and_dataloader_paths_yield_identical_batches(tmp_path: Path, dataset: str, augment: dict) -> None:
     in_memory = build_data(**data_kwargs(tmp_path, dataset, loader="in_memory", augment=augment, seed=7))
     streamed = build_data(**data_kwargs(tmp_path, dataset, loader="dataloader", augment=augment, seed=7))
     for epoch in (0, 3):
@@ -252,6 +250,20 @@ def test_bad_config_values_are_named(tmp_path: Path, overrides: dict, message: s
 
 def test_input_shape_must_match_the_dataset(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"data.input_shape must be \[1, 28, 28\] for mnist_sample"):
-        build_data(
-            **data_kwargs(tmp_path, "mnist_sample", input_shape=[3, 32, 32], mean=[0.5] * 3, std=[0.5] * 3)
-        )
+        build_data(**data_kwargs(tmp_path, "mnist_sample", input_shape=[3, 32, 32], mean=[0.5] * 3, std=[0.5] * 3))
+
+
+def test_batched_crop_and_flip_match_a_per_sample_reference() -> None:
+    from trainscope.data.augment import AugmentConfig, augment_batch
+    from trainscope.data.seeding import AUGMENT_STREAM, cpu_generator
+
+    images = torch.randn(16, 3, 8, 8)
+    augmented = augment_batch(images, AugmentConfig(2, True), torch.zeros(3), seed=5, epoch=1, batch_index=4)
+    generator = cpu_generator(AUGMENT_STREAM, 5, 1, 4)
+    offsets = torch.randint(0, 5, (2, 16), generator=generator)
+    flips = torch.rand(16, generator=generator) < 0.5
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    for index in range(16):
+        top, left = offsets[:, index].tolist()
+        expected = padded[index, :, top : top + 8, left : left + 8]
+        assert torch.equal(augmented[index], expected.flip(-1) if flips[index] else expected)

@@ -48,11 +48,11 @@ def augment_batch(
         padded = padded.expand(batch_size, channels, height + 2 * pad, width + 2 * pad).clone()
         padded[:, :, pad : pad + height, pad : pad + width] = inputs
         offsets = torch.randint(0, 2 * pad + 1, (2, batch_size), generator=generator).to(device)
+        # Two gathers (rows, then columns) crop every sample at its own offset in one pass.
         rows = (offsets[0, :, None] + torch.arange(height, device=device))[:, None, :, None]
         cols = (offsets[1, :, None] + torch.arange(width, device=device))[:, None, None, :]
-        batch = torch.arange(batch_size, device=device)[:, None, None, None]
-        channel = torch.arange(channels, device=device)[None, :, None, None]
-        inputs = padded[batch, channel, rows, cols]
+        padded = padded.gather(2, rows.expand(batch_size, channels, height, width + 2 * pad))
+        inputs = padded.gather(3, cols.expand(batch_size, channels, height, width))
     if config.horizontal_flip:
         flip = (torch.rand(batch_size, generator=generator) < 0.5).to(device)
         inputs = torch.where(flip[:, None, None, None], inputs.flip(-1), inputs)

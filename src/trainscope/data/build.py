@@ -36,9 +36,7 @@ class DataModule:
     std: tuple[float, ...]
 
 
-def split_indices(
-    num_samples: int, val_fraction: float, split_seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def split_indices(num_samples: int, val_fraction: float, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Carve val from train with `split_seed` alone: every run and every trainer.seed sees one split."""
     num_val = round(num_samples * val_fraction)
     if num_samples - num_val < 1:
@@ -71,9 +69,7 @@ def _build_in_memory(config: DataConfig, device: torch.device) -> tuple[list[Bat
     test = load_split(config, "test")
     train_rows, val_rows = split_indices(len(train.labels), config.val_fraction, config.split_seed)
     sources: list[BatchSource] = [
-        InMemoryBatchSource(
-            train.images[train_rows], train.labels[train_rows], _settings(config, device, True)
-        ),
+        InMemoryBatchSource(train.images[train_rows], train.labels[train_rows], _settings(config, device, True)),
         InMemoryBatchSource(train.images[val_rows], train.labels[val_rows], _settings(config, device, False)),
         InMemoryBatchSource(test.images, test.labels, _settings(config, device, False)),
     ]
@@ -86,9 +82,7 @@ def _per_sample_datasets(config: DataConfig) -> tuple[Dataset, Dataset, list[str
         transform = transforms.Compose([uint8_to_float, normalize])
         datasets = []
         for split in ("train", "test"):
-            images, labels = make_synthetic(
-                config.input_shape, config.num_classes, config.num_samples or 0, split
-            )
+            images, labels = make_synthetic(config.input_shape, config.num_classes, config.num_samples or 0, split)
             datasets.append(UInt8ImageDataset(images, labels, transform))
         return datasets[0], datasets[1], [f"class_{i}" for i in range(config.num_classes)]
     prepare_files(config)
@@ -102,12 +96,8 @@ def _build_dataloader(config: DataConfig, device: torch.device) -> tuple[list[Ba
     train, test, class_names = _per_sample_datasets(config)
     train_rows, val_rows = split_indices(len(train), config.val_fraction, config.split_seed)  # type: ignore[arg-type]
     sources: list[BatchSource] = [
-        DataLoaderBatchSource(
-            Subset(train, train_rows.tolist()), _settings(config, device, True), config.num_workers
-        ),
-        DataLoaderBatchSource(
-            Subset(train, val_rows.tolist()), _settings(config, device, False), config.num_workers
-        ),
+        DataLoaderBatchSource(Subset(train, train_rows.tolist()), _settings(config, device, True), config.num_workers),
+        DataLoaderBatchSource(Subset(train, val_rows.tolist()), _settings(config, device, False), config.num_workers),
         DataLoaderBatchSource(test, _settings(config, device, False), config.num_workers),
     ]
     return sources, class_names

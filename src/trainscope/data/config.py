@@ -55,9 +55,7 @@ def _floats(key: str, value: Any, length: int) -> tuple[float, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != length:
         raise ConfigError(f"data.{key} must be a list of {length} numbers (one per channel), got {value!r}")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise ConfigError(
-            f"data.{key} must be a list of {length} numbers (one per channel), got {list(value)}"
-        )
+        raise ConfigError(f"data.{key} must be a list of {length} numbers (one per channel), got {list(value)}")
     return tuple(float(v) for v in value)
 
 
@@ -97,11 +95,7 @@ def validate_data_config(
     if not _is_int(num_classes) or num_classes < 2:
         raise ConfigError(f"data.num_classes must be an integer >= 2, got {num_classes!r}")
     _positive_int("batch_size", batch_size)
-    if (
-        not isinstance(val_fraction, (int, float))
-        or isinstance(val_fraction, bool)
-        or not 0 <= val_fraction < 1
-    ):
+    if not isinstance(val_fraction, (int, float)) or isinstance(val_fraction, bool) or not 0 <= val_fraction < 1:
         raise ConfigError(f"data.val_fraction must be a number in [0, 1), got {val_fraction!r}")
     if not _is_int(split_seed):
         raise ConfigError(f"data.split_seed must be an integer, got {split_seed!r}")
@@ -116,14 +110,10 @@ def validate_data_config(
         raise ConfigError(f"data.std must be positive for every channel, got {list(std_values)}")
     augment = {} if augment is None else augment
     if not isinstance(augment, Mapping):
-        raise ConfigError(
-            f"data.augment must be a mapping with crop_padding and horizontal_flip, got {augment!r}"
-        )
+        raise ConfigError(f"data.augment must be a mapping with crop_padding and horizontal_flip, got {augment!r}")
     unknown = set(augment) - {"crop_padding", "horizontal_flip"}
     if unknown:
-        raise ConfigError(
-            f"data.augment has unknown keys {sorted(unknown)}; allowed: crop_padding, horizontal_flip"
-        )
+        raise ConfigError(f"data.augment has unknown keys {sorted(unknown)}; allowed: crop_padding, horizontal_flip")
     crop_padding = _non_negative_int("augment.crop_padding", augment.get("crop_padding", 0))
     flip = augment.get("horizontal_flip", False)
     if not isinstance(flip, bool):
@@ -131,9 +121,7 @@ def validate_data_config(
     if dataset == "synthetic":
         _positive_int("num_samples", num_samples)
     elif num_samples is not None:
-        raise ConfigError(
-            f"data.num_samples only applies to data=synthetic, got {num_samples!r} for {dataset}"
-        )
+        raise ConfigError(f"data.num_samples only applies to data=synthetic, got {num_samples!r} for {dataset}")
     if not _is_int(seed):
         raise ConfigError(f"trainer.seed must be an integer, got {seed!r}")
     return DataConfig(

@@ -29,9 +29,7 @@ class EpochSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         # Built eagerly: DataLoader workers prefetch, and the order must not depend on when they ask.
         order = epoch_permutation(self.num_samples, self.seed, self.epoch) if self.shuffle else None
-        indices = (
-            order[self.start :].tolist() if order is not None else list(range(self.start, self.num_samples))
-        )
+        indices = order[self.start :].tolist() if order is not None else list(range(self.start, self.num_samples))
         return iter(indices)
 
     def __len__(self) -> int:
@@ -90,9 +88,7 @@ class DataLoaderBatchSource:
         )
         return self._batches(loader, batch_index, epoch)
 
-    def _batches(
-        self, loader: DataLoader, batch_index: int, epoch: int
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _batches(self, loader: DataLoader, batch_index: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         settings = self.settings
         for index, (images, labels) in enumerate(loader, start=batch_index):
             inputs = images.to(settings.device, non_blocking=True)

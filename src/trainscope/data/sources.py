@@ -157,9 +157,7 @@ def _download_timeout(seconds: float) -> Iterator[None]:
 
 def _check_readable(path: Path) -> None:
     if path.exists() and not os.access(path, os.R_OK | os.X_OK):
-        raise DataError(
-            f"cannot read {path}: permission denied; fix its permissions or set paths.data_dir elsewhere"
-        )
+        raise DataError(f"cannot read {path}: permission denied; fix its permissions or set paths.data_dir elsewhere")
 
 
 def prepare_files(config: DataConfig) -> None:
@@ -173,9 +171,7 @@ def prepare_files(config: DataConfig) -> None:
         _check_readable(_raw_dir(config))
         if _is_idx(config.dataset):
             _extract_gzipped_idx(config)
-        missing = [
-            path for split in ("train", "test") for path in _source_files(config, split) if not path.exists()
-        ]
+        missing = [path for split in ("train", "test") for path in _source_files(config, split) if not path.exists()]
         if not missing:
             return
         where = _raw_dir(config)
@@ -194,9 +190,7 @@ def prepare_files(config: DataConfig) -> None:
                 tv_class(root=str(directory), train=True, download=True)
         except PermissionError:
             raise
-        except (
-            Exception
-        ) as error:  # torchvision wraps URLError/timeouts in RuntimeError; any failure means "no data"
+        except Exception as error:  # torchvision wraps URLError/timeouts in RuntimeError; any failure means "no data"
             if any(not path.exists() for path in missing):
                 raise DataError(
                     f"{config.dataset} not found in {where} and the download failed ({_one_line(error)}); "
@@ -246,9 +240,7 @@ def _decode(config: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor,
     except Exception as error:  # torchvision raises assorted types for bad files; find and name the file
         found = _find_corrupt_file(config, split)
         path, reason = found if found else (_raw_dir(config), _one_line(error))
-        raise DataError(
-            f"{path} is corrupt or truncated ({reason}); delete it and download it again"
-        ) from None
+        raise DataError(f"{path} is corrupt or truncated ({reason}); delete it and download it again") from None
     return images.contiguous(), labels, list(dataset.classes)
 
 
@@ -297,12 +289,8 @@ def _write_cache(path: Path, fingerprint: list[list[Any]], decoded: DecodedSplit
 def load_split(config: DataConfig, split: str) -> DecodedSplit:
     """The whole `split` ("train" or "test") as uint8 tensors, from the cache when it is current."""
     if config.dataset == "synthetic":
-        images, labels = make_synthetic(
-            config.input_shape, config.num_classes, config.num_samples or 0, split
-        )
-        return DecodedSplit(
-            images, labels, [f"class_{i}" for i in range(config.num_classes)], from_cache=False
-        )
+        images, labels = make_synthetic(config.input_shape, config.num_classes, config.num_samples or 0, split)
+        return DecodedSplit(images, labels, [f"class_{i}" for i in range(config.num_classes)], from_cache=False)
     prepare_files(config)
     path = cache_path(config, split)
     try:
@@ -325,22 +313,17 @@ def check_shape(config: DataConfig, image_shape: tuple[int, ...], num_classes: i
     """Models are built from data.input_shape/num_classes, so they must describe the real data."""
     if tuple(config.input_shape) != image_shape:
         raise ConfigError(
-            f"data.input_shape must be {list(image_shape)} for {config.dataset}, "
-            f"got {list(config.input_shape)}"
+            f"data.input_shape must be {list(image_shape)} for {config.dataset}, got {list(config.input_shape)}"
         )
     if config.num_classes != num_classes:
-        raise ConfigError(
-            f"data.num_classes must be {num_classes} for {config.dataset}, got {config.num_classes}"
-        )
+        raise ConfigError(f"data.num_classes must be {num_classes} for {config.dataset}, got {config.num_classes}")
 
 
 def torchvision_dataset(config: DataConfig, split: str, transform: Callable[[Any], Any]) -> Dataset:
     """The per-sample torchvision dataset of the DataLoader path (files must be prepared)."""
     tv_class = _TORCHVISION_CLASSES[config.dataset]
     try:
-        dataset = tv_class(
-            root=str(dataset_dir(config)), train=split == "train", transform=transform, download=False
-        )
+        dataset = tv_class(root=str(dataset_dir(config)), train=split == "train", transform=transform, download=False)
     except Exception:  # same diagnosis as the in-memory path
         _decode(config, split)
         raise

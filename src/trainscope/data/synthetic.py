@@ -24,9 +24,7 @@ def make_synthetic(
     input_shape: tuple[int, int, int], num_classes: int, num_samples: int, split: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return uint8 images [N, C, H, W] and int64 labels; classes are balanced."""
-    prototypes = torch.randn(
-        (num_classes, *input_shape), generator=torch.Generator().manual_seed(_PROTOTYPE_SEED)
-    )
+    prototypes = torch.randn((num_classes, *input_shape), generator=torch.Generator().manual_seed(_PROTOTYPE_SEED))
     generator = torch.Generator().manual_seed(_SPLIT_SEEDS[split])
     count = synthetic_split_size(num_samples, split)
     labels = (torch.arange(count) % num_classes)[torch.randperm(count, generator=generator)]
