@@ -26,7 +26,7 @@ from torchvision.datasets.mnist import read_image_file, read_label_file
 from torchvision.datasets.utils import check_integrity
 
 from trainscope.data.config import DataConfig
-from trainscope.data.synthetic import make_synthetic
+from trainscope.data.synthetic import make_synthetic, synthetic_split_size
 from trainscope.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,6 @@ def dataset_dir(config: DataConfig) -> Path:
 def split_size(config: DataConfig, split: str) -> int:
     """Number of images in a split (before the val carve-out), known without decoding."""
     if config.dataset == "synthetic":
-        from trainscope.data.synthetic import synthetic_split_size
-
         return synthetic_split_size(config.num_samples or 0, split)
     return _SPLIT_SIZES[config.dataset][0 if split == "train" else 1]
 
