@@ -1,0 +1,49 @@
+"""How the command line reports a user's mistake: one line on stderr and a non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import NoReturn
+
+from hydra.errors import InstantiationException
+
+from trainscope.errors import ConfigError, TrainingFailed, TrainscopeError
+
+EXIT_USER_ERROR = 2
+EXIT_TRAINING_FAILED = 1
+
+
+def as_user_error(error: BaseException) -> TrainscopeError | None:
+    """The user's mistake behind `error`, if it is one.
+
+    `hydra.utils.instantiate` wraps whatever a constructor raises; our own errors inside keep their
+    message, and any other failure to build a configured object (a `_target_` that does not exist, an
+    argument of the wrong type) is a config mistake named by its first line.
+    """
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, TrainscopeError):
+            return cause
+        cause = cause.__cause__
+    if isinstance(error, InstantiationException):
+        root = error
+        while root.__cause__ is not None:
+            root = root.__cause__
+        message = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
+        return ConfigError(f"could not build the configured object: {message}")
+    return None
+
+
+def report_user_error(error: TrainscopeError) -> NoReturn:
+    print(f"error: {error}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_TRAINING_FAILED if isinstance(error, TrainingFailed) else EXIT_USER_ERROR)
+
+
+@contextlib.contextmanager
+def exit_on_user_error() -> Iterator[None]:
+    try:
+        yield
+    except TrainscopeError as error:
+        report_user_error(error)

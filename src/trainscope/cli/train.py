@@ -1,0 +1,54 @@
+"""`python train.py` / `trainscope-train`: Hydra composes the config, `trainscope.engine.run` trains.
+
+torch is imported only inside the task, so `--help` and `--cfg job` answer instantly.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from trainscope.cli.errors import as_user_error, exit_on_user_error, report_user_error
+from trainscope.config.overrides import check_group_choices
+from trainscope.config.paths import config_dir
+from trainscope.config.resolvers import register_resolvers
+from trainscope.config.validation import validate_config
+
+log = logging.getLogger("trainscope")
+
+
+def task(cfg: DictConfig) -> float | tuple[float, ...]:
+    """Hydra's task function: one run; returns `optimized_metric` for sweepers."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        validate_config(cfg)
+        from trainscope.engine.run import train  # torch loads here, not at --help
+
+        return train(cfg, run_dir).objective
+    except Exception as error:
+        user_error = as_user_error(error)
+        if user_error is None:
+            raise  # a bug: keep the traceback
+        log.error("%s", user_error)
+        if multirun:
+            raise user_error from error  # the sweeper records this job as failed and goes on
+        report_user_error(user_error)
+
+
+def main() -> None:
+    register_resolvers()
+    with exit_on_user_error():
+        conf = config_dir()
+        check_group_choices(sys.argv[1:], conf)
+    hydra.main(version_base="1.3", config_path=str(conf), config_name="train")(task)()
+
+
+if __name__ == "__main__":
+    main()

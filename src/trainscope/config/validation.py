@@ -1,0 +1,76 @@
+"""Check the composed config before any work starts, so a typo costs a second, not a run.
+
+Each rule names a key, what it accepts, and a check; the first failure becomes one line such as
+`optimizer.lr must be a positive number, got 'abc'`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from trainscope.errors import ConfigError
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_number(value: Any) -> bool:
+    return _is_number(value) and value > 0
+
+
+def _positive_int(value: Any) -> bool:
+    return _is_int(value) and value > 0
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or check(value)
+
+
+def _batch_limit(value: Any) -> bool:
+    return value is None or _positive_int(value) or (isinstance(value, float) and 0 < value <= 1)
+
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+# key, what it accepts (shown to the user), check; keys absent from the config are skipped
+RULES: list[tuple[str, str, Callable[[Any], bool]]] = [
+    ("optimizer.lr", "a positive number", _positive_number),
+    ("optimizer.weight_decay", "a number >= 0", lambda v: _is_number(v) and v >= 0),
+    ("optimizer.momentum", "a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
+    ("trainer.max_epochs", "a positive integer", _positive_int),
+    ("trainer.precision", "one of 32, bf16, 16", lambda v: str(v) in ("32", "bf16", "16")),
+    ("trainer.device", "auto, cpu, cuda, cuda:<index> or mps", lambda v: bool(DEVICE_PATTERN.match(str(v)))),
+    ("trainer.grad_clip", "null or a positive number", _optional(_positive_number)),
+    ("trainer.seed", "an integer", _is_int),
+    ("trainer.deterministic", "true or false", lambda v: isinstance(v, bool)),
+    ("trainer.limit_train_batches", "null, a positive integer or a fraction in (0, 1]", _batch_limit),
+    ("trainer.limit_val_batches", "null, a positive integer or a fraction in (0, 1]", _batch_limit),
+    ("trainer.test", "true or false", lambda v: isinstance(v, bool)),
+    ("logging.log_every_n_steps", "a positive integer", _positive_int),
+    ("logging.flush_secs", "a positive number", _positive_number),
+    ("monitor.metric", "a metric tag such as val/acc", lambda v: isinstance(v, str) and "/" in v),
+    ("monitor.mode", "max or min", lambda v: v in ("max", "min")),
+]
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first value that breaks a rule."""
+    for key, accepted, check in RULES:
+        if OmegaConf.select(cfg, key, default="__absent__") == "__absent__":
+            continue
+        value = OmegaConf.select(cfg, key)
+        if not check(value):
+            raise ConfigError(f"{key} must be {accepted}, got {value!r}")
+    metrics = cfg.optimized_metric
+    names = list(metrics) if OmegaConf.is_list(metrics) else [metrics]
+    if not names or not all(isinstance(name, str) and name for name in names):
+        raise ConfigError(f"optimized_metric must be a metric tag or a list of tags, got {metrics!r}")

@@ -1,0 +1,92 @@
+"""Build the run's parts from the composed config with `hydra.utils.instantiate`."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import random
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from trainscope.engine.callbacks import Callback
+from trainscope.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def select_device(requested: str) -> torch.device:
+    """`auto` takes CUDA when present; asking for CUDA on a machine without it is a config error."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.device={requested} but CUDA is not available; use trainer.device=auto or cpu")
+    return device
+
+
+def seed_everything(seed: int, deterministic: bool, cudnn_benchmark: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.benchmark = cudnn_benchmark and not deterministic
+    if deterministic:
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
+    return instantiate(cfg.optimizer)(model.parameters())
+
+
+def build_scheduler(
+    cfg: DictConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+) -> tuple[Any, str]:
+    """The lr scheduler and when it steps ("epoch" or "step"); (None, "epoch") for `scheduler=none`.
+
+    Schedules that need the run's length (OneCycleLR's total_steps, steps_per_epoch, epochs) get it
+    from the data and trainer config, so their YAML never repeats those numbers.
+    """
+    scheduler_cfg = OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else {}
+    if not scheduler_cfg:
+        return None, "epoch"
+    interval = scheduler_cfg.pop("interval", "epoch")
+    if interval not in ("epoch", "step"):
+        raise ConfigError(f"scheduler.interval must be 'epoch' or 'step', got {interval!r}")
+    factory = instantiate(scheduler_cfg)
+    run_length = {
+        "total_steps": steps_per_epoch * int(cfg.trainer.max_epochs),
+        "steps_per_epoch": steps_per_epoch,
+        "epochs": int(cfg.trainer.max_epochs),
+    }
+    accepted = inspect.signature(factory.func).parameters
+    extra = {key: value for key, value in run_length.items() if key in accepted and key not in factory.keywords}
+    if "total_steps" in extra:  # OneCycleLR takes total_steps or (epochs, steps_per_epoch), not both
+        extra = {"total_steps": extra["total_steps"]}
+    return factory(optimizer, **extra), interval
+
+
+def build_callbacks(callbacks_cfg: DictConfig | None) -> dict[str, Callback]:
+    """Instantiate each entry of the `callbacks` dict; a null entry turns that callback off."""
+    callbacks: dict[str, Callback] = {}
+    for name, callback_cfg in (callbacks_cfg or {}).items():
+        if callback_cfg is None:
+            continue
+        if "_target_" not in callback_cfg:
+            raise ConfigError(f"callbacks.{name} needs a _target_ naming a Callback class")
+        callback = instantiate(callback_cfg)
+        if not isinstance(callback, Callback):
+            raise ConfigError(
+                f"callbacks.{name}._target_={callback_cfg._target_} is not a trainscope.engine.callbacks.Callback"
+            )
+        callbacks[name] = callback
+    return callbacks
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())
+

@@ -1,0 +1,121 @@
+"""One training run, from composed config to run directory: build, fit, test, summarize.
+
+Data flows one way: config → build → loop → callbacks/monitor → run directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from trainscope.engine.build import (
+    build_callbacks,
+    build_optimizer,
+    build_scheduler,
+    count_parameters,
+    seed_everything,
+    select_device,
+)
+from trainscope.engine.callbacks import CallbackList
+from trainscope.engine.checkpoint import BEST, CHECKPOINT_DIR, load_checkpoint
+from trainscope.engine.trainer import Trainer
+from trainscope.errors import ConfigError, TrainingFailed
+from trainscope.monitor.run_summary import best_values, write_run_summary
+from trainscope.monitor.tensorboard import TensorBoardMonitor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOutcome:
+    """What a finished run reports to the entrypoint and to sweepers."""
+
+    status: str
+    reason: str
+    metrics: dict[str, float]  # last epoch metrics, test metrics and run facts
+    objective: float | tuple[float, ...]
+
+
+def train(cfg: DictConfig, run_dir: Path) -> RunOutcome:
+    """Train as `cfg` says, writing everything into `run_dir`; raises TrainingFailed if the run fails."""
+    started = time.time()
+    device = select_device(str(cfg.trainer.device))
+    seed_everything(int(cfg.trainer.seed), bool(cfg.trainer.deterministic), bool(cfg.trainer.cudnn_benchmark))
+    data = instantiate(cfg.data, device=device, seed=int(cfg.trainer.seed), _convert_="all")
+    model = instantiate(cfg.model).to(device)
+    optimizer = build_optimizer(cfg, model)
+    scheduler, interval = build_scheduler(cfg, optimizer, steps_per_epoch=len(data.train))
+    callbacks = CallbackList(build_callbacks(cfg.get("callbacks")))
+    monitor = TensorBoardMonitor(run_dir, flush_secs=float(cfg.logging.flush_secs))
+    trainer = Trainer(cfg, model, data, optimizer, scheduler, interval, callbacks, monitor, run_dir, device)
+
+    log.info("run directory: %s  |  watch it live: tensorboard --logdir %s", run_dir, run_dir)
+    log.info("model %s: %d parameters, device %s", cfg.model._target_, count_parameters(model), device)
+    test_metrics: dict[str, float] = {}
+    try:
+        trainer.fit()
+        if cfg.trainer.test and data.test is not None and trainer.status in ("completed", "stopped_early"):
+            test_metrics = _test_best_model(trainer)
+    finally:
+        summary = _summarize(cfg, trainer, test_metrics, model, time.time() - started)
+        write_run_summary(run_dir, summary)
+        monitor.close()
+    if trainer.status == "failed":
+        raise TrainingFailed(f"training failed: {trainer.stop_reason}")
+    return RunOutcome(trainer.status, trainer.stop_reason, summary["final"], _objective(cfg, summary["final"]))
+
+
+def _test_best_model(trainer: Trainer) -> dict[str, float]:
+    """Evaluate the best checkpoint (the last weights when no checkpoint was kept) on the test split."""
+    best_path = trainer.run_dir / CHECKPOINT_DIR / BEST
+    if best_path.is_file():
+        trainer.model.load_state_dict(load_checkpoint(best_path, trainer.device)["model"])
+    metrics = trainer.evaluate(trainer.data.test, "test")
+    trainer.monitor.scalars(metrics, trainer.state.global_step)
+    log.info("test/loss %.4f  test/acc %.4f", metrics["test/loss"], metrics["test/acc"])
+    return metrics
+
+
+def _summarize(
+    cfg: DictConfig, trainer: Trainer, test_metrics: dict[str, float], model: torch.nn.Module, seconds: float
+) -> dict[str, Any]:
+    history = trainer.state.history
+    final = {
+        **(history[-1] if history else {}),
+        **test_metrics,
+        "model/num_parameters": float(count_parameters(model)),
+        "time/wall_seconds": seconds,
+    }
+    return {
+        "status": trainer.status,
+        "reason": trainer.stop_reason,
+        "epochs_run": trainer.state.epoch,
+        "global_step": trainer.state.global_step,
+        "wall_time_seconds": seconds,
+        "final": final,
+        "best": best_values(history),
+        "test": test_metrics,
+        "optimized_metric": OmegaConf.to_container(cfg.optimized_metric)
+        if OmegaConf.is_list(cfg.optimized_metric)
+        else cfg.optimized_metric,
+        "run_dir": str(trainer.run_dir),
+    }
+
+
+def _objective(cfg: DictConfig, final: dict[str, float]) -> float | tuple[float, ...]:
+    """The value(s) named by `optimized_metric`, for sweepers: one float, or a tuple for several."""
+    names = list(cfg.optimized_metric) if OmegaConf.is_list(cfg.optimized_metric) else [cfg.optimized_metric]
+    missing = [name for name in names if name not in final]
+    if missing:
+        raise ConfigError(
+            f"optimized_metric {missing[0]!r} was not logged; choose one of: {', '.join(sorted(final))}"
+        )
+    values = tuple(float(final[name]) for name in names)
+    return values[0] if len(values) == 1 else values

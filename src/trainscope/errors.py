@@ -1,0 +1,25 @@
+"""User-facing errors: one line that names the bad value and the fix.
+
+The command-line entrypoints print these as `error: <message>` and exit non-zero without a traceback;
+anything else is a bug and keeps its traceback.
+"""
+
+
+class TrainscopeError(Exception):
+    """An error caused by the user's input, reported in one line."""
+
+
+class ConfigError(TrainscopeError):
+    """A config value is missing, of the wrong type or out of range."""
+
+
+class DataError(TrainscopeError):
+    """A dataset is missing, unreadable or corrupt."""
+
+
+class CheckpointError(TrainscopeError):
+    """A checkpoint or run directory is missing, unreadable or corrupt."""
+
+
+class TrainingFailed(TrainscopeError):
+    """Training itself went wrong (NaN loss, a health check): the run is recorded as failed."""
