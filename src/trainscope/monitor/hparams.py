@@ -36,11 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2, summary_v2
 from torch.utils.tensorboard import SummaryWriter
 
-from trainscope.config.flatten import HParamValue, normalize_value
+from trainscope.config.flatten import HParamValue, hparams_from_config, normalize_value
 
 TRIAL_STATE_TAG = "trial_state"
 
@@ -90,9 +92,9 @@ Domain = Sequence[HParamValue] | Interval
 class HParamsSession:
     """The HParams session of one run directory, written through the run's own `SummaryWriter`.
 
-    Call `start()` when the run starts training and `end(status)` once, in a `finally`, with the
-    trainer's final status. Both are no-ops when repeated, and `end` without `start` writes nothing,
-    because TensorBoard would ignore a second start/end info anyway.
+    Build it with `from_config`, call `start()` when the run starts training and `end(status, step)` in
+    a `finally`, with the trainer's final status. Both are no-ops when repeated, and `end` without
+    `start` writes nothing, because TensorBoard would ignore a second start/end info anyway.
     """
 
     def __init__(
@@ -111,6 +113,17 @@ class HParamsSession:
         self.started = False
         self.ended = False
 
+    @classmethod
+    def from_config(
+        cls, cfg: DictConfig, writer: SummaryWriter, run_dir: str | Path, group_name: str | None = None
+    ) -> HParamsSession:
+        """The session of a Hydra run: hyperparameters from `cfg`, the group choices and `cfg.hparams`."""
+        choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+        include = OmegaConf.select(cfg, "hparams.include", default=None) or ["*"]
+        exclude = OmegaConf.select(cfg, "hparams.exclude", default=None) or []
+        hparams = hparams_from_config(cfg, choices, include=list(include), exclude=list(exclude))
+        return cls(writer, run_dir, hparams, group_name)
+
     def start(self, start_time_secs: float | None = None) -> None:
         """Write the session start info and flush, so the run appears in the HParams tab at once."""
         if self.started:
@@ -123,7 +136,13 @@ class HParamsSession:
         self.started = True
 
     def end(self, run_status: str, global_step: int = 0, end_time_secs: float | None = None) -> None:
-        """Write `trial_state` and the session end info for `run_status` (a key of `TRIAL_STATES`)."""
+        """Write `trial_state` and the session end info for the trainer's final `run_status`.
+
+        `run_status` is a key of `TRIAL_STATES`, or "running" for a run that ended without the loop
+        settling its status (an exception outside `fit`), which counts as failed.
+        """
+        if run_status == "running":
+            run_status = "failed"
         if run_status not in TRIAL_STATES:
             raise ValueError(f"run status must be one of {sorted(TRIAL_STATES)}, got {run_status!r}")
         if self.ended or not self.started:

@@ -1,0 +1,107 @@
+"""`python train.py -m ...`: a failed run does not stop the grid, and each run is its own HParams session."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO_ROOT, TINY, cli_env
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_hparams import experiment, metric_values, session_groups, start_tensorboard, wait_for
+
+from trainscope.monitor.hparams import DEFAULT_METRICS
+
+GRID = [*TINY, "hydra/sweeper=trainscope_grid", "optimizer=sgd"]
+DIVERGING_LR = "1e30"  # SGD at this rate turns the loss into NaN in the first epoch
+
+
+def last_scalars(run_dir: Path) -> dict[str, float]:
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return {tag: accumulator.Scalars(tag)[-1].value for tag in accumulator.Tags()["scalars"]}
+
+
+def test_failed_run_is_recorded_and_the_grid_goes_on(train: Any, tmp_path: Path) -> None:
+    # One job per batch: Hydra's basic sweeper would not even start the batches after a failure.
+    result = train("-m", *GRID, f"optimizer.lr=0.01,{DIVERGING_LR},0.02", "hydra.sweeper.max_batch_size=1")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    sweep_dirs = list((tmp_path / "outputs" / "multirun").glob("*/*"))
+    assert len(sweep_dirs) == 1
+    sweep_dir = sweep_dirs[0]
+    run_dirs = sorted(path for path in sweep_dir.iterdir() if path.is_dir() and path.name[0].isdigit())
+    assert [path.name[0] for path in run_dirs] == ["0", "1", "2"]
+    failed_dir = run_dirs[1]
+    summary = [line for line in result.stdout.splitlines() if line.startswith("multirun:")]
+    assert len(summary) == 1 and summary[0].startswith("multirun: 2 succeeded, 1 failed (")
+    assert failed_dir.name in summary[0]
+    assert "Traceback" not in result.stderr  # a NaN loss is a user-level failure: one line, no traceback
+
+    url = start_tensorboard(sweep_dir)
+    columns = wait_for(lambda: experiment(url).get("hparamInfos"), what="the experiment summary")
+    assert [column["name"] for column in columns] == ["optimizer.lr"]
+    assert [metric["name"]["tag"] for metric in experiment(url)["metricInfos"]] == list(DEFAULT_METRICS)
+
+    groups = wait_for(lambda: len(session_groups(url)) == 3 and session_groups(url), what="3 sessions")
+    sessions = {group["sessions"][0]["name"]: (group, group["sessions"][0]) for group in groups}
+    assert set(sessions) == {path.name for path in run_dirs}
+    for run_dir, lr, status in zip(
+        run_dirs, [0.01, 1e30, 0.02], ["STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_SUCCESS"], strict=True
+    ):
+        group, session = sessions[run_dir.name]
+        assert session["status"] == status
+        assert group["hparams"]["optimizer.lr"] == lr
+        assert group["hparams"]["optimizer"] == "sgd" and group["hparams"]["model"] == "mlp"
+        logged = last_scalars(run_dir)
+        shown = metric_values(session)
+        assert set(shown) == {tag for tag in DEFAULT_METRICS if tag in logged}
+        for tag, value in shown.items():
+            assert value == pytest.approx(logged[tag], nan_ok=True), tag
+    assert metric_values(sessions[run_dirs[0].name][1])["epoch"] == 2
+
+
+def test_hparams_tab_follows_a_training_run_live_and_marks_an_interrupted_run_failed(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    output_root = tmp_path / "outputs"
+    args = [*TINY, "trainer.max_epochs=1000", "callbacks=none", "trainer.test=false"]
+    process = subprocess.Popen(
+        [sys.executable, "train.py", *args],
+        cwd=REPO_ROOT,
+        env=cli_env(output_root, data_dir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        runs_root = output_root / "runs"
+        wait_for(lambda: list(runs_root.glob("*/*/*tfevents*")), timeout=60, what="the run's event file")
+        url = start_tensorboard(runs_root)
+
+        def live_session() -> dict[str, Any] | None:
+            groups = session_groups(url)
+            return groups[0]["sessions"][0] if groups else None
+
+        def epochs_shown() -> float:
+            return metric_values(live_session() or {}).get("epoch", 0.0)
+
+        session = wait_for(lambda: epochs_shown() >= 1 and live_session(), timeout=30, what="a first epoch")
+        assert session["status"] == "STATUS_UNKNOWN"  # no end info while training
+        first = epochs_shown()
+        wait_for(lambda: epochs_shown() > first, timeout=30, what="a later epoch to show up")
+
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        ended = wait_for(
+            lambda: (live_session() or {}).get("status") not in (None, "STATUS_UNKNOWN") and live_session(),
+            what="the end info",
+        )
+        assert ended["status"] == "STATUS_FAILURE"
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
