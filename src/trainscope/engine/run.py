@@ -27,6 +27,7 @@ from trainscope.engine.callbacks import CallbackList
 from trainscope.engine.checkpoint import BEST, CHECKPOINT_DIR, load_checkpoint
 from trainscope.engine.trainer import Trainer
 from trainscope.errors import ConfigError, TrainingFailed
+from trainscope.monitor.hparams import HParamsSession
 from trainscope.monitor.run_summary import best_values, write_run_summary
 from trainscope.monitor.tensorboard import TensorBoardMonitor
 
@@ -58,6 +59,8 @@ def train(cfg: DictConfig, run_dir: Path) -> RunOutcome:
 
     log.info("run directory: %s  |  watch it live: tensorboard --logdir %s", run_dir, run_dir)
     log.info("model %s: %d parameters, device %s", cfg.model._target_, count_parameters(model), device)
+    session = HParamsSession.from_config(cfg, monitor.writer, run_dir)
+    session.start()
     test_metrics: dict[str, float] = {}
     try:
         trainer.fit()
@@ -66,6 +69,7 @@ def train(cfg: DictConfig, run_dir: Path) -> RunOutcome:
     finally:
         summary = _summarize(cfg, trainer, test_metrics, model, time.time() - started)
         write_run_summary(run_dir, summary)
+        session.end(trainer.status, trainer.state.global_step)
         monitor.close()
     if trainer.status == "failed":
         raise TrainingFailed(f"training failed: {trainer.stop_reason}")
