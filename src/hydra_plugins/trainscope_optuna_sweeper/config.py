@@ -1,0 +1,158 @@
+"""Config of `hydra/sweeper=trainscope_optuna` and its `sampler` and `pruner` groups.
+
+Sampler and pruner are config groups, so `hydra/sweeper/sampler=random` replaces the whole node and no
+key of the previous option is left behind (the official plugin's `sampler._target_=...` switch left
+e.g. `seed` on a sampler that does not take it). Seeds are not in the sampler options: the sweeper
+passes `hydra.sweeper.seed` plus the number of trials so far, so resumed and cooperating sweeps do not
+replay each other's proposals.
+
+This module only declares dataclasses: Hydra imports every plugin module on each start (even `--help`).
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+PROVIDER = "trainscope"
+
+
+@dataclass
+class TPESamplerConf:
+    _target_: str = "optuna.samplers.TPESampler"
+    n_startup_trials: int = 10
+    n_ei_candidates: int = 24
+    multivariate: bool = False
+    group: bool = False
+    constant_liar: bool = True  # parallel trials do not all propose the same point
+
+
+@dataclass
+class RandomSamplerConf:
+    _target_: str = "optuna.samplers.RandomSampler"
+
+
+@dataclass
+class GridSamplerConf:
+    """Every combination of the (discrete) params, once; `n_trials` is capped at the grid size."""
+
+    _target_: str = "optuna.samplers.GridSampler"
+
+
+@dataclass
+class CmaEsSamplerConf:
+    _target_: str = "optuna.samplers.CmaEsSampler"
+    sigma0: float | None = None
+    n_startup_trials: int = 1
+    warn_independent_sampling: bool = True
+    consider_pruned_trials: bool = False
+    use_separable_cma: bool = False
+    with_margin: bool = False
+
+
+@dataclass
+class GPSamplerConf:
+    _target_: str = "optuna.samplers.GPSampler"
+    n_startup_trials: int = 10
+    deterministic_objective: bool = False
+
+
+@dataclass
+class NSGAIISamplerConf:
+    """Multi-objective genetic search (several `optimized_metric` / `direction` entries)."""
+
+    _target_: str = "optuna.samplers.NSGAIISampler"
+    population_size: int = 50
+    mutation_prob: float | None = None
+    crossover_prob: float = 0.9
+    swapping_prob: float = 0.5
+
+
+@dataclass
+class NopPrunerConf:
+    _target_: str = "optuna.pruners.NopPruner"
+
+
+@dataclass
+class MedianPrunerConf:
+    """Stop a trial whose best value so far is worse than the median of earlier trials at that epoch."""
+
+    _target_: str = "optuna.pruners.MedianPruner"
+    n_startup_trials: int = 5
+    n_warmup_steps: int = 0
+    interval_steps: int = 1
+    n_min_trials: int = 1
+
+
+@dataclass
+class HyperbandPrunerConf:
+    _target_: str = "optuna.pruners.HyperbandPruner"
+    min_resource: int = 1
+    max_resource: Any = "auto"
+    reduction_factor: int = 3
+    bootstrap_count: int = 0
+
+
+@dataclass
+class SuccessiveHalvingPrunerConf:
+    _target_: str = "optuna.pruners.SuccessiveHalvingPruner"
+    min_resource: Any = "auto"
+    reduction_factor: int = 4
+    min_early_stopping_rate: int = 0
+    bootstrap_count: int = 0
+
+
+@dataclass
+class TrainscopeOptunaSweeperConf:
+    _target_: str = "hydra_plugins.trainscope_optuna_sweeper.sweeper.TrainscopeOptunaSweeper"
+    _recursive_: bool = False  # sampler and pruner stay configs: jobs rebuild the pruner from them
+    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"sampler": "tpe"}, {"pruner": "none"}])
+    sampler: Any = None
+    pruner: Any = None
+    # "maximize"/"minimize", or one per entry of a list `optimized_metric` (multi-objective).
+    direction: Any = "maximize"
+    # Trials that count: complete, pruned and failed ones; trials a killed sweep left behind do not.
+    n_trials: int = 20
+    # Trials at once; above 1 the sweeper starts n_jobs - 1 worker processes on the same study.
+    n_jobs: int = 1
+    # Defaults to the hparams_search option (or the job name); with `storage` it identifies the study.
+    study_name: str | None = None
+    # null: a journal file `optuna_journal.log` in the sweep dir; or a file path, or an RDB URL
+    # (sqlite:///study.db, postgresql://user:password@host/db).
+    storage: str | None = None
+    seed: int | None = 0
+    # The sweep stops once this many trials failed (raised, NaN/Inf objective, health checks); null: never.
+    max_failures: int | None = 3
+    # Seconds after which no new trial starts (running ones finish); null: no limit.
+    timeout: float | None = None
+    # Metric reported to the pruner each epoch; null: the (single) optimized_metric.
+    pruning_metric: str | None = None
+    # Search space in the official plugin's syntax: interval(...), tag(log, interval(...)), range(...),
+    # choice(...), a,b,c; plain values are passed to every trial unchanged.
+    params: dict[str, Any] | None = None
+
+
+def _register() -> None:
+    store = ConfigStore.instance()
+    store.store(group="hydra/sweeper", name="trainscope_optuna", node=TrainscopeOptunaSweeperConf, provider=PROVIDER)
+    samplers = {
+        "tpe": TPESamplerConf,
+        "random": RandomSamplerConf,
+        "grid": GridSamplerConf,
+        "cmaes": CmaEsSamplerConf,
+        "gp": GPSamplerConf,
+        "nsga2": NSGAIISamplerConf,
+    }
+    for name, node in samplers.items():
+        store.store(group="hydra/sweeper/sampler", name=name, node=node, provider=PROVIDER)
+    pruners = {
+        "none": NopPrunerConf,
+        "median": MedianPrunerConf,
+        "hyperband": HyperbandPrunerConf,
+        "successive_halving": SuccessiveHalvingPrunerConf,
+    }
+    for name, node in pruners.items():
+        store.store(group="hydra/sweeper/pruner", name=name, node=node, provider=PROVIDER)
+
+
+_register()

@@ -1,0 +1,84 @@
+"""How a finished job becomes an Optuna trial state: COMPLETE, PRUNED, FAIL (with a reason) or interrupted.
+
+The job's `metrics.json` says how the run ended (the entrypoint returns normally for a pruned run and
+raises for a failed one); the job's return value is the objective.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from optuna.trial import TrialState
+
+from trainscope.monitor.run_summary import read_run_summary, write_run_summary
+from trainscope.sweep.storage import first_line
+from trainscope.sweep.summary import job_run_dir
+
+
+@dataclass
+class TrialOutcome:
+    state: TrialState
+    run_status: str
+    run_dir: Path
+    values: list[float] | None = None
+    reason: str = ""
+    interrupted: bool = False  # the run was stopped by a signal: not the trial's fault, retried once
+
+
+def judge_job(job: JobReturn, metric_names: Sequence[str]) -> TrialOutcome:
+    run_dir = job_run_dir(job)
+    try:
+        summary = read_run_summary(run_dir)
+    except (OSError, ValueError):
+        summary = {}  # the task is not a trainscope run, or it died before writing metrics.json
+    status = str(summary.get("status") or "")
+    reason = str(summary.get("reason") or "")
+
+    if job.status != JobStatus.COMPLETED:
+        error = job._return_value  # reading `return_value` of a failed job re-raises its exception
+        if status == "interrupted" or isinstance(error, KeyboardInterrupt):
+            return TrialOutcome(TrialState.FAIL, "interrupted", run_dir, reason=reason, interrupted=True)
+        if not reason and isinstance(error, BaseException):
+            reason = f"{type(error).__name__}: {first_line(error)}"
+        return TrialOutcome(TrialState.FAIL, status or "failed", run_dir, reason=reason or "the job failed")
+    if status == "interrupted":
+        return TrialOutcome(TrialState.FAIL, status, run_dir, reason=reason, interrupted=True)
+    if status == "pruned":
+        return TrialOutcome(TrialState.PRUNED, status, run_dir, reason=reason)
+    if status == "failed":
+        return TrialOutcome(TrialState.FAIL, status, run_dir, reason=reason or "the run failed")
+
+    values, problem = objective_values(job.return_value, metric_names)
+    if problem:
+        return TrialOutcome(TrialState.FAIL, status or "completed", run_dir, reason=problem)
+    return TrialOutcome(TrialState.COMPLETE, status or "completed", run_dir, values=values, reason=reason)
+
+
+def objective_values(returned: Any, metric_names: Sequence[str]) -> tuple[list[float] | None, str]:
+    """The objective values, or None and why they are unusable (wrong shape, NaN, Inf)."""
+    items = list(returned) if isinstance(returned, list | tuple) else [returned]
+    if len(items) != len(metric_names):
+        return None, f"the run returned {returned!r}; expected {len(metric_names)} value(s) for {list(metric_names)}"
+    try:
+        values = [float(item) for item in items]
+    except (TypeError, ValueError):
+        return None, f"the run returned {returned!r}; expected float value(s) for {list(metric_names)}"
+    for name, value in zip(metric_names, values, strict=True):
+        if not math.isfinite(value):
+            return None, f"objective {name} is {value}"
+    return values, ""
+
+
+def record_in_run_summary(run_dir: Path, trial_number: int, state: TrialState, reason: str) -> None:
+    """Add the trial's number, state and failure reason to the run's metrics.json (when the run has one)."""
+    try:
+        summary = read_run_summary(run_dir)
+    except (OSError, ValueError):
+        return
+    summary["optuna"] = {"trial": trial_number, "state": state.name, "reason": reason}
+    write_run_summary(run_dir, summary)

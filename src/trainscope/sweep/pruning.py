@@ -1,0 +1,47 @@
+"""Pruning inside the training loop: report the monitored metric each epoch, stop when the pruner says.
+
+The engine adds `OptunaPruningCallback.from_config(cfg.optuna_trial)` to the callbacks when the run is an
+Optuna trial. A pruned run ends like any stopped run (checkpoints, TensorBoard data and `metrics.json`
+stay) with status "pruned"; the sweeper then records the trial PRUNED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from trainscope.engine.callbacks import Callback
+from trainscope.errors import ConfigError
+from trainscope.sweep.trial_link import TrialLink, connect_trial
+
+if TYPE_CHECKING:
+    from trainscope.engine.trainer import Trainer
+
+
+class OptunaPruningCallback(Callback):
+    """Reports `metrics[monitor]` to the trial after every epoch and requests a stop when pruned.
+
+    With several objectives (no pruning in Optuna) or no monitor it only watches.
+    """
+
+    def __init__(self, link: TrialLink) -> None:
+        self.link = link
+
+    @classmethod
+    def from_config(cls, optuna_trial_cfg: Any) -> OptunaPruningCallback | None:
+        link = connect_trial(optuna_trial_cfg)
+        return None if link is None else cls(link)
+
+    def on_epoch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
+        monitor = self.link.monitor
+        if not monitor:
+            return
+        if monitor not in metrics:
+            raise ConfigError(
+                f"hydra.sweeper.pruning_metric {monitor!r} is not an epoch metric; "
+                f"choose one of: {', '.join(sorted(metrics))}"
+            )
+        epoch = int(trainer.state.epoch)
+        self.link.report(float(metrics[monitor]), epoch)
+        if self.link.should_prune():
+            trainer.request_stop(f"pruned by {self.link.pruner_name} at epoch {epoch}", status="pruned")

@@ -1,0 +1,109 @@
+"""`<sweep_dir>/optimization_results.yaml` and the sweep's last terminal line, both from the study itself.
+
+Built from the storage (not from this process's memory), so a resumed or cooperating sweep reports the
+whole study.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from trainscope.monitor.run_summary import read_run_summary
+from trainscope.sweep.storage import dashboard_command, redact
+from trainscope.sweep.study import RUN_DIR_ATTR, count_trials
+
+RESULTS_FILE = "optimization_results.yaml"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _trial_entry(trial: FrozenTrial, metric_names: Sequence[str]) -> dict[str, Any]:
+    return {
+        "number": trial.number,
+        "values": dict(zip(metric_names, (_plain(v) for v in trial.values or []), strict=False)),
+        "params": {name: _plain(value) for name, value in trial.params.items()},
+        "run_dir": trial.user_attrs.get(RUN_DIR_ATTR),
+    }
+
+
+def epochs_trained(trial: FrozenTrial) -> int:
+    """Epochs the trial's run trained: its metrics.json, else the epochs it reported to the pruner."""
+    run_dir = trial.user_attrs.get(RUN_DIR_ATTR)
+    if run_dir:
+        try:
+            return int(read_run_summary(Path(run_dir)).get("epochs_run") or 0)
+        except (OSError, ValueError, TypeError):
+            pass
+    return len(trial.intermediate_values)
+
+
+def study_results(study: optuna.Study, *, n_trials: int, metric_names: Sequence[str], storage: str) -> dict[str, Any]:
+    trials = study.get_trials(deepcopy=False)
+    counts = count_trials(trials)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    results: dict[str, Any] = {
+        "study_name": study.study_name,
+        "storage": redact(storage),
+        "dashboard": dashboard_command(redact(storage)),
+        "optimized_metric": list(metric_names) if len(metric_names) > 1 else metric_names[0],
+        "direction": [d.name.lower() for d in study.directions]
+        if len(study.directions) > 1
+        else study.direction.name.lower(),
+        "n_trials": n_trials,
+        "counts": counts.as_dict(),
+        "epochs_trained": sum(epochs_trained(t) for t in trials),
+    }
+    if len(metric_names) == 1:
+        best = study.best_trial if complete else None
+        results.update(
+            best_value=_plain(best.value) if best else None,
+            best_params={k: _plain(v) for k, v in best.params.items()} if best else None,
+            best_trial=best.number if best else None,
+            best_run_dir=best.user_attrs.get(RUN_DIR_ATTR) if best else None,
+        )
+    else:
+        results["best_trials"] = [_trial_entry(t, metric_names) for t in (study.best_trials if complete else [])]
+    return results
+
+
+def write_results(sweep_dir: str | os.PathLike[str], results: dict[str, Any]) -> Path:
+    path = Path(sweep_dir) / RESULTS_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(results, sort_keys=False, default_flow_style=False))
+    os.replace(tmp, path)
+    return path
+
+
+def summary_line(results: dict[str, Any], results_path: Path) -> str:
+    """`optuna: 20 trials: 12 complete, 7 pruned, 1 failed; best val/acc_best=0.9731 (trial 7, <dir>)`."""
+    counts = results["counts"]
+    finished = counts["complete"] + counts["pruned"] + counts["failed"]
+    text = (
+        f"optuna: {finished} trials: {counts['complete']} complete, {counts['pruned']} pruned, "
+        f"{counts['failed']} failed"
+    )
+    if counts["interrupted"]:
+        text += f" ({counts['interrupted']} interrupted and retried)"
+    if "best_trials" in results:
+        text += f"; {len(results['best_trials'])} Pareto-optimal trials"
+    elif results.get("best_trial") is not None:
+        value = results["best_value"]
+        shown = f"{value:.6g}" if isinstance(value, float) else value
+        text += (
+            f"; best {results['optimized_metric']}={shown} (trial {results['best_trial']}, {results['best_run_dir']})"
+        )
+    else:
+        text += "; no trial completed"
+    return f"{text}; results: {results_path}"
