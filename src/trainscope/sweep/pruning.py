@@ -1,8 +1,9 @@
 """Pruning inside the training loop: report the monitored metric each epoch, stop when the pruner says.
 
-The engine adds `OptunaPruningCallback.from_config(cfg.optuna_trial)` to the callbacks when the run is an
-Optuna trial. A pruned run ends like any stopped run (checkpoints, TensorBoard data and `metrics.json`
-stay) with status "pruned"; the sweeper then records the trial PRUNED.
+The engine adds `OptunaPruningCallback(cfg.optuna_trial)` to the callbacks when the run is an Optuna
+trial (`cfg.optuna_trial` is set by the sweeper). A pruned run ends like any stopped run
+(checkpoints, TensorBoard data and `metrics.json` stay) with status "pruned"; the sweeper then records
+the trial PRUNED.
 """
 
 from __future__ import annotations
@@ -24,17 +25,18 @@ class OptunaPruningCallback(Callback):
     With several objectives (no pruning in Optuna) or no monitor it only watches.
     """
 
-    def __init__(self, link: TrialLink) -> None:
-        self.link = link
+    def __init__(self, optuna_trial: Any = None, *, link: TrialLink | None = None) -> None:
+        """`optuna_trial`: the run's `cfg.optuna_trial` (null outside an Optuna sweep: the callback idles)."""
+        self.link = link if link is not None else connect_trial(optuna_trial)
 
     @classmethod
     def from_config(cls, optuna_trial_cfg: Any) -> OptunaPruningCallback | None:
-        link = connect_trial(optuna_trial_cfg)
-        return None if link is None else cls(link)
+        """The callback for a run whose `cfg.optuna_trial` is set; None for any other run."""
+        return None if optuna_trial_cfg is None else cls(optuna_trial_cfg)
 
     def on_epoch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
-        monitor = self.link.monitor
-        if not monitor:
+        monitor = self.link.monitor if self.link is not None else None
+        if self.link is None or not monitor:
             return
         if monitor not in metrics:
             raise ConfigError(

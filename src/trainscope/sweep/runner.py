@@ -165,10 +165,13 @@ class OptunaSweep:
 
     # ---------------------------------------------------------------- study
     def make_sampler(self, trials_so_far: int) -> BaseSampler:
-        """The configured sampler, seeded with seed + trials so far (see `claim_trial`)."""
+        """The configured sampler, seeded with seed + trials so far (see `claim_trial`).
+
+        The grid sampler keeps the plain seed: it maps trial numbers to points of a grid shuffled by it.
+        """
         kwargs: dict[str, Any] = {"seed": None if self.seed is None else self.seed + trials_so_far}
         if self.grid is not None:
-            kwargs["search_space"] = self.grid
+            kwargs.update(search_space=self.grid, seed=self.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return instantiate(self.sampler_config, **kwargs)
@@ -204,7 +207,9 @@ class OptunaSweep:
         self._set_study_attr(MONITOR_STUDY_ATTR, self.pruning_metric)
         self._set_study_attr(SEARCH_SPACE_STUDY_ATTR, search_space_domains(self.space.distributions))
         if study.metric_names is None:
-            study.set_metric_names(self.metric_names)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(self.metric_names)
 
         abandoned = fail_abandoned_trials(study)
         if self.worker_index == 0:
@@ -307,18 +312,28 @@ class OptunaSweep:
             reason = outcome.reason
             storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, reason)
             self.study.set_user_attr(f"fail_reason/trial_{trial.number}", reason)
-            self.study.tell(trial, state=TrialState.FAIL)
+            self.tell(trial, state=TrialState.FAIL)
             say(f"trial {trial.number} FAIL: {reason} {where}")
         elif outcome.state == TrialState.PRUNED:
-            self.study.tell(trial, state=TrialState.PRUNED)
+            self.tell(trial, state=TrialState.PRUNED)
             steps = len(storage.get_trial(trial_id).intermediate_values)
             say(f"trial {trial.number} PRUNED after {steps} epochs: {outcome.reason} {where}")
         else:
             assert outcome.values is not None
-            self.study.tell(trial, outcome.values)
+            self.tell(trial, outcome.values)
             shown = ", ".join(f"{m}={v:.6g}" for m, v in zip(self.metric_names, outcome.values, strict=True))
             say(f"trial {trial.number} COMPLETE: {shown} {where}")
         record_in_run_summary(outcome.run_dir, trial.number, outcome.state, outcome.reason)
+
+    def tell(self, trial: Trial, values: Sequence[float] | None = None, state: TrialState | None = None) -> None:
+        assert self.study is not None
+        try:
+            self.study.tell(trial, values, state=state)
+        except RuntimeError as error:
+            # GridSampler calls `study.stop()` once the grid is done, which only works inside
+            # `study.optimize`; the trial's state is stored before that, and n_trials ends the sweep.
+            if "Study.stop" not in str(error):
+                raise
 
     # --------------------------------------------------------------- finish
     def finish(self) -> dict[str, Any]:

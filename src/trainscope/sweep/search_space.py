@@ -1,10 +1,11 @@
 """Search space: the official Hydra Optuna plugin's `params:` syntax turned into Optuna distributions.
 
 Users switching from `hydra/sweeper=optuna` keep their `params:` blocks unchanged, so the parsing follows
-that plugin's rules exactly, including its two surprises (documented in the README):
+that plugin's rules exactly, including its surprises (documented in the README):
 
 - `range(a, b[, step])` samples from a to b *inclusive* (Hydra's own basic sweeper stops before b);
-- `interval(a, b)` with two integer ends samples integers; write `interval(0.0, 1.0)` for floats.
+- `interval(a, b)` always samples floats (Hydra parses its ends as floats); use `range` for integers;
+- `shuffle(range(...))` and every `choice`/comma list are categorical.
 """
 
 from __future__ import annotations
