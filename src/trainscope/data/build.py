@@ -8,7 +8,6 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Subset
-from torchvision import transforms
 
 from trainscope.data.batch_source import BatchSource, SplitSettings
 from trainscope.data.config import DataConfig, validate_data_config
@@ -77,6 +76,8 @@ def _build_in_memory(config: DataConfig, device: torch.device) -> tuple[list[Bat
 
 
 def _per_sample_datasets(config: DataConfig) -> tuple[Dataset, Dataset, list[str]]:
+    from torchvision import transforms  # only this path needs it; importing torchvision costs seconds
+
     normalize = transforms.Normalize(config.mean, config.std)
     if config.dataset == "synthetic":
         transform = transforms.Compose([uint8_to_float, normalize])

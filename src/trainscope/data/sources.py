@@ -21,9 +21,6 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset
-from torchvision import datasets
-from torchvision.datasets.mnist import read_image_file, read_label_file
-from torchvision.datasets.utils import check_integrity
 
 from trainscope.data.config import DataConfig
 from trainscope.data.synthetic import make_synthetic, synthetic_split_size
@@ -39,11 +36,19 @@ DOWNLOAD_TIMEOUT_SECONDS = 30.0
 OFFLINE_HINT = "use data=mnist_sample to train offline"
 IDX_PREFIXES = {"train": "train", "test": "t10k"}
 
-_TORCHVISION_CLASSES: dict[str, type[datasets.VisionDataset]] = {
-    "mnist": datasets.MNIST,
-    "fashion_mnist": datasets.FashionMNIST,
-    "mnist_sample": datasets.MNIST,
-    "cifar10": datasets.CIFAR10,
+# torchvision is imported only to decode or download: importing it costs seconds (it pulls in torch._dynamo),
+# and a run whose split is cached never needs it. Its folder and file names are spelled out here instead.
+_TORCHVISION_CLASS_NAMES = {
+    "mnist": "MNIST",
+    "fashion_mnist": "FashionMNIST",
+    "mnist_sample": "MNIST",
+    "cifar10": "CIFAR10",
+}
+_CIFAR10_FOLDER = "cifar-10-batches-py"  # torchvision's CIFAR10.base_folder
+_CIFAR10_FILES = {  # torchvision's CIFAR10.train_list / test_list names, and meta["filename"]
+    "train": [f"data_batch_{index}" for index in range(1, 6)],
+    "test": ["test_batch"],
+    "meta": ["batches.meta"],
 }
 _IMAGE_SHAPES = {
     "mnist": (1, 28, 28),
@@ -81,16 +86,22 @@ def split_size(config: DataConfig, split: str) -> int:
     return _SPLIT_SIZES[config.dataset][0 if split == "train" else 1]
 
 
+def _torchvision_class(dataset: str) -> Any:
+    """torchvision's dataset class for `dataset`, imported on first use (see _TORCHVISION_CLASS_NAMES)."""
+    from torchvision import datasets
+
+    return getattr(datasets, _TORCHVISION_CLASS_NAMES[dataset])
+
+
 def _is_idx(name: str) -> bool:
     return name in ("mnist", "fashion_mnist", "mnist_sample")
 
 
 def _raw_dir(config: DataConfig) -> Path:
     """The folder torchvision reads: `MNIST/raw`, `FashionMNIST/raw` or `cifar-10-batches-py`."""
-    tv_class = _TORCHVISION_CLASSES[config.dataset]
     if _is_idx(config.dataset):
-        return dataset_dir(config) / tv_class.__name__ / "raw"
-    return dataset_dir(config) / tv_class.base_folder  # type: ignore[attr-defined]
+        return dataset_dir(config) / _TORCHVISION_CLASS_NAMES[config.dataset] / "raw"
+    return dataset_dir(config) / _CIFAR10_FOLDER
 
 
 def _source_files(config: DataConfig, split: str) -> list[Path]:
@@ -99,9 +110,7 @@ def _source_files(config: DataConfig, split: str) -> list[Path]:
     if _is_idx(config.dataset):
         prefix = IDX_PREFIXES[split]
         return [raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"]
-    tv_class = datasets.CIFAR10
-    names = [name for name, _ in (tv_class.train_list if split == "train" else tv_class.test_list)]
-    return [raw / name for name in names] + [raw / tv_class.meta["filename"]]
+    return [raw / name for name in _CIFAR10_FILES[split] + _CIFAR10_FILES["meta"]]
 
 
 def _one_line(error: BaseException) -> str:
@@ -181,7 +190,7 @@ def prepare_files(config: DataConfig) -> None:
                 f"set data.download=true, put the files there, or {OFFLINE_HINT}"
             )
         directory.mkdir(parents=True, exist_ok=True)
-        tv_class = _TORCHVISION_CLASSES[config.dataset]
+        tv_class = _torchvision_class(config.dataset)
         log.info("downloading %s into %s", config.dataset, directory)
         try:
             with _download_timeout(DOWNLOAD_TIMEOUT_SECONDS):
@@ -203,6 +212,10 @@ def prepare_files(config: DataConfig) -> None:
 
 def _find_corrupt_file(config: DataConfig, split: str) -> tuple[Path, str] | None:
     """Name the file a failed torchvision decode choked on, so the user knows what to replace."""
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+    from torchvision.datasets.utils import check_integrity
+
     files = _source_files(config, split)
     if _is_idx(config.dataset):
         counts = []
@@ -214,8 +227,8 @@ def _find_corrupt_file(config: DataConfig, split: str) -> tuple[Path, str] | Non
         if counts[0] != counts[1]:
             return files[1], f"{counts[1]} labels for {counts[0]} images in {files[0].name}"
         return None
-    checksums = dict(datasets.CIFAR10.train_list + datasets.CIFAR10.test_list)
-    checksums[datasets.CIFAR10.meta["filename"]] = datasets.CIFAR10.meta["md5"]
+    checksums = dict(CIFAR10.train_list + CIFAR10.test_list)
+    checksums[CIFAR10.meta["filename"]] = CIFAR10.meta["md5"]
     for path in files:
         if not check_integrity(str(path), checksums[path.name]):
             return path, "checksum mismatch"
@@ -224,7 +237,7 @@ def _find_corrupt_file(config: DataConfig, split: str) -> tuple[Path, str] | Non
 
 def _decode(config: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Decode a split with torchvision's own dataset class into uint8 [N, C, H, W] + int64 labels."""
-    tv_class = _TORCHVISION_CLASSES[config.dataset]
+    tv_class = _torchvision_class(config.dataset)
     try:
         dataset: Any = tv_class(root=str(dataset_dir(config)), train=split == "train", download=False)
         images = torch.as_tensor(dataset.data)
@@ -319,7 +332,7 @@ def check_shape(config: DataConfig, image_shape: tuple[int, ...], num_classes: i
 
 def torchvision_dataset(config: DataConfig, split: str, transform: Callable[[Any], Any]) -> Dataset:
     """The per-sample torchvision dataset of the DataLoader path (files must be prepared)."""
-    tv_class = _TORCHVISION_CLASSES[config.dataset]
+    tv_class = _torchvision_class(config.dataset)
     try:
         dataset = tv_class(root=str(dataset_dir(config)), train=split == "train", transform=transform, download=False)
     except Exception:  # same diagnosis as the in-memory path
