@@ -16,7 +16,7 @@ from test_hparams import experiment, metric_values, session_groups, start_tensor
 
 from trainscope.monitor.hparams import DEFAULT_METRICS
 
-GRID = [*TINY, "hydra/sweeper=trainscope_grid", "optimizer=sgd"]
+GRID = [*TINY, "optimizer=sgd"]
 DIVERGING_LR = "1e30"  # SGD at this rate turns the loss into NaN in the first epoch
 
 
