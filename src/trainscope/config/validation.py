@@ -15,20 +15,21 @@ from omegaconf import DictConfig, OmegaConf
 from trainscope.errors import ConfigError
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A real number, not a bool (YAML `true` is an int to Python)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _positive_number(value: Any) -> bool:
-    return _is_number(value) and value > 0
+    return is_number(value) and value > 0
 
 
 def _positive_int(value: Any) -> bool:
-    return _is_int(value) and value > 0
+    return is_int(value) and value > 0
 
 
 def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
@@ -44,13 +45,13 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 # key, what it accepts (shown to the user), check; keys absent from the config are skipped
 RULES: list[tuple[str, str, Callable[[Any], bool]]] = [
     ("optimizer.lr", "a positive number", _positive_number),
-    ("optimizer.weight_decay", "a number >= 0", lambda v: _is_number(v) and v >= 0),
-    ("optimizer.momentum", "a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
+    ("optimizer.weight_decay", "a number >= 0", lambda v: is_number(v) and v >= 0),
+    ("optimizer.momentum", "a number in [0, 1)", lambda v: is_number(v) and 0 <= v < 1),
     ("trainer.max_epochs", "a positive integer", _positive_int),
     ("trainer.precision", "one of 32, bf16, 16", lambda v: str(v) in ("32", "bf16", "16")),
     ("trainer.device", "auto, cpu, cuda, cuda:<index> or mps", lambda v: bool(DEVICE_PATTERN.match(str(v)))),
     ("trainer.grad_clip", "null or a positive number", _optional(_positive_number)),
-    ("trainer.seed", "an integer", _is_int),
+    ("trainer.seed", "an integer", is_int),
     ("trainer.deterministic", "true or false", lambda v: isinstance(v, bool)),
     ("trainer.limit_train_batches", "null, a positive integer or a fraction in (0, 1]", _batch_limit),
     ("trainer.limit_val_batches", "null, a positive integer or a fraction in (0, 1]", _batch_limit),

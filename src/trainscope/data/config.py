@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainscope.config.validation import is_int, is_number
 from trainscope.data.augment import AugmentConfig
 from trainscope.errors import ConfigError
 
@@ -35,18 +36,14 @@ class DataConfig:
     seed: int
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _positive_int(key: str, value: Any) -> int:
-    if not _is_int(value) or value <= 0:
+    if not is_int(value) or value <= 0:
         raise ConfigError(f"data.{key} must be a positive integer, got {value!r}")
     return value
 
 
 def _non_negative_int(key: str, value: Any) -> int:
-    if not _is_int(value) or value < 0:
+    if not is_int(value) or value < 0:
         raise ConfigError(f"data.{key} must be a non-negative integer, got {value!r}")
     return value
 
@@ -54,7 +51,7 @@ def _non_negative_int(key: str, value: Any) -> int:
 def _floats(key: str, value: Any, length: int) -> tuple[float, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != length:
         raise ConfigError(f"data.{key} must be a list of {length} numbers (one per channel), got {value!r}")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+    if not all(is_number(v) for v in value):
         raise ConfigError(f"data.{key} must be a list of {length} numbers (one per channel), got {list(value)}")
     return tuple(float(v) for v in value)
 
@@ -86,18 +83,18 @@ def validate_data_config(
         isinstance(input_shape, (str, bytes))
         or not isinstance(input_shape, Sequence)
         or len(input_shape) != 3
-        or not all(_is_int(v) and v > 0 for v in input_shape)
+        or not all(is_int(v) and v > 0 for v in input_shape)
     ):
         raise ConfigError(
             f"data.input_shape must be [channels, height, width] of positive integers, got {input_shape!r}"
         )
     shape = (int(input_shape[0]), int(input_shape[1]), int(input_shape[2]))
-    if not _is_int(num_classes) or num_classes < 2:
+    if not is_int(num_classes) or num_classes < 2:
         raise ConfigError(f"data.num_classes must be an integer >= 2, got {num_classes!r}")
     _positive_int("batch_size", batch_size)
-    if not isinstance(val_fraction, (int, float)) or isinstance(val_fraction, bool) or not 0 <= val_fraction < 1:
+    if not is_number(val_fraction) or not 0 <= val_fraction < 1:
         raise ConfigError(f"data.val_fraction must be a number in [0, 1), got {val_fraction!r}")
-    if not _is_int(split_seed):
+    if not is_int(split_seed):
         raise ConfigError(f"data.split_seed must be an integer, got {split_seed!r}")
     _non_negative_int("num_workers", num_workers)
     if loader not in LOADERS:
@@ -122,7 +119,7 @@ def validate_data_config(
         _positive_int("num_samples", num_samples)
     elif num_samples is not None:
         raise ConfigError(f"data.num_samples only applies to data=synthetic, got {num_samples!r} for {dataset}")
-    if not _is_int(seed):
+    if not is_int(seed):
         raise ConfigError(f"trainer.seed must be an integer, got {seed!r}")
     return DataConfig(
         dataset=dataset,
