@@ -19,6 +19,7 @@ from trainscope.config.overrides import check_group_choices
 from trainscope.config.paths import config_dir
 from trainscope.config.resolvers import register_resolvers
 from trainscope.config.validation import validate_config
+from trainscope.engine.signals import RunInterrupted
 
 log = logging.getLogger("trainscope")
 
@@ -32,6 +33,10 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
         from trainscope.engine.run import train  # torch loads here, not at --help
 
         return train(cfg, run_dir).objective
+    except RunInterrupted as interrupted:  # checkpoint, metrics.json and TensorBoard are written
+        if multirun:
+            raise KeyboardInterrupt from interrupted  # the sweep stops too, as after a Ctrl-C
+        sys.exit(interrupted.exit_code)
     except Exception as error:
         user_error = as_user_error(error)
         if user_error is None:
@@ -46,6 +51,10 @@ def main() -> None:
     register_resolvers()
     with exit_on_user_error():
         conf = config_dir()
+        if any(argument.startswith("resume=") for argument in sys.argv[1:]):
+            from trainscope.engine.resume import resume_arguments  # loads torch: only when resuming
+
+            sys.argv[1:] = resume_arguments(sys.argv[1:], conf)  # continue that run in its own directory
         check_group_choices(sys.argv[1:], conf)
     hydra.main(version_base="1.3", config_path=str(conf), config_name="train")(task)()
 

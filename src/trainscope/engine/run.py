@@ -24,7 +24,9 @@ from trainscope.engine.build import (
     select_device,
 )
 from trainscope.engine.callbacks import CallbackList
-from trainscope.engine.checkpoint import BEST, CHECKPOINT_DIR, load_checkpoint
+from trainscope.engine.checkpoint import BEST, CHECKPOINT_DIR, load_checkpoint, save_checkpoint
+from trainscope.engine.resume import load_resume_checkpoint, purge_step
+from trainscope.engine.signals import RunInterrupted, StopOnSignal
 from trainscope.engine.trainer import Trainer
 from trainscope.errors import ConfigError, TrainingFailed
 from trainscope.monitor.hparams import HParamsSession
@@ -47,23 +49,33 @@ class RunOutcome:
 def train(cfg: DictConfig, run_dir: Path) -> RunOutcome:
     """Train as `cfg` says, writing everything into `run_dir`; raises TrainingFailed if the run fails."""
     started = time.time()
+    resumed = load_resume_checkpoint(cfg) if cfg.get("resume") else None  # before any work: fail fast
     device = select_device(str(cfg.trainer.device))
     seed_everything(int(cfg.trainer.seed), bool(cfg.trainer.deterministic), bool(cfg.trainer.cudnn_benchmark))
     data = instantiate(cfg.data, device=device, seed=int(cfg.trainer.seed), _convert_="all")
     model = instantiate(cfg.model).to(device)
     optimizer = build_optimizer(cfg, model)
     scheduler, interval = build_scheduler(cfg, optimizer, steps_per_epoch=len(data.train))
-    callbacks = CallbackList(build_callbacks(cfg.get("callbacks")))
-    monitor = TensorBoardMonitor(run_dir, flush_secs=float(cfg.logging.flush_secs))
+    stop_on_signal = StopOnSignal()
+    callbacks = CallbackList({**build_callbacks(cfg.get("callbacks")), "stop_on_signal": stop_on_signal})
+    monitor = TensorBoardMonitor(run_dir, flush_secs=float(cfg.logging.flush_secs), purge_step=purge_step(resumed))
     trainer = Trainer(cfg, model, data, optimizer, scheduler, interval, callbacks, monitor, run_dir, device)
+    if resumed is not None:
+        trainer.load_state_dict(resumed)
 
     log.info("run directory: %s  |  watch it live: tensorboard --logdir %s", run_dir, run_dir)
     log.info("model %s: %d parameters, device %s", cfg.model._target_, count_parameters(model), device)
     session = HParamsSession.from_config(cfg, monitor.writer, run_dir)
-    session.start()
+    if resumed is None:
+        session.start()
+    else:
+        session.resume()  # one session per run: the first segment wrote its start info
     test_metrics: dict[str, float] = {}
+    stop_on_signal.install()
     try:
         trainer.fit()
+        if trainer.status == "interrupted":
+            save_checkpoint(trainer)  # mid-epoch too: the resumed run finishes this epoch exactly
         if cfg.trainer.test and data.test is not None and trainer.status in ("completed", "stopped_early"):
             test_metrics = _test_best_model(trainer)
     finally:
@@ -71,6 +83,11 @@ def train(cfg: DictConfig, run_dir: Path) -> RunOutcome:
         write_run_summary(run_dir, summary)
         session.end(trainer.status, trainer.state.global_step)
         monitor.close()
+        stop_on_signal.restore()
+    if trainer.status == "interrupted":
+        interrupted = RunInterrupted(run_dir, stop_on_signal.signal_number, trainer.state.global_step)
+        log.warning("%s", interrupted)
+        raise interrupted
     if trainer.status == "failed":
         raise TrainingFailed(f"training failed: {trainer.stop_reason}")
     return RunOutcome(trainer.status, trainer.stop_reason, summary["final"], _objective(cfg, summary["final"]))

@@ -79,6 +79,7 @@ class Trainer:
         self.grad_clip = cfg.trainer.grad_clip
         self._last_grad_norm: Tensor | float = float("nan")
         self.progress = EpochProgress(enabled=bool(cfg.logging.progress_bar))
+        self.running_sums = torch.zeros(2, 3, device=device)  # this epoch's and this log window's sums
 
     # ----------------------------------------------------------------------------------------------
     # control
@@ -105,8 +106,8 @@ class Trainer:
         try:
             while self.state.epoch < self.max_epochs and not self.stopping:
                 train_metrics = self._train_epoch()
-                if self.status == "failed":
-                    break
+                if self.status in ("failed", "interrupted"):
+                    break  # an interrupted epoch is finished by the resumed run, not validated now
                 val_metrics = self.evaluate(self.data.val, "val", self.cfg.trainer.limit_val_batches)
                 self.callbacks.call("on_validation_end", self, val_metrics)
                 self._end_epoch(train_metrics, val_metrics)
@@ -130,8 +131,10 @@ class Trainer:
         self.callbacks.call("on_train_epoch_start", self)
         self.progress.start_epoch(epoch, self.max_epochs, total, self.state.batch_in_epoch)
 
-        epoch_sums = torch.zeros(3, device=self.device)  # loss * n, correct, n
-        window_sums = torch.zeros(3, device=self.device)
+        if self.state.batch_in_epoch == 0:
+            self.running_sums.zero_()
+        # Views into `running_sums` (loss * n, correct, n): a mid-epoch checkpoint keeps the partial epoch.
+        epoch_sums, window_sums = self.running_sums.unbind(0)
         window_start = time.perf_counter()
         epoch_start = time.perf_counter()
         for inputs, targets in source.iter_from(self.state.batch_in_epoch):
@@ -154,6 +157,8 @@ class Trainer:
                 break
 
         self.progress.close()
+        if self.status == "interrupted":
+            return {}
         loss_sum, correct, count = epoch_sums.tolist()
         metrics = {
             "train/loss": loss_sum / max(count, 1),
@@ -288,6 +293,7 @@ class Trainer:
                 "batch_in_epoch": self.state.batch_in_epoch,
                 "best_val_acc": self.state.best_val_acc,
                 "history": self.state.history,
+                "running_sums": self.running_sums.cpu(),
             },
             "callbacks": self.callbacks.state_dict(),
             "rng": capture_rng_state(),
@@ -307,6 +313,8 @@ class Trainer:
             best_val_acc=trainer_state["best_val_acc"],
             history=list(trainer_state["history"]),
         )
+        if "running_sums" in trainer_state:
+            self.running_sums.copy_(trainer_state["running_sums"])
         self.callbacks.load_state_dict(checkpoint["callbacks"])
         restore_rng_state(checkpoint["rng"])
 

@@ -18,7 +18,11 @@ session also writes a `trial_state` scalar (at the run's final step) that tells 
     1            stopped_early   SUCCESS   (early stopping is a normal end)
     2            pruned          SUCCESS   (the tuner stopped it on purpose; not a failure)
     3            failed          FAILURE   (exception or NaN loss)
-    4            interrupted     FAILURE   (stopped by a signal)
+    4            interrupted     (none)    (stopped by a signal; the session stays open, "Unknown")
+
+An interrupted run writes `trial_state` 4 but no end info: TensorBoard keeps only the first end info
+of a run, and `python train.py resume=<run_dir>` continues the same session (`resume()` writes no second
+start info), so the segment that truly ends the run writes the one end info with the true status.
 
 A pruned Optuna trial therefore reads "Success" with `trial_state` 2 in the table, never "Failure";
 filter `trial_state` to [0, 1] to see only runs that trained to their planned end.
@@ -135,6 +139,10 @@ class HParamsSession:
         self.writer.flush()
         self.started = True
 
+    def resume(self) -> None:
+        """Continue the session an earlier segment of this run started (its start info is in the run)."""
+        self.started = True
+
     def end(self, run_status: str, global_step: int = 0, end_time_secs: float | None = None) -> None:
         """Write `trial_state` and the session end info for the trainer's final `run_status`.
 
@@ -147,8 +155,11 @@ class HParamsSession:
             raise ValueError(f"run status must be one of {sorted(TRIAL_STATES)}, got {run_status!r}")
         if self.ended or not self.started:
             return
-        self.ended = True
         self.writer.add_scalar(TRIAL_STATE_TAG, TRIAL_STATES[run_status], global_step)
+        if run_status == "interrupted":
+            self.writer.flush()
+            return  # left open for the resumed run, which writes the end info once it truly ends
+        self.ended = True
         summary = session_end_summary(SESSION_STATUS[run_status], end_time_secs)
         _file_writer(self.writer).add_summary(summary, global_step=global_step)
         self.writer.flush()
