@@ -39,6 +39,15 @@ def seed_everything(seed: int, deterministic: bool, cudnn_benchmark: bool) -> No
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def build_data_and_model(cfg: DictConfig) -> tuple[torch.device, Any, nn.Module]:
+    """The seeded device, data module and model of `cfg`: one recipe for training and `eval.py`."""
+    device = select_device(str(cfg.trainer.device))
+    seed_everything(int(cfg.trainer.seed), bool(cfg.trainer.deterministic), bool(cfg.trainer.cudnn_benchmark))
+    data = instantiate(cfg.data, device=device, seed=int(cfg.trainer.seed), _convert_="all")
+    model = instantiate(cfg.model).to(device)
+    return device, data, model
+
+
 def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     return instantiate(cfg.optimizer)(model.parameters())
 

@@ -12,16 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from trainscope.engine.build import (
     build_callbacks,
+    build_data_and_model,
     build_optimizer,
     build_scheduler,
     count_parameters,
-    seed_everything,
-    select_device,
 )
 from trainscope.engine.callbacks import CallbackList
 from trainscope.engine.checkpoint import BEST, CHECKPOINT_DIR, load_checkpoint, save_checkpoint
@@ -29,6 +27,7 @@ from trainscope.engine.resume import load_resume_checkpoint, purge_step
 from trainscope.engine.signals import RunInterrupted, StopOnSignal
 from trainscope.engine.trainer import Trainer
 from trainscope.errors import ConfigError, TrainingFailed
+from trainscope.monitor.build import build_monitors
 from trainscope.monitor.hparams import HParamsSession
 from trainscope.monitor.run_summary import best_values, write_run_summary
 from trainscope.monitor.tensorboard import TensorBoardMonitor
@@ -50,14 +49,13 @@ def train(cfg: DictConfig, run_dir: Path) -> RunOutcome:
     """Train as `cfg` says, writing everything into `run_dir`; raises TrainingFailed if the run fails."""
     started = time.time()
     resumed = load_resume_checkpoint(cfg) if cfg.get("resume") else None  # before any work: fail fast
-    device = select_device(str(cfg.trainer.device))
-    seed_everything(int(cfg.trainer.seed), bool(cfg.trainer.deterministic), bool(cfg.trainer.cudnn_benchmark))
-    data = instantiate(cfg.data, device=device, seed=int(cfg.trainer.seed), _convert_="all")
-    model = instantiate(cfg.model).to(device)
+    device, data, model = build_data_and_model(cfg)
     optimizer = build_optimizer(cfg, model)
     scheduler, interval = build_scheduler(cfg, optimizer, steps_per_epoch=len(data.train))
     stop_on_signal = StopOnSignal()
-    callbacks = CallbackList({**build_callbacks(cfg.get("callbacks")), "stop_on_signal": stop_on_signal})
+    callbacks = CallbackList(
+        {**build_callbacks(cfg.get("callbacks")), **build_monitors(cfg.logging), "stop_on_signal": stop_on_signal}
+    )
     monitor = TensorBoardMonitor(run_dir, flush_secs=float(cfg.logging.flush_secs), purge_step=purge_step(resumed))
     trainer = Trainer(cfg, model, data, optimizer, scheduler, interval, callbacks, monitor, run_dir, device)
     if resumed is not None:
