@@ -1,7 +1,7 @@
 """Pruning inside the training loop: report the monitored metric each epoch, stop when the pruner says.
 
-The engine adds `OptunaPruningCallback(cfg.optuna_trial)` to the callbacks when the run is an Optuna
-trial (`cfg.optuna_trial` is set by the sweeper). A pruned run ends like any stopped run
+The Optuna sweeper adds it to every trial's callbacks (`callbacks.optuna_pruning`, next to
+`optuna_trial`), so any search space gets pruning without touching the engine. A pruned run ends like any stopped run
 (checkpoints, TensorBoard data and `metrics.json` stay) with status "pruned"; the sweeper then records
 the trial PRUNED.
 """

@@ -56,6 +56,7 @@ from trainscope.sweep.study import (
     fail_as_interrupted,
     is_failure,
 )
+from trainscope.sweep.summary import report_failed_jobs
 
 DIRECTIONS = ("maximize", "minimize")
 
@@ -276,7 +277,12 @@ class OptunaSweep:
             "monitor": quote(self.pruning_metric) if self.pruning_metric else "null",
         }
         link_override = "++optuna_trial={" + ",".join(f"{k}:{v}" for k, v in link.items()) + "}"
-        return [*self.space.trial_overrides(trial.params), link_override]
+        # The job reports each epoch to the trial through this callback (excluded from run dir names).
+        callback_override = (
+            "++callbacks.optuna_pruning={_target_:trainscope.sweep.pruning.OptunaPruningCallback,"
+            "optuna_trial:'${optuna_trial}'}"
+        )
+        return [*self.space.trial_overrides(trial.params), link_override, callback_override]
 
     def run_trial(self, launcher: Launcher, trial: Trial) -> TrialOutcome:
         assert self.study is not None
@@ -291,6 +297,7 @@ class OptunaSweep:
             fail_as_interrupted(self.study, frozen, "interrupted: the sweep was stopped (Ctrl-C); retried on resume")
             say(f"trial {trial.number} interrupted; rerun the same command to continue the study")
             raise
+        report_failed_jobs([job])  # a crash (not a TrainscopeError) keeps its traceback
         outcome = judge_job(job, self.metric_names)
         self.record(trial, outcome)
         return outcome

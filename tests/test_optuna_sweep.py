@@ -1,0 +1,255 @@
+"""`python train.py -m hparams_search=synthetic`: real Optuna sweeps on tiny synthetic data.
+
+Each test runs what a user runs and checks what a user looks at: the study in its storage, the run
+directories, `metrics.json`, `optimization_results.yaml`, the terminal's last line and the exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from conftest import REPO_ROOT, cli_env
+from optuna.trial import TrialState
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import metadata
+
+from trainscope.sweep.storage import open_storage
+from trainscope.sweep.study import FAIL_REASON_ATTR, OWNER_ATTR, RUN_DIR_ATTR, count_trials
+
+SEARCH = ["hparams_search=synthetic", "logging.log_every_n_steps=4"]
+# SGD on the synthetic data: 0.3 and 0.2 learn in one epoch, 1e-6..3e-6 stay at chance level,
+# 1e30 turns the loss into NaN and -1.0 is rejected by the config checks.
+LEARNS = ["optimizer=sgd", "data.batch_size=32", "model.hidden_sizes=[16]"]
+
+
+def sweep_args(sweep_dir: Path, *args: str) -> list[str]:
+    return ["-m", *SEARCH, f"hydra.sweep.dir={sweep_dir}", *args]
+
+
+def load_study(sweep_dir: Path, name: str = "synthetic") -> optuna.Study:
+    storage = open_storage(str(sweep_dir / "optuna_journal.log"))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def run_dirs(sweep_dir: Path) -> list[Path]:
+    return sorted(
+        (path for path in sweep_dir.iterdir() if path.is_dir() and path.name[0].isdigit()),
+        key=lambda path: int(path.name.split("_", 1)[0]),
+    )
+
+
+def last_line(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout.strip().splitlines()[-1]
+
+
+def start_sweep(tmp_path: Path, data_dir: Path, args: list[str], log_name: str) -> subprocess.Popen[str]:
+    log = open(tmp_path / log_name, "w")  # noqa: SIM115 - closed with the process by the caller
+    return subprocess.Popen(
+        [sys.executable, "train.py", *args],
+        cwd=REPO_ROOT,
+        env=cli_env(tmp_path / "outputs", data_dir),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_results_file_summary_line_and_experiment_summary(train: Any, tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    result = train(*sweep_args(sweep_dir, "hydra.sweeper.n_trials=3", "hydra/sweeper/sampler=random"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    journal = sweep_dir / "optuna_journal.log"
+    assert f"[optuna] dashboard: optuna-dashboard {journal}" in result.stdout
+    study = load_study(sweep_dir)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    dirs = run_dirs(sweep_dir)
+    assert [d.name.split("_", 1)[0] for d in dirs] == ["0", "1", "2"]
+
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    best = study.best_trial
+    assert results["best_value"] == best.value
+    assert results["best_params"] == best.params
+    assert results["best_trial"] == best.number
+    assert results["best_run_dir"] == str(dirs[best.number])
+    assert results["counts"] == {"complete": 3, "pruned": 0, "failed": 0, "interrupted": 0, "running": 0, "waiting": 0}
+    assert results["direction"] == "maximize" and results["optimized_metric"] == "val/acc_best"
+    assert results["epochs_trained"] == 3 * 4
+    assert last_line(result).startswith(
+        f"optuna: 3 trials: 3 complete, 0 pruned, 0 failed; best val/acc_best={best.value:.6g} "
+        f"(trial {best.number}, {dirs[best.number]}); results: {sweep_dir / 'optimization_results.yaml'}"
+    )
+    for number, run_dir in enumerate(dirs):
+        summary = yaml.safe_load((run_dir / "metrics.json").read_text())
+        assert summary["optuna"] == {"trial": number, "state": "COMPLETE", "reason": ""}
+        assert study.trials[number].user_attrs[RUN_DIR_ATTR] == str(run_dir)
+        assert len(study.trials[number].intermediate_values) == 4  # one report per epoch
+
+    accumulator = EventAccumulator(str(sweep_dir))
+    accumulator.Reload()
+    content = accumulator.PluginTagToContent(metadata.PLUGIN_NAME)[metadata.EXPERIMENT_TAG]
+    experiment = metadata.parse_experiment_plugin_data(content)
+    domains = {info.name: info for info in experiment.hparam_infos}
+    assert set(domains) == {"optimizer.lr", "data.batch_size", "model.hidden_sizes"}
+    assert domains["optimizer.lr"].domain_interval.min_value == 1e-4
+    assert domains["optimizer.lr"].domain_interval.max_value == 1e-1
+    assert [v.number_value for v in domains["data.batch_size"].domain_discrete.values] == [32, 64]
+    assert "trial_state" in [m.name.tag for m in experiment.metric_infos]
+
+
+def test_pruning_stops_bad_trials_early(train: Any, tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    result = train(
+        *sweep_args(sweep_dir, *LEARNS, "optimizer.lr=choice(0.3,0.2,1e-6,2e-6,3e-6)"),
+        "hydra/sweeper/sampler=grid",
+        "hydra.sweeper.seed=4",  # grid order: 0.3 first, so the median starts high
+        "hydra/sweeper/pruner=median",
+        "hydra.sweeper.pruner.n_startup_trials=1",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    study = load_study(sweep_dir)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert {t.params["optimizer.lr"] for t in pruned} == {1e-6, 2e-6, 3e-6}
+    for trial in pruned:
+        assert max(trial.intermediate_values) < 4  # max_epochs
+        run_dir = Path(trial.user_attrs[RUN_DIR_ATTR])
+        summary = yaml.safe_load((run_dir / "metrics.json").read_text())
+        assert summary["status"] == "pruned" and summary["reason"].startswith("pruned by MedianPruner at epoch")
+        assert summary["epochs_run"] == max(trial.intermediate_values)
+        assert (run_dir / "checkpoints" / "last.pt").is_file()
+        assert list(run_dir.glob("events.out.tfevents.*"))
+    assert "optuna: 5 trials: 2 complete, 3 pruned, 0 failed" in last_line(result)
+
+
+def test_failing_trials_are_recorded_and_the_sweep_goes_on(train: Any, tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    result = train(
+        *sweep_args(sweep_dir, *LEARNS, "optimizer.lr=choice(0.3,1e30,-1.0)"),
+        "hydra/sweeper/sampler=grid",
+        "hydra.sweeper.max_failures=3",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    study = load_study(sweep_dir)
+    by_lr = {t.params["optimizer.lr"]: t for t in study.trials}
+    assert by_lr[0.3].state == TrialState.COMPLETE
+    nan_trial, invalid_trial = by_lr[1e30], by_lr[-1.0]
+    assert nan_trial.state == invalid_trial.state == TrialState.FAIL
+    assert nan_trial.user_attrs[FAIL_REASON_ATTR].startswith("train loss is nan")
+    assert invalid_trial.user_attrs[FAIL_REASON_ATTR] == "ConfigError: optimizer.lr must be a positive number, got -1.0"
+    assert study.user_attrs[f"fail_reason/trial_{nan_trial.number}"] == nan_trial.user_attrs[FAIL_REASON_ATTR]
+    nan_summary = yaml.safe_load((Path(nan_trial.user_attrs[RUN_DIR_ATTR]) / "metrics.json").read_text())
+    assert nan_summary["optuna"]["state"] == "FAIL"
+    assert nan_summary["optuna"]["reason"] == nan_trial.user_attrs[FAIL_REASON_ATTR]
+    assert "optuna: 3 trials: 1 complete, 0 pruned, 2 failed" in last_line(result)
+    assert "Traceback" not in result.stderr
+
+
+def test_max_failures_stops_the_sweep_with_one_line(train: Any, tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    result = train(
+        *sweep_args(sweep_dir, *LEARNS, "optimizer.lr=choice(-1.0,-2.0)"),
+        "hydra/sweeper/sampler=grid",
+        "hydra.sweeper.max_failures=1",
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "hydra.sweeper.max_failures=1" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert count_trials(load_study(sweep_dir).trials).failed == 1
+    assert "optuna: 1 trials: 0 complete, 0 pruned, 1 failed" in result.stdout
+
+
+def test_resume_after_sigkill_reaches_exactly_n_trials(tmp_path: Path, data_dir: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    args = sweep_args(sweep_dir, "hydra.sweeper.n_trials=4", "hydra/sweeper/pruner=none", "trainer.max_epochs=6")
+    process = start_sweep(tmp_path, data_dir, args, "first.log")
+    deadline = time.time() + 120
+    while not any(path.name.startswith("1_") for path in (sweep_dir.glob("*") if sweep_dir.exists() else [])):
+        assert process.poll() is None and time.time() < deadline, (tmp_path / "first.log").read_text()[-3000:]
+        time.sleep(0.2)
+    killed_dir = next(sweep_dir.glob("1_*"))
+    while not list(killed_dir.glob("events.out.tfevents.*")):
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)  # in the middle of trial 1
+    process.wait()
+    before = {path: sorted(p.name for p in path.rglob("*")) for path in run_dirs(sweep_dir)}
+    killed = load_study(sweep_dir).trials[1]
+    assert killed.state == TrialState.RUNNING
+
+    resumed = subprocess.run(
+        [sys.executable, "train.py", *args],  # the same command again
+        cwd=REPO_ROOT,
+        env=cli_env(tmp_path / "outputs", data_dir),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "trial 1 was left RUNNING by a killed sweep: marked FAIL, retried once" in resumed.stdout
+    trials = load_study(sweep_dir).trials
+    counts = count_trials(trials)
+    assert (counts.complete, counts.interrupted, counts.failed, counts.running) == (4, 1, 0, 0)
+    assert trials[1].state == TrialState.FAIL and trials[1].user_attrs[FAIL_REASON_ATTR].startswith("interrupted")
+    retry = trials[2]
+    assert retry.params == killed.params and retry.system_attrs["failed_trial"] == 1
+    assert [t.number for t in trials if t.state == TrialState.COMPLETE] == [0, 2, 3, 4]
+    dirs = run_dirs(sweep_dir)
+    assert [d.name.split("_", 1)[0] for d in dirs] == ["0", "1", "2", "3", "4"]
+    for path, names in before.items():  # nothing of the killed sweep was overwritten
+        assert set(names) <= {p.name for p in path.rglob("*")}
+    assert yaml.safe_load((dirs[0] / "metrics.json").read_text())["epochs_run"] == 6
+    assert "optuna: 4 trials: 4 complete, 0 pruned, 0 failed (1 interrupted and retried)" in last_line(resumed)
+
+
+def test_two_processes_share_one_study(tmp_path: Path, data_dir: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    args = sweep_args(sweep_dir, "hydra.sweeper.n_trials=5", "hydra.sweeper.study_name=shared")
+    processes = [start_sweep(tmp_path, data_dir, args, f"process{i}.log") for i in range(2)]
+    for index, process in enumerate(processes):
+        assert process.wait(timeout=180) == 0, (tmp_path / f"process{index}.log").read_text()[-3000:]
+    trials = load_study(sweep_dir, "shared").trials
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    owners = {t.system_attrs[OWNER_ATTR]["pid"] for t in trials}
+    assert owners == {p.pid for p in processes}  # both did part of the work
+    dirs = run_dirs(sweep_dir)
+    assert [d.name.split("_", 1)[0] for d in dirs] == ["0", "1", "2", "3", "4"]
+    assert {t.user_attrs[RUN_DIR_ATTR] for t in trials} == {str(d) for d in dirs}
+
+
+def test_n_jobs_runs_trials_in_worker_processes(train: Any, tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    result = train(*sweep_args(sweep_dir, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    trials = load_study(sweep_dir).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert len({t.system_attrs[OWNER_ATTR]["pid"] for t in trials}) == 2
+    assert (sweep_dir / "optuna_worker_1.log").is_file()
+    assert "optuna: 4 trials: 4 complete" in last_line(result)
+
+
+def test_locked_storage_is_one_clear_line(train: Any, tmp_path: Path) -> None:
+    database = tmp_path / "study.db"
+    sqlite3.connect(database).execute("CREATE TABLE holder (x)").connection.commit()
+    holder = sqlite3.connect(database)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = train(*sweep_args(tmp_path / "sweep", f"hydra.sweeper.storage=sqlite:///{database}"))
+    finally:
+        holder.rollback()
+        holder.close()
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip().splitlines()[-1].startswith(f"error: cannot open Optuna storage 'sqlite:///{database}'")
+    )
+    assert "database is locked" in result.stderr and "Traceback" not in result.stderr
+    assert os.path.exists(database)
