@@ -35,7 +35,7 @@ class HealthCheck(Callback):
     name = "check"
 
     def __init__(self) -> None:
-        self._fired_epoch: int | None = None  # epoch (0-based) of the last report
+        self._fired_this_epoch = False
         self.reports = 0
 
     def report(self, trainer: Trainer, message: str, advice: str, stops_run: bool = False) -> None:
@@ -43,22 +43,21 @@ class HealthCheck(Callback):
 
         A check that stops the run writes its scalar now, because no epoch end will follow.
         """
-        epoch = trainer.state.epoch
-        if self._fired_epoch == epoch:
+        if self._fired_this_epoch:
             return
-        self._fired_epoch = epoch
+        self._fired_this_epoch = True
         self.reports += 1
         step = trainer.state.global_step
         log.warning("health/%s: %s. Try: %s", self.name, message, advice)
         writer = trainer.monitor.writer
-        writer.add_text(f"health/{self.name}", f"**{message}** (step {step}, epoch {epoch + 1})\n\nTry: {advice}", step)
+        writer.add_text(f"health/{self.name}", f"**{message}** (step {step})\n\nTry: {advice}", step)
         if stops_run:
             writer.add_scalar(f"health/{self.name}", 1.0, step)
         trainer.monitor.flush()
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         self.check_epoch(trainer, metrics)
-        fired = self._fired_epoch == trainer.state.epoch - 1  # state.epoch already counts this epoch
+        fired, self._fired_this_epoch = self._fired_this_epoch, False
         trainer.monitor.writer.add_scalar(f"health/{self.name}", float(fired), trainer.state.global_step)
 
     def check_epoch(self, trainer: Trainer, metrics: dict[str, float]) -> None:
