@@ -84,3 +84,39 @@ def test_domains_describe_the_search_space() -> None:
         "opt": {"type": "categorical", "values": ["adam", "sgd"]},
         "n": {"type": "int", "low": 1, "high": 3, "step": 1, "log": False},
     }
+
+
+def test_sampler_and_pruner_groups_switch_without_leftover_keys() -> None:
+    import subprocess
+    import sys
+
+    import yaml
+    from conftest import REPO_ROOT
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "hparams_search=synthetic",
+            "hydra/sweeper/sampler=grid",
+            "hydra/sweeper/pruner=hyperband",
+            "--cfg",
+            "hydra",
+            "-p",
+            "hydra.sweeper",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    sweeper = yaml.safe_load(result.stdout.split("\n", 1)[1])
+    assert sweeper["sampler"] == {"_target_": "optuna.samplers.GridSampler"}
+    assert sweeper["pruner"] == {
+        "_target_": "optuna.pruners.HyperbandPruner",
+        "min_resource": 1,
+        "max_resource": "auto",
+        "reduction_factor": 3,
+        "bootstrap_count": 0,
+    }
