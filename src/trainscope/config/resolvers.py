@@ -20,6 +20,17 @@ def unique_dir(path: str) -> str:
         except FileExistsError:
             suffix += 1
             candidate = f"{path}_{suffix}"
+        except OSError as error:
+            # Hydra resolves this while setting up, where an exception becomes a traceback: say it in one line.
+            from trainscope.cli.errors import report_user_error
+            from trainscope.errors import ConfigError
+
+            report_user_error(
+                ConfigError(
+                    f"cannot create the run directory {candidate}: {error.strerror or error}; "
+                    "set TRAINSCOPE_OUTPUT_DIR or paths.output_root to a writable folder"
+                )
+            )
 
 
 def register_resolvers() -> None:

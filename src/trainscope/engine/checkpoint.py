@@ -10,6 +10,7 @@ damaged later (a bad disk, a truncated copy) still leaves one good checkpoint to
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
@@ -55,14 +56,16 @@ def save_atomic(payload: dict[str, Any], path: Path, keep_previous: Path | None 
     tmp_path = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp_path, "wb") as handle:  # a file object: a full disk surfaces as OSError(ENOSPC)
-            torch.save(payload, handle)
+        serialized = io.BytesIO()  # serialize first: a full disk then fails one plain write with ENOSPC
+        torch.save(payload, serialized)
+        with open(tmp_path, "wb") as handle:
+            handle.write(serialized.getbuffer())
         if keep_previous is not None and path.is_file():
             copy_atomic(path, keep_previous)
         _fsync_replace(tmp_path, path)
-    except (OSError, RuntimeError, CheckpointError) as error:  # torch reports some failed writes as RuntimeError
+    except (OSError, CheckpointError) as error:
         tmp_path.unlink(missing_ok=True)
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise CheckpointError(
             f"could not write checkpoint {path} ({reason}); the previous checkpoint is kept: "
             "free disk space, then resume the run"

@@ -1,0 +1,271 @@
+"""Every row of the README's "Bad input" table: one clear line on stderr, a non-zero exit, no traceback,
+and nothing already written lost or corrupted."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO_ROOT, TINY, TrainCLI, cli_env
+from tests.test_resume import read_events
+from trainscope.data.sources import BUNDLED_MNIST_DIR
+
+
+def error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line the user reads; fails if there is a traceback or more than one line on stderr."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning: ")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def snapshot(directory: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in directory.rglob("*") if path.is_file()}
+
+
+# ---------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model=nope", "model=nope is not an option; choose one of: cnn, lenet, mlp, resnet18"),
+        ("optimizer.lr=abc", "optimizer.lr must be a positive number, got 'abc'"),
+        ("trainer.max_epochs=0", "trainer.max_epochs must be a positive integer, got 0"),
+        ("data.batch_size=-1", "data.batch_size must be a positive integer, got -1"),
+    ],
+    ids=["unknown_group_option", "wrong_type", "out_of_range", "out_of_range_data"],
+)
+def test_config_mistakes(train: TrainCLI, override: str, message: str) -> None:
+    result = train(*TINY, override)
+    assert result.returncode == 2
+    assert message in error_line(result)
+    assert not list((train.output_root / "runs").glob("*/*/checkpoints")), "nothing trained"
+
+
+# ---------------------------------------------------------------- data
+
+
+def mnist_files(root: Path) -> Path:
+    raw = root / "mnist" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for path in BUNDLED_MNIST_DIR.glob("*.gz"):
+        shutil.copy(path, raw / path.name)
+    return raw
+
+
+def test_dataset_directory_missing(train: TrainCLI, tmp_path: Path) -> None:
+    result = train("data=mnist", "data.download=false", f"paths.data_dir={tmp_path / 'nowhere'}")
+    assert result.returncode == 2
+    line = error_line(result)
+    assert "mnist not found in" in line and "data.download=false" in line and "data=mnist_sample" in line
+
+
+def test_dataset_directory_unreadable(train: TrainCLI, tmp_path: Path) -> None:
+    if os.geteuid() == 0:  # root reads any directory: a file where the directory should be is unreadable to all
+        data_dir = tmp_path / "data"
+        data_dir.write_text("not a directory")
+    else:
+        data_dir = tmp_path / "data"
+        mnist_files(data_dir)
+        (data_dir / "mnist").chmod(0)
+    try:
+        result = train("data=mnist", "data.download=false", f"paths.data_dir={data_dir}")
+    finally:
+        if (data_dir / "mnist").exists():
+            (data_dir / "mnist").chmod(0o755)
+    assert result.returncode == 2
+    line = error_line(result)
+    assert "cannot read" in line or "cannot access" in line
+    assert "permission denied" in line
+
+
+def test_truncated_dataset_file(train: TrainCLI, tmp_path: Path) -> None:
+    raw = mnist_files(tmp_path / "data")
+    broken = raw / "train-images-idx3-ubyte.gz"
+    broken.write_bytes(broken.read_bytes()[:5000])
+    result = train("data=mnist", "data.download=false", f"paths.data_dir={tmp_path / 'data'}")
+    assert result.returncode == 2
+    line = error_line(result)
+    assert str(broken) in line and "corrupt or truncated" in line
+
+
+# ---------------------------------------------------------------- checkpoints and resume
+
+
+@pytest.fixture(scope="module")
+def two_epoch_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """A finished two-epoch run: `last.pt` after epoch 2, `previous.pt` after epoch 1. Copy it before use."""
+    cli = TrainCLI(tmp_path_factory.mktemp("two_epochs"), data_dir)
+    result = cli(*TINY, "trainer.test=false", "logging.progress_bar=false")
+    assert result.returncode == 0, result.stderr
+    return cli.run_dir()
+
+
+def resume(run_dir: Path, data_dir: Path, *overrides: str, **popen: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "train.py", f"resume={run_dir}", *overrides],
+        cwd=REPO_ROOT,
+        env=cli_env(run_dir.parent / "unused", data_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **popen,  # type: ignore[arg-type]
+    )
+
+
+def test_corrupt_checkpoint_falls_back_to_the_previous_one(two_epoch_run: Path, tmp_path: Path, data_dir: Path) -> None:
+    run_dir = tmp_path / two_epoch_run.name
+    shutil.copytree(two_epoch_run, run_dir)
+    last = run_dir / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # truncated, as by a bad copy
+
+    result = resume(run_dir, data_dir, "trainer.max_epochs=3")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "last.pt is corrupt" in warnings[0] and "previous.pt" in warnings[0]
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_run"] == 3 and summary["global_step"] == 24
+    assert [event.step for event in read_events(run_dir).Scalars("val/acc")] == [8, 16, 24]
+    assert (run_dir / "checkpoints" / "last.pt.corrupt").is_file(), "the damaged file is set aside, not deleted"
+    assert torch.load(run_dir / "checkpoints" / "previous.pt", weights_only=True)["trainer"]["epoch"] == 2
+
+
+def test_corrupt_checkpoint_without_a_good_previous_one(two_epoch_run: Path, tmp_path: Path, data_dir: Path) -> None:
+    run_dir = tmp_path / two_epoch_run.name
+    shutil.copytree(two_epoch_run, run_dir)
+    for name in ("last.pt", "previous.pt"):
+        (run_dir / "checkpoints" / name).write_bytes(b"not a checkpoint")
+    result = resume(run_dir, data_dir, "trainer.max_epochs=3")
+    assert result.returncode == 2
+    line = error_line(result)
+    assert "last.pt is corrupt or unreadable" in line and "previous.pt is unreadable too" in line
+
+
+def test_resume_a_directory_that_is_not_a_run(tmp_path: Path, data_dir: Path) -> None:
+    missing = resume(tmp_path / "nowhere", data_dir)
+    assert "no such directory" in error_line(missing)
+    not_a_run = resume(tmp_path, data_dir)
+    assert "is not a run directory (no .hydra/config.yaml)" in error_line(not_a_run)
+
+
+def test_resume_a_run_without_a_checkpoint(two_epoch_run: Path, tmp_path: Path, data_dir: Path) -> None:
+    run_dir = tmp_path / two_epoch_run.name
+    shutil.copytree(two_epoch_run, run_dir)
+    shutil.rmtree(run_dir / "checkpoints")
+    before = snapshot(run_dir)
+    result = resume(run_dir, data_dir)
+    assert result.returncode == 2
+    assert "has no checkpoint (checkpoints/last.pt)" in error_line(result)
+    assert snapshot(run_dir) == before
+
+
+# ---------------------------------------------------------------- where the run writes
+
+
+def test_output_directory_not_writable(tmp_path: Path, data_dir: Path) -> None:
+    blocker = tmp_path / "outputs"
+    blocker.write_text("a file where the output folder should be")  # stops root too, unlike chmod
+    result = TrainCLI(blocker / "inside", data_dir)(*TINY)
+    assert result.returncode == 2
+    line = error_line(result)
+    assert "cannot create the run directory" in line and "TRAINSCOPE_OUTPUT_DIR" in line
+    assert blocker.read_text() == "a file where the output folder should be"
+
+
+@contextlib.contextmanager
+def small_disk(directory: Path, size_bytes: int) -> Iterator[bool]:
+    """A tmpfs of `size_bytes` at `directory` when this process may mount one (root); yields whether it did."""
+    directory.mkdir(parents=True, exist_ok=True)
+    mounted = (
+        os.geteuid() == 0
+        and shutil.which("mount") is not None
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(directory)], capture_output=True
+        ).returncode
+        == 0
+    )
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+def test_disk_full_while_writing_a_checkpoint(two_epoch_run: Path, tmp_path: Path, data_dir: Path) -> None:
+    """Epoch 3's checkpoint does not fit: the run fails in one line and epoch 2's checkpoint stays good.
+
+    On a real small filesystem (a tmpfs sized to hold the run plus half a checkpoint) when it can be
+    mounted; otherwise a per-process file size limit makes the same write fail.
+    """
+    checkpoint_size = (two_epoch_run / "checkpoints" / "last.pt").stat().st_size
+    used = sum(path.stat().st_size for path in two_epoch_run.rglob("*") if path.is_file())
+    with small_disk(tmp_path / "disk", used + checkpoint_size // 2 + 256 * 1024) as mounted:
+        run_dir = tmp_path / "disk" / two_epoch_run.name
+        shutil.copytree(two_epoch_run, run_dir)
+        last = run_dir / "checkpoints" / "last.pt"
+        good = last.read_bytes()
+
+        def limit_file_size() -> None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+            resource.setrlimit(resource.RLIMIT_FSIZE, (checkpoint_size // 2, checkpoint_size // 2))
+
+        result = resume(run_dir, data_dir, "trainer.max_epochs=3", preexec_fn=None if mounted else limit_file_size)
+        assert result.returncode == 2
+        line = error_line(result)
+        assert f"could not write checkpoint {last}" in line and "the previous checkpoint is kept" in line
+        if mounted:
+            assert "No space left on device" in line
+        assert last.read_bytes() == good
+        assert torch.load(last, weights_only=True)["trainer"]["epoch"] == 2
+        assert not list(last.parent.glob("*.tmp")), "no half-written file left behind"
+        summary = json.loads((run_dir / "metrics.json").read_text())
+        assert summary["status"] == "failed" and "could not write checkpoint" in summary["reason"]
+
+
+# ---------------------------------------------------------------- training and sweeps
+
+
+def test_nan_loss(train: TrainCLI) -> None:
+    result = train(*TINY, "optimizer=sgd", "optimizer.lr=1e30", "trainer.max_epochs=1")
+    assert result.returncode == 1
+    line = error_line(result)
+    assert line.startswith("error: training failed: ") and "nan" in line.lower() and "optimizer.lr" in line
+    summary = json.loads((train.run_dir() / "metrics.json").read_text())
+    assert summary["status"] == "failed"
+
+
+def test_optuna_storage_unreachable(train: TrainCLI, tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path}/missing/dir/study.db"
+    result = train("-m", "hparams_search=synthetic", f"hydra.sweeper.storage={storage}")
+    assert result.returncode == 2
+    line = error_line(result)
+    assert "cannot open Optuna storage" in line and "hydra.sweeper.storage" in line
+
+
+def test_optuna_storage_locked(train: TrainCLI, tmp_path: Path) -> None:
+    database = tmp_path / "study.db"
+    holder = sqlite3.connect(database)
+    holder.execute("CREATE TABLE lock_holder (x)")
+    holder.execute("BEGIN EXCLUSIVE")  # another process holding the database, as a stuck writer would
+    try:
+        result = train("-m", "hparams_search=synthetic", f"hydra.sweeper.storage=sqlite:///{database}", timeout=120)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert result.returncode == 2
+    line = error_line(result)
+    assert "cannot open Optuna storage" in line and "locked" in line
