@@ -29,6 +29,7 @@ from trainscope.config.flatten import hparams_from_config, is_hparam_key, normal
 from trainscope.monitor.hparams import (
     DEFAULT_METRICS,
     TRIAL_STATE_TAG,
+    TRIAL_STATES,
     HParamsSession,
     Interval,
     write_experiment_summary,
@@ -257,7 +258,7 @@ def test_experiment_summary_declares_domains_and_metrics(tmp_path: Path) -> None
         "optimizer.weight_decay": Interval(1e-5, 1e-2),
         "trainer.max_epochs": Interval(1, 5),
     }
-    write_experiment_summary(tmp_path, domains, [*DEFAULT_METRICS, TRIAL_STATE_TAG])
+    write_experiment_summary(tmp_path, domains, DEFAULT_METRICS)
 
     accumulator = EventAccumulator(str(tmp_path))
     accumulator.Reload()
@@ -276,7 +277,7 @@ def test_experiment_summary_declares_domains_and_metrics(tmp_path: Path) -> None
     assert infos["optimizer.weight_decay"].domain_interval.min_value == 1e-5
     assert infos["trainer.max_epochs"].domain_interval.max_value == 5
     metrics = metadata.parse_experiment_plugin_data(content).metric_infos
-    assert [info.name.tag for info in metrics] == [*DEFAULT_METRICS, TRIAL_STATE_TAG]
+    assert [info.name.tag for info in metrics] == list(DEFAULT_METRICS)
 
 
 # ---------------------------------------------------------------- the real TensorBoard server
@@ -321,7 +322,8 @@ def test_tensorboard_hparams_tab_shows_each_run_as_its_own_live_session(tmp_path
         assert session["status"] == ("STATUS_SUCCESS" if status == "completed" else "STATUS_FAILURE")
         assert session["modelUri"] == str((sweep_dir / name).resolve())
         assert group["hparams"]["model"] == hparams["model"]
-        assert metric_values(session) == {tag: values[-1] for tag, values in scalars.items()}
+        expected = {tag: values[-1] for tag, values in scalars.items()}
+        assert metric_values(session) == {**expected, TRIAL_STATE_TAG: TRIAL_STATES[status]}
         assert metric_values(session)["val/acc"] == last_scalar(sweep_dir / name, "val/acc")
 
     # A run still training: no end info yet (status "Unknown"), and each new scalar shows up live.

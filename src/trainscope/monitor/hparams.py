@@ -68,7 +68,15 @@ SESSION_STATUS: dict[str, int] = {
 }
 """Final run status -> `SessionEndInfo.status`."""
 
-DEFAULT_METRICS: tuple[str, ...] = ("val/acc", "val/acc_best", "val/loss", "train/loss", "test/acc", "epoch")
+DEFAULT_METRICS: tuple[str, ...] = (
+    "val/acc",
+    "val/acc_best",
+    "val/loss",
+    "train/loss",
+    "test/acc",
+    "epoch",
+    TRIAL_STATE_TAG,
+)
 """Scalar tags the trainer writes that a sweep's HParams table shows, in column order."""
 
 _METRIC_DISPLAY_NAMES = {"epoch": "epochs run"}

@@ -233,7 +233,7 @@ class OptunaSweep:
 
     def _write_experiment_summary(self, groups: Sequence[str] | None) -> None:
         """The HParams experiment summary at the sweep root, declaring each sampled key's domain."""
-        from trainscope.monitor.hparams import DEFAULT_METRICS, TRIAL_STATE_TAG, Interval
+        from trainscope.monitor.hparams import DEFAULT_METRICS, Interval
         from trainscope.sweep.summary import write_sweep_experiment
 
         parser = OverridesParser.create()
@@ -245,7 +245,7 @@ class OptunaSweep:
             elif isinstance(distribution, IntDistribution | FloatDistribution):
                 domains[name] = Interval(distribution.low, distribution.high)
         metrics = list(DEFAULT_METRICS)
-        metrics += [m for m in (*self.metric_names, TRIAL_STATE_TAG) if m not in metrics]
+        metrics += [m for m in self.metric_names if m not in metrics]
         write_sweep_experiment(self.config, domains, metrics, groups=groups)
 
     # --------------------------------------------------------------- trials
