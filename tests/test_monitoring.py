@@ -239,9 +239,11 @@ def test_overfitting_and_rising_loss_checks_warn_once_with_advice(caplog) -> Non
     trainer = fake_trainer(overfitting)
     check = OverfittingCheck(patience=3)
     check.on_epoch_end(trainer, overfitting[-1])
-    check.on_epoch_end(trainer, overfitting[-1])  # same epoch: reported once
+    overfitting.append({"train/loss": 0.5, "val/loss": 1.0})  # still overfitting: no second warning
+    trainer.state.epoch, trainer.state.global_step = 5, 50
+    check.on_epoch_end(trainer, overfitting[-1])
     assert len(trainer.monitor.writer.texts) == 1 and "weight_decay" in trainer.monitor.writer.texts[0]
-    assert trainer.monitor.writer.scalars[-1] == ("health/overfitting", 1.0, 40)
+    assert trainer.monitor.writer.scalars == [("health/overfitting", 1.0, 40), ("health/overfitting", 1.0, 50)]
     assert "health/overfitting" in caplog.text
 
     healthy = [{"train/loss": 1.0 - 0.1 * i, "val/loss": 0.9 - 0.1 * i} for i in range(4)]

@@ -6,15 +6,17 @@ and drawn with Pillow: no plotting library.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from torch import Tensor
 
 from trainscope.engine.callbacks import Callback
+from trainscope.monitor.images import add_png, default_font
 
 if TYPE_CHECKING:
     from trainscope.engine.trainer import Trainer
@@ -35,41 +37,52 @@ def precision_recall(matrix: Tensor) -> tuple[Tensor, Tensor]:
     return precision, recall
 
 
-def render_confusion_matrix(matrix: Tensor, class_names: Sequence[str], cell: int = 36) -> np.ndarray:
+CELL = 36  # pixels per matrix cell
+
+
+def render_confusion_matrix(matrix: Tensor, class_names: Sequence[str]) -> np.ndarray:
     """A labelled heat map of `matrix` (rows: true class, columns: predicted) as an [H, W, 3] uint8 array.
 
     Colours are row-normalized (each true class sums to 1), so rare classes are as readable as common ones;
-    each cell shows the raw count.
+    each cell shows the raw count. The labelled frame is drawn once per run and reused.
     """
     counts = matrix.cpu().numpy()
     size = len(counts)
-    rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    font = ImageFont.load_default()
-    labels = [str(name)[:10] for name in class_names[:size]] + [str(i) for i in range(len(class_names), size)]
-    margin = 12 + 6 * max(len(label) for label in labels)
-    header = 16
-    width, height = margin + cell * size + 4, header + margin + cell * size + 4
-    image = Image.new("RGB", (width, height), (255, 255, 255))
+    labels = tuple(str(name)[:10] for name in class_names[:size]) + tuple(str(i) for i in range(len(class_names), size))
+    frame, left, top = _frame(labels)
+    image = frame.copy()
     draw = ImageDraw.Draw(image)
-    draw.text((margin, 2), "predicted ->  (rows: true class)", fill=(0, 0, 0), font=font)
-    for index, label in enumerate(labels):  # column labels, vertical text rendered on its own image
-        text = Image.new("RGB", (margin, 12), (255, 255, 255))
-        ImageDraw.Draw(text).text((2, 0), label, fill=(0, 0, 0), font=font)
-        image.paste(text.rotate(90, expand=True), (margin + index * cell + cell // 2 - 6, header))
-        draw.text((2, header + margin + index * cell + cell // 2 - 6), label, fill=(0, 0, 0), font=font)
+    font = default_font()
+    rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     for true in range(size):
         for predicted in range(size):
-            shade = rows[true, predicted]
-            colour = (int(255 * (1 - shade)), int(255 * (1 - 0.6 * shade)), 255) if true == predicted else (
-                255,
-                int(255 * (1 - shade)),
-                int(255 * (1 - shade)),
-            )
-            left, top = margin + predicted * cell, header + margin + true * cell
-            draw.rectangle((left, top, left + cell - 1, top + cell - 1), fill=colour, outline=(200, 200, 200))
+            shade = float(rows[true, predicted])
+            fade = int(255 * (1 - shade))
+            colour = (fade, int(255 * (1 - 0.6 * shade)), 255) if true == predicted else (255, fade, fade)
+            x, y = left + predicted * CELL, top + true * CELL
+            draw.rectangle((x, y, x + CELL - 1, y + CELL - 1), fill=colour, outline=(200, 200, 200))
             ink = (255, 255, 255) if shade > 0.6 else (0, 0, 0)
-            draw.text((left + 3, top + cell // 2 - 6), str(int(counts[true, predicted])), fill=ink, font=font)
+            draw.text((x + 3, y + CELL // 2 - 6), str(int(counts[true, predicted])), fill=ink, font=font)
     return np.asarray(image).copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _frame(labels: tuple[str, ...]) -> tuple[Image.Image, int, int]:
+    """The title and class labels around an empty matrix, and where the matrix's top-left cell goes."""
+    font = default_font()
+    size = len(labels)
+    margin = 12 + 6 * max(len(label) for label in labels)
+    header = 16
+    left, top = margin, header + margin
+    image = Image.new("RGB", (left + CELL * size + 4, top + CELL * size + 4), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    draw.text((margin, 2), "predicted ->  (rows: true class)", fill=(0, 0, 0), font=font)
+    for index, label in enumerate(labels):  # column labels: vertical text drawn on its own image
+        text = Image.new("RGB", (margin, 12), (255, 255, 255))
+        ImageDraw.Draw(text).text((2, 0), label, fill=(0, 0, 0), font=font)
+        image.paste(text.rotate(90, expand=True), (left + index * CELL + CELL // 2 - 6, header))
+        draw.text((2, top + index * CELL + CELL // 2 - 6), label, fill=(0, 0, 0), font=font)
+    return image, left, top
 
 
 class ConfusionMatrixMonitor(Callback):
@@ -100,4 +113,4 @@ class ConfusionMatrixMonitor(Callback):
         writer.add_scalar("val/precision_macro", float(precision.mean()), step)
         writer.add_scalar("val/recall_macro", float(recall.mean()), step)
         if self.image:
-            writer.add_image("val/confusion_matrix", render_confusion_matrix(matrix, names), step, dataformats="HWC")
+            add_png(writer, "val/confusion_matrix", render_confusion_matrix(matrix, names), step)

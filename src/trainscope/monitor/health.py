@@ -36,6 +36,7 @@ class HealthCheck(Callback):
 
     def __init__(self) -> None:
         self._fired_this_epoch = False
+        self._problem_ongoing = False
         self.reports = 0
 
     def report(self, trainer: Trainer, message: str, advice: str, stops_run: bool = False) -> None:
@@ -63,11 +64,21 @@ class HealthCheck(Callback):
     def check_epoch(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         """Epoch-level test; override in checks that look at whole epochs."""
 
+    def ongoing(self, problem: bool) -> bool:
+        """For conditions that last several epochs: True only when `problem` starts, so the terminal gets
+        one warning per episode; the `health/<check>` scalar stays 1 for every epoch it lasts."""
+        started = problem and not self._problem_ongoing
+        self._problem_ongoing = problem
+        if problem and not started:
+            self._fired_this_epoch = True  # no new warning, but the scalar stays 1 while it lasts
+        return started
+
     def state_dict(self) -> dict[str, Any]:
-        return {"reports": self.reports}
+        return {"reports": self.reports, "problem_ongoing": self._problem_ongoing}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.reports = int(state.get("reports", 0))
+        self._problem_ongoing = bool(state.get("problem_ongoing", False))
 
 
 class NonFiniteCheck(HealthCheck):
@@ -155,7 +166,7 @@ class LossTrendCheck(HealthCheck):
 
     def check_epoch(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         losses = [epoch["train/loss"] for epoch in trainer.state.history if "train/loss" in epoch]
-        if _rising(losses, self.patience, self.min_delta):
+        if self.ongoing(_rising(losses, self.patience, self.min_delta)):
             recent = losses[-self.patience - 1 :]
             self.report(
                 trainer,
@@ -177,7 +188,9 @@ class OverfittingCheck(HealthCheck):
         history = [epoch for epoch in trainer.state.history if "val/loss" in epoch and "train/loss" in epoch]
         val_losses = [epoch["val/loss"] for epoch in history]
         train_losses = [-epoch["train/loss"] for epoch in history]  # "falling" = negated rising
-        if _rising(val_losses, self.patience, self.min_delta) and _rising(train_losses, self.patience, 0.0):
+        if self.ongoing(
+            _rising(val_losses, self.patience, self.min_delta) and _rising(train_losses, self.patience, 0.0)
+        ):
             recent = val_losses[-self.patience - 1 :]
             self.report(
                 trainer,
@@ -216,7 +229,7 @@ class LearningRateCheck(HealthCheck):
                 f"training diverged: loss {loss:.3g} at step {step} is {loss / chance:.3g}x the chance-level "
                 f"loss {chance:.3g}; the learning rate ({lr}) is far too high"
             )
-            advice = f"optimizer.lr a factor 10-1000 lower, or trainer.grad_clip=1.0 (current {lr})"
+            advice = "optimizer.lr 10-1000x lower, or trainer.grad_clip=1.0"
             self.report(trainer, message, advice, stops_run=True)
             trainer.request_stop(f"{message}: try {advice}", status="failed")
         elif trainer.state.epoch < self.early_epochs and loss > self.warn_factor * chance:

@@ -6,13 +6,17 @@ dependency), so no plotting library is needed.
 
 from __future__ import annotations
 
+import functools
+import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import Tensor
+from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
 
 from trainscope.engine.callbacks import Callback
@@ -21,6 +25,12 @@ if TYPE_CHECKING:
     from trainscope.engine.trainer import Trainer
 
 MIN_TILE_SIZE = 64  # small images (MNIST's 28 px) are upscaled so a label fits under them
+
+
+@functools.lru_cache(maxsize=1)
+def default_font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's built-in font, loaded once (loading it costs tens of milliseconds)."""
+    return ImageFont.load_default()
 
 
 def unnormalize(inputs: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
@@ -46,7 +56,7 @@ def labelled_tiles(images: Tensor, captions: Sequence[str]) -> Tensor:
 
     Tiles are widened (image centred) when a caption is wider than the image, so labels are never cut.
     """
-    font = ImageFont.load_default()
+    font = default_font()
     images = upscale(images)
     strip = 12
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
@@ -62,9 +72,32 @@ def labelled_tiles(images: Tensor, captions: Sequence[str]) -> Tensor:
     return torch.stack(tiles)
 
 
-def grid(images: Tensor, columns: int = 8) -> Tensor:
-    """A [3, H, W] grid with a thin gap between tiles."""
-    return make_grid(images, nrow=min(columns, max(len(images), 1)), padding=2, pad_value=0.5)
+def grid(images: Tensor, columns: int = 8) -> np.ndarray:
+    """An [H, W, 3] uint8 grid with a thin gap between tiles."""
+    tiled = make_grid(images, nrow=min(columns, max(len(images), 1)), padding=2, pad_value=0.5)
+    return (tiled.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+
+
+def add_png(writer: SummaryWriter, tag: str, image: np.ndarray, step: int) -> None:
+    """Write an [H, W, 3] uint8 image as a TensorBoard image summary.
+
+    Same record as `SummaryWriter.add_image`, but encoded straight from uint8 with fast PNG compression:
+    about half the cost, which matters for an image every validation.
+    """
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
+    height, width, channels = image.shape
+    summary = Summary(
+        value=[
+            Summary.Value(
+                tag=tag,
+                image=Summary.Image(
+                    height=height, width=width, colorspace=channels, encoded_image_string=buffer.getvalue()
+                ),
+            )
+        ]
+    )
+    writer._get_file_writer().add_summary(summary, step)  # what add_image does after encoding
 
 
 class InputImages(Callback):
@@ -83,7 +116,7 @@ class InputImages(Callback):
         names = trainer.data.class_names
         captions = [_name(names, label) for label in targets[:count]]
         images = unnormalize(inputs[:count], trainer.data.mean, trainer.data.std)
-        trainer.monitor.writer.add_image("images/train_inputs", grid(labelled_tiles(images, captions)), 0)
+        add_png(trainer.monitor.writer, "images/train_inputs", grid(labelled_tiles(images, captions)), 0)
 
 
 class MisclassifiedImages(Callback):
@@ -121,8 +154,11 @@ class MisclassifiedImages(Callback):
         names = trainer.data.class_names
         captions = [f"{_name(names, predicted[i])} / {_name(names, targets[i])}" for i in wrong.tolist()]
         images = unnormalize(inputs[wrong.to(inputs.device)], trainer.data.mean, trainer.data.std)
-        trainer.monitor.writer.add_image(
-            "images/val_misclassified", grid(labelled_tiles(images, captions)), trainer.state.global_step
+        add_png(
+            trainer.monitor.writer,
+            "images/val_misclassified",
+            grid(labelled_tiles(images, captions)),
+            trainer.state.global_step,
         )
 
 
