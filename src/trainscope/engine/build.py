@@ -45,6 +45,8 @@ def build_data_and_model(cfg: DictConfig) -> tuple[torch.device, Any, nn.Module]
     seed_everything(int(cfg.trainer.seed), bool(cfg.trainer.deterministic), bool(cfg.trainer.cudnn_benchmark))
     data = instantiate(cfg.data, device=device, seed=int(cfg.trainer.seed), _convert_="all")
     model = instantiate(cfg.model).to(device)
+    if cfg.trainer.get("channels_last", False):
+        model = model.to(memory_format=torch.channels_last)  # 4-D weights only; the trainer converts inputs
     return device, data, model
 
 

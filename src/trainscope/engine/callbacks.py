@@ -58,17 +58,34 @@ class CallbackList:
 
     def __init__(self, callbacks: dict[str, Callback]) -> None:
         self.callbacks = callbacks
+        self._overriding: dict[str, list[Callback]] = {}  # per hook; some hooks run every step
+        self._cached_count = len(callbacks)
 
     def __iter__(self) -> Iterable[Callback]:
         return iter(self.callbacks.values())
 
     def call(self, hook: str, *args: Any) -> None:
-        for callback in self.callbacks.values():
+        """Call `hook` on the callbacks that override it, in order (the base class's hooks do nothing)."""
+        for callback in self._overriding_callbacks(hook):
             getattr(callback, hook)(*args)
 
     def wants(self, hook: str) -> bool:
         """Whether any callback overrides `hook`, so the loop can skip work nobody watches."""
-        return any(getattr(type(cb), hook) is not getattr(Callback, hook) for cb in self.callbacks.values())
+        return bool(self._overriding_callbacks(hook))
+
+    def _overriding_callbacks(self, hook: str) -> list[Callback]:
+        if self._cached_count != len(self.callbacks):  # callbacks were added or removed since the last look
+            self._overriding.clear()
+            self._cached_count = len(self.callbacks)
+        overriding = self._overriding.get(hook)
+        if overriding is None:
+            overriding = self._overriding[hook] = [
+                callback
+                for callback in self.callbacks.values()
+                if getattr(type(callback), hook, None) is not getattr(Callback, hook, None)
+                or hook in getattr(callback, "__dict__", {})
+            ]
+        return overriding
 
     def state_dict(self) -> dict[str, dict[str, Any]]:
         return {name: callback.state_dict() for name, callback in self.callbacks.items()}

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from trainscope.data import BatchSource, DataModule
 from trainscope.engine.callbacks import CallbackList
+from trainscope.errors import ConfigError
 from trainscope.monitor.progress import EpochProgress
 from trainscope.monitor.tensorboard import TensorBoardMonitor
 
@@ -80,6 +81,11 @@ class Trainer:
         self._last_grad_norm: Tensor | float = float("nan")
         self.progress = EpochProgress(enabled=bool(cfg.logging.progress_bar))
         self.running_sums = torch.zeros(2, 3, device=device)  # this epoch's and this log window's sums
+        self._batch_counts: dict[int, Tensor] = {}
+        self.channels_last = bool(cfg.trainer.get("channels_last", False))
+        # The compiled module shares the model's parameters; `self.model` stays the plain module, so
+        # checkpoints and callbacks see its state_dict without torch.compile's `_orig_mod.` prefix.
+        self.forward = compiled(model, cfg.trainer.get("compile", False))
 
     # ----------------------------------------------------------------------------------------------
     # control
@@ -140,9 +146,7 @@ class Trainer:
         for inputs, targets in source.iter_from(self.state.batch_in_epoch):
             if self.state.batch_in_epoch >= total:
                 break
-            batch_sums = self._train_step(inputs, targets)
-            epoch_sums += batch_sums
-            window_sums += batch_sums
+            self.running_sums += self._train_step(inputs, targets)  # both rows: epoch and window
             self.state.global_step += 1
             self.state.batch_in_epoch += 1
 
@@ -177,7 +181,7 @@ class Trainer:
     def _train_step(self, inputs: Tensor, targets: Tensor) -> Tensor:
         """One optimizer step; returns (loss * n, correct, n) on the device, without syncing."""
         with self._autocast():
-            logits = self.model(inputs)
+            logits = self.forward(self._to_memory_format(inputs))
             loss = F.cross_entropy(logits, targets)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -190,9 +194,22 @@ class Trainer:
         self.scaler.update()
         if self.scheduler is not None and self.scheduler_interval == "step":
             self.scheduler.step()
-        count = torch.tensor(float(targets.shape[0]), device=self.device)
+        count = self._count(targets.shape[0])
         correct = (logits.detach().argmax(dim=1) == targets).sum()
         return torch.stack((loss.detach().float() * count, correct.float(), count))
+
+    def _count(self, batch_size: int) -> Tensor:
+        """`batch_size` as a device scalar, made once per size: a new tensor every step is a host-to-device copy."""
+        count = self._batch_counts.get(batch_size)
+        if count is None:
+            count = self._batch_counts[batch_size] = torch.tensor(float(batch_size), device=self.device)
+        return count
+
+    def _to_memory_format(self, inputs: Tensor) -> Tensor:
+        """Image batches in channels_last when `trainer.channels_last` is on (the model's weights are too)."""
+        if self.channels_last and inputs.dim() == 4:
+            return inputs.contiguous(memory_format=torch.channels_last)
+        return inputs
 
     def _read_window(self, window_sums: Tensor, seconds: float) -> dict[str, float]:
         """The one place step metrics are read from the device: every `log_every_n_steps` steps."""
@@ -230,10 +247,10 @@ class Trainer:
             if index >= total:
                 break
             with self._autocast():
-                logits = self.model(inputs)
+                logits = self.forward(self._to_memory_format(inputs))
             loss = F.cross_entropy(logits.float(), targets, reduction="sum")
             correct = (logits.argmax(dim=1) == targets).sum()
-            sums += torch.stack((loss, correct.float(), torch.tensor(float(targets.shape[0]), device=self.device)))
+            sums += torch.stack((loss, correct.float(), self._count(targets.shape[0])))
             if want_batches:
                 self.callbacks.call("on_validation_batch_end", self, inputs, targets, logits)
         loss_sum, correct, count = sums.tolist()
@@ -329,6 +346,20 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
             return None
         return torch.float16
     return None
+
+
+def compiled(model: nn.Module, setting: bool | str | None) -> nn.Module:
+    """`trainer.compile`: false = eager, true = torch.compile with inductor, a string = that dynamo backend."""
+    if setting is None or setting is False:
+        return model
+    if setting is True:
+        return torch.compile(model)
+    if setting not in torch.compiler.list_backends(exclude_tags=()):
+        raise ConfigError(
+            f"trainer.compile must be true, false or a torch.compile backend (inductor, aot_eager, eager, "
+            f"cudagraphs, ...), got {setting!r}"
+        )
+    return torch.compile(model, backend=str(setting))
 
 
 def _limited_length(source: BatchSource, limit: int | float | None) -> int:

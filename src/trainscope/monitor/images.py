@@ -17,7 +17,6 @@ from PIL import Image, ImageDraw, ImageFont
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
-from torchvision.utils import make_grid
 
 from trainscope.engine.callbacks import Callback
 
@@ -74,6 +73,8 @@ def labelled_tiles(images: Tensor, captions: Sequence[str]) -> Tensor:
 
 def grid(images: Tensor, columns: int = 8) -> np.ndarray:
     """An [H, W, 3] uint8 grid with a thin gap between tiles."""
+    from torchvision.utils import make_grid  # here: importing torchvision costs scalar-only runs seconds
+
     tiled = make_grid(images, nrow=min(columns, max(len(images), 1)), padding=2, pad_value=0.5)
     return (tiled.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
 
@@ -111,7 +112,8 @@ class InputImages(Callback):
             return  # a resumed run already logged its inputs
         source = trainer.data.train
         source.set_epoch(trainer.state.epoch)  # the loop sets it again; reseeding is idempotent
-        inputs, targets = next(iter(source.iter_from(0)))
+        with torch.random.fork_rng(devices=[]):  # a DataLoader draws its base seed: keep the run's RNG as is
+            inputs, targets = next(iter(source.iter_from(0)))
         count = min(self.num_images, len(inputs))
         names = trainer.data.class_names
         captions = [_name(names, label) for label in targets[:count]]
