@@ -199,3 +199,27 @@ def test_checkpoints_load_with_weights_only(finished_run: Path) -> None:
     assert {"epoch", "global_step", "batch_in_epoch", "best_val_acc", "running_sums"} <= set(checkpoint["trainer"])
     assert "early_stopping" in checkpoint["callbacks"]
     assert os.path.getsize(finished_run / "checkpoints" / "best.pt") > 0
+
+
+def test_every_tensorboard_reader_drops_what_a_killed_segment_logged_after_its_checkpoint(tmp_path: Path) -> None:
+    """The Python loader behind `tensorboard --load_fast=false` purges only from a run's second start marker on."""
+    from tensorboard.backend.event_processing import plugin_event_accumulator
+
+    from trainscope.engine.resume import purge_step
+    from trainscope.monitor.tensorboard import TensorBoardMonitor
+
+    first = TensorBoardMonitor(tmp_path, purge_step=purge_step(None))
+    for step in range(1, 11):  # killed at step 10, last checkpoint at step 5
+        first.scalar("x", float(step), step)
+    first.close()
+    time.sleep(1.1)  # event files are ordered by their creation second
+    resumed = TensorBoardMonitor(tmp_path, purge_step=purge_step({"trainer": {"global_step": 5}}))
+    for step in range(6, 9):
+        resumed.scalar("x", 100.0 + step, step)
+    resumed.close()
+
+    expected = [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0), (5, 5.0), (6, 106.0), (7, 107.0), (8, 108.0)]
+    assert [(event.step, event.value) for event in read_events(tmp_path).Scalars("x")] == expected
+    legacy = plugin_event_accumulator.EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    legacy.Reload()
+    assert [(event.step, event.tensor_proto.float_val[0]) for event in legacy.Tensors("x")] == expected

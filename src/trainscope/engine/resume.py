@@ -260,12 +260,14 @@ def load_resume_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     return checkpoint
 
 
-def purge_step(checkpoint: dict[str, Any] | None) -> int | None:
+def purge_step(checkpoint: dict[str, Any] | None) -> int:
     """First step TensorBoard must forget: anything a killed segment logged after its checkpoint.
 
     Points *at* the checkpoint's step were logged before it was written (step metrics, epoch metrics),
-    so they stay; the resumed run logs from the next step on.
+    so they stay; the resumed run logs from the next step on. A fresh run gets 0: its writer then opens
+    with a session-start marker too, because TensorBoard's Python loader (`--load_fast=false`) treats
+    the first marker of a run as the initial start and purges only on later ones.
     """
     if checkpoint is None:
-        return None
+        return 0
     return int(checkpoint["trainer"]["global_step"]) + 1
