@@ -56,19 +56,27 @@ def main() -> None:
     parser.add_argument("--n-trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "benchmarks" / "pruning")
+    parser.add_argument("--pruner-overrides", nargs="*", default=[], help="extra overrides for the pruned sweep only")
     parser.add_argument("overrides", nargs="*", help="extra overrides for both sweeps")
     args = parser.parse_args()
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     out = args.out / stamp
     rows = [
-        run_sweep("median", ["hydra/sweeper/pruner=median", *args.overrides], out, args.n_trials, args.seed),
+        run_sweep(
+            "median",
+            ["hydra/sweeper/pruner=median", *args.pruner_overrides, *args.overrides],
+            out,
+            args.n_trials,
+            args.seed,
+        ),
         run_sweep("none", ["hydra/sweeper/pruner=none", *args.overrides], out, args.n_trials, args.seed),
     ]
     pruned, unpruned = rows
     print(
         f"pruning benchmark, {stamp}: hparams_search=mnist_cnn, {args.n_trials} TPE trials, seed {args.seed}, "
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads, overrides: {' '.join(args.overrides) or 'none'}"
+        f"{torch.get_num_threads()} threads, overrides: {' '.join(args.overrides) or 'none'}, "
+        f"pruner overrides: {' '.join(args.pruner_overrides) or 'none'}"
     )
     print()
     print("| pruner | trials complete / pruned / failed | epochs trained | wall time (s) | best val/acc_best |")
