@@ -17,11 +17,11 @@ from typing import Any
 
 import optuna
 import yaml
-from conftest import REPO_ROOT, cli_env
 from optuna.trial import TrialState
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata
 
+from tests.conftest import REPO_ROOT, cli_env
 from trainscope.sweep.storage import open_storage
 from trainscope.sweep.study import FAIL_REASON_ATTR, OWNER_ATTR, RUN_DIR_ATTR, count_trials
 

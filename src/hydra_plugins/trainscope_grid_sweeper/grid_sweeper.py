@@ -10,6 +10,7 @@ Hydra's own basic sweeper re-raises the first failure after its batch, with no s
 
 
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,15 +68,21 @@ class TrainscopeGridSweeper(BasicSweeper):
 
         returns: list[list[JobReturn]] = []
         initial_job_idx = 0
-        while not self.is_done():
-            batch = self.get_job_batch()
-            started = time.perf_counter()
-            self.validate_batch_is_legal(batch)  # a typo in an override fails before any run, as in Hydra
-            log.debug("validated %d job configs in %.2f s", len(batch), time.perf_counter() - started)
-            results = list(self.launcher.launch(batch, initial_job_idx=initial_job_idx))
-            report_failed_jobs(results)  # never read `return_value` of a failed job: it re-raises
-            initial_job_idx += len(batch)
-            returns.append(results)
+        try:
+            while not self.is_done():
+                batch = self.get_job_batch()
+                started = time.perf_counter()
+                self.validate_batch_is_legal(batch)  # a typo in an override fails before any run, as in Hydra
+                log.debug("validated %d job configs in %.2f s", len(batch), time.perf_counter() - started)
+                results = list(self.launcher.launch(batch, initial_job_idx=initial_job_idx))
+                report_failed_jobs(results)  # never read `return_value` of a failed job: it re-raises
+                initial_job_idx += len(batch)
+                returns.append(results)
+        except KeyboardInterrupt:
+            # The interrupted run already saved a checkpoint and printed its resume command.
+            finished = sum(len(results) for results in returns)
+            print(f"multirun: interrupted after {finished} finished runs", file=sys.stderr, flush=True)
+            raise SystemExit(130) from None
 
         finish_sweep(job for batch in returns for job in batch)
         return returns
