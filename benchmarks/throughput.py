@@ -215,7 +215,9 @@ def monitoring_off(cfg: DictConfig, total_steps: int) -> list[str]:
     return overrides
 
 
-def run_trainscope(workload: Workload, device: str, epochs: int, monitor: bool, run_root: Path) -> list[float]:
+def run_trainscope(
+    workload: Workload, device: str, epochs: int, monitor: bool, run_root: Path, extra: tuple[str, ...] = ()
+) -> list[float]:
     from trainscope.engine.run import train
 
     base = [
@@ -226,7 +228,7 @@ def run_trainscope(workload: Workload, device: str, epochs: int, monitor: bool, 
         default = compose_config(workload, device, epochs, [])
         steps = epochs * -(-int(workload.num_samples * 0.9) // workload.batch_size)
         base += monitoring_off(default, steps)
-    cfg = compose_config(workload, device, epochs, base)
+    cfg = compose_config(workload, device, epochs, [*base, *extra])
     EpochTimer.marks = []
     run_dir = Path(tempfile.mkdtemp(dir=run_root))
     train(cfg, run_dir)
@@ -484,6 +486,42 @@ def benchmark(workload: Workload, device_name: str, args: argparse.Namespace, sc
     return timings
 
 
+def ablation(workload: Workload, device: str, args: argparse.Namespace, scratch: Path) -> str:
+    """What each part of the default monitoring costs: monitoring off, then one part back on at a time."""
+    default = compose_config(workload, device, 1, [])
+    parts: dict[str, tuple[str, ...]] = {
+        "monitoring off (c)": (),
+        "+ step scalars (log_every_n_steps default)": (
+            f"logging.log_every_n_steps={default.logging.log_every_n_steps}",
+        ),
+        "+ progress bar": ("logging.progress_bar=true",),
+        "- checkpoints (callbacks.checkpoint=null)": ("callbacks.checkpoint=null",),
+    }
+    for key, value in default.logging.items():
+        if key in MONITORING_OFF and key != "progress_bar" and str(value).lower() not in ("false", "0"):
+            parts[f"+ {key}={str(value).lower()}"] = (f"logging.{key}={str(value).lower()}",)
+    parts["default monitoring (b)"] = ("__default__",)
+    epochs = args.warmup + args.epochs
+    seconds: dict[str, list[float]] = {name: [] for name in parts}
+    for _ in range(args.rounds):
+        for name, extra in parts.items():
+            if extra == ("__default__",):
+                seconds[name] += run_trainscope(workload, device, epochs, True, scratch)[args.warmup :]
+            else:
+                seconds[name] += run_trainscope(workload, device, epochs, False, scratch, extra)[args.warmup :]
+    base = statistics.median(seconds["monitoring off (c)"])
+    rows = [
+        f"Ablation, {workload.model} ({workload.num_samples} samples): median epoch and its cost over (c)",
+        "",
+        "| configuration | epoch seconds | vs (c) |",
+        "| --- | --- | --- |",
+    ]
+    for name, values in seconds.items():
+        median = statistics.median(values)
+        rows.append(f"| {name} | {median:.3f} | {100 * (median / base - 1):+.1f}% |")
+    return "\n".join(rows)
+
+
 def results_table(results: dict[str, Timings], device: str) -> str:
     header = (
         "| model | data | steps/epoch | (a) raw samples/s | (b) trainscope | (c) no monitoring | (d) tutorial "
@@ -540,6 +578,7 @@ def main() -> None:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="cpu: process CPU time")
     parser.add_argument("--no-lightning", action="store_true")
     parser.add_argument("--no-startup", action="store_true")
+    parser.add_argument("--ablate", action="store_true", help="only: what each monitoring part costs")
     args = parser.parse_args()
     global clock
     if args.threads:
@@ -556,6 +595,10 @@ def main() -> None:
         if args.samples:
             for name, workload in WORKLOADS.items():
                 WORKLOADS[name] = Workload(workload.model, workload.input_shape, args.samples, workload.batch_size)
+        if args.ablate:
+            for model in args.models:
+                print(ablation(WORKLOADS[model], device, args, scratch), flush=True)
+            return
         results = {model: benchmark(WORKLOADS[model], device, args, scratch) for model in args.models}
         print()
         print(results_table(results, device))
