@@ -97,10 +97,8 @@ def save_checkpoint(trainer: Trainer) -> Path:
     The new file is complete and on disk before either name changes: a crash or a full disk at any
     moment leaves a loadable `last.pt` (the old or the new one).
     """
-    from trainscope.engine.resume import config_hash  # resume builds on this module
-
     directory = trainer.run_dir / CHECKPOINT_DIR
-    payload = {"format": CHECKPOINT_FORMAT, "config_hash": config_hash(trainer.cfg), **trainer.state_dict()}
+    payload = {"format": CHECKPOINT_FORMAT, "config_hash": trainer.config_hash, **trainer.state_dict()}
     last = directory / LAST
     save_atomic(payload, last, keep_previous=directory / PREVIOUS)
     return last

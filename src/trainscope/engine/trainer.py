@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from trainscope.data import BatchSource, DataModule
 from trainscope.engine.callbacks import CallbackList
+from trainscope.engine.resume import config_hash
 from trainscope.errors import ConfigError
 from trainscope.monitor.progress import EpochProgress
 from trainscope.monitor.tensorboard import TensorBoardMonitor
@@ -71,6 +72,8 @@ class Trainer:
         self.run_dir = run_dir
         self.device = device
         self.state = TrainState()
+        # Resolving and hashing the config costs tens of ms: once per run, not at every checkpoint.
+        self.config_hash = config_hash(cfg)
         self.status = "running"
         self.stop_reason = ""
         self.max_epochs = int(cfg.trainer.max_epochs)
