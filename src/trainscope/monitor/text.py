@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import torch
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -67,7 +68,8 @@ class ModelGraph(Callback):
     def on_fit_start(self, trainer: Trainer) -> None:
         if trainer.state.global_step > 0:
             return
-        inputs, _ = next(iter(trainer.data.val))
+        with torch.random.fork_rng(devices=[]):  # a DataLoader draws its base seed: keep the run's RNG as is
+            inputs, _ = next(iter(trainer.data.val))
         was_training = trainer.model.training
         trainer.model.eval()
         try:
