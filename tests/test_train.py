@@ -116,3 +116,15 @@ def test_cnn_learns_real_mnist_sample(train) -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads((train.run_dir() / "metrics.json").read_text())
     assert summary["final"]["val/acc_best"] >= 0.90, summary["final"]
+
+
+def test_long_or_slashed_overrides_still_make_one_run_directory(train) -> None:
+    long_pattern = "x" * 300  # an exclude pattern that matches nothing: only makes the command line long
+    result = train(
+        *TINY, "trainer.max_epochs=1", "callbacks.checkpoint.monitor=val/acc", f"hparams.exclude=[{long_pattern}]"
+    )
+    assert result.returncode == 0, result.stderr
+    run_dir = train.run_dir()  # exactly one directory, directly under runs/<date>/
+    assert len(run_dir.name.encode()) <= 255
+    assert "callbacks.checkpoint.monitor=val_acc" in run_dir.name
+    assert (run_dir / "metrics.json").is_file()

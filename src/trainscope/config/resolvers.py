@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 from omegaconf import OmegaConf
+
+# File systems cap a name at 255 bytes; leave room for the time/job-number prefix and a `_2` suffix.
+MAX_DIR_NAME_BYTES = 200
+
+
+def dir_name(overrides: str) -> str:
+    """Hydra's override_dirname made safe as one directory name, whatever the command line held.
+
+    `/` in a value (a path, `val/acc`) would nest directories; a long command line would exceed the file
+    system's name limit, so it is cut and ends in a hash of the whole, which keeps names distinct.
+    """
+    name = overrides.replace(os.sep, "_")
+    if len(name.encode()) <= MAX_DIR_NAME_BYTES:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+    cut = name.encode()[: MAX_DIR_NAME_BYTES - len(digest) - 1].decode(errors="ignore")
+    return f"{cut}-{digest}"
 
 
 def unique_dir(path: str) -> str:
@@ -38,3 +56,5 @@ def register_resolvers() -> None:
     # every resolution must return the directory created the first time.
     if not OmegaConf.has_resolver("unique_dir"):
         OmegaConf.register_new_resolver("unique_dir", unique_dir, use_cache=True)
+    if not OmegaConf.has_resolver("dir_name"):
+        OmegaConf.register_new_resolver("dir_name", dir_name)
