@@ -46,6 +46,20 @@ def run_script(
     )
 
 
+def start_training(
+    args: list[str], output_root: Path, data_dir: Path, stdout: int = subprocess.PIPE
+) -> subprocess.Popen[str]:
+    """`python train.py <args>` in the background, for tests that signal, kill or watch a live run."""
+    return subprocess.Popen(
+        [sys.executable, "train.py", *args],
+        cwd=REPO_ROOT,
+        env=cli_env(output_root, data_dir),
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def single_run_dir(output_root: Path) -> Path:
     """The one run directory a single `python train.py` wrote under `output_root`."""
     run_dirs = sorted((output_root / "runs").glob("*/*"))

@@ -6,14 +6,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import REPO_ROOT, TINY, cli_env
+from tests.conftest import TINY, start_training
 from tests.test_hparams import experiment, metric_values, session_groups, start_tensorboard, wait_for
 from trainscope.monitor.hparams import DEFAULT_METRICS
 
@@ -71,13 +70,7 @@ def test_hparams_tab_follows_a_training_run_live_and_leaves_an_interrupted_run_o
 ) -> None:
     output_root = tmp_path / "outputs"
     args = [*TINY, "trainer.max_epochs=1000", "callbacks=none", "trainer.test=false"]
-    process = subprocess.Popen(
-        [sys.executable, "train.py", *args],
-        cwd=REPO_ROOT,
-        env=cli_env(output_root, data_dir),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_training(args, output_root, data_dir, stdout=subprocess.DEVNULL)
     try:
         runs_root = output_root / "runs"
         wait_for(lambda: list(runs_root.glob("*/*/*tfevents*")), timeout=60, what="the run's event file")
@@ -112,25 +105,18 @@ def test_hparams_tab_follows_a_training_run_live_and_leaves_an_interrupted_run_o
 def test_ctrl_c_stops_a_grid_with_one_line_and_exit_130(tmp_path: Path, data_dir: Path) -> None:
     output_root = tmp_path / "outputs"
     args = ["-m", *TINY, "trainer.max_epochs=1000", "callbacks=none", "optimizer.lr=0.01,0.02"]
-    process = subprocess.Popen(
-        [sys.executable, "train.py", *args],
-        cwd=REPO_ROOT,
-        env=cli_env(output_root, data_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_training(args, output_root, data_dir)
     try:
         wait_for(lambda: list(output_root.glob("multirun/*/*/0_*/*tfevents*")), timeout=60, what="the first run")
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
+        output, _ = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
     assert process.returncode == 130
-    assert "Traceback" not in stderr
-    assert "multirun: interrupted after 0 finished runs" in stderr
+    assert "Traceback" not in output
+    assert "multirun: interrupted after 0 finished runs" in output
     (first_run,) = output_root.glob("multirun/*/*/0_*")
     assert json.loads((first_run / "metrics.json").read_text())["status"] == "interrupted"
     assert not list(output_root.glob("multirun/*/*/1_*"))  # the rest of the grid did not start

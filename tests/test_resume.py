@@ -17,7 +17,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from tests.conftest import REPO_ROOT, TINY, TrainCLI, cli_env
+from tests.conftest import REPO_ROOT, TINY, TrainCLI, cli_env, start_training
 
 # A CNN on small images, deterministic, with a checkpoint every 5 steps: 576 train images → 18 batches an epoch.
 DETERMINISTIC = [
@@ -33,17 +33,6 @@ DETERMINISTIC = [
     "callbacks.checkpoint.every_n_steps=5",
 ]
 TIMING_TAGS = ("time/", "train/samples_per_sec", "system/")
-
-
-def start_training(args: list[str], output_root: Path, data_dir: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "train.py", *args],
-        cwd=REPO_ROOT,
-        env=cli_env(output_root, data_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def wait_for_checkpoint(output_root: Path, process: subprocess.Popen[str], timeout: float = 120) -> Path:

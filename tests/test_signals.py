@@ -14,9 +14,9 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import api_pb2, metadata
 
-from tests.conftest import REPO_ROOT, cli_env
+from tests.conftest import REPO_ROOT, cli_env, start_training
 from tests.test_hparams import metric_values, session_groups, start_tensorboard, wait_for
-from tests.test_resume import session_infos, start_training, wait_for_checkpoint
+from tests.test_resume import session_infos, wait_for_checkpoint
 
 # Long enough (2 x 36 steps) that a signal sent at the first checkpoint (step 5) lands mid-epoch.
 LONG = [
