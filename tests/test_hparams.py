@@ -147,9 +147,7 @@ def test_normalize_value_turns_numpy_torch_and_containers_into_python_scalars() 
 
 
 def test_flatten_include_and_exclude_are_fnmatch_patterns_on_flat_keys() -> None:
-    cfg = OmegaConf.create(
-        {"model": {"width": 8}, "optimizer": {"lr": 0.1, "momentum": 0.9}, "trainer": {"seed": 1}}
-    )
+    cfg = OmegaConf.create({"model": {"width": 8}, "optimizer": {"lr": 0.1, "momentum": 0.9}, "trainer": {"seed": 1}})
     choices = {"model": "mlp", "optimizer": "sgd"}
 
     assert hparams_from_config(cfg, choices, include=["optimizer*"], exclude=["optimizer.momentum"]) == {
@@ -327,9 +325,7 @@ def test_tensorboard_hparams_tab_shows_each_run_as_its_own_live_session(tmp_path
         assert metric_values(session)["val/acc"] == last_scalar(sweep_dir / name, "val/acc")
 
     # A run still training: no end info yet (status "Unknown"), and each new scalar shows up live.
-    _, writer = write_run(
-        sweep_dir / "3_live", {"model": "cnn", "optimizer.lr": 0.1}, {"val/acc": [0.25]}, None
-    )
+    _, writer = write_run(sweep_dir / "3_live", {"model": "cnn", "optimizer.lr": 0.1}, {"val/acc": [0.25]}, None)
 
     def live_session() -> dict[str, Any] | None:
         found = [g["sessions"][0] for g in session_groups(url) if g["sessions"][0]["name"] == "3_live"]

@@ -8,7 +8,6 @@ Hydra's own basic sweeper re-raises the first failure after its batch, with no s
 `max_batch_size` set never runs the later batches.
 """
 
-
 import logging
 import sys
 import time
@@ -62,9 +61,7 @@ class TrainscopeGridSweeper(BasicSweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        write_sweep_experiment(
-            self.config, grid_domains(overrides), groups=group_names(self.config, config_loader)
-        )
+        write_sweep_experiment(self.config, grid_domains(overrides), groups=group_names(self.config, config_loader))
 
         returns: list[list[JobReturn]] = []
         initial_job_idx = 0

@@ -54,9 +54,7 @@ def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     return instantiate(cfg.optimizer)(model.parameters())
 
 
-def build_scheduler(
-    cfg: DictConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
-) -> tuple[Any, str]:
+def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> tuple[Any, str]:
     """The lr scheduler and when it steps ("epoch" or "step"); (None, "epoch") for `scheduler=none`.
 
     Schedules that need the run's length (OneCycleLR's total_steps, steps_per_epoch, epochs) get it
@@ -100,4 +98,3 @@ def build_callbacks(callbacks_cfg: DictConfig | None) -> dict[str, Callback]:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
-

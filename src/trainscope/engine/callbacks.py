@@ -31,9 +31,7 @@ class Callback:
     def on_train_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         """After the last training batch, with the epoch's train/* means."""
 
-    def on_validation_batch_end(
-        self, trainer: Trainer, inputs: Tensor, targets: Tensor, logits: Tensor
-    ) -> None:
+    def on_validation_batch_end(self, trainer: Trainer, inputs: Tensor, targets: Tensor, logits: Tensor) -> None:
         """After each validation batch, for monitors that need predictions (confusion matrix, ...)."""
 
     def on_validation_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:

@@ -117,9 +117,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return checkpoint
 
 
-def load_latest_checkpoint(
-    directory: Path, map_location: str | torch.device = "cpu"
-) -> tuple[dict[str, Any], Path]:
+def load_latest_checkpoint(directory: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], Path]:
     """The newest loadable checkpoint in `directory`: `last.pt`, else `previous.pt` (with a warning).
 
     Raises a one-line CheckpointError when neither loads.

@@ -133,8 +133,6 @@ def _objective(cfg: DictConfig, final: dict[str, float]) -> float | tuple[float,
     names = list(cfg.optimized_metric) if OmegaConf.is_list(cfg.optimized_metric) else [cfg.optimized_metric]
     missing = [name for name in names if name not in final]
     if missing:
-        raise ConfigError(
-            f"optimized_metric {missing[0]!r} was not logged; choose one of: {', '.join(sorted(final))}"
-        )
+        raise ConfigError(f"optimized_metric {missing[0]!r} was not logged; choose one of: {', '.join(sorted(final))}")
     values = tuple(float(final[name]) for name in names)
     return values[0] if len(values) == 1 else values

@@ -57,8 +57,7 @@ class RunInterrupted(Exception):
         self.exit_code = exit_code_for(signal_number)
         name = signal.Signals(signal_number).name if signal_number else "a stop request"
         super().__init__(
-            f"interrupted by {name} at step {global_step}; checkpoint saved. "
-            f"resume with: {resume_command(run_dir)}"
+            f"interrupted by {name} at step {global_step}; checkpoint saved. resume with: {resume_command(run_dir)}"
         )
 
 

@@ -180,9 +180,7 @@ def session_start_summary(
     start_time_secs: float | None = None,
 ) -> summary_pb2.Summary:
     """A `_hparams_/session_start_info` summary (TensorBoard's `hparams_pb` plus `model_uri`)."""
-    summary = summary_v2.hparams_pb(
-        _normalized_hparams(hparams), trial_id=group_name, start_time_secs=start_time_secs
-    )
+    summary = summary_v2.hparams_pb(_normalized_hparams(hparams), trial_id=group_name, start_time_secs=start_time_secs)
     value = summary.value[0]
     plugin_data = metadata.parse_session_start_info_plugin_data(value.metadata.plugin_data.content)
     plugin_data.model_uri = model_uri
@@ -200,9 +198,7 @@ def session_end_summary(status: int, end_time_secs: float | None = None) -> summ
     summary = summary_pb2.Summary()
     summary.value.add(
         tag=metadata.SESSION_END_INFO_TAG,
-        metadata=metadata.create_summary_metadata(
-            plugin_data_pb2.HParamsPluginData(session_end_info=end_info)
-        ),
+        metadata=metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(session_end_info=end_info)),
         tensor=metadata.NULL_TENSOR,
     )
     return summary

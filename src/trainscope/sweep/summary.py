@@ -80,9 +80,7 @@ def write_sweep_experiment(
 
 
 def job_run_dir(job: JobReturn) -> Path:
-    output_dir = (
-        OmegaConf.select(job.hydra_cfg, "hydra.runtime.output_dir", default=None) if job.hydra_cfg else None
-    )
+    output_dir = OmegaConf.select(job.hydra_cfg, "hydra.runtime.output_dir", default=None) if job.hydra_cfg else None
     return Path(output_dir) if output_dir else Path(job.working_dir or ".")
 
 
