@@ -34,7 +34,7 @@ def cli_env(output_root: Path, data_dir: Path) -> dict[str, str]:
 
 
 def run_script(
-    script: str, args: list[str], output_root: Path, data_dir: Path, timeout: float = 300
+    script: str, args: list[str], output_root: Path, data_dir: Path, timeout: float = 300, **popen: object
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, script, *args],
@@ -43,6 +43,14 @@ def run_script(
         capture_output=True,
         text=True,
         timeout=timeout,
+        **popen,  # type: ignore[arg-type]
+    )
+
+
+def resume_cli(run_dir: Path, data_dir: Path, *overrides: str, **popen: object) -> subprocess.CompletedProcess[str]:
+    """`python train.py resume=<run_dir>`; a new run directory would land in `<run_dir>/../unused-output-root`."""
+    return run_script(
+        "train.py", [f"resume={run_dir}", *overrides], run_dir.parent / "unused-output-root", data_dir, **popen
     )
 
 

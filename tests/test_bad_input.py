@@ -11,16 +11,15 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT, TINY, TrainCLI, cli_env
+from tests.conftest import TINY, TrainCLI, resume_cli
+from tests.test_data import copy_mnist_files
 from tests.test_resume import read_events
-from trainscope.data.sources import BUNDLED_MNIST_DIR
 
 
 def error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -59,14 +58,6 @@ def test_config_mistakes(train: TrainCLI, override: str, message: str) -> None:
 # ---------------------------------------------------------------- data
 
 
-def mnist_files(root: Path) -> Path:
-    raw = root / "mnist" / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for path in BUNDLED_MNIST_DIR.glob("*.gz"):
-        shutil.copy(path, raw / path.name)
-    return raw
-
-
 def test_dataset_directory_missing(train: TrainCLI, tmp_path: Path) -> None:
     result = train("data=mnist", "data.download=false", f"paths.data_dir={tmp_path / 'nowhere'}")
     assert result.returncode == 2
@@ -80,7 +71,7 @@ def test_dataset_directory_unreadable(train: TrainCLI, tmp_path: Path) -> None:
         data_dir.write_text("not a directory")
     else:
         data_dir = tmp_path / "data"
-        mnist_files(data_dir)
+        copy_mnist_files(data_dir)
         (data_dir / "mnist").chmod(0)
     try:
         result = train("data=mnist", "data.download=false", f"paths.data_dir={data_dir}")
@@ -94,7 +85,7 @@ def test_dataset_directory_unreadable(train: TrainCLI, tmp_path: Path) -> None:
 
 
 def test_truncated_dataset_file(train: TrainCLI, tmp_path: Path) -> None:
-    raw = mnist_files(tmp_path / "data")
+    raw = copy_mnist_files(tmp_path / "data")
     broken = raw / "train-images-idx3-ubyte.gz"
     broken.write_bytes(broken.read_bytes()[:5000])
     result = train("data=mnist", "data.download=false", f"paths.data_dir={tmp_path / 'data'}")
@@ -115,25 +106,13 @@ def two_epoch_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> P
     return cli.run_dir()
 
 
-def resume(run_dir: Path, data_dir: Path, *overrides: str, **popen: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "train.py", f"resume={run_dir}", *overrides],
-        cwd=REPO_ROOT,
-        env=cli_env(run_dir.parent / "unused", data_dir),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        **popen,  # type: ignore[arg-type]
-    )
-
-
 def test_corrupt_checkpoint_falls_back_to_the_previous_one(two_epoch_run: Path, tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / two_epoch_run.name
     shutil.copytree(two_epoch_run, run_dir)
     last = run_dir / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # truncated, as by a bad copy
 
-    result = resume(run_dir, data_dir, "trainer.max_epochs=3")
+    result = resume_cli(run_dir, data_dir, "trainer.max_epochs=3")
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1 and "last.pt is corrupt" in warnings[0] and "previous.pt" in warnings[0]
@@ -149,16 +128,16 @@ def test_corrupt_checkpoint_without_a_good_previous_one(two_epoch_run: Path, tmp
     shutil.copytree(two_epoch_run, run_dir)
     for name in ("last.pt", "previous.pt"):
         (run_dir / "checkpoints" / name).write_bytes(b"not a checkpoint")
-    result = resume(run_dir, data_dir, "trainer.max_epochs=3")
+    result = resume_cli(run_dir, data_dir, "trainer.max_epochs=3")
     assert result.returncode == 2
     line = error_line(result)
     assert "last.pt is corrupt or unreadable" in line and "previous.pt is unreadable too" in line
 
 
 def test_resume_a_directory_that_is_not_a_run(tmp_path: Path, data_dir: Path) -> None:
-    missing = resume(tmp_path / "nowhere", data_dir)
+    missing = resume_cli(tmp_path / "nowhere", data_dir)
     assert "no such directory" in error_line(missing)
-    not_a_run = resume(tmp_path, data_dir)
+    not_a_run = resume_cli(tmp_path, data_dir)
     assert "is not a run directory (no .hydra/config.yaml)" in error_line(not_a_run)
 
 
@@ -167,7 +146,7 @@ def test_resume_a_run_without_a_checkpoint(two_epoch_run: Path, tmp_path: Path, 
     shutil.copytree(two_epoch_run, run_dir)
     shutil.rmtree(run_dir / "checkpoints")
     before = snapshot(run_dir)
-    result = resume(run_dir, data_dir)
+    result = resume_cli(run_dir, data_dir)
     assert result.returncode == 2
     assert "has no checkpoint (checkpoints/last.pt)" in error_line(result)
     assert snapshot(run_dir) == before
@@ -223,7 +202,7 @@ def test_disk_full_while_writing_a_checkpoint(two_epoch_run: Path, tmp_path: Pat
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
             resource.setrlimit(resource.RLIMIT_FSIZE, (checkpoint_size // 2, checkpoint_size // 2))
 
-        result = resume(run_dir, data_dir, "trainer.max_epochs=3", preexec_fn=None if mounted else limit_file_size)
+        result = resume_cli(run_dir, data_dir, "trainer.max_epochs=3", preexec_fn=None if mounted else limit_file_size)
         assert result.returncode == 2
         line = error_line(result)
         assert f"could not write checkpoint {last}" in line and "the previous checkpoint is kept" in line

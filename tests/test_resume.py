@@ -17,7 +17,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from tests.conftest import REPO_ROOT, TINY, TrainCLI, cli_env, start_training
+from tests.conftest import REPO_ROOT, TINY, TrainCLI, cli_env, resume_cli, start_training
 
 # A CNN on small images, deterministic, with a checkpoint every 5 steps: 576 train images → 18 batches an epoch.
 DETERMINISTIC = [
@@ -128,17 +128,6 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Pa
     result = cli(*TINY, "trainer.max_epochs=1", "logging.progress_bar=false")
     assert result.returncode == 0, result.stderr
     return cli.run_dir()
-
-
-def resume_cli(run_dir: Path, data_dir: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "train.py", f"resume={run_dir}", *overrides],
-        cwd=REPO_ROOT,
-        env=cli_env(run_dir.parent / "unused-output-root", data_dir),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_max_epochs_extends_a_finished_run_in_place(finished_run: Path, tmp_path: Path, data_dir: Path) -> None:
