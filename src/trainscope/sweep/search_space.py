@@ -148,17 +148,9 @@ def search_space_domains(distributions: Mapping[str, BaseDistribution]) -> dict[
     for name, distribution in distributions.items():
         if isinstance(distribution, CategoricalDistribution):
             domains[name] = {"type": "categorical", "values": list(distribution.choices)}
-        elif isinstance(distribution, IntDistribution):
+        elif isinstance(distribution, IntDistribution | FloatDistribution):
             domains[name] = {
-                "type": "int",
-                "low": distribution.low,
-                "high": distribution.high,
-                "step": distribution.step,
-                "log": distribution.log,
-            }
-        elif isinstance(distribution, FloatDistribution):
-            domains[name] = {
-                "type": "float",
+                "type": "int" if isinstance(distribution, IntDistribution) else "float",
                 "low": distribution.low,
                 "high": distribution.high,
                 "step": distribution.step,
