@@ -57,7 +57,6 @@ class CallbackList:
     def __init__(self, callbacks: dict[str, Callback]) -> None:
         self.callbacks = callbacks
         self._overriding: dict[str, list[Callback]] = {}  # per hook; some hooks run every step
-        self._cached_count = len(callbacks)
 
     def __iter__(self) -> Iterable[Callback]:
         return iter(self.callbacks.values())
@@ -72,16 +71,11 @@ class CallbackList:
         return bool(self._overriding_callbacks(hook))
 
     def _overriding_callbacks(self, hook: str) -> list[Callback]:
-        if self._cached_count != len(self.callbacks):  # callbacks were added or removed since the last look
-            self._overriding.clear()
-            self._cached_count = len(self.callbacks)
         overriding = self._overriding.get(hook)
         if overriding is None:
+            base_hook = getattr(Callback, hook)
             overriding = self._overriding[hook] = [
-                callback
-                for callback in self.callbacks.values()
-                if getattr(type(callback), hook, None) is not getattr(Callback, hook, None)
-                or hook in getattr(callback, "__dict__", {})
+                callback for callback in self.callbacks.values() if getattr(type(callback), hook) is not base_hook
             ]
         return overriding
 
