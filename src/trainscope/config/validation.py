@@ -71,7 +71,12 @@ def validate_config(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if not check(value):
             raise ConfigError(f"{key} must be {accepted}, got {value!r}")
-    metrics = cfg.optimized_metric
-    names = list(metrics) if OmegaConf.is_list(metrics) else [metrics]
+    names = optimized_metric_names(cfg)
     if not names or not all(isinstance(name, str) and name for name in names):
-        raise ConfigError(f"optimized_metric must be a metric tag or a list of tags, got {metrics!r}")
+        raise ConfigError(f"optimized_metric must be a metric tag or a list of tags, got {cfg.optimized_metric!r}")
+
+
+def optimized_metric_names(cfg: DictConfig) -> list[Any]:
+    """`optimized_metric` as a list: one tag, or several for a multi-objective sweep."""
+    metrics = cfg.optimized_metric
+    return list(metrics) if OmegaConf.is_list(metrics) else [metrics]

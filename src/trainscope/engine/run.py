@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from trainscope.config.validation import optimized_metric_names
 from trainscope.engine.build import (
     build_callbacks,
     build_data_and_model,
@@ -106,6 +107,7 @@ def _summarize(
     cfg: DictConfig, trainer: Trainer, test_metrics: dict[str, float], model: torch.nn.Module, seconds: float
 ) -> dict[str, Any]:
     history = trainer.state.history
+    metric_names = optimized_metric_names(cfg)
     final = {
         **(history[-1] if history else {}),
         **test_metrics,
@@ -121,16 +123,14 @@ def _summarize(
         "final": final,
         "best": best_values(history),
         "test": test_metrics,
-        "optimized_metric": OmegaConf.to_container(cfg.optimized_metric)
-        if OmegaConf.is_list(cfg.optimized_metric)
-        else cfg.optimized_metric,
+        "optimized_metric": metric_names if len(metric_names) > 1 else metric_names[0],
         "run_dir": str(trainer.run_dir),
     }
 
 
 def _objective(cfg: DictConfig, final: dict[str, float]) -> float | tuple[float, ...]:
     """The value(s) named by `optimized_metric`, for sweepers: one float, or a tuple for several."""
-    names = list(cfg.optimized_metric) if OmegaConf.is_list(cfg.optimized_metric) else [cfg.optimized_metric]
+    names = optimized_metric_names(cfg)
     missing = [name for name in names if name not in final]
     if missing:
         raise ConfigError(f"optimized_metric {missing[0]!r} was not logged; choose one of: {', '.join(sorted(final))}")
