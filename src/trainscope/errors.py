@@ -23,3 +23,9 @@ class CheckpointError(TrainscopeError):
 
 class TrainingFailed(TrainscopeError):
     """Training itself went wrong (NaN loss, a health check): the run is recorded as failed."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (its type name when it has none), for one-line reports."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -74,13 +74,14 @@ class TrainscopeOptunaSweeper(Sweeper):
 
     def _start_workers(self, sweep: Any) -> list[tuple[subprocess.Popen[bytes], Path]]:
         """Run this same command `n_jobs - 1` more times on the same study and sweep directory."""
-        from trainscope.sweep.runner import quote, say
+        from trainscope.config.overrides import hydra_quote
+        from trainscope.sweep.runner import say
 
         workers: list[tuple[subprocess.Popen[bytes], Path]] = []
         extra = [
-            f"hydra.sweep.dir={quote(sweep.sweep_dir)}",
-            f"hydra.sweeper.study_name={quote(sweep.study_name)}",
-            f"hydra.sweeper.storage={quote(sweep.storage)}",
+            f"hydra.sweep.dir={hydra_quote(sweep.sweep_dir)}",
+            f"hydra.sweeper.study_name={hydra_quote(sweep.study_name)}",
+            f"hydra.sweeper.storage={hydra_quote(sweep.storage)}",
         ]
         command = [sys.executable, *sys.orig_argv[1:], *extra]
         for index in range(1, sweep.n_jobs):

@@ -9,7 +9,7 @@ from typing import NoReturn
 
 from hydra.errors import InstantiationException
 
-from trainscope.errors import ConfigError, TrainingFailed, TrainscopeError
+from trainscope.errors import ConfigError, TrainingFailed, TrainscopeError, first_line
 
 EXIT_USER_ERROR = 2
 EXIT_TRAINING_FAILED = 1
@@ -31,8 +31,7 @@ def as_user_error(error: BaseException) -> TrainscopeError | None:
         root = error
         while root.__cause__ is not None:
             root = root.__cause__
-        message = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
-        return ConfigError(f"could not build the configured object: {message}")
+        return ConfigError(f"could not build the configured object: {first_line(root)}")
     return None
 
 

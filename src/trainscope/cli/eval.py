@@ -13,6 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 from trainscope.cli.errors import as_user_error, exit_on_user_error, report_user_error
+from trainscope.config.overrides import hydra_quote, unquote
 from trainscope.config.paths import config_dir
 from trainscope.config.resolvers import register_resolvers
 from trainscope.errors import ConfigError
@@ -46,12 +47,9 @@ def quote_run_argument(argv: list[str]) -> list[str]:
         raise ConfigError("pass the run to evaluate: python eval.py run=outputs/runs/<date>/<time>_<overrides>")
     argv = list(argv)
     for index in positions:
-        value = argv[index].split("=", 1)[1]
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
+        value = unquote(argv[index].split("=", 1)[1])
         check_run_dir(Path(value))
-        escaped = value.replace("\\", "\\\\").replace("'", "\\'")
-        argv[index] = f"run='{escaped}'"
+        argv[index] = f"run={hydra_quote(value)}"
     return argv
 
 

@@ -1,4 +1,4 @@
-"""Catch a mistyped config group option before Hydra does, to say it in one line.
+"""Command-line overrides before Hydra parses them: quoting values, and catching a mistyped group option.
 
 Hydra's own message for `model=nope` spans a dozen lines; ours names the bad value and the options.
 """
@@ -12,6 +12,18 @@ from hydra.core.override_parser.types import ChoiceSweep
 from hydra.errors import HydraException
 
 from trainscope.errors import ConfigError
+
+
+def hydra_quote(value: object) -> str:
+    """A Hydra override value that stays one string, whatever it holds (`,` `=` spaces in run dirs)."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def unquote(text: str) -> str:
+    """An override value without the one pair of quotes around it, if any."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
 
 
 def group_options(config_root: Path, group: str) -> list[str] | None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from trainscope.config.overrides import hydra_quote, unquote
 from trainscope.engine.checkpoint import CHECKPOINT_DIR, LAST, PREVIOUS, load_latest_checkpoint
 from trainscope.errors import CheckpointError, ConfigError
 
@@ -85,17 +86,6 @@ def config_hash(cfg: DictConfig) -> str:
 # the command line, before Hydra
 
 
-def _unquote(text: str) -> str:
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    return text
-
-
-def hydra_quote(value: str) -> str:
-    """A Hydra override value that stays one string, whatever it holds (`,` `=` spaces in run dirs)."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def override_key(override: str) -> str:
     """The config key (or group) an override sets: `+a.b=1` → `a.b`, `~model` → `model`."""
     key = override.split("=", 1)[0]
@@ -108,7 +98,7 @@ def find_resume_dir(arguments: list[str]) -> tuple[Path | None, list[str]]:
     rest: list[str] = []
     for argument in arguments:
         if argument.startswith(f"{RESUME_KEY}="):
-            value = _unquote(argument.split("=", 1)[1])
+            value = unquote(argument.split("=", 1)[1])
             run_dir = None if value in ("", "null") else Path(value).expanduser().resolve()
         else:
             rest.append(argument)
@@ -161,7 +151,7 @@ def _check_group_choices(run_dir: Path, overrides: list[str], config_root: Path)
     for override in overrides:
         if "=" not in override or override.startswith("~"):
             continue
-        group, option = override_key(override), _unquote(override.split("=", 1)[1])
+        group, option = override_key(override), unquote(override.split("=", 1)[1])
         if group in choices and (config_root / group).is_dir() and str(choices[group]) != option:
             raise _conflict(run_dir, group, choices[group], option)
 
@@ -216,7 +206,7 @@ def resume_arguments(arguments: list[str], config_root: Path) -> list[str]:
     merged = kept + new_overrides
     _check_group_choices(run_dir, new_overrides, config_root)
     _check_config_unchanged(run_dir, merged, config_root)
-    quoted = hydra_quote(str(run_dir))
+    quoted = hydra_quote(run_dir)
     return [*flags, *merged, f"hydra.run.dir={quoted}", f"{RESUME_KEY}={quoted}"]
 
 

@@ -15,8 +15,8 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from optuna.trial import TrialState
 
+from trainscope.errors import first_line
 from trainscope.monitor.run_summary import read_run_summary, write_run_summary
-from trainscope.sweep.storage import first_line
 from trainscope.sweep.summary import job_run_dir
 
 

@@ -24,7 +24,8 @@ from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage
 from optuna.trial import Trial, TrialState
 
-from trainscope.errors import ConfigError
+from trainscope.config.overrides import hydra_quote
+from trainscope.errors import ConfigError, first_line
 from trainscope.sweep.outcome import TrialOutcome, judge_job, record_in_run_summary
 from trainscope.sweep.results import study_results, summary_line, write_results
 from trainscope.sweep.search_space import (
@@ -37,7 +38,6 @@ from trainscope.sweep.storage import (
     HEARTBEAT_INTERVAL_SECONDS,
     StorageError,
     dashboard_command,
-    first_line,
     open_storage,
     redact,
     resolve_storage,
@@ -63,11 +63,6 @@ DIRECTIONS = ("maximize", "minimize")
 
 def say(message: str) -> None:
     print(f"[optuna] {message}", flush=True)
-
-
-def quote(value: Any) -> str:
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
 
 
 class _Heartbeat:
@@ -270,11 +265,11 @@ class OptunaSweep:
 
     def trial_overrides(self, trial: Trial) -> list[str]:
         link = {
-            "storage": quote(self.storage),
-            "study_name": quote(self.study_name),
+            "storage": hydra_quote(self.storage),
+            "study_name": hydra_quote(self.study_name),
             "trial_id": str(trial._trial_id),
             "number": str(trial.number),
-            "monitor": quote(self.pruning_metric) if self.pruning_metric else "null",
+            "monitor": hydra_quote(self.pruning_metric) if self.pruning_metric else "null",
         }
         link_override = "++optuna_trial={" + ",".join(f"{k}:{v}" for k, v in link.items()) + "}"
         # The job reports each epoch to the trial through this callback (excluded from run dir names).

@@ -30,7 +30,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from trainscope.errors import ConfigError
+from trainscope.errors import ConfigError, first_line
 
 
 @dataclass
@@ -103,8 +103,7 @@ def parse_search_space(params: Mapping[str, Any] | None, arguments: Iterable[str
             override = parser.parse_override(line)
             distribution = distribution_from_override(override)
         except (HydraException, ValueError) as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ConfigError(f"search space entry '{line}' is invalid: {first_line}") from error
+            raise ConfigError(f"search space entry '{line}' is invalid: {first_line(error)}") from error
         name = override.key_or_group if override.package is None else f"{override.key_or_group}@{override.package}"
         space.distributions.pop(name, None)
         space.key_prefixes.pop(name, None)

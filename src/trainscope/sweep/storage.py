@@ -17,7 +17,7 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
-from trainscope.errors import ConfigError
+from trainscope.errors import ConfigError, first_line
 
 JOURNAL_FILE_NAME = "optuna_journal.log"
 HEARTBEAT_INTERVAL_SECONDS = 30
@@ -81,8 +81,3 @@ def redact(storage: str) -> str:
     credentials, host = rest.rsplit("@", 1)
     user = credentials.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}" if ":" in credentials else storage
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
