@@ -14,7 +14,7 @@ from trainscope.data.config import DataConfig, validate_data_config
 from trainscope.data.dataloader import DataLoaderBatchSource, UInt8ImageDataset, uint8_to_float
 from trainscope.data.in_memory import InMemoryBatchSource
 from trainscope.data.sources import load_split, prepare_files, split_size, torchvision_dataset
-from trainscope.data.synthetic import make_synthetic
+from trainscope.data.synthetic import make_synthetic, synthetic_class_names
 from trainscope.errors import ConfigError
 
 # Above this many bytes of uint8 train images, loader=auto streams through a DataLoader instead.
@@ -85,7 +85,7 @@ def _per_sample_datasets(config: DataConfig) -> tuple[Dataset, Dataset, list[str
         for split in ("train", "test"):
             images, labels = make_synthetic(config.input_shape, config.num_classes, config.num_samples or 0, split)
             datasets.append(UInt8ImageDataset(images, labels, transform))
-        return datasets[0], datasets[1], [f"class_{i}" for i in range(config.num_classes)]
+        return datasets[0], datasets[1], synthetic_class_names(config.num_classes)
     prepare_files(config)
     transform = transforms.Compose([transforms.ToTensor(), normalize])
     train = torchvision_dataset(config, "train", transform)

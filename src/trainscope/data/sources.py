@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from trainscope.data.config import DataConfig
-from trainscope.data.synthetic import make_synthetic, synthetic_split_size
+from trainscope.data.synthetic import make_synthetic, synthetic_class_names, synthetic_split_size
 from trainscope.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -162,9 +162,13 @@ def _download_timeout(seconds: float) -> Iterator[None]:
         socket.setdefaulttimeout(previous)
 
 
+def _permission_denied(path: Path | str, action: str = "read") -> DataError:
+    return DataError(f"cannot {action} {path}: permission denied; fix its permissions or set paths.data_dir elsewhere")
+
+
 def _check_readable(path: Path) -> None:
     if path.exists() and not os.access(path, os.R_OK | os.X_OK):
-        raise DataError(f"cannot read {path}: permission denied; fix its permissions or set paths.data_dir elsewhere")
+        raise _permission_denied(path)
 
 
 def prepare_files(config: DataConfig) -> None:
@@ -204,10 +208,7 @@ def prepare_files(config: DataConfig) -> None:
                     f"check the network or put the files there, or {OFFLINE_HINT}"
                 ) from None
     except PermissionError as error:
-        raise DataError(
-            f"cannot access {error.filename or directory}: permission denied; "
-            "fix its permissions or set paths.data_dir elsewhere"
-        ) from None
+        raise _permission_denied(error.filename or directory, "access") from None
 
 
 def _find_corrupt_file(config: DataConfig, split: str) -> tuple[Path, str] | None:
@@ -301,7 +302,7 @@ def load_split(config: DataConfig, split: str) -> DecodedSplit:
     """The whole `split` ("train" or "test") as uint8 tensors, from the cache when it is current."""
     if config.dataset == "synthetic":
         images, labels = make_synthetic(config.input_shape, config.num_classes, config.num_samples or 0, split)
-        return DecodedSplit(images, labels, [f"class_{i}" for i in range(config.num_classes)], from_cache=False)
+        return DecodedSplit(images, labels, synthetic_class_names(config.num_classes), from_cache=False)
     prepare_files(config)
     path = cache_path(config, split)
     try:
@@ -312,10 +313,7 @@ def load_split(config: DataConfig, split: str) -> DecodedSplit:
             decoded = DecodedSplit(images, labels, class_names, from_cache=False)
             _write_cache(path, fingerprint, decoded)
     except PermissionError as error:
-        raise DataError(
-            f"cannot read {error.filename or path.parent}: permission denied; "
-            "fix its permissions or set paths.data_dir elsewhere"
-        ) from None
+        raise _permission_denied(error.filename or path.parent) from None
     check_shape(config, tuple(decoded.images.shape[1:]), len(decoded.class_names))
     return decoded
 

@@ -20,6 +20,10 @@ def synthetic_split_size(num_samples: int, split: str) -> int:
     return num_samples if split == "train" else max(1, num_samples // 4)
 
 
+def synthetic_class_names(num_classes: int) -> list[str]:
+    return [f"class_{index}" for index in range(num_classes)]
+
+
 def make_synthetic(
     input_shape: tuple[int, int, int], num_classes: int, num_samples: int, split: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
