@@ -56,6 +56,11 @@ class HealthCheck(Callback):
             writer.add_scalar(f"health/{self.name}", 1.0, step)
         trainer.monitor.flush()
 
+    def fail(self, trainer: Trainer, message: str, advice: str) -> None:
+        """Report a problem that ends the run, and stop it as failed."""
+        self.report(trainer, message, advice, stops_run=True)
+        trainer.request_stop(f"{message}: try {advice}", status="failed")
+
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         self.check_epoch(trainer, metrics)
         fired, self._fired_this_epoch = self._fired_this_epoch, False
@@ -98,23 +103,19 @@ class NonFiniteCheck(HealthCheck):
         loss = step_metrics.get("train/loss_step", 0.0)
         grad_norm = step_metrics.get("train/grad_norm", 0.0)
         if not math.isfinite(loss):
-            self._fail(trainer, f"train loss is {loss} at step {step}")
+            self.fail(trainer, f"train loss is {loss} at step {step}", self.ADVICE)
         elif not math.isfinite(grad_norm) and not trainer.scaler.is_enabled():
-            self._fail(trainer, f"gradient norm is {grad_norm} at step {step} (NaN/Inf gradients)")
+            self.fail(trainer, f"gradient norm is {grad_norm} at step {step} (NaN/Inf gradients)", self.ADVICE)
 
     def on_train_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         loss = metrics.get("train/loss", 0.0)
         if not math.isfinite(loss):
-            self._fail(trainer, f"train loss is {loss} in epoch {trainer.state.epoch + 1}")
+            self.fail(trainer, f"train loss is {loss} in epoch {trainer.state.epoch + 1}", self.ADVICE)
 
     def on_validation_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         loss = metrics.get("val/loss", 0.0)
         if not math.isfinite(loss):
-            self._fail(trainer, f"val loss is {loss} in epoch {trainer.state.epoch + 1}")
-
-    def _fail(self, trainer: Trainer, message: str) -> None:
-        self.report(trainer, message, self.ADVICE, stops_run=True)
-        trainer.request_stop(f"{message}: try {self.ADVICE}", status="failed")
+            self.fail(trainer, f"val loss is {loss} in epoch {trainer.state.epoch + 1}", self.ADVICE)
 
 
 class GradientExplosionCheck(HealthCheck):
@@ -229,9 +230,7 @@ class LearningRateCheck(HealthCheck):
                 f"training diverged: loss {loss:.3g} at step {step} is {loss / chance:.3g}x the chance-level "
                 f"loss {chance:.3g}; the learning rate ({lr}) is far too high"
             )
-            advice = "optimizer.lr 10-1000x lower, or trainer.grad_clip=1.0"
-            self.report(trainer, message, advice, stops_run=True)
-            trainer.request_stop(f"{message}: try {advice}", status="failed")
+            self.fail(trainer, message, "optimizer.lr 10-1000x lower, or trainer.grad_clip=1.0")
         elif trainer.state.epoch < self.early_epochs and loss > self.warn_factor * chance:
             self.report(
                 trainer,
