@@ -11,6 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from trainscope.config.validation import is_int
 from trainscope.engine.callbacks import Callback
 from trainscope.errors import ConfigError
 from trainscope.monitor.classification import ConfusionMatrixMonitor
@@ -48,6 +49,6 @@ def _bool(value: Any, key: str) -> bool:
 
 
 def _int(value: Any, key: str, minimum: int = 0) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
     return value
