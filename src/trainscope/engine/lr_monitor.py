@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from trainscope.engine.callbacks import Callback
+from trainscope.engine.trainer import per_group_tags
 
 if TYPE_CHECKING:
     from trainscope.engine.trainer import Trainer
@@ -30,14 +31,14 @@ class LearningRateMonitor(Callback):
         if step_metrics is None or not self.log_momentum:
             return
         momenta = [_momentum(group) for group in trainer.optimizer.param_groups]
-        for tag, value in _tagged("momentum", momenta).items():
+        for tag, value in per_group_tags("momentum", momenta).items():
             if value is not None:
                 trainer.monitor.scalar(tag, value, trainer.state.global_step)
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         # The scheduler already stepped for this epoch: these are the rates the next epoch trains with.
         rates = [float(group["lr"]) for group in trainer.optimizer.param_groups]
-        for tag, value in _tagged("lr_epoch", rates).items():
+        for tag, value in per_group_tags("lr_epoch", rates).items():
             trainer.monitor.scalar(tag, value, trainer.state.global_step)
         if self.announce_changes and self._previous is not None and rates != self._previous:
             changes = ", ".join(
@@ -61,9 +62,3 @@ def _momentum(group: dict[str, Any]) -> float | None:
     if "betas" in group:
         return float(group["betas"][0])
     return None
-
-
-def _tagged(base: str, values: list[Any]) -> dict[str, Any]:
-    if len(values) == 1:
-        return {base: values[0]}
-    return {f"{base}/group{index}": value for index, value in enumerate(values)}

@@ -234,10 +234,7 @@ class Trainer:
         return metrics
 
     def learning_rates(self) -> dict[str, float]:
-        groups = self.optimizer.param_groups
-        if len(groups) == 1:
-            return {"lr": float(groups[0]["lr"])}
-        return {f"lr/group{index}": float(group["lr"]) for index, group in enumerate(groups)}
+        return per_group_tags("lr", [float(group["lr"]) for group in self.optimizer.param_groups])
 
     @torch.no_grad()
     def evaluate(self, source: BatchSource, prefix: str, limit: int | float | None = None) -> dict[str, float]:
@@ -337,6 +334,13 @@ class Trainer:
             self.running_sums.copy_(trainer_state["running_sums"])
         self.callbacks.load_state_dict(checkpoint["callbacks"])
         restore_rng_state(checkpoint["rng"])
+
+
+def per_group_tags(base: str, values: list[Any]) -> dict[str, Any]:
+    """`{base: value}` for one optimizer param group, `{base/group<i>: value, ...}` for several."""
+    if len(values) == 1:
+        return {base: values[0]}
+    return {f"{base}/group{index}": value for index, value in enumerate(values)}
 
 
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
