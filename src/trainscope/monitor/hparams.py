@@ -64,9 +64,8 @@ SESSION_STATUS: dict[str, int] = {
     "stopped_early": api_pb2.STATUS_SUCCESS,
     "pruned": api_pb2.STATUS_SUCCESS,
     "failed": api_pb2.STATUS_FAILURE,
-    "interrupted": api_pb2.STATUS_FAILURE,
 }
-"""Final run status -> `SessionEndInfo.status`."""
+"""Final run status -> `SessionEndInfo.status` (an interrupted run writes none: see the module docstring)."""
 
 DEFAULT_METRICS: tuple[str, ...] = (
     "val/acc",
