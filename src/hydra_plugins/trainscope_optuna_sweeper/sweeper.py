@@ -40,13 +40,11 @@ class TrainscopeOptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        from trainscope.errors import TrainscopeError
+        from trainscope.cli.errors import exit_on_user_error
 
         try:
-            return self._sweep(arguments)
-        except TrainscopeError as error:
-            print(f"error: {error}", file=sys.stderr, flush=True)
-            raise SystemExit(2) from None
+            with exit_on_user_error():
+                return self._sweep(arguments)
         except KeyboardInterrupt:
             print("[optuna] interrupted: rerun the same command to continue the study", file=sys.stderr, flush=True)
             raise SystemExit(130) from None
