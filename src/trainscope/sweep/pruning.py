@@ -25,14 +25,9 @@ class OptunaPruningCallback(Callback):
     With several objectives (no pruning in Optuna) or no monitor it only watches.
     """
 
-    def __init__(self, optuna_trial: Any = None, *, link: TrialLink | None = None) -> None:
+    def __init__(self, optuna_trial: Any = None) -> None:
         """`optuna_trial`: the run's `cfg.optuna_trial` (null outside an Optuna sweep: the callback idles)."""
-        self.link = link if link is not None else connect_trial(optuna_trial)
-
-    @classmethod
-    def from_config(cls, optuna_trial_cfg: Any) -> OptunaPruningCallback | None:
-        """The callback for a run whose `cfg.optuna_trial` is set; None for any other run."""
-        return None if optuna_trial_cfg is None else cls(optuna_trial_cfg)
+        self.link: TrialLink | None = connect_trial(optuna_trial)
 
     def on_epoch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
         monitor = self.link.monitor if self.link is not None else None

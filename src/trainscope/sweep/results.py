@@ -6,6 +6,7 @@ whole study.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Sequence
@@ -62,7 +63,7 @@ def study_results(study: optuna.Study, *, n_trials: int, metric_names: Sequence[
         if len(study.directions) > 1
         else study.direction.name.lower(),
         "n_trials": n_trials,
-        "counts": counts.as_dict(),
+        "counts": dataclasses.asdict(counts),
         "epochs_trained": sum(epochs_trained(t) for t in trials),
     }
     if len(metric_names) == 1:

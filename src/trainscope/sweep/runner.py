@@ -15,7 +15,6 @@ from typing import Any
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import QuotedString
 from hydra.plugins.launcher import Launcher
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -55,6 +54,7 @@ from trainscope.sweep.study import (
     fail_abandoned_trials,
     fail_as_interrupted,
     is_failure,
+    study_storage,
 )
 from trainscope.sweep.summary import report_failed_jobs
 
@@ -229,14 +229,15 @@ class OptunaSweep:
     def _write_experiment_summary(self, groups: Sequence[str] | None) -> None:
         """The HParams experiment summary at the sweep root, declaring each sampled key's domain."""
         from trainscope.monitor.hparams import DEFAULT_METRICS, Interval
-        from trainscope.sweep.summary import write_sweep_experiment
+        from trainscope.sweep.summary import override_value, write_sweep_experiment
 
         parser = OverridesParser.create()
         domains: dict[str, Any] = {}
         for name, distribution in self.space.distributions.items():
             if isinstance(distribution, CategoricalDistribution):
-                values = [parser.parse_override(f"x={choice}").value() for choice in distribution.choices]
-                domains[name] = [v.text if isinstance(v, QuotedString) else v for v in values]
+                domains[name] = [
+                    override_value(parser.parse_override(f"x={choice}").value()) for choice in distribution.choices
+                ]
             elif isinstance(distribution, IntDistribution | FloatDistribution):
                 domains[name] = Interval(distribution.low, distribution.high)
         metrics = list(DEFAULT_METRICS)
@@ -283,12 +284,12 @@ class OptunaSweep:
         assert self.study is not None
         params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
         say(f"trial {trial.number} started: {params}")
-        storage = self.study._storage  # noqa: SLF001
+        storage = study_storage(self.study)
         try:
             with _Heartbeat(storage, trial._trial_id):
                 (job,) = launcher.launch([self.trial_overrides(trial)], initial_job_idx=trial.number)
         except KeyboardInterrupt:
-            frozen = self.study._storage.get_trial(trial._trial_id)  # noqa: SLF001
+            frozen = study_storage(self.study).get_trial(trial._trial_id)
             fail_as_interrupted(self.study, frozen, "interrupted: the sweep was stopped (Ctrl-C); retried on resume")
             say(f"trial {trial.number} interrupted; rerun the same command to continue the study")
             raise
@@ -299,7 +300,7 @@ class OptunaSweep:
 
     def record(self, trial: Trial, outcome: TrialOutcome) -> None:
         assert self.study is not None
-        storage = self.study._storage  # noqa: SLF001
+        storage = study_storage(self.study)
         trial_id = trial._trial_id
         storage.set_trial_user_attr(trial_id, RUN_DIR_ATTR, str(outcome.run_dir))
         storage.set_trial_user_attr(trial_id, STATUS_ATTR, outcome.run_status)

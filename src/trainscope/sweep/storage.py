@@ -75,7 +75,7 @@ def dashboard_command(storage: str) -> str:
 
 def redact(storage: str) -> str:
     """Hide a password in an RDB URL before printing it."""
-    if "://" not in storage or "@" not in storage:
+    if not is_rdb_url(storage) or "@" not in storage:
         return storage
     scheme, rest = storage.split("://", 1)
     credentials, host = rest.rsplit("@", 1)

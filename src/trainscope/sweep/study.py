@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import math
 import os
 import socket
 import warnings
@@ -28,6 +27,8 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, Trial, TrialState
+
+from trainscope.sweep.storage import is_rdb_url
 
 OWNER_ATTR = "trainscope:owner"
 INTERRUPTED_ATTR = "trainscope:interrupted"
@@ -113,16 +114,6 @@ class TrialCounts:
         """Trials that count in `n_trials` and are done."""
         return self.complete + self.pruned + self.failed
 
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "complete": self.complete,
-            "pruned": self.pruned,
-            "failed": self.failed,
-            "interrupted": self.interrupted,
-            "running": self.running,
-            "waiting": self.waiting,
-        }
-
 
 def count_trials(trials: Sequence[FrozenTrial]) -> TrialCounts:
     return TrialCounts(
@@ -141,7 +132,7 @@ def claim_lock(storage_spec: str) -> Iterator[None]:
 
     An flock is released by the kernel when its process dies, so a killed sweep never leaves it held.
     """
-    if "://" in storage_spec:
+    if is_rdb_url(storage_spec):
         yield
         return
     lock_path = f"{storage_spec}.claim.lock"
@@ -153,12 +144,12 @@ def claim_lock(storage_spec: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _storage(study: optuna.Study) -> BaseStorage:
+def study_storage(study: optuna.Study) -> BaseStorage:
     return study._storage  # noqa: SLF001 - Study exposes no public handle on its storage
 
 
 def set_trial_system_attr(study: optuna.Study, trial_id: int, key: str, value: Any) -> None:
-    _storage(study).set_trial_system_attr(trial_id, key, value)
+    study_storage(study).set_trial_system_attr(trial_id, key, value)
 
 
 def fail_as_interrupted(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
@@ -166,7 +157,7 @@ def fail_as_interrupted(study: optuna.Study, trial: FrozenTrial, reason: str) ->
 
     Returns False when another process finished it first.
     """
-    storage = _storage(study)
+    storage = study_storage(study)
     snapshot = trial  # taken before labelling, so the retry does not inherit the labels
     try:
         storage.set_trial_user_attr(trial._trial_id, FAIL_REASON_ATTR, reason)
@@ -223,13 +214,9 @@ def claim_trial(
     # Without a lock (RDB storages) two processes may ask at the same moment: the later one backs off.
     earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and counts_toward_budget(t)]
     if len(earlier) >= n_trials:
-        storage = _storage(study)
+        storage = study_storage(study)
         storage.set_trial_system_attr(trial._trial_id, SURPLUS_ATTR, True)
         storage.set_trial_user_attr(trial._trial_id, FAIL_REASON_ATTR, "surplus: the study already had n_trials")
         storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         return None
     return trial
-
-
-def is_finite(values: Sequence[float]) -> bool:
-    return all(math.isfinite(v) for v in values)

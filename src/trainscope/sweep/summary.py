@@ -59,7 +59,7 @@ def grid_domains(overrides: Sequence[Override]) -> dict[str, Domain]:
     for override in overrides:
         if override.is_hydra_override() or override.is_delete() or not override.is_discrete_sweep():
             continue
-        domains[override.key_or_group] = [_plain(value) for value in override.sweep_iterator()]
+        domains[override.key_or_group] = [override_value(value) for value in override.sweep_iterator()]
     return domains
 
 
@@ -145,12 +145,12 @@ def _display_path(path: Path) -> str:
     return str(absolute.relative_to(cwd)) if absolute.is_relative_to(cwd) else str(absolute)
 
 
-def _plain(value: Any) -> Any:
+def override_value(value: Any) -> Any:
     """A parsed override value as the run's config will hold it (quoted strings unquoted)."""
     if isinstance(value, QuotedString):
         return value.text
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        return [override_value(item) for item in value]
     if isinstance(value, dict):
-        return {_plain(key): _plain(item) for key, item in value.items()}
+        return {override_value(key): override_value(item) for key, item in value.items()}
     return value

@@ -28,7 +28,6 @@ from trainscope.sweep.study import PRUNER_STUDY_ATTR
 class TrialLink:
     """One running trial of a study, seen from the job that trains it."""
 
-    study: optuna.Study
     trial: optuna.trial.Trial
     number: int
     monitor: str | None
@@ -73,7 +72,6 @@ def connect_trial(optuna_trial_cfg: DictConfig | Mapping[str, Any] | None) -> Tr
     trial = optuna.trial.Trial(study, int(cfg["trial_id"]))
     pruner_name = str((pruner_config or {}).get("_target_", "NopPruner")).rsplit(".", 1)[-1]
     return TrialLink(
-        study=study,
         trial=trial,
         number=int(cfg.get("number", trial.number)),
         monitor=cfg.get("monitor"),
