@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,6 +67,14 @@ def start_training(
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def read_events(log_dir: Path) -> EventAccumulator:
+    """Every event TensorBoard's own reader finds in `log_dir` (no sampling), loaded once."""
+    kinds = ("scalars", "images", "histograms", "tensors")
+    accumulator = EventAccumulator(str(log_dir), size_guidance={kind: 0 for kind in kinds})
+    accumulator.Reload()
+    return accumulator
 
 
 def single_run_dir(output_root: Path) -> Path:

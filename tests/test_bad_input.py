@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import TINY, TrainCLI, resume_cli
+from tests.conftest import TINY, TrainCLI, read_events, resume_cli
 from tests.test_data import copy_mnist_files
-from tests.test_resume import read_events
 
 
 def error_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import TINY, run_script
+from tests.conftest import TINY, read_events, run_script
 
 
 def test_eval_reproduces_the_test_metrics_training_logged(train) -> None:
@@ -32,8 +31,7 @@ def test_eval_reproduces_the_test_metrics_training_logged(train) -> None:
     assert (run_dir / "eval.log").is_file()
     assert list(train.output_root.glob("runs/*/*")) == [run_dir], "eval makes no new run directory"
 
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0, "histograms": 0})
-    events.Reload()
+    events = read_events(run_dir)
     test_points = events.Scalars("test/acc")
     assert [point.step for point in test_points] == [16, 16], "training's point and eval's, at the last step"
     assert test_points[-1].value == pytest.approx(trained["test"]["test/acc"])

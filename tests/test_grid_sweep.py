@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import TINY, start_training
+from tests.conftest import TINY, read_events, start_training
 from tests.test_hparams import experiment, metric_values, session_groups, start_tensorboard, wait_for
 from trainscope.monitor.hparams import DEFAULT_METRICS
 
@@ -21,8 +20,7 @@ DIVERGING_LR = "1e30"  # SGD at this rate turns the loss into NaN in the first e
 
 
 def last_scalars(run_dir: Path) -> dict[str, float]:
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    accumulator.Reload()
+    accumulator = read_events(run_dir)
     return {tag: accumulator.Scalars(tag)[-1].value for tag in accumulator.Tags()["scalars"]}
 
 

@@ -21,10 +21,10 @@ import torch
 from omegaconf import OmegaConf
 from tensorboard import program
 from tensorboard.backend.event_processing import event_file_loader
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import api_pb2, metadata
 from torch.utils.tensorboard import SummaryWriter
 
+from tests.conftest import read_events
 from trainscope.config.flatten import hparams_from_config, is_hparam_key, normalize_value
 from trainscope.monitor.hparams import (
     DEFAULT_METRICS,
@@ -82,8 +82,7 @@ def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "c
 
 
 def last_scalar(run_dir: Path, tag: str) -> float:
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    accumulator.Reload()
+    accumulator = read_events(run_dir)
     return accumulator.Scalars(tag)[-1].value
 
 
@@ -197,8 +196,7 @@ def test_session_start_and_end_are_written_once_into_the_runs_own_event_file(tmp
     assert len(events[metadata.SESSION_START_INFO_TAG]) == 1
     assert len(events[metadata.SESSION_END_INFO_TAG]) == 1
 
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    accumulator.Reload()
+    accumulator = read_events(run_dir)
     content = accumulator.PluginTagToContent(metadata.PLUGIN_NAME)
     start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
     end = metadata.parse_session_end_info_plugin_data(content[metadata.SESSION_END_INFO_TAG])
@@ -229,8 +227,7 @@ def test_run_status_maps_to_session_status_and_trial_state(
 ) -> None:
     write_run(tmp_path, {"model": "mlp"}, {"val/acc": [0.5]}, run_status)
 
-    accumulator = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
-    accumulator.Reload()
+    accumulator = read_events(tmp_path)
     content = accumulator.PluginTagToContent(metadata.PLUGIN_NAME).get(metadata.SESSION_END_INFO_TAG)
     if session_status is None:
         assert content is None
@@ -258,8 +255,7 @@ def test_experiment_summary_declares_domains_and_metrics(tmp_path: Path) -> None
     }
     write_experiment_summary(tmp_path, domains, DEFAULT_METRICS)
 
-    accumulator = EventAccumulator(str(tmp_path))
-    accumulator.Reload()
+    accumulator = read_events(tmp_path)
     content = accumulator.PluginTagToContent(metadata.PLUGIN_NAME)[metadata.EXPERIMENT_TAG]
     infos = {info.name: info for info in metadata.parse_experiment_plugin_data(content).hparam_infos}
 

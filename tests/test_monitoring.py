@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import TINY
+from tests.conftest import TINY, read_events
 from trainscope.engine.callbacks import Callback
 from trainscope.monitor.classification import confusion_counts, precision_recall, render_confusion_matrix
 from trainscope.monitor.health import GradientExplosionCheck, LossTrendCheck, OverfittingCheck
@@ -21,13 +21,6 @@ from trainscope.monitor.health import GradientExplosionCheck, LossTrendCheck, Ov
 EPOCH_STEPS = [8, 16]
 LOGGING_STEPS = list(range(2, 17, 2))
 HEALTH_CHECKS = ["nonfinite", "exploding_gradients", "loss_rising", "overfitting", "lr_too_high"]
-
-
-def read_events(run_dir: Path) -> EventAccumulator:
-    kinds = ("scalars", "images", "histograms", "tensors")
-    accumulator = EventAccumulator(str(run_dir), size_guidance={kind: 0 for kind in kinds})
-    accumulator.Reload()
-    return accumulator
 
 
 def steps(events: EventAccumulator, kind: str, tag: str) -> list[int]:

@@ -18,10 +18,9 @@ from typing import Any
 import optuna
 import yaml
 from optuna.trial import TrialState
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata
 
-from tests.conftest import REPO_ROOT, cli_env
+from tests.conftest import REPO_ROOT, cli_env, read_events
 from trainscope.sweep.storage import open_storage
 from trainscope.sweep.study import FAIL_REASON_ATTR, OWNER_ATTR, RUN_DIR_ATTR, count_trials
 
@@ -94,8 +93,7 @@ def test_results_file_summary_line_and_experiment_summary(train: Any, tmp_path: 
         assert study.trials[number].user_attrs[RUN_DIR_ATTR] == str(run_dir)
         assert len(study.trials[number].intermediate_values) == 4  # one report per epoch
 
-    accumulator = EventAccumulator(str(sweep_dir))
-    accumulator.Reload()
+    accumulator = read_events(sweep_dir)
     content = accumulator.PluginTagToContent(metadata.PLUGIN_NAME)[metadata.EXPERIMENT_TAG]
     experiment = metadata.parse_experiment_plugin_data(content)
     domains = {info.name: info for info in experiment.hparam_infos}

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from tests.conftest import REPO_ROOT, TINY, TrainCLI, cli_env, resume_cli, start_training
+from tests.conftest import REPO_ROOT, TINY, TrainCLI, cli_env, read_events, resume_cli, start_training
 
 # A CNN on small images, deterministic, with a checkpoint every 5 steps: 576 train images → 18 batches an epoch.
 DETERMINISTIC = [
@@ -47,12 +46,6 @@ def wait_for_checkpoint(output_root: Path, process: subprocess.Popen[str], timeo
         time.sleep(0.005)  # kill soon after the first checkpoint: well before the epoch ends
     process.kill()
     pytest.fail("no checkpoint within the timeout")
-
-
-def read_events(run_dir: Path) -> EventAccumulator:
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
-    accumulator.Reload()
-    return accumulator
 
 
 def session_infos(run_dir: Path, tag: str) -> int:

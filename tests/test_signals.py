@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import api_pb2, metadata
 
-from tests.conftest import REPO_ROOT, cli_env, start_training
+from tests.conftest import REPO_ROOT, cli_env, read_events, start_training
 from tests.test_hparams import metric_values, session_groups, start_tensorboard, wait_for
 from tests.test_resume import session_infos, wait_for_checkpoint
 
@@ -33,15 +32,13 @@ LONG = [
 
 
 def session_end_status(run_dir: Path) -> int | None:
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    accumulator.Reload()
+    accumulator = read_events(run_dir)
     content = accumulator.PluginTagToContent(metadata.PLUGIN_NAME).get(metadata.SESSION_END_INFO_TAG)
     return None if content is None else metadata.parse_session_end_info_plugin_data(content).status
 
 
 def trial_states(run_dir: Path) -> list[float]:
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    accumulator.Reload()
+    accumulator = read_events(run_dir)
     return [event.value for event in accumulator.Scalars("trial_state")]
 
 

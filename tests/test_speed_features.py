@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import REPO_ROOT, TINY, TrainCLI, cli_env
+from tests.conftest import REPO_ROOT, TINY, TrainCLI, cli_env, read_events
 from trainscope.models import MLP, SmallCNN
 
 EPOCH_TAGS = ["train/loss", "train/acc", "val/loss", "val/acc"]
@@ -23,8 +22,7 @@ TINY_CNN = ["model=cnn", "model.channels=[4,8]", "model.hidden_size=16"]
 
 
 def epoch_curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    events.Reload()
+    events = read_events(run_dir)
     return {tag: [(event.step, event.value) for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 

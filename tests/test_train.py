@@ -9,19 +9,12 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import REPO_ROOT, TINY
+from tests.conftest import REPO_ROOT, TINY, read_events
 from trainscope.config.resolvers import register_resolvers
 
 EPOCH_TAGS = ["train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "epoch"]
 STEP_TAGS = ["train/loss_step", "train/acc_step", "lr", "train/grad_norm", "train/samples_per_sec"]
-
-
-def read_scalars(run_dir: Path) -> EventAccumulator:
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    accumulator.Reload()
-    return accumulator
 
 
 def test_synthetic_run_writes_events_checkpoints_and_metrics(train) -> None:
@@ -30,7 +23,7 @@ def test_synthetic_run_writes_events_checkpoints_and_metrics(train) -> None:
     run_dir = train.run_dir()
 
     # 256 samples, 10% validation → 231 train samples → 8 batches of 32 per epoch, 2 epochs.
-    events = read_scalars(run_dir)
+    events = read_events(run_dir)
     tags = events.Tags()["scalars"]
     for tag in EPOCH_TAGS + ["test/loss", "test/acc"]:
         assert tag in tags, f"missing {tag}: {tags}"
