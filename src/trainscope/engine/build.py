@@ -96,5 +96,17 @@ def build_callbacks(callbacks_cfg: DictConfig | None) -> dict[str, Callback]:
     return callbacks
 
 
+def build_trial_callbacks() -> dict[str, Callback]:
+    """The Optuna pruning callback when this run is a sweep's trial (`trainscope.trial`), else nothing."""
+    from trainscope.trial import current_trial
+
+    trial = current_trial()
+    if trial is None:
+        return {}
+    from trainscope.callbacks.pruning import OptunaPruningCallback
+
+    return {"optuna_pruning": OptunaPruningCallback(trial)}
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from trainscope.config.overrides import hydra_quote, unquote
 from trainscope.engine.checkpoint import CHECKPOINT_DIR, LAST, PREVIOUS, load_latest_checkpoint
 from trainscope.errors import CheckpointError, ConfigError
+from trainscope.trial.channel import recorded_trial
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,6 @@ RESUMABLE_KEYS: tuple[str, ...] = (
     "data.loader",
     "callbacks.checkpoint.every_n_steps",
     "resume",
-    "optuna_trial",
-    "optuna_trial.*",
 )
 """Config keys (fnmatch patterns) a resumed run may change: how long, where and how fast it trains,
 how it logs, where data lives. Anything else would make the continued run a different run."""
@@ -191,6 +190,13 @@ def resume_arguments(arguments: list[str], config_root: Path) -> list[str]:
     if any(item in ("-m", "--multirun") for item in rest):
         raise ConfigError("resume= continues one run; drop -m/--multirun")
     check_run_dir(run_dir)
+    trial = recorded_trial(run_dir)
+    if trial is not None:  # the sweeper's trial channel is not in the saved overrides: nothing to undo
+        log.warning(
+            "resuming trial %d of study '%s' outside the study: this run reports nothing to it and is not pruned",
+            trial.number,
+            trial.study_name,
+        )
     flags = [item for item in rest if item.startswith("-")]
     new_overrides = [item for item in rest if not item.startswith("-")]
     saved_file = run_dir / HYDRA_DIR / "overrides.yaml"
@@ -201,7 +207,7 @@ def resume_arguments(arguments: list[str], config_root: Path) -> list[str]:
         for item in saved_overrides
         if override_key(item) not in replaced
         and override_key(item) != RESUME_KEY
-        and not override_key(item).startswith(("hydra", "optuna_trial"))
+        and not override_key(item).startswith("hydra")
     ]
     merged = kept + new_overrides
     _check_group_choices(run_dir, new_overrides, config_root)

@@ -20,6 +20,7 @@ from trainscope.engine.build import (
     build_data_and_model,
     build_optimizer,
     build_scheduler,
+    build_trial_callbacks,
     count_parameters,
 )
 from trainscope.engine.callbacks import CallbackList
@@ -55,7 +56,12 @@ def train(cfg: DictConfig, run_dir: Path) -> RunOutcome:
     scheduler, interval = build_scheduler(cfg, optimizer, steps_per_epoch=len(data.train))
     stop_on_signal = StopOnSignal()
     callbacks = CallbackList(
-        {**build_callbacks(cfg.get("callbacks")), **build_monitors(cfg.logging), "stop_on_signal": stop_on_signal}
+        {
+            **build_callbacks(cfg.get("callbacks")),
+            **build_monitors(cfg.logging),
+            "stop_on_signal": stop_on_signal,
+            **build_trial_callbacks(),
+        }
     )
     monitor = TensorBoardMonitor(run_dir, flush_secs=float(cfg.logging.flush_secs), purge_step=purge_step(resumed))
     trainer = Trainer(cfg, model, data, optimizer, scheduler, interval, callbacks, monitor, run_dir, device)

@@ -1,7 +1,8 @@
 """How a finished job becomes an Optuna trial state: COMPLETE, PRUNED, FAIL (with a reason) or interrupted.
 
-The job's `metrics.json` says how the run ended (the entrypoint returns normally for a pruned run and
-raises for a failed one); the job's return value is the objective.
+The job's `metrics.json` says how a trainscope run ended (the entrypoint returns normally for a pruned
+run and raises for a failed one); any other app is pruned by raising `optuna.TrialPruned` after
+`trial().should_prune()`, as in `Study.optimize`. The job's return value is the objective.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
+from optuna import TrialPruned
 from optuna.trial import TrialState
 
 from trainscope.errors import first_line
@@ -24,7 +26,7 @@ from trainscope.sweep.summary import job_run_dir
 class TrialOutcome:
     state: TrialState
     run_status: str
-    run_dir: Path
+    run_dir: Path | None  # None: the job never started (its config could not be composed)
     values: list[float] | None = None
     reason: str = ""
     interrupted: bool = False  # the run was stopped by a signal: not the trial's fault, retried once
@@ -43,6 +45,8 @@ def judge_job(job: JobReturn, metric_names: Sequence[str]) -> TrialOutcome:
         error = job._return_value  # reading `return_value` of a failed job re-raises its exception
         if status == "interrupted" or isinstance(error, KeyboardInterrupt):
             return TrialOutcome(TrialState.FAIL, "interrupted", run_dir, reason=reason, interrupted=True)
+        if isinstance(error, TrialPruned):
+            return TrialOutcome(TrialState.PRUNED, status or "pruned", run_dir, reason=first_line(error))
         if not reason and isinstance(error, BaseException):
             reason = f"{type(error).__name__}: {first_line(error)}"
         return TrialOutcome(TrialState.FAIL, status or "failed", run_dir, reason=reason or "the job failed")
@@ -74,8 +78,10 @@ def objective_values(returned: Any, metric_names: Sequence[str]) -> tuple[list[f
     return values, ""
 
 
-def record_in_run_summary(run_dir: Path, trial_number: int, state: TrialState, reason: str) -> None:
+def record_in_run_summary(run_dir: Path | None, trial_number: int, state: TrialState, reason: str) -> None:
     """Add the trial's number, state and failure reason to the run's metrics.json (when the run has one)."""
+    if run_dir is None:
+        return
     try:
         summary = read_run_summary(run_dir)
     except (OSError, ValueError):

@@ -55,6 +55,7 @@ def study_results(study: optuna.Study, *, n_trials: int, metric_names: Sequence[
     counts = count_trials(trials)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     results: dict[str, Any] = {
+        "name": "optuna",  # the official hydra-optuna-sweeper's keys: name, best_params, best_value, solutions
         "study_name": study.study_name,
         "storage": redact(storage),
         "dashboard": dashboard_command(redact(storage)),
@@ -75,7 +76,12 @@ def study_results(study: optuna.Study, *, n_trials: int, metric_names: Sequence[
             best_run_dir=best.user_attrs.get(RUN_DIR_ATTR) if best else None,
         )
     else:
-        results["best_trials"] = [_trial_entry(t, metric_names) for t in (study.best_trials if complete else [])]
+        pareto = study.best_trials if complete else []
+        results["solutions"] = [
+            {"params": {k: _plain(v) for k, v in t.params.items()}, "values": [_plain(v) for v in t.values]}
+            for t in pareto
+        ]
+        results["best_trials"] = [_trial_entry(t, metric_names) for t in pareto]
     return results
 
 

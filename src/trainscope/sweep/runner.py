@@ -15,8 +15,9 @@ from typing import Any
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.plugins.launcher import Launcher
-from hydra.utils import instantiate
+from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler
@@ -33,6 +34,7 @@ from trainscope.sweep.search_space import (
     parse_search_space,
     search_space_domains,
 )
+from trainscope.sweep.settings import OptunaSettings
 from trainscope.sweep.storage import (
     HEARTBEAT_INTERVAL_SECONDS,
     StorageError,
@@ -45,7 +47,6 @@ from trainscope.sweep.study import (
     FAIL_REASON_ATTR,
     METRICS_STUDY_ATTR,
     MONITOR_STUDY_ATTR,
-    PRUNER_STUDY_ATTR,
     RUN_DIR_ATTR,
     SEARCH_SPACE_STUDY_ATTR,
     STATUS_ATTR,
@@ -57,8 +58,8 @@ from trainscope.sweep.study import (
     study_storage,
 )
 from trainscope.sweep.summary import report_failed_jobs
-
-DIRECTIONS = ("maximize", "minimize")
+from trainscope.trial.channel import TrialAddress
+from trainscope.trial.handle import PRUNER_STUDY_ATTR
 
 
 def say(message: str) -> None:
@@ -100,64 +101,68 @@ def _as_list(value: Any) -> list[Any]:
 
 
 class OptunaSweep:
-    def __init__(self, config: DictConfig, arguments: Sequence[str], worker_index: int = 0) -> None:
-        sweeper = config.hydra.sweeper
+    def __init__(
+        self, settings: OptunaSettings, config: DictConfig, arguments: Sequence[str], worker_index: int = 0
+    ) -> None:
+        self.settings = settings
         self.config = config
         self.worker_index = worker_index
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
-        self.n_trials = int(sweeper.n_trials)
-        self.n_jobs = max(1, int(sweeper.n_jobs))
-        self.seed = None if sweeper.seed is None else int(sweeper.seed)
-        self.max_failures = None if sweeper.max_failures is None else int(sweeper.max_failures)
-        self.deadline = None if sweeper.timeout is None else time.time() + float(sweeper.timeout)
-        if self.n_trials < 1:
-            raise ConfigError(f"hydra.sweeper.n_trials must be a positive integer, got {self.n_trials}")
-
-        self.metric_names = [
-            str(m) for m in _as_list(OmegaConf.select(config, "optimized_metric", default="objective"))
-        ]
-        self.directions = [str(d).lower() for d in _as_list(sweeper.direction)]
+        self.n_trials = settings.n_trials
+        self.n_jobs = settings.n_jobs
+        self.seed = settings.seed
+        self.deadline = None if settings.timeout is None else time.time() + settings.timeout
+        self.directions = list(settings.directions)
+        self.metric_names = self._metric_names(config)
         if len(self.directions) == 1 and len(self.metric_names) > 1:
             self.directions *= len(self.metric_names)
-        bad = [d for d in self.directions if d not in DIRECTIONS]
-        if bad:
-            raise ConfigError(f"hydra.sweeper.direction must be maximize or minimize, got {bad[0]!r}")
         if len(self.directions) != len(self.metric_names):
             raise ConfigError(
                 f"hydra.sweeper.direction has {len(self.directions)} entries but optimized_metric has "
                 f"{len(self.metric_names)} ({self.metric_names}); give one direction per metric"
             )
 
-        self.space = parse_search_space(
-            OmegaConf.to_container(sweeper.params, resolve=True) if sweeper.params is not None else None, arguments
-        )
-        if not self.space.distributions:
-            raise ConfigError(
-                "the search space is empty: set hydra.sweeper.params, e.g. optimizer.lr: tag(log, interval(1e-4, 1e-1))"
-            )
-        self.sampler_config = OmegaConf.to_container(sweeper.sampler, resolve=True) if sweeper.sampler else {}
-        self.pruner_config = OmegaConf.to_container(sweeper.pruner, resolve=True) if sweeper.pruner else {}
-        self.pruning = not str(self.pruner_config.get("_target_", "")).endswith("NopPruner") and bool(
-            self.pruner_config
-        )
-        if self.pruning and len(self.metric_names) > 1:
+        self.space = parse_search_space(settings.params, arguments, settings.search_space)
+        self.configure_trial = self._custom_search_space(settings.custom_search_space)
+        self.sampler_config = settings.sampler
+        self.pruner_config = settings.pruner
+        if settings.pruning and len(self.metric_names) > 1:
             raise ConfigError(
                 f"hydra/sweeper/pruner needs a single optimized_metric, got {self.metric_names}; "
                 "use hydra/sweeper/pruner=none for multi-objective sweeps"
             )
         self.grid: dict[str, list[Any]] | None = None
-        if str(self.sampler_config.get("_target_", "")).endswith("GridSampler"):
+        if settings.is_grid:
             self.grid = grid_search_space(self.space.distributions)
             self.n_trials = min(self.n_trials, grid_size(self.grid))
 
         choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
         self.study_name = str(
-            sweeper.study_name or choices.get("hparams_search") or OmegaConf.select(config, "hydra.job.name")
+            settings.study_name or choices.get("hparams_search") or OmegaConf.select(config, "hydra.job.name")
         )
-        self.storage = resolve_storage(sweeper.storage, self.sweep_dir)
-        self.pruning_metric = sweeper.pruning_metric or (self.metric_names[0] if len(self.metric_names) == 1 else None)
+        self.storage = resolve_storage(settings.storage, self.sweep_dir)
+        self.pruning_metric = settings.pruning_metric or (self.metric_names[0] if len(self.metric_names) == 1 else None)
         self.study: optuna.Study | None = None
         self.stop_reason = ""
+
+    def _metric_names(self, config: DictConfig) -> list[str]:
+        """The app's `optimized_metric` (trainscope's convention), else `objective` / `objective_<i>`."""
+        named = OmegaConf.select(config, "optimized_metric", default=None)
+        if named is not None:
+            return [str(m) for m in _as_list(named)]
+        if len(self.directions) == 1:
+            return ["objective"]
+        return [f"objective_{index}" for index in range(len(self.directions))]
+
+    @staticmethod
+    def _custom_search_space(path: str | None) -> Any:
+        """The `custom_search_space` function `(cfg, optuna_trial) -> None`, or None."""
+        if not path:
+            return None
+        try:
+            return get_method(path)
+        except Exception as error:  # noqa: BLE001 - an unimportable module or a missing function
+            raise ConfigError(f"hydra.sweeper.custom_search_space={path}: {first_line(error)}") from error
 
     # ---------------------------------------------------------------- study
     def make_sampler(self, trials_so_far: int) -> BaseSampler:
@@ -245,9 +250,20 @@ class OptunaSweep:
         write_sweep_experiment(self.config, domains, metrics, groups=groups)
 
     # --------------------------------------------------------------- trials
-    def failures(self) -> int:
+    def failure_limit(self) -> str | None:
+        """How the failed trials exceed `max_failure_rate` (when set) or `max_failures`; None if they do not."""
         assert self.study is not None
-        return sum(is_failure(t) for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+        counts = count_trials(self.study.get_trials(deepcopy=False))
+        rate = self.settings.max_failure_rate
+        if rate is not None:
+            if counts.failed and counts.failed / counts.finished > rate:
+                share = f"{counts.failed} of {counts.finished} trials failed"
+                return f"{share}, above hydra.sweeper.max_failure_rate={rate}"
+            return None
+        limit = self.settings.max_failures
+        if limit is not None and counts.failed >= limit:
+            return f"{counts.failed} trials failed, reaching hydra.sweeper.max_failures={limit}"
+        return None
 
     def run_trials(self, launcher: Launcher) -> None:
         assert self.study is not None
@@ -256,31 +272,27 @@ class OptunaSweep:
                 self.stop_reason = "timeout"
                 say("hydra.sweeper.timeout reached: no new trial starts")
                 return
-            if self.max_failures is not None and self.failures() >= self.max_failures:
-                self.stop_reason = "max_failures"
+            if self.failure_limit() is not None:
+                self.stop_reason = "failures"
                 return
             trial = claim_trial(self.study, self.storage, self.space.distributions, self.n_trials, self.make_sampler)
             if trial is None:
                 return
+            if self.configure_trial is not None:
+                self.configure_trial(self.config, trial)
             self.run_trial(launcher, trial)
 
     def trial_overrides(self, trial: Trial) -> list[str]:
-        link = {
-            "storage": hydra_quote(self.storage),
-            "study_name": hydra_quote(self.study_name),
-            "trial_id": str(trial._trial_id),
-            "number": str(trial.number),
-            "monitor": hydra_quote(self.pruning_metric) if self.pruning_metric else "null",
-        }
-        link_override = "++optuna_trial={" + ",".join(f"{k}:{v}" for k, v in link.items()) + "}"
-        # The job reports each epoch to the trial through this callback (excluded from run dir names).
-        callback_override = (
-            "++callbacks.optuna_pruning={_target_:trainscope.sweep.pruning.OptunaPruningCallback,"
-            "optuna_trial:'${optuna_trial}'}"
-        )
-        return [*self.space.trial_overrides(trial.params), link_override, callback_override]
+        """The job's overrides: the sampled values, and the trial's address as `hydra.job.env_set` entries.
 
-    def run_trial(self, launcher: Launcher, trial: Trial) -> TrialOutcome:
+        The address reaches the job only as environment variables (`trainscope.trial`): nothing is added
+        to the app's config, its saved overrides or its run directory name.
+        """
+        address = TrialAddress(self.storage, self.study_name, trial._trial_id, trial.number, self.pruning_metric)
+        channel = [f"++hydra.job.env_set.{name}={hydra_quote(value)}" for name, value in address.env().items()]
+        return [*self.space.trial_overrides(trial.params), *channel]
+
+    def run_trial(self, launcher: Launcher, trial: Trial) -> None:
         assert self.study is not None
         params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
         say(f"trial {trial.number} started: {params}")
@@ -293,18 +305,23 @@ class OptunaSweep:
             fail_as_interrupted(self.study, frozen, "interrupted: the sweep was stopped (Ctrl-C); retried on resume")
             say(f"trial {trial.number} interrupted; rerun the same command to continue the study")
             raise
-        report_failed_jobs([job])  # a crash (not a TrainscopeError) keeps its traceback
+        except HydraException as error:  # e.g. a sampled value that does not merge into the app's config
+            reason = f"its config could not be composed: {first_line(error)}"
+            self.record(trial, TrialOutcome(TrialState.FAIL, "failed", None, reason=reason))
+            return
         outcome = judge_job(job, self.metric_names)
+        if outcome.state != TrialState.PRUNED:  # an app stops a pruned trial by raising optuna.TrialPruned
+            report_failed_jobs([job])  # a crash (not a TrainscopeError) keeps its traceback
         self.record(trial, outcome)
-        return outcome
 
     def record(self, trial: Trial, outcome: TrialOutcome) -> None:
         assert self.study is not None
         storage = study_storage(self.study)
         trial_id = trial._trial_id
-        storage.set_trial_user_attr(trial_id, RUN_DIR_ATTR, str(outcome.run_dir))
+        if outcome.run_dir is not None:
+            storage.set_trial_user_attr(trial_id, RUN_DIR_ATTR, str(outcome.run_dir))
         storage.set_trial_user_attr(trial_id, STATUS_ATTR, outcome.run_status)
-        where = f"({outcome.run_dir})"
+        where = f"({outcome.run_dir})" if outcome.run_dir is not None else "(no run directory)"
         if outcome.interrupted:
             reason = f"interrupted: {outcome.reason or 'stopped by a signal'}; retried once"
             fail_as_interrupted(self.study, storage.get_trial(trial_id), reason)
@@ -349,12 +366,12 @@ class OptunaSweep:
         print(summary_line(results, path), flush=True)
         counts = results["counts"]
         stopped_early = counts["complete"] + counts["pruned"] + counts["failed"] < self.n_trials
-        if self.max_failures is not None and counts["failed"] >= self.max_failures and stopped_early:
+        limit = self.failure_limit()
+        if limit is not None and stopped_early:
             failed = [t for t in self.study.get_trials(deepcopy=False) if is_failure(t)]
             last = max(failed, key=lambda t: t.number)
             raise ConfigError(
-                f"the sweep stopped: {counts['failed']} trials failed, reaching hydra.sweeper.max_failures="
-                f"{self.max_failures} (last: trial {last.number}: {last.user_attrs.get(FAIL_REASON_ATTR)}); "
-                "fix the cause or raise max_failures, then rerun the same command to continue the study"
+                f"the sweep stopped: {limit} (last: trial {last.number}: {last.user_attrs.get(FAIL_REASON_ATTR)}); "
+                "fix the cause or raise that limit, then rerun the same command to continue the study"
             )
         return results

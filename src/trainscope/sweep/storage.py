@@ -10,26 +10,28 @@ from __future__ import annotations
 
 import os
 import shlex
-import warnings
 from pathlib import Path
 
-import optuna
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages.journal import JournalFileBackend
+from trainscope.trial.storage import (
+    HEARTBEAT_INTERVAL_SECONDS,
+    StorageError,
+    is_rdb_url,
+    open_storage,
+    redact,
+)
 
-from trainscope.errors import ConfigError, first_line
+__all__ = [
+    "HEARTBEAT_INTERVAL_SECONDS",
+    "JOURNAL_FILE_NAME",
+    "StorageError",
+    "dashboard_command",
+    "is_rdb_url",
+    "open_storage",
+    "redact",
+    "resolve_storage",
+]
 
 JOURNAL_FILE_NAME = "optuna_journal.log"
-HEARTBEAT_INTERVAL_SECONDS = 30
-HEARTBEAT_GRACE_SECONDS = 120
-
-
-class StorageError(ConfigError):
-    """The study's storage cannot be opened (unreachable server, locked database, unwritable file)."""
-
-
-def is_rdb_url(storage: str) -> bool:
-    return "://" in storage
 
 
 def resolve_storage(storage: str | None, sweep_dir: str | os.PathLike[str]) -> str:
@@ -46,38 +48,6 @@ def resolve_storage(storage: str | None, sweep_dir: str | os.PathLike[str]) -> s
     return str(Path(storage).expanduser().resolve())
 
 
-def open_storage(storage: str) -> BaseStorage:
-    """Open (creating if needed) the storage `storage` names; raise StorageError with the fix in one line."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            if is_rdb_url(storage):
-                return RDBStorage(
-                    storage,
-                    heartbeat_interval=HEARTBEAT_INTERVAL_SECONDS,
-                    grace_period=HEARTBEAT_GRACE_SECONDS,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-                )
-            path = Path(storage)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(path)))
-    except Exception as error:  # noqa: BLE001 - any driver error becomes one line for the user
-        raise StorageError(
-            f"cannot open Optuna storage '{redact(storage)}': {first_line(error)}; "
-            "check hydra.sweeper.storage (server running, database not locked, directory writable)"
-        ) from error
-
-
 def dashboard_command(storage: str) -> str:
     """The command that opens the study in optuna-dashboard (a journal file path or an RDB URL)."""
     return f"optuna-dashboard {shlex.quote(storage)}"
-
-
-def redact(storage: str) -> str:
-    """Hide a password in an RDB URL before printing it."""
-    if not is_rdb_url(storage) or "@" not in storage:
-        return storage
-    scheme, rest = storage.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else storage

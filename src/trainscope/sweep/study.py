@@ -36,7 +36,6 @@ SURPLUS_ATTR = "trainscope:surplus"
 FAIL_REASON_ATTR = "fail_reason"
 RUN_DIR_ATTR = "run_dir"
 STATUS_ATTR = "status"
-PRUNER_STUDY_ATTR = "trainscope:pruner"
 METRICS_STUDY_ATTR = "trainscope:optimized_metric"
 MONITOR_STUDY_ATTR = "trainscope:pruning_metric"
 SEARCH_SPACE_STUDY_ATTR = "trainscope:search_space"
@@ -209,7 +208,10 @@ def claim_trial(
         if sum(counts_toward_budget(t) for t in trials) >= n_trials:
             return None
         study.sampler = make_sampler(len(trials))
-        trial = study.ask(distributions)
+        with warnings.catch_warnings():
+            # RDB heartbeats are recorded by the sweep's own thread (runner._Heartbeat), not Study.optimize.
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed", category=UserWarning)
+            trial = study.ask(distributions)
         set_trial_system_attr(study, trial._trial_id, OWNER_ATTR, process_identity())
     # Without a lock (RDB storages) two processes may ask at the same moment: the later one backs off.
     earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and counts_toward_budget(t)]
