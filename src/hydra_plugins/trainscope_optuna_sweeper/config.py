@@ -89,6 +89,13 @@ class QMCSamplerConf:
 
 
 @dataclass
+class MOTPESamplerConf:
+    """The official plugin's `motpe`: removed in Optuna 4; kept so the sweep says so in one line."""
+
+    _target_: str = "optuna.samplers.MOTPESampler"
+
+
+@dataclass
 class NopPrunerConf:
     _target_: str = "optuna.pruners.NopPruner"
 
@@ -173,6 +180,7 @@ def _register() -> None:
         "nsga2": NSGAIISamplerConf,
         "nsgaii": NSGAIISamplerConf,  # the official plugin's name
         "qmc": QMCSamplerConf,
+        "motpe": MOTPESamplerConf,
     }
     for name, node in samplers.items():
         store.store(group="hydra/sweeper/sampler", name=name, node=node, provider=PROVIDER)

@@ -63,6 +63,11 @@ class OptunaSettings:
         """The settings from the sweeper's (composed, type-checked) config keys."""
         values = {key: _plain(value) for key, value in values.items()}
         sampler = dict(values.get("sampler") or {})
+        if sampler.get("_target_") == "optuna.samplers.MOTPESampler":
+            raise ConfigError(
+                "the 'motpe' sampler was removed in Optuna 4.0: use hydra/sweeper/sampler=tpe "
+                "(TPESampler handles several objectives) or nsga2"
+            )
         sampler_seed = sampler.pop("seed", None)
         seed = sampler_seed if sampler_seed is not None else values.get("seed")
         n_trials = int(values["n_trials"])
