@@ -336,3 +336,34 @@ def test_a_search_of_fixed_values_only_runs(tmp_path: Path) -> None:
     returns = results_of(tmp_path)
     assert returns["best_value"] == 5.0 and returns["best_params"] == {}
     assert returns["counts"]["complete"] == 2
+
+
+# ---- lightning-hydra-template's search file with trainscope's train.py
+
+
+def test_lightning_hydra_template_search_file_runs_from_a_user_config_dir(train: Any, tmp_path: Path) -> None:
+    # tests/optuna_official/lightning_hydra_template/hparams_search/mnist_optuna.yaml: the template's file with
+    # the sweeper name and model keys translated (README). It sets hydra.mode=MULTIRUN itself: no -m.
+    sweep_dir = tmp_path / "sweep"
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    result = train(
+        f"--config-dir={OFFICIAL / 'lightning_hydra_template'}",
+        "hparams_search=mnist_optuna",
+        "model=mlp",
+        "model.hidden_sizes=[64,64,64]",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=10",
+        "hydra.sweeper.n_trials=2",
+        f"hydra.sweeper.storage={storage}",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    study = optuna.load_study(study_name="mnist_optuna", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    searched = {"optimizer.lr", "data.batch_size", *(f"model.hidden_sizes.{i}" for i in range(3))}
+    for trial in study.trials:
+        assert set(trial.params) == searched
+        config = OmegaConf.load(Path(trial.user_attrs["run_dir"]) / ".hydra" / "config.yaml")
+        assert list(config.model.hidden_sizes) == [trial.params[f"model.hidden_sizes.{i}"] for i in range(3)]
+        assert config.optimizer.lr == trial.params["optimizer.lr"]
+    assert results_of(sweep_dir)["best_params"] == study.best_trial.params

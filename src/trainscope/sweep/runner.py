@@ -337,7 +337,7 @@ class OptunaSweep:
         elif outcome.state == TrialState.PRUNED:
             self.tell(trial, state=TrialState.PRUNED)
             steps = len(storage.get_trial(trial_id).intermediate_values)
-            say(f"trial {trial.number} PRUNED after {steps} epochs: {outcome.reason} {where}")
+            say(f"trial {trial.number} PRUNED after {steps} reports: {outcome.reason} {where}")
         else:
             assert outcome.values is not None
             self.tell(trial, outcome.values)
