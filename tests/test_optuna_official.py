@@ -367,3 +367,11 @@ def test_lightning_hydra_template_search_file_runs_from_a_user_config_dir(train:
         assert list(config.model.hidden_sizes) == [trial.params[f"model.hidden_sizes.{i}"] for i in range(3)]
         assert config.optimizer.lr == trial.params["optimizer.lr"]
     assert results_of(sweep_dir)["best_params"] == study.best_trial.params
+
+
+def test_an_out_of_range_max_failure_rate_is_one_line(tmp_path: Path) -> None:
+    result = run_app(
+        "example/sphere.py", "--multirun", f"hydra.sweep.dir={tmp_path}", "hydra.sweeper.max_failure_rate=1.5"
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: hydra.sweeper.max_failure_rate must be between 0.0 and 1.0, got 1.5"

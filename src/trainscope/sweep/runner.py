@@ -279,7 +279,12 @@ class OptunaSweep:
             if trial is None:
                 return
             if self.configure_trial is not None:
-                self.configure_trial(self.config, trial)
+                try:
+                    self.configure_trial(self.config, trial)
+                except Exception as error:  # noqa: BLE001 - the user's function fails this trial, not the sweep
+                    reason = f"custom_search_space raised {type(error).__name__}: {first_line(error)}"
+                    self.record(trial, TrialOutcome(TrialState.FAIL, "failed", None, reason=reason))
+                    continue
             self.run_trial(launcher, trial)
 
     def trial_overrides(self, trial: Trial) -> list[str]:

@@ -42,6 +42,9 @@ def _directions(direction: Any) -> list[str]:
 
 @dataclass(frozen=True)
 class OptunaSettings:
+    """What one sweep runs with: `sampler`/`pruner` stay `{_target_: ..., kwargs}` configs (jobs rebuild
+    the pruner from the study), `directions` is always a list, the rest as `config.py` documents it."""
+
     sampler: dict[str, Any]
     pruner: dict[str, Any]
     directions: list[str]
@@ -101,4 +104,5 @@ class OptunaSettings:
 
     @property
     def is_grid(self) -> bool:
+        """GridSampler takes its grid from the search space, and the grid caps `n_trials`."""
         return str(self.sampler.get("_target_", "")).endswith("GridSampler")
