@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from trainscope.errors import ConfigError
+from trainscope.core.errors import ConfigError
 from trainscope.sweep.search_space import grid_search_space, parse_search_space, search_space_domains
 
 

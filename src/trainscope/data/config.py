@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainscope.config.validation import is_int, is_number
+from trainscope.config.schema import is_int, is_number
+from trainscope.core.errors import ConfigError
 from trainscope.data.augment import AugmentConfig
-from trainscope.errors import ConfigError
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "mnist_sample", "synthetic")
 LOADERS = ("auto", "in_memory", "dataloader")

@@ -15,8 +15,8 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from optuna.trial import TrialState
 
-from trainscope.errors import first_line
-from trainscope.monitor.run_summary import read_run_summary, write_run_summary
+from trainscope.core.errors import first_line
+from trainscope.core.run_dir import read_metrics, write_metrics
 from trainscope.sweep.summary import job_run_dir
 
 
@@ -33,7 +33,7 @@ class TrialOutcome:
 def judge_job(job: JobReturn, metric_names: Sequence[str]) -> TrialOutcome:
     run_dir = job_run_dir(job)
     try:
-        summary = read_run_summary(run_dir)
+        summary = read_metrics(run_dir)
     except (OSError, ValueError):
         summary = {}  # the task is not a trainscope run, or it died before writing metrics.json
     status = str(summary.get("status") or "")
@@ -77,8 +77,8 @@ def objective_values(returned: Any, metric_names: Sequence[str]) -> tuple[list[f
 def record_in_run_summary(run_dir: Path, trial_number: int, state: TrialState, reason: str) -> None:
     """Add the trial's number, state and failure reason to the run's metrics.json (when the run has one)."""
     try:
-        summary = read_run_summary(run_dir)
+        summary = read_metrics(run_dir)
     except (OSError, ValueError):
         return
     summary["optuna"] = {"trial": trial_number, "state": state.name, "reason": reason}
-    write_run_summary(run_dir, summary)
+    write_metrics(run_dir, summary)

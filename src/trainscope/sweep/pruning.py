@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from trainscope.engine.callbacks import Callback
-from trainscope.errors import ConfigError
+from trainscope.core.callback import Callback
+from trainscope.core.errors import ConfigError
 from trainscope.sweep.trial_link import TrialLink, connect_trial
 
 if TYPE_CHECKING:
