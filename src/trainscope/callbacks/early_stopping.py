@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainscope.callbacks.metric_tracker import MetricTracker
 from trainscope.core.callback import Callback
+from trainscope.core.run_dir import RunStatus
 
 if TYPE_CHECKING:
     from trainscope.engine.trainer import Trainer
@@ -32,7 +33,7 @@ class EarlyStopping(Callback):
                 f"early stopping: {self.tracker.metric} did not improve for {self.patience} epochs "
                 f"(best {self.tracker.best:.4f})"
             )
-            trainer.request_stop(reason, status="stopped_early")
+            trainer.request_stop(reason, status=RunStatus.STOPPED_EARLY)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.tracker.best, "epochs_without_improvement": self.epochs_without_improvement}

@@ -22,6 +22,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from trainscope.core.callback import Callback
+from trainscope.core.run_dir import RunStatus
 
 if TYPE_CHECKING:
     from trainscope.engine.trainer import Trainer
@@ -59,7 +60,7 @@ class HealthCheck(Callback):
     def fail(self, trainer: Trainer, message: str, advice: str) -> None:
         """Report a problem that ends the run, and stop it as failed."""
         self.report(trainer, message, advice, stops_run=True)
-        trainer.request_stop(f"{message}: try {advice}", status="failed")
+        trainer.request_stop(f"{message}: try {advice}", status=RunStatus.FAILED)
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         self.check_epoch(trainer, metrics)

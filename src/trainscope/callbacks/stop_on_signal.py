@@ -1,7 +1,7 @@
 """Ctrl-C and SIGTERM: stop after the current step, keep a checkpoint, say how to resume.
 
 The first SIGINT or SIGTERM only records the signal; the loop sees it at its next hook (after the
-current optimizer step), stops through `trainer.request_stop(..., status="interrupted")`, and the run
+current optimizer step), stops through `trainer.request_stop(..., status=RunStatus.INTERRUPTED)`, and the run
 writes a checkpoint, `metrics.json` and TensorBoard before exiting with 128 + the signal number (130 for
 Ctrl-C, 143 for SIGTERM). A second signal exits at once, without a checkpoint.
 

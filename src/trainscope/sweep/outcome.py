@@ -16,7 +16,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from optuna.trial import TrialState
 
 from trainscope.core.errors import first_line
-from trainscope.core.run_dir import read_metrics, write_metrics
+from trainscope.core.run_dir import RunStatus, read_metrics, write_metrics
 from trainscope.sweep.summary import job_run_dir
 
 
@@ -41,22 +41,23 @@ def judge_job(job: JobReturn, metric_names: Sequence[str]) -> TrialOutcome:
 
     if job.status != JobStatus.COMPLETED:
         error = job._return_value  # reading `return_value` of a failed job re-raises its exception
-        if status == "interrupted" or isinstance(error, KeyboardInterrupt):
-            return TrialOutcome(TrialState.FAIL, "interrupted", run_dir, reason=reason, interrupted=True)
+        if status == RunStatus.INTERRUPTED or isinstance(error, KeyboardInterrupt):
+            return TrialOutcome(TrialState.FAIL, RunStatus.INTERRUPTED.value, run_dir, reason=reason, interrupted=True)
         if not reason and isinstance(error, BaseException):
             reason = f"{type(error).__name__}: {first_line(error)}"
-        return TrialOutcome(TrialState.FAIL, status or "failed", run_dir, reason=reason or "the job failed")
-    if status == "interrupted":
+        reason = reason or "the job failed"
+        return TrialOutcome(TrialState.FAIL, status or RunStatus.FAILED.value, run_dir, reason=reason)
+    if status == RunStatus.INTERRUPTED:
         return TrialOutcome(TrialState.FAIL, status, run_dir, reason=reason, interrupted=True)
-    if status == "pruned":
+    if status == RunStatus.PRUNED:
         return TrialOutcome(TrialState.PRUNED, status, run_dir, reason=reason)
-    if status == "failed":
+    if status == RunStatus.FAILED:
         return TrialOutcome(TrialState.FAIL, status, run_dir, reason=reason or "the run failed")
 
     values, problem = objective_values(job.return_value, metric_names)
     if problem:
-        return TrialOutcome(TrialState.FAIL, status or "completed", run_dir, reason=problem)
-    return TrialOutcome(TrialState.COMPLETE, status or "completed", run_dir, values=values, reason=reason)
+        return TrialOutcome(TrialState.FAIL, status or RunStatus.COMPLETED.value, run_dir, reason=problem)
+    return TrialOutcome(TrialState.COMPLETE, status or RunStatus.COMPLETED.value, run_dir, values=values, reason=reason)
 
 
 def objective_values(returned: Any, metric_names: Sequence[str]) -> tuple[list[float] | None, str]:

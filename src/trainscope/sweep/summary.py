@@ -23,10 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from trainscope.config.flatten import is_hparam_key
 from trainscope.core.errors import TrainscopeError
-from trainscope.core.run_dir import read_metrics
+from trainscope.core.run_dir import RunStatus, read_metrics
 from trainscope.tensorboard.hparams import DEFAULT_METRICS, Domain, write_experiment_summary
 
-FAILED_RUN_STATUSES = ("failed", "interrupted")
+FAILED_RUN_STATUSES = (RunStatus.FAILED, RunStatus.INTERRUPTED)
 """`metrics.json` statuses that count as a failed run even though the job returned normally."""
 
 

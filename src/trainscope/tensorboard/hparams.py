@@ -47,23 +47,24 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2, summ
 from torch.utils.tensorboard import SummaryWriter
 
 from trainscope.config.flatten import HParamValue, hparams_from_config, normalize_value
+from trainscope.core.run_dir import RunStatus
 
 TRIAL_STATE_TAG = "trial_state"
 
-TRIAL_STATES: dict[str, int] = {
-    "completed": 0,
-    "stopped_early": 1,
-    "pruned": 2,
-    "failed": 3,
-    "interrupted": 4,
+TRIAL_STATES: dict[RunStatus, int] = {
+    RunStatus.COMPLETED: 0,
+    RunStatus.STOPPED_EARLY: 1,
+    RunStatus.PRUNED: 2,
+    RunStatus.FAILED: 3,
+    RunStatus.INTERRUPTED: 4,
 }
 """Final run status (the trainer's `trainer.status`) -> value of the `trial_state` scalar."""
 
-SESSION_STATUS: dict[str, int] = {
-    "completed": api_pb2.STATUS_SUCCESS,
-    "stopped_early": api_pb2.STATUS_SUCCESS,
-    "pruned": api_pb2.STATUS_SUCCESS,
-    "failed": api_pb2.STATUS_FAILURE,
+SESSION_STATUS: dict[RunStatus, int] = {
+    RunStatus.COMPLETED: api_pb2.STATUS_SUCCESS,
+    RunStatus.STOPPED_EARLY: api_pb2.STATUS_SUCCESS,
+    RunStatus.PRUNED: api_pb2.STATUS_SUCCESS,
+    RunStatus.FAILED: api_pb2.STATUS_FAILURE,
 }
 """Final run status -> `SessionEndInfo.status` (an interrupted run writes none: see the module docstring)."""
 
@@ -153,17 +154,17 @@ class HParamsSession:
     def end(self, run_status: str, global_step: int = 0, end_time_secs: float | None = None) -> None:
         """Write `trial_state` and the session end info for the trainer's final `run_status`.
 
-        `run_status` is a key of `TRIAL_STATES`, or "running" for a run that ended without the loop
+        `run_status` is a key of `TRIAL_STATES`, or `RunStatus.RUNNING` for a run that ended without the loop
         settling its status (an exception outside `fit`), which counts as failed.
         """
-        if run_status == "running":
-            run_status = "failed"
+        if run_status == RunStatus.RUNNING:
+            run_status = RunStatus.FAILED
         if run_status not in TRIAL_STATES:
-            raise ValueError(f"run status must be one of {sorted(TRIAL_STATES)}, got {run_status!r}")
+            raise ValueError(f"run status must be one of {sorted(map(str, TRIAL_STATES))}, got {run_status!r}")
         if self.ended or not self.started:
             return
         self.writer.add_scalar(TRIAL_STATE_TAG, TRIAL_STATES[run_status], global_step)
-        if run_status == "interrupted":
+        if run_status == RunStatus.INTERRUPTED:
             self.writer.flush()
             return  # left open for the resumed run, which writes the end info once it truly ends
         self.ended = True
