@@ -1,15 +1,17 @@
 """The config schema: every checked key, what it accepts and the check, in one table, run before any work starts.
 
 A typo costs a second, not a run. Each rule names a key, what it accepts, and a check; the first failure becomes
-one line such as `optimizer.lr must be a positive number, got 'abc'`. The `data` group is checked as a whole by
-`trainscope.data.config` (its rules depend on each other: mean/std lengths follow the input shape); the sweepers'
-keys by their own plugins.
+one line such as `optimizer.lr must be a positive number, got 'abc'`. `RULES` are checked on the composed config
+by the entrypoint; `DATA_RULES` by `trainscope.data.config` when the data is built (also for `eval.py`), together
+with the few `data` checks that depend on each other (mean/std lengths follow the input shape). The sweepers'
+keys are checked by their own plugins.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -59,10 +61,25 @@ def _batch_limit(value: Any) -> bool:
     return value is None or _positive_int(value) or (isinstance(value, float) and 0 < value <= 1)
 
 
+def _input_shape(value: Any) -> bool:
+    return (
+        not isinstance(value, (str, bytes))
+        and isinstance(value, Sequence)
+        and len(value) == 3
+        and all(is_int(v) and v > 0 for v in value)
+    )
+
+
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
-# key, what it accepts (shown to the user), check; keys absent from the config are skipped
-RULES: list[tuple[str, str, Callable[[Any], bool]]] = [
+Rule = tuple[str, str, Callable[[Any], bool]]
+"""A config key, what it accepts (shown to the user), and the check."""
+
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "mnist_sample", "synthetic")
+LOADERS = ("auto", "in_memory", "dataloader")
+
+# keys absent from the config are skipped
+RULES: list[Rule] = [
     ("optimizer.lr", "a positive number", _positive_number),
     ("optimizer.weight_decay", "a number >= 0", lambda v: is_number(v) and v >= 0),
     ("optimizer.momentum", "a number in [0, 1)", lambda v: is_number(v) and 0 <= v < 1),
@@ -95,15 +112,40 @@ RULES: list[tuple[str, str, Callable[[Any], bool]]] = [
     ("monitor.mode", "max or min", lambda v: v in ("max", "min")),
 ]
 
+DATA_RULES: list[Rule] = [
+    ("data.dataset", f"one of {', '.join(DATASETS)}", lambda v: v in DATASETS),
+    ("data.root", "a directory path (set paths.data_dir)", lambda v: isinstance(v, (str, Path)) and bool(str(v))),
+    ("data.input_shape", "[channels, height, width] of positive integers", _input_shape),
+    ("data.num_classes", "an integer >= 2", _int_at_least(2)),
+    ("data.batch_size", "a positive integer", _positive_int),
+    ("data.val_fraction", "a number in [0, 1)", lambda v: is_number(v) and 0 <= v < 1),
+    ("data.split_seed", "an integer", is_int),
+    ("data.num_workers", "a non-negative integer", _int_at_least(0)),
+    ("data.loader", f"one of {', '.join(LOADERS)}", lambda v: v in LOADERS),
+    ("data.download", "true or false", _boolean),
+    ("data.augment.crop_padding", "a non-negative integer", _int_at_least(0)),
+    ("data.augment.horizontal_flip", "true or false", _boolean),
+    ("data.num_samples", "a positive integer", _positive_int),  # data=synthetic only
+]
+"""The `data` keys checked one by one; `trainscope.data.config` adds the checks that combine them."""
+
+_RULES_BY_KEY = {key: (accepted, check) for key, accepted, check in RULES + DATA_RULES}
+
+
+def check_value(key: str, value: Any) -> Any:
+    """`value` if it passes the rule for `key`, else the rule's one-line ConfigError."""
+    accepted, check = _RULES_BY_KEY[key]
+    if not check(value):
+        raise ConfigError(f"{key} must be {accepted}, got {value!r}")
+    return value
+
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value that breaks a rule."""
-    for key, accepted, check in RULES:
+    for key, _, _ in RULES:
         if OmegaConf.select(cfg, key, default="__absent__") == "__absent__":
             continue
-        value = OmegaConf.select(cfg, key)
-        if not check(value):
-            raise ConfigError(f"{key} must be {accepted}, got {value!r}")
+        check_value(key, OmegaConf.select(cfg, key))
     names = optimized_metric_names(cfg)
     if not names or not all(isinstance(name, str) and name for name in names):
         raise ConfigError(f"optimized_metric must be a metric tag or a list of tags, got {cfg.optimized_metric!r}")
