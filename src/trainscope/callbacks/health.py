@@ -8,9 +8,10 @@ Each check is its own callback (`conf/callbacks/health_*.yaml`), so any one can 
 - a TensorBoard scalar `health/<check>` at every epoch end: 1 if the check fired during that epoch, else 0
   (a flat zero line is a healthy run); a check that stops the run writes its 1 at the failing step.
 
-Only `NonFiniteCheck` and the divergence half of `LearningRateCheck` stop the run (status `failed`); the
-others warn, because a rising loss can recover and the user decides. All checks read values the loop has
-already synced (`step_metrics` on logging steps, epoch metrics), so they add no GPU waits.
+Only `NonFiniteCheck` (gradients; a non-finite loss is stopped by the loop) and the divergence half of
+`LearningRateCheck` stop the run (status `failed`); the others warn, because a rising loss can recover and the
+user decides. All checks read values the loop has already synced (`step_metrics` on logging steps, epoch
+metrics), so they add no GPU waits.
 """
 
 from __future__ import annotations
@@ -88,10 +89,13 @@ class HealthCheck(Callback):
 
 
 class NonFiniteCheck(HealthCheck):
-    """NaN or Inf loss or gradient norm: stop at once and mark the run failed (the last good checkpoint stays).
+    """NaN or Inf loss or gradient norm: reported at once; the run stops as failed (the last good checkpoint stays).
 
-    Gradient norms are checked on logging steps only (when the loop has read them anyway). With fp16 mixed
-    precision an Inf gradient is normal (the grad scaler skips that step), so gradients are not checked then.
+    One place decides each stop: a non-finite loss is stopped by the loop itself (so a run fails even with
+    `callbacks=none`), and this check only reports it; a non-finite gradient norm, which the loop does not
+    read, is stopped here. Gradient norms are checked on logging steps only (when the loop has read them
+    anyway). With fp16 mixed precision an Inf gradient is normal (the grad scaler skips that step), so
+    gradients are not checked then.
     """
 
     name = "nonfinite"
@@ -104,19 +108,21 @@ class NonFiniteCheck(HealthCheck):
         loss = step_metrics.get("train/loss_step", 0.0)
         grad_norm = step_metrics.get("train/grad_norm", 0.0)
         if not math.isfinite(loss):
-            self.fail(trainer, f"train loss is {loss} at step {step}", self.ADVICE)
+            self.report(trainer, f"train loss is {loss} at step {step}", self.ADVICE, stops_run=True)
         elif not math.isfinite(grad_norm) and not trainer.scaler.is_enabled():
             self.fail(trainer, f"gradient norm is {grad_norm} at step {step} (NaN/Inf gradients)", self.ADVICE)
 
     def on_train_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
-        loss = metrics.get("train/loss", 0.0)
-        if not math.isfinite(loss):
-            self.fail(trainer, f"train loss is {loss} in epoch {trainer.state.epoch + 1}", self.ADVICE)
+        self._report_loss(trainer, "train", metrics)
 
     def on_validation_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
-        loss = metrics.get("val/loss", 0.0)
+        self._report_loss(trainer, "val", metrics)
+
+    def _report_loss(self, trainer: Trainer, split: str, metrics: dict[str, float]) -> None:
+        loss = metrics.get(f"{split}/loss", 0.0)
         if not math.isfinite(loss):
-            self.fail(trainer, f"val loss is {loss} in epoch {trainer.state.epoch + 1}", self.ADVICE)
+            message = f"{split} loss is {loss} in epoch {trainer.state.epoch + 1}"
+            self.report(trainer, message, self.ADVICE, stops_run=True)
 
 
 class GradientExplosionCheck(HealthCheck):

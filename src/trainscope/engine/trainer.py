@@ -245,7 +245,11 @@ class Trainer:
             "epoch": float(self.state.epoch),
         }
         if not self.stopping and not math.isfinite(val_metrics["val/loss"]):
-            self.request_stop(f"val loss is {val_metrics['val/loss']}", status=RunStatus.FAILED)
+            self.request_stop(
+                f"val loss is {val_metrics['val/loss']} in epoch {self.state.epoch}: "
+                "try a lower optimizer.lr or trainer.grad_clip",
+                status=RunStatus.FAILED,
+            )
         self.state.history.append(metrics)
         self.tensorboard.scalars(metrics, self.state.global_step)
         self.tensorboard.flush()  # a live TensorBoard sees each epoch at once
