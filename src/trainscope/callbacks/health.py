@@ -138,11 +138,9 @@ class GradientExplosionCheck(HealthCheck):
         self.history: deque[float] = deque(maxlen=window)
 
     def on_train_batch_end(self, trainer: Trainer, step_metrics: dict[str, float] | None) -> None:
-        if step_metrics is None:
+        grad_norm = _finite_logged_value(step_metrics, "train/grad_norm")
+        if grad_norm is None:
             return
-        grad_norm = step_metrics.get("train/grad_norm", float("nan"))
-        if not math.isfinite(grad_norm):
-            return  # NonFiniteCheck's business
         if len(self.history) >= self.min_history:
             median = statistics.median(self.history)
             if median > 0 and grad_norm > self.factor * median:
@@ -163,14 +161,18 @@ class GradientExplosionCheck(HealthCheck):
         self.history.extend(state.get("history", []))
 
 
-class LossTrendCheck(HealthCheck):
-    """Warns when the epoch train loss has risen for `patience` epochs in a row."""
-
-    name = "loss_rising"
+class TrendCheck(HealthCheck):
+    """Base class of the checks that watch a loss over `patience` epochs (a rise must exceed `min_delta`)."""
 
     def __init__(self, patience: int = 3, min_delta: float = 0.0) -> None:
         super().__init__()
         self.patience, self.min_delta = patience, min_delta
+
+
+class LossTrendCheck(TrendCheck):
+    """Warns when the epoch train loss has risen for `patience` epochs in a row."""
+
+    name = "loss_rising"
 
     def check_epoch(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         losses = [epoch["train/loss"] for epoch in trainer.state.history if "train/loss" in epoch]
@@ -183,14 +185,10 @@ class LossTrendCheck(HealthCheck):
             )
 
 
-class OverfittingCheck(HealthCheck):
+class OverfittingCheck(TrendCheck):
     """Warns when val loss rose for `patience` epochs while train loss fell: the model memorizes."""
 
     name = "overfitting"
-
-    def __init__(self, patience: int = 3, min_delta: float = 0.0) -> None:
-        super().__init__()
-        self.patience, self.min_delta = patience, min_delta
 
     def check_epoch(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         history = [epoch for epoch in trainer.state.history if "val/loss" in epoch and "train/loss" in epoch]
@@ -224,11 +222,9 @@ class LearningRateCheck(HealthCheck):
         self.warn_factor, self.diverge_factor, self.early_epochs = warn_factor, diverge_factor, early_epochs
 
     def on_train_batch_end(self, trainer: Trainer, step_metrics: dict[str, float] | None) -> None:
-        if step_metrics is None:
+        loss = _finite_logged_value(step_metrics, "train/loss_step")
+        if loss is None:
             return
-        loss = step_metrics.get("train/loss_step", float("nan"))
-        if not math.isfinite(loss):
-            return  # NonFiniteCheck's business
         chance = math.log(max(trainer.data.num_classes, 2))
         lr = _lr_text(trainer)
         step = trainer.state.global_step
@@ -245,6 +241,12 @@ class LearningRateCheck(HealthCheck):
                 f"{chance:.3g}: the learning rate ({lr}) is probably too high",
                 "optimizer.lr 3-10x lower, or a warmup (scheduler=onecycle)",
             )
+
+
+def _finite_logged_value(step_metrics: dict[str, float] | None, tag: str) -> float | None:
+    """`tag`'s value on a logging step; None on other steps or when it is NaN/Inf (NonFiniteCheck's business)."""
+    value = step_metrics.get(tag, float("nan")) if step_metrics is not None else float("nan")
+    return value if math.isfinite(value) else None
 
 
 def _rising(values: list[float], patience: int, min_delta: float) -> bool:
