@@ -57,11 +57,6 @@ STOP_STATUSES = (RunStatus.STOPPED_EARLY, RunStatus.PRUNED, RunStatus.FAILED, Ru
 """The statuses a stop request may set; every other run either runs or completes."""
 
 
-def tmp_path_for(path: Path) -> Path:
-    """Where `path` is written before it is renamed into place."""
-    return path.with_name(path.name + TMP_SUFFIX)
-
-
 def atomic_write(
     path: Path, content: bytes | Callable[[BinaryIO], None] | Path, keep_previous: Path | None = None
 ) -> None:
@@ -74,7 +69,7 @@ def atomic_write(
     file is complete (a full disk fails before anything changes). On any error the temporary file is
     removed and the old `path` stays; the OSError propagates.
     """
-    tmp_path = tmp_path_for(path)
+    tmp_path = path.with_name(path.name + TMP_SUFFIX)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp_path.unlink(missing_ok=True)
