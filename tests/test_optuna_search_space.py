@@ -91,7 +91,8 @@ def test_sampler_and_pruner_groups_switch_without_leftover_keys() -> None:
     import sys
 
     import yaml
-    from conftest import REPO_ROOT
+
+    from tests.helpers.cli import REPO_ROOT
 
     result = subprocess.run(
         [
