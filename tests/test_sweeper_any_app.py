@@ -19,7 +19,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from tests.conftest import REPO_ROOT
+from tests.helpers.cli import REPO_ROOT
 
 APPS = REPO_ROOT / "tests" / "any_app"
 VALUES = (0.9, 0.1, 0.5, 0.3, 0.7)

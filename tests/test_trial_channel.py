@@ -14,8 +14,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from tests.conftest import resume_cli
-from trainscope.errors import ConfigError
+from tests.helpers.cli import resume_cli
+from trainscope.core.errors import ConfigError
 from trainscope.sweep import trial
 from trainscope.trial.channel import NUMBER_VAR, STORAGE_VAR, STUDY_VAR, TRIAL_ID_VAR, TrialAddress
 

@@ -1,1 +1,2 @@
-"""Callback implementations the training loop runs (see `trainscope.engine.callbacks` for the interface)."""
+"""Callbacks: everything that watches the loop (checkpoints, early stopping, health checks, signals, TensorBoard
+loggers, Optuna pruning), all built by `trainscope.callbacks.build.build_callbacks`."""

@@ -1,6 +1,6 @@
 """Pruning inside trainscope's loop: report the pruning metric each epoch, stop when the pruner says.
 
-Added by the engine whenever `trainscope.trial.current_trial()` finds a trial (key `optuna_pruning`),
+Added by `build_callbacks` whenever `trainscope.trial.current_trial()` finds a trial (key `optuna_pruning`),
 so no config of the app names it. A pruned run ends like any stopped run (checkpoints, TensorBoard data
 and `metrics.json` stay) with status "pruned"; the sweeper then records the trial PRUNED.
 """
@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from trainscope.engine.callbacks import Callback
-from trainscope.errors import ConfigError
+from trainscope.core.callback import Callback
+from trainscope.core.errors import ConfigError
+from trainscope.core.run_dir import RunStatus
 
 if TYPE_CHECKING:
     from trainscope.engine.trainer import Trainer
@@ -39,4 +40,4 @@ class OptunaPruningCallback(Callback):
         epoch = int(trainer.state.epoch)
         self.trial.report(float(metrics[metric]), epoch)
         if self.trial.should_prune():
-            trainer.request_stop(f"pruned by {self.trial.pruner_name} at epoch {epoch}", status="pruned")
+            trainer.request_stop(f"pruned by {self.trial.pruner_name} at epoch {epoch}", status=RunStatus.PRUNED)

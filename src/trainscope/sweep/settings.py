@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from trainscope.errors import ConfigError
+from trainscope.core.errors import ConfigError
 
 DIRECTIONS = ("maximize", "minimize")
 

@@ -1,4 +1,4 @@
-"""The environment variables that tell a job it is an Optuna trial, and `current_trial()` that reads them.
+"""The environment variables that tell a job it is an Optuna trial (`trainscope.trial.current` reads them).
 
 The sweeper sets them per job with `hydra.job.env_set.<VAR>=<value>` (a `hydra.*` override: it never
 reaches the app's config, `.hydra/overrides.yaml` or `hydra.job.override_dirname`). Hydra's `run_job`,
@@ -8,18 +8,13 @@ A job started by hand (or resumed with `resume=<run dir>`) has none of them and 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
 
-from trainscope.errors import ConfigError
-
-if TYPE_CHECKING:
-    from trainscope.trial.handle import Trial
+from trainscope.core.errors import ConfigError
 
 STORAGE_VAR = "TRAINSCOPE_TRIAL_STORAGE"
 STUDY_VAR = "TRAINSCOPE_TRIAL_STUDY"
@@ -85,23 +80,3 @@ def recorded_trial(run_dir: Path) -> TrialAddress | None:
         return TrialAddress.from_env({str(k): str(v) for k, v in (env_set or {}).items()})
     except (OSError, ValueError, ConfigError):
         return None
-
-
-_opened: tuple[TrialAddress, Trial] | None = None
-
-
-def current_trial() -> Trial | None:
-    """The Optuna trial this job runs as, or None outside an Optuna sweep.
-
-    Opened once per trial (the storage and the pruner are built on the first call), so calling it every
-    epoch costs nothing; optuna is imported only here, only inside a sweep.
-    """
-    global _opened
-    address = TrialAddress.from_env(os.environ)
-    if address is None:
-        return None
-    if _opened is None or _opened[0] != address:
-        from trainscope.trial.handle import open_trial
-
-        _opened = (address, open_trial(address))
-    return _opened[1]

@@ -13,7 +13,7 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
-from trainscope.errors import ConfigError, first_line
+from trainscope.core.errors import ConfigError, first_line
 
 HEARTBEAT_INTERVAL_SECONDS = 30
 HEARTBEAT_GRACE_SECONDS = 120
