@@ -34,7 +34,7 @@ from trainscope.sweep.search_space import (
     search_space_domains,
 )
 from trainscope.sweep.storage import (
-    HEARTBEAT_INTERVAL_SECONDS,
+    DatabaseSettings,
     StorageError,
     dashboard_command,
     open_storage,
@@ -55,6 +55,7 @@ from trainscope.sweep.study import (
     fail_as_interrupted,
     is_failure,
     study_storage,
+    trials_running_elsewhere,
 )
 from trainscope.sweep.summary import report_failed_jobs
 
@@ -74,12 +75,13 @@ class _Heartbeat:
         self._thread = threading.Thread(target=self._beat, name=f"optuna-heartbeat-{trial_id}", daemon=True)
 
     def _beat(self) -> None:
+        interval = self._storage.get_heartbeat_interval()  # type: ignore[attr-defined]
         while True:
             try:
                 self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
             except Exception as error:  # noqa: BLE001 - a missed beat must not kill the trial
                 say(f"heartbeat of trial {self._trial_id} not recorded: {first_line(error)}")
-            if self._stop.wait(HEARTBEAT_INTERVAL_SECONDS):
+            if self._stop.wait(interval):
                 return
 
     def __enter__(self) -> _Heartbeat:
@@ -155,9 +157,16 @@ class OptunaSweep:
             sweeper.study_name or choices.get("hparams_search") or OmegaConf.select(config, "hydra.job.name")
         )
         self.storage = resolve_storage(sweeper.storage, self.sweep_dir)
+        self.database_settings = DatabaseSettings(
+            heartbeat_interval=sweeper.heartbeat_interval,
+            heartbeat_grace_period=sweeper.heartbeat_grace_period,
+            reconnect_timeout=sweeper.reconnect_timeout,
+        )
+        self.database_settings.check()
         self.pruning_metric = sweeper.pruning_metric or (self.metric_names[0] if len(self.metric_names) == 1 else None)
         self.study: optuna.Study | None = None
         self.stop_reason = ""
+        self._waiting = False
 
     # ---------------------------------------------------------------- study
     def make_sampler(self, trials_so_far: int) -> BaseSampler:
@@ -175,7 +184,7 @@ class OptunaSweep:
     def start(self, groups: Sequence[str] | None = None) -> optuna.Study:
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = open_storage(self.storage)
+        storage = open_storage(self.storage, self.database_settings)
         try:
             study = optuna.create_study(
                 storage=storage,
@@ -260,9 +269,30 @@ class OptunaSweep:
                 self.stop_reason = "max_failures"
                 return
             trial = claim_trial(self.study, self.storage, self.space.distributions, self.n_trials, self.make_sampler)
-            if trial is None:
+            if trial is not None:
+                self.run_trial(launcher, trial)
+            elif not self.wait_for_trials_elsewhere():
                 return
-            self.run_trial(launcher, trial)
+
+    def wait_for_trials_elsewhere(self) -> bool:
+        """With heartbeats, stay while other workers' trials run: if one's worker died, this one retries it.
+
+        Returns False when no trial runs elsewhere (the study is done) or on a storage without heartbeats.
+        """
+        assert self.study is not None
+        interval = getattr(study_storage(self.study), "get_heartbeat_interval", lambda: None)()
+        running = trials_running_elsewhere(self.study) if interval else []
+        if not running:
+            return False
+        if not self._waiting:
+            numbers = ", ".join(str(t.number) for t in running)
+            say(
+                f"all {self.n_trials} trials claimed; waiting for trials {numbers} running elsewhere "
+                "(a dead worker's trial is retried here after the heartbeat grace period)"
+            )
+            self._waiting = True
+        time.sleep(interval)
+        return True
 
     def trial_overrides(self, trial: Trial) -> list[str]:
         link = {
@@ -295,7 +325,14 @@ class OptunaSweep:
             raise
         report_failed_jobs([job])  # a crash (not a TrainscopeError) keeps its traceback
         outcome = judge_job(job, self.metric_names)
-        self.record(trial, outcome)
+        try:
+            self.record(trial, outcome)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            say(
+                f"trial {trial.number} was failed by another worker while it ran (no heartbeat for "
+                f"hydra.sweeper.heartbeat_grace_period={self.database_settings.heartbeat_grace_period} s); "
+                f"its configuration is retried, this result is not counted ({outcome.run_dir})"
+            )
         return outcome
 
     def record(self, trial: Trial, outcome: TrialOutcome) -> None:

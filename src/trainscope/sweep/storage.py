@@ -1,17 +1,33 @@
-"""Where a study lives: a journal file in the sweep directory by default, or any Optuna RDB URL.
+"""Where a study lives: a journal file in the sweep directory by default, or a database server.
 
 The journal file needs no server and is safe for several processes on one machine (file locks), so a
-sweep can be killed and resumed, and several `python train.py -m ...` can share it. RDB storages
-(sqlite, postgresql) get heartbeats so a worker that dies on another machine has its trial failed and
-retried once.
+sweep can be killed and resumed, and several `python train.py -m ...` can share it. A database URL
+(`postgresql://...`, `mysql+pymysql://...`, `sqlite:///...`) is the study for sweeps on many machines:
+
+- the plain `postgresql://` a user types is driven by psycopg 3 (`pip install 'trainscope[postgresql]'`);
+- Optuna's tables are created under a database-wide lock, so workers started at once on a fresh
+  database do not race to create them;
+- every running trial records a heartbeat; a trial whose heartbeat is older than the grace period
+  belonged to a dead worker: it is failed and its configuration retried once;
+- a lost connection (a server restart, a failover) is waited out for `reconnect_timeout` seconds
+  instead of failing the sweep.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
+import functools
+import importlib.util
 import shlex
+import sys
+import threading
+import time
 import warnings
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -20,19 +36,45 @@ from optuna.storages.journal import JournalFileBackend
 from trainscope.errors import ConfigError, first_line
 
 JOURNAL_FILE_NAME = "optuna_journal.log"
-HEARTBEAT_INTERVAL_SECONDS = 30
-HEARTBEAT_GRACE_SECONDS = 120
+# Seconds between attempts while the database is unreachable.
+RECONNECT_POLL_SECONDS = 1.0
+# Any fixed 64-bit key: every process creating Optuna's tables takes this advisory lock first.
+SCHEMA_LOCK_KEY = zlib.crc32(b"trainscope:optuna-tables")
+CONNECT_TIMEOUT_SECONDS = 10
 
 
 class StorageError(ConfigError):
     """The study's storage cannot be opened (unreachable server, locked database, unwritable file)."""
 
 
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """How a study in a database watches its workers (`hydra.sweeper.heartbeat_*`, `reconnect_timeout`)."""
+
+    # Seconds between two heartbeats of a running trial.
+    heartbeat_interval: int = 30
+    # A running trial whose last heartbeat is older than this belonged to a dead worker.
+    heartbeat_grace_period: int = 120
+    # Seconds a worker waits for a lost database connection to come back before it gives up.
+    reconnect_timeout: float = 300.0
+
+    def check(self) -> None:
+        for name in ("heartbeat_interval", "heartbeat_grace_period", "reconnect_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"hydra.sweeper.{name} must be a positive number of seconds, got {value!r}")
+        if self.heartbeat_grace_period <= self.heartbeat_interval:
+            raise ConfigError(
+                f"hydra.sweeper.heartbeat_grace_period ({self.heartbeat_grace_period}) must be longer than "
+                f"hydra.sweeper.heartbeat_interval ({self.heartbeat_interval}), or live trials look dead"
+            )
+
+
 def is_rdb_url(storage: str) -> bool:
     return "://" in storage
 
 
-def resolve_storage(storage: str | None, sweep_dir: str | os.PathLike[str]) -> str:
+def resolve_storage(storage: str | None, sweep_dir: str | Path) -> str:
     """The storage as jobs in any working directory can reach it: an absolute journal path or RDB URL."""
     if storage is None or str(storage).strip() == "":
         return str((Path(sweep_dir) / JOURNAL_FILE_NAME).resolve())
@@ -46,21 +88,191 @@ def resolve_storage(storage: str | None, sweep_dir: str | os.PathLike[str]) -> s
     return str(Path(storage).expanduser().resolve())
 
 
-def open_storage(storage: str) -> BaseStorage:
-    """Open (creating if needed) the storage `storage` names; raise StorageError with the fix in one line."""
+def driver_url(storage: str) -> str:
+    """The URL SQLAlchemy opens: a plain `postgresql://` (or `postgres://`) gets the psycopg 3 driver.
+
+    SQLAlchemy's own default for the plain scheme is psycopg2, a second driver for the same job; an
+    explicit `postgresql+<driver>://` is kept as typed.
+    """
+    scheme, rest = storage.split("://", 1)
+    if scheme not in ("postgresql", "postgres"):
+        return storage
+    if importlib.util.find_spec("psycopg") is None:
+        raise StorageError(
+            f"cannot open Optuna storage '{redact(storage)}': the PostgreSQL driver psycopg is not installed; "
+            "pip install 'trainscope[postgresql]'"
+        )
+    return f"postgresql+psycopg://{rest}"
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine options: test pooled connections before use (a restarted server dropped them)."""
+    if url.startswith("postgresql"):
+        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_SECONDS}}
+    return {}
+
+
+@contextlib.contextmanager
+def schema_lock(url: str) -> Iterator[None]:
+    """Hold a database-wide lock while Optuna creates (or checks) its tables.
+
+    Workers started at once against a fresh PostgreSQL database otherwise race in `CREATE TABLE`
+    (`UniqueViolation ... pg_type_typname_nsp_index`). The lock belongs to the connection, so a worker
+    killed while holding it releases it.
+    """
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool, **engine_options(url))
     try:
+        with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            elif engine.dialect.name in ("mysql", "mariadb"):
+                connection.execute(sqlalchemy.text("SELECT GET_LOCK('trainscope_optuna_tables', 600)"))
+            yield
+    finally:
+        engine.dispose()  # closing the connection releases the lock
+
+
+def is_connection_error(error: BaseException) -> bool:
+    """True for a lost or refused database connection (worth waiting out), not for a bad statement.
+
+    Optuna wraps driver errors in `StorageInternalError`, so the whole chain of causes is searched.
+    """
+    import sqlalchemy.exc
+
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, sqlalchemy.exc.DBAPIError) and (
+            seen.connection_invalidated
+            or isinstance(seen, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _waits_out_lost_connections(method: Method) -> Method:
+    @functools.wraps(method)
+    def call(self: ReconnectingRDBStorage, *args: Any, **kwargs: Any) -> Any:
+        lost_at: float | None = None
+        while True:
+            try:
+                result = method(self, *args, **kwargs)
+            except Exception as error:
+                if not is_connection_error(error):
+                    raise
+                lost_at = self.connection_lost(error, lost_at)
+                time.sleep(RECONNECT_POLL_SECONDS)
+                continue
+            if lost_at is not None:
+                self.connection_back(lost_at)
+            return result
+
+    return call  # type: ignore[return-value]
+
+
+class ReconnectingRDBStorage(RDBStorage):
+    """Optuna's RDB storage, waiting out a lost database connection instead of failing the sweep.
+
+    Every storage call that loses its connection is retried each second until the database answers
+    again or `reconnect_timeout` runs out (then: `StorageError`, one line). While the database was
+    away no heartbeat could be recorded, so this process does not fail other workers' trials as stale
+    until one grace period after the connection came back.
+    """
+
+    def __init__(self, url: str, display_url: str, settings: DatabaseSettings) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            if is_rdb_url(storage):
-                return RDBStorage(
-                    storage,
-                    heartbeat_interval=HEARTBEAT_INTERVAL_SECONDS,
-                    grace_period=HEARTBEAT_GRACE_SECONDS,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            super().__init__(
+                url,
+                engine_kwargs=engine_options(url),
+                heartbeat_interval=settings.heartbeat_interval,
+                grace_period=settings.heartbeat_grace_period,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            )
+        self.display_url = display_url
+        self.reconnect_timeout = settings.reconnect_timeout
+        self._reconnected_at: float | None = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        self._lock = threading.Lock()
+
+    def connection_lost(self, error: BaseException, lost_at: float | None) -> float:
+        """Say once per outage that the connection is gone; raise once `reconnect_timeout` has passed."""
+        now = time.monotonic()
+        if lost_at is None:
+            with self._lock:
+                print(
+                    f"warning: lost the connection to Optuna storage '{self.display_url}' ({first_line(error)}); "
+                    f"retrying for up to {self.reconnect_timeout:g} s",
+                    file=sys.stderr,
+                    flush=True,
                 )
-            path = Path(storage)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(path)))
+            return now
+        if now - lost_at > self.reconnect_timeout:
+            raise StorageError(
+                f"lost the connection to Optuna storage '{self.display_url}' for {now - lost_at:.0f} s: "
+                f"{first_line(error)}; check the database server, then rerun the same command to continue the study"
+            ) from error
+        return lost_at
+
+    def connection_back(self, lost_at: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._reconnected_at = now
+            print(f"[optuna] storage '{self.display_url}' reachable again after {now - lost_at:.1f} s", flush=True)
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        reconnected_at = self._reconnected_at
+        if reconnected_at is not None and time.monotonic() - reconnected_at < float(self.grace_period or 0):
+            return []  # heartbeats could not be recorded during the outage: they are not evidence yet
+        return super()._get_stale_trial_ids(study_id)
+
+
+def _retried_method_names() -> list[str]:
+    """Every storage call that reaches the database: BaseStorage's and the heartbeat's public methods."""
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    names = {name for base in (BaseStorage, BaseHeartbeat) for name in vars(base) if not name.startswith("_")}
+    names.add("_get_stale_trial_ids")
+    return sorted(name for name in names if callable(getattr(RDBStorage, name, None)))
+
+
+for _name in _retried_method_names():
+    setattr(
+        ReconnectingRDBStorage,
+        _name,
+        _waits_out_lost_connections(getattr(ReconnectingRDBStorage, _name)),
+    )
+
+
+def open_storage(storage: str, settings: DatabaseSettings | None = None) -> BaseStorage:
+    """Open (creating if needed) the storage `storage` names; raise StorageError with the fix in one line."""
+    settings = settings or DatabaseSettings()
+    try:
+        if is_rdb_url(storage):
+            url = driver_url(storage)
+            with schema_lock(url):
+                return ReconnectingRDBStorage(url, redact(storage), settings)
+        path = Path(storage)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    except StorageError:
+        raise
     except Exception as error:  # noqa: BLE001 - any driver error becomes one line for the user
         raise StorageError(
             f"cannot open Optuna storage '{redact(storage)}': {first_line(error)}; "

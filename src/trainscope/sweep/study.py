@@ -26,6 +26,7 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from trainscope.sweep.storage import is_rdb_url
@@ -35,6 +36,7 @@ INTERRUPTED_ATTR = "trainscope:interrupted"
 SURPLUS_ATTR = "trainscope:surplus"
 FAIL_REASON_ATTR = "fail_reason"
 RUN_DIR_ATTR = "run_dir"
+HOST_ATTR = "host"
 STATUS_ATTR = "status"
 PRUNER_STUDY_ATTR = "trainscope:pruner"
 METRICS_STUDY_ATTR = "trainscope:optimized_metric"
@@ -144,6 +146,16 @@ def claim_lock(storage_spec: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def trials_running_elsewhere(study: optuna.Study) -> list[FrozenTrial]:
+    """RUNNING trials of other processes: each ends, or its worker died and it is retried."""
+    me = process_identity()
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if t.system_attrs.get(OWNER_ATTR) != me
+    ]
+
+
 def study_storage(study: optuna.Study) -> BaseStorage:
     return study._storage  # noqa: SLF001 - Study exposes no public handle on its storage
 
@@ -209,8 +221,16 @@ def claim_trial(
         if sum(counts_toward_budget(t) for t in trials) >= n_trials:
             return None
         study.sampler = make_sampler(len(trials))
-        trial = study.ask(distributions)
-        set_trial_system_attr(study, trial._trial_id, OWNER_ATTR, process_identity())
+        with warnings.catch_warnings():
+            # Optuna expects heartbeats from `Study.optimize` only; the runner records them itself.
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+            trial = study.ask(distributions)
+        owner = process_identity()
+        set_trial_system_attr(study, trial._trial_id, OWNER_ATTR, owner)
+        storage = study_storage(study)
+        storage.set_trial_user_attr(trial._trial_id, HOST_ATTR, owner["host"])
+        if is_heartbeat_enabled(storage):
+            storage.record_heartbeat(trial._trial_id)  # a worker dying before its first beat goes stale too
     # Without a lock (RDB storages) two processes may ask at the same moment: the later one backs off.
     earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and counts_toward_budget(t)]
     if len(earlier) >= n_trials:

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from trainscope.errors import ConfigError
 from trainscope.sweep.storage import open_storage
-from trainscope.sweep.study import PRUNER_STUDY_ATTR
+from trainscope.sweep.study import PRUNER_STUDY_ATTR, RUN_DIR_ATTR
 
 
 @dataclass
@@ -70,6 +71,8 @@ def connect_trial(optuna_trial_cfg: DictConfig | Mapping[str, Any] | None) -> Tr
         sampler=optuna.samplers.RandomSampler(),  # never samples here; avoids building a TPE sampler
     )
     trial = optuna.trial.Trial(study, int(cfg["trial_id"]))
+    if HydraConfig.initialized():  # findable from the study while it runs, even if its worker dies
+        trial.set_user_attr(RUN_DIR_ATTR, HydraConfig.get().runtime.output_dir)
     pruner_name = str((pruner_config or {}).get("_target_", "NopPruner")).rsplit(".", 1)[-1]
     return TrialLink(
         trial=trial,
