@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import Trial, TrialState
 
 from trainscope.config.overrides import hydra_quote
@@ -85,7 +86,7 @@ class _Heartbeat:
                 return
 
     def __enter__(self) -> _Heartbeat:
-        if getattr(self._storage, "heartbeat_interval", None):
+        if is_heartbeat_enabled(self._storage):
             self._thread.start()
         return self
 
@@ -280,8 +281,8 @@ class OptunaSweep:
         Returns False when no trial runs elsewhere (the study is done) or on a storage without heartbeats.
         """
         assert self.study is not None
-        interval = getattr(study_storage(self.study), "get_heartbeat_interval", lambda: None)()
-        running = trials_running_elsewhere(self.study) if interval else []
+        storage = study_storage(self.study)
+        running = trials_running_elsewhere(self.study) if is_heartbeat_enabled(storage) else []
         if not running:
             return False
         if not self._waiting:
@@ -291,7 +292,7 @@ class OptunaSweep:
                 "(a dead worker's trial is retried here after the heartbeat grace period)"
             )
             self._waiting = True
-        time.sleep(interval)
+        time.sleep(storage.get_heartbeat_interval())  # type: ignore[attr-defined]
         return True
 
     def trial_overrides(self, trial: Trial) -> list[str]:

@@ -135,24 +135,25 @@ def schema_lock(url: str) -> Iterator[None]:
         engine.dispose()  # closing the connection releases the lock
 
 
-def is_connection_error(error: BaseException) -> bool:
-    """True for a lost or refused database connection (worth waiting out), not for a bad statement.
+def lost_connection(error: BaseException) -> BaseException | None:
+    """The driver's error when `error` is a lost or refused database connection (worth waiting out).
 
-    Optuna wraps driver errors in `StorageInternalError`, so the whole chain of causes is searched.
+    None for anything else, e.g. a bad statement. Optuna wraps driver errors in `StorageInternalError`
+    with a misleading message, so the chain of causes is searched and the driver's own error returned.
     """
     import sqlalchemy.exc
 
     seen: BaseException | None = error
     for _ in range(8):
         if seen is None:
-            return False
+            return None
         if isinstance(seen, sqlalchemy.exc.DBAPIError) and (
             seen.connection_invalidated
             or isinstance(seen, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
         ):
-            return True
+            return seen.orig if isinstance(seen.orig, BaseException) else seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
 
 
 Method = TypeVar("Method", bound=Callable[..., Any])
@@ -166,9 +167,10 @@ def _waits_out_lost_connections(method: Method) -> Method:
             try:
                 result = method(self, *args, **kwargs)
             except Exception as error:
-                if not is_connection_error(error):
+                cause = lost_connection(error)
+                if cause is None:
                     raise
-                lost_at = self.connection_lost(error, lost_at)
+                lost_at = self.connection_lost(cause, lost_at)
                 time.sleep(RECONNECT_POLL_SECONDS)
                 continue
             if lost_at is not None:
@@ -199,7 +201,7 @@ class ReconnectingRDBStorage(RDBStorage):
             )
         self.display_url = display_url
         self.reconnect_timeout = settings.reconnect_timeout
-        self._reconnected_at: float | None = None
+        self._last_failure_at: float | None = None  # the latest call that found the database unreachable
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[Any, Any]:
@@ -214,6 +216,7 @@ class ReconnectingRDBStorage(RDBStorage):
     def connection_lost(self, error: BaseException, lost_at: float | None) -> float:
         """Say once per outage that the connection is gone; raise once `reconnect_timeout` has passed."""
         now = time.monotonic()
+        self._last_failure_at = now
         if lost_at is None:
             with self._lock:
                 print(
@@ -233,14 +236,14 @@ class ReconnectingRDBStorage(RDBStorage):
     def connection_back(self, lost_at: float) -> None:
         now = time.monotonic()
         with self._lock:
-            self._reconnected_at = now
             print(f"[optuna] storage '{self.display_url}' reachable again after {now - lost_at:.1f} s", flush=True)
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        reconnected_at = self._reconnected_at
-        if reconnected_at is not None and time.monotonic() - reconnected_at < float(self.grace_period or 0):
-            return []  # heartbeats could not be recorded during the outage: they are not evidence yet
-        return super()._get_stale_trial_ids(study_id)
+        stale = super()._get_stale_trial_ids(study_id)
+        last_failure = self._last_failure_at
+        if last_failure is not None and time.monotonic() - last_failure < float(self.grace_period or 0):
+            return []  # heartbeats could not be recorded during the outage: their silence is no evidence yet
+        return stale
 
 
 def _retried_method_names() -> list[str]:
@@ -260,24 +263,37 @@ for _name in _retried_method_names():
     )
 
 
-def open_storage(storage: str, settings: DatabaseSettings | None = None) -> BaseStorage:
-    """Open (creating if needed) the storage `storage` names; raise StorageError with the fix in one line."""
+def open_storage(
+    storage: str, settings: DatabaseSettings | None = None, *, wait_for_server: bool = False
+) -> BaseStorage:
+    """Open (creating if needed) the storage `storage` names; raise StorageError with the fix in one line.
+
+    A sweep starting against an unreachable database stops at once (`wait_for_server=False`); a trial's
+    job, started by a sweep that did reach it, waits out an outage like every later storage call.
+    """
     settings = settings or DatabaseSettings()
-    try:
-        if is_rdb_url(storage):
-            url = driver_url(storage)
-            with schema_lock(url):
-                return ReconnectingRDBStorage(url, redact(storage), settings)
-        path = Path(storage)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
-    except StorageError:
-        raise
-    except Exception as error:  # noqa: BLE001 - any driver error becomes one line for the user
-        raise StorageError(
-            f"cannot open Optuna storage '{redact(storage)}': {first_line(error)}; "
-            "check hydra.sweeper.storage (server running, database not locked, directory writable)"
-        ) from error
+    waiting_since: float | None = None
+    while True:
+        try:
+            if is_rdb_url(storage):
+                url = driver_url(storage)
+                with schema_lock(url):
+                    return ReconnectingRDBStorage(url, redact(storage), settings)
+            path = Path(storage)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        except StorageError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any driver error becomes one line for the user
+            now = time.monotonic()
+            waiting_since = waiting_since or now
+            if wait_for_server and lost_connection(error) and now - waiting_since < settings.reconnect_timeout:
+                time.sleep(RECONNECT_POLL_SECONDS)
+                continue
+            raise StorageError(
+                f"cannot open Optuna storage '{redact(storage)}': {first_line(error)}; "
+                "check hydra.sweeper.storage (server running, database not locked, directory writable)"
+            ) from error
 
 
 def dashboard_command(storage: str) -> str:

@@ -60,7 +60,7 @@ def connect_trial(optuna_trial_cfg: DictConfig | Mapping[str, Any] | None) -> Tr
     missing = [key for key in ("storage", "study_name", "trial_id") if cfg.get(key) is None]
     if missing:
         raise ConfigError(f"optuna_trial.{missing[0]} is missing; optuna_trial is set by the Optuna sweeper only")
-    storage = open_storage(str(cfg["storage"]))
+    storage = open_storage(str(cfg["storage"]), wait_for_server=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     probe = optuna.load_study(study_name=str(cfg["study_name"]), storage=storage)
     pruner_config = probe.user_attrs.get(PRUNER_STUDY_ATTR)
