@@ -20,7 +20,6 @@ import socket
 import stat
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,18 +106,3 @@ def running_server() -> Iterator[PostgresServer]:
                 server.stop("immediate")
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-def wait_until_accepting(server: PostgresServer, timeout: float = 30) -> None:
-    """Block until the server answers a connection (after `start()` returned, it normally does at once)."""
-    import psycopg
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with psycopg.connect(f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres", connect_timeout=2):
-                return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)

@@ -24,7 +24,8 @@ from tensorboard.backend.event_processing.event_multiplexer import EventMultiple
 
 from tests.conftest import REPO_ROOT, cli_env
 from tests.postgres_server import PostgresServer, free_port, running_server
-from trainscope.sweep.storage import DatabaseSettings, open_storage
+from trainscope.errors import ConfigError
+from trainscope.sweep.storage import DatabaseSettings, StorageError, open_storage
 from trainscope.sweep.study import (
     HOST_ATTR,
     RUN_DIR_ATTR,
@@ -45,6 +46,10 @@ SEARCH = [
     *HEARTBEAT,
 ]
 
+# A UTS namespace of its own, where socket.gethostname() is the machine's name; without root, inside a
+# user namespace of its own too (unprivileged users may create both).
+UNSHARE_UTS = ["unshare", "--uts"] if os.geteuid() == 0 else ["unshare", "--user", "--map-root-user", "--uts"]
+
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresServer]:
@@ -62,8 +67,7 @@ class Machine:
         self.log_path = root / "terminal.log"
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(
-                # A UTS namespace of its own: socket.gethostname() is `name` inside.
-                ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', name, sys.executable]
+                [*UNSHARE_UTS, "sh", "-c", 'hostname "$0" && exec "$@"', name, sys.executable]
                 + [str(REPO_ROOT / "train.py"), "-m", *args],
                 cwd=root,
                 env=cli_env(self.output_root, data_dir),
@@ -240,6 +244,25 @@ def test_an_outage_does_not_make_live_trials_look_dead(postgres: PostgresServer)
     finally:
         owner.engine.dispose()  # type: ignore[attr-defined]
         watcher.engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_an_outage_longer_than_reconnect_timeout_is_one_error(postgres: PostgresServer) -> None:
+    url = postgres.create_database("long_outage")
+    storage = open_storage(url, DatabaseSettings(reconnect_timeout=2))
+    try:
+        postgres.stop("fast")
+        with pytest.raises(StorageError, match=r"^lost the connection to Optuna storage '.*/long_outage' for \d+ s: "):
+            storage.get_all_studies()
+    finally:
+        postgres.start()
+        storage.engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_heartbeat_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="hydra.sweeper.heartbeat_interval must be a positive number"):
+        DatabaseSettings(heartbeat_interval=0).check()
+    with pytest.raises(ConfigError, match=r"heartbeat_grace_period \(10\) must be longer than .*interval \(30\)"):
+        DatabaseSettings(heartbeat_grace_period=10).check()
 
 
 def test_unreachable_database_is_one_error_line(tmp_path: Path, data_dir: Path) -> None:

@@ -20,7 +20,6 @@ import functools
 import importlib.util
 import shlex
 import sys
-import threading
 import time
 import warnings
 import zlib
@@ -166,6 +165,8 @@ def _waits_out_lost_connections(method: Method) -> Method:
         while True:
             try:
                 result = method(self, *args, **kwargs)
+            except StorageError:
+                raise  # a nested storage call already waited out its reconnect_timeout
             except Exception as error:
                 cause = lost_connection(error)
                 if cause is None:
@@ -187,6 +188,10 @@ class ReconnectingRDBStorage(RDBStorage):
     again or `reconnect_timeout` runs out (then: `StorageError`, one line). While the database was
     away no heartbeat could be recorded, so this process does not fail other workers' trials as stale
     until one grace period after the connection came back.
+
+    Known gap: a write whose commit reached the server in the instant the connection dropped is sent
+    again. For attributes and states that is harmless; for `create_new_trial` it leaves an extra
+    RUNNING trial without owner or heartbeat, which Optuna never marks stale.
     """
 
     def __init__(self, url: str, display_url: str, settings: DatabaseSettings) -> None:
@@ -202,29 +207,18 @@ class ReconnectingRDBStorage(RDBStorage):
         self.display_url = display_url
         self.reconnect_timeout = settings.reconnect_timeout
         self._last_failure_at: float | None = None  # the latest call that found the database unreachable
-        self._lock = threading.Lock()
-
-    def __getstate__(self) -> dict[Any, Any]:
-        state = super().__getstate__()
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[Any, Any]) -> None:
-        super().__setstate__(state)
-        self._lock = threading.Lock()
 
     def connection_lost(self, error: BaseException, lost_at: float | None) -> float:
         """Say once per outage that the connection is gone; raise once `reconnect_timeout` has passed."""
         now = time.monotonic()
         self._last_failure_at = now
         if lost_at is None:
-            with self._lock:
-                print(
-                    f"warning: lost the connection to Optuna storage '{self.display_url}' ({first_line(error)}); "
-                    f"retrying for up to {self.reconnect_timeout:g} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            print(
+                f"warning: lost the connection to Optuna storage '{self.display_url}' ({first_line(error)}); "
+                f"retrying for up to {self.reconnect_timeout:g} s",
+                file=sys.stderr,
+                flush=True,
+            )
             return now
         if now - lost_at > self.reconnect_timeout:
             raise StorageError(
@@ -234,9 +228,8 @@ class ReconnectingRDBStorage(RDBStorage):
         return lost_at
 
     def connection_back(self, lost_at: float) -> None:
-        now = time.monotonic()
-        with self._lock:
-            print(f"[optuna] storage '{self.display_url}' reachable again after {now - lost_at:.1f} s", flush=True)
+        seconds = time.monotonic() - lost_at
+        print(f"[optuna] storage '{self.display_url}' reachable again after {seconds:.1f} s", flush=True)
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         stale = super()._get_stale_trial_ids(study_id)
