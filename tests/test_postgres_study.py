@@ -29,10 +29,8 @@ from trainscope.sweep.storage import DatabaseSettings, StorageError, open_storag
 from trainscope.sweep.study import (
     HOST_ATTR,
     RUN_DIR_ATTR,
-    SURPLUS_ATTR,
     claim_trial,
     count_trials,
-    counts_toward_budget,
     fail_abandoned_trials,
 )
 
@@ -107,20 +105,12 @@ def finish(machines: list[Machine]) -> None:
 
 
 def study_trials(url: str, name: str = "S") -> list[FrozenTrial]:
-    """Every trial of the study, in number order: the counted ones, retries, and claims that lost a race.
-
-    Workers claim without a lock on database storages: when several ask for the last trial at once, the
-    later ones mark theirs FAIL as surplus (not counted, no run) and stop.
-    """
+    """Every trial of the study, in number order."""
     storage = open_storage(url)
     try:
         return optuna.load_study(study_name=name, storage=storage).trials
     finally:
         storage.engine.dispose()  # type: ignore[attr-defined]
-
-
-def counted(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    return [t for t in trials if counts_toward_budget(t)]
 
 
 def wait_for(condition, timeout: float, what: str, machines: list[Machine]) -> None:  # noqa: ANN001
@@ -155,8 +145,9 @@ def test_three_machines_share_one_study(postgres: PostgresServer, tmp_path: Path
     machines = start_machines(3, tmp_path, data_dir, [*args, "hydra.sweeper.n_trials=7"])
     finish(machines)
 
-    trials = counted(study_trials(url))
-    assert len(trials) == 7 and all(t.state == TrialState.COMPLETE for t in trials)
+    trials = study_trials(url)  # claims are serialized by a database lock: no trial beyond n_trials
+    assert [t.number for t in trials] == list(range(7))
+    assert all(t.state == TrialState.COMPLETE for t in trials)
     for machine in machines:  # every machine worked, and each trial names its host and run dir
         mine = [t for t in trials if t.user_attrs[HOST_ATTR] == machine.name]
         assert mine, f"{machine.name} ran no trial"
@@ -187,17 +178,17 @@ def test_killed_machine_trial_is_retried_by_another(postgres: PostgresServer, tm
     (killed_run_dir,) = victim.run_dirs()
     finish(survivors)
 
-    all_trials = study_trials(url)
-    counts = count_trials(all_trials)
+    trials = study_trials(url)
+    counts = count_trials(trials)
     assert (counts.complete, counts.failed, counts.interrupted, counts.running, counts.waiting) == (5, 0, 1, 0, 0)
-    (killed,) = [t for t in all_trials if t.state == TrialState.FAIL and not t.system_attrs.get(SURPLUS_ATTR)]
+    (killed,) = [t for t in trials if t.state == TrialState.FAIL]
     assert killed.user_attrs[HOST_ATTR] == victim.name
     assert killed.user_attrs[RUN_DIR_ATTR] == str(killed_run_dir)  # findable although its worker died
-    (retry,) = [t for t in all_trials if t.system_attrs.get("failed_trial") == killed.number]
+    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
     assert retry.state == TrialState.COMPLETE and retry.params == killed.params
     assert retry.user_attrs[HOST_ATTR] in {m.name for m in survivors}
-    trials = counted(all_trials)
-    assert len(trials) == 5 and len({t.user_attrs[RUN_DIR_ATTR] for t in trials}) == 5
+    assert [t.number for t in trials] == list(range(6))
+    assert len({t.user_attrs[RUN_DIR_ATTR] for t in trials}) == 6  # the killed trial's run dir too
     for machine in survivors:
         last = machine.output().strip().splitlines()[-1]
         assert "optuna: 5 trials: 5 complete, 0 pruned, 0 failed (1 interrupted and retried)" in last

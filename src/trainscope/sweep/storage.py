@@ -37,9 +37,10 @@ from trainscope.errors import ConfigError, first_line
 JOURNAL_FILE_NAME = "optuna_journal.log"
 # Seconds between attempts while the database is unreachable.
 RECONNECT_POLL_SECONDS = 1.0
-# Any fixed 64-bit key: every process creating Optuna's tables takes this advisory lock first.
-SCHEMA_LOCK_KEY = zlib.crc32(b"trainscope:optuna-tables")
 CONNECT_TIMEOUT_SECONDS = 10
+# A lock holder silent this long inside its transaction (a dead machine whose TCP connection lingers)
+# loses its session, and the lock with it.
+LOCK_HOLDER_TIMEOUT = "60s"
 
 
 class StorageError(ConfigError):
@@ -111,13 +112,28 @@ def engine_options(url: str) -> dict[str, Any]:
     return {}
 
 
+def lock_database(connection: Any, name: str) -> None:
+    """Block until `connection` holds the database-wide lock `name` (PostgreSQL, MySQL; others: no-op).
+
+    The lock lives as long as the connection's session: closing the connection releases it, and so
+    does the server when a worker holding it is killed.
+    """
+    import sqlalchemy
+
+    if connection.dialect.name == "postgresql":
+        connection.execute(sqlalchemy.text(f"SET LOCAL idle_in_transaction_session_timeout = '{LOCK_HOLDER_TIMEOUT}'"))
+        key = zlib.crc32(f"trainscope:{name}".encode())
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    elif connection.dialect.name in ("mysql", "mariadb"):
+        connection.execute(sqlalchemy.text("SELECT GET_LOCK(:name, 600)"), {"name": f"trainscope:{name}"})
+
+
 @contextlib.contextmanager
 def schema_lock(url: str) -> Iterator[None]:
     """Hold a database-wide lock while Optuna creates (or checks) its tables.
 
     Workers started at once against a fresh PostgreSQL database otherwise race in `CREATE TABLE`
-    (`UniqueViolation ... pg_type_typname_nsp_index`). The lock belongs to the connection, so a worker
-    killed while holding it releases it.
+    (`UniqueViolation ... pg_type_typname_nsp_index`).
     """
     import sqlalchemy
     from sqlalchemy.pool import NullPool
@@ -125,10 +141,7 @@ def schema_lock(url: str) -> Iterator[None]:
     engine = sqlalchemy.create_engine(url, poolclass=NullPool, **engine_options(url))
     try:
         with engine.connect() as connection:
-            if engine.dialect.name == "postgresql":
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-            elif engine.dialect.name in ("mysql", "mariadb"):
-                connection.execute(sqlalchemy.text("SELECT GET_LOCK('trainscope_optuna_tables', 600)"))
+            lock_database(connection, "optuna-tables")
             yield
     finally:
         engine.dispose()  # closing the connection releases the lock
@@ -231,6 +244,25 @@ class ReconnectingRDBStorage(RDBStorage):
         seconds = time.monotonic() - lost_at
         print(f"[optuna] storage '{self.display_url}' reachable again after {seconds:.1f} s", flush=True)
 
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold the database-wide lock `name` for the block (waiting out an outage to take it)."""
+        connection = self.locked_connection(name)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):  # a connection lost meanwhile took the lock with it
+                connection.invalidate()  # closed, not pooled: the server releases the lock
+
+    def locked_connection(self, name: str) -> Any:
+        connection = self.engine.connect()
+        try:
+            lock_database(connection, name)
+        except BaseException:
+            connection.invalidate()
+            raise
+        return connection
+
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         stale = super()._get_stale_trial_ids(study_id)
         last_failure = self._last_failure_at
@@ -244,8 +276,8 @@ def _retried_method_names() -> list[str]:
     from optuna.storages._heartbeat import BaseHeartbeat
 
     names = {name for base in (BaseStorage, BaseHeartbeat) for name in vars(base) if not name.startswith("_")}
-    names.add("_get_stale_trial_ids")
-    return sorted(name for name in names if callable(getattr(RDBStorage, name, None)))
+    names.update(("_get_stale_trial_ids", "locked_connection"))
+    return sorted(name for name in names if callable(getattr(ReconnectingRDBStorage, name, None)))
 
 
 for _name in _retried_method_names():
@@ -254,6 +286,12 @@ for _name in _retried_method_names():
         _name,
         _waits_out_lost_connections(getattr(ReconnectingRDBStorage, _name)),
     )
+
+
+def exclusive(storage: BaseStorage, name: str) -> contextlib.AbstractContextManager[None]:
+    """The database-wide lock `name` of a PostgreSQL or MySQL storage; elsewhere no lock at all."""
+    backend = getattr(storage, "_backend", storage)  # Optuna wraps RDB storages in a cache
+    return backend.exclusive(name) if isinstance(backend, ReconnectingRDBStorage) else contextlib.nullcontext()
 
 
 def open_storage(

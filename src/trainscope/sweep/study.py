@@ -29,7 +29,7 @@ from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from trainscope.sweep.storage import is_rdb_url
+from trainscope.sweep.storage import exclusive, is_rdb_url
 
 OWNER_ATTR = "trainscope:owner"
 INTERRUPTED_ATTR = "trainscope:interrupted"
@@ -129,13 +129,15 @@ def count_trials(trials: Sequence[FrozenTrial]) -> TrialCounts:
 
 
 @contextlib.contextmanager
-def claim_lock(storage_spec: str) -> Iterator[None]:
-    """Serialize "count, then ask" between processes sharing a journal file (RDB: see `claim_trial`).
+def claim_lock(storage_spec: str, storage: BaseStorage) -> Iterator[None]:
+    """Serialize "count, then ask" between processes sharing a journal file or a database.
 
-    An flock is released by the kernel when its process dies, so a killed sweep never leaves it held.
+    An flock is released by the kernel when its process dies, a database lock by the server when the
+    connection drops, so a killed sweep never leaves it held. SQLite has no such lock: see `claim_trial`.
     """
     if is_rdb_url(storage_spec):
-        yield
+        with exclusive(storage, "claim"):
+            yield
         return
     lock_path = f"{storage_spec}.claim.lock"
     with open(lock_path, "a") as handle:
@@ -215,7 +217,7 @@ def claim_trial(
     The sampler is rebuilt from the seed and the number of trials so far, so a resumed or cooperating
     process does not replay the random proposals another one already made.
     """
-    with claim_lock(storage_spec):
+    with claim_lock(storage_spec, study_storage(study)):
         fail_abandoned_trials(study)
         trials = study.get_trials(deepcopy=False)
         if sum(counts_toward_budget(t) for t in trials) >= n_trials:
@@ -231,7 +233,7 @@ def claim_trial(
         storage.set_trial_user_attr(trial._trial_id, HOST_ATTR, owner["host"])
         if is_heartbeat_enabled(storage):
             storage.record_heartbeat(trial._trial_id)  # a worker dying before its first beat goes stale too
-    # Without a lock (RDB storages) two processes may ask at the same moment: the later one backs off.
+    # Without a lock (SQLite) two processes may ask at the same moment: the later one backs off.
     earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and counts_toward_budget(t)]
     if len(earlier) >= n_trials:
         storage = study_storage(study)
