@@ -152,6 +152,9 @@ def test_three_machines_share_one_study(postgres: PostgresServer, tmp_path: Path
         mine = [t for t in trials if t.user_attrs[HOST_ATTR] == machine.name]
         assert mine, f"{machine.name} ran no trial"
         assert sorted(Path(t.user_attrs[RUN_DIR_ATTR]) for t in mine) == machine.run_dirs()
+        assert f"[optuna] dashboard: optuna-dashboard {url.replace('postgresql://', 'postgresql+psycopg://')}" in (
+            machine.output()
+        )
         # Each machine waited for the others and reports the whole study.
         assert "optuna: 7 trials: 7 complete, 0 pruned, 0 failed" in machine.output().strip().splitlines()[-1]
     assert len({t.user_attrs[RUN_DIR_ATTR] for t in trials}) == 7

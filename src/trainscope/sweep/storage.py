@@ -94,15 +94,18 @@ def driver_url(storage: str) -> str:
     SQLAlchemy's own default for the plain scheme is psycopg2, a second driver for the same job; an
     explicit `postgresql+<driver>://` is kept as typed.
     """
-    scheme, rest = storage.split("://", 1)
-    if scheme not in ("postgresql", "postgres"):
-        return storage
-    if importlib.util.find_spec("psycopg") is None:
+    url = with_psycopg(storage)
+    if url != storage and importlib.util.find_spec("psycopg") is None:
         raise StorageError(
             f"cannot open Optuna storage '{redact(storage)}': the PostgreSQL driver psycopg is not installed; "
             "pip install 'trainscope[postgresql]'"
         )
-    return f"postgresql+psycopg://{rest}"
+    return url
+
+
+def with_psycopg(storage: str) -> str:
+    scheme, rest = storage.split("://", 1)
+    return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else storage
 
 
 def engine_options(url: str) -> dict[str, Any]:
@@ -328,8 +331,11 @@ def open_storage(
 
 
 def dashboard_command(storage: str) -> str:
-    """The command that opens the study in optuna-dashboard (a journal file path or an RDB URL)."""
-    return f"optuna-dashboard {shlex.quote(storage)}"
+    """The command that opens the study in optuna-dashboard (a journal file path or an RDB URL).
+
+    The dashboard opens a plain `postgresql://` with psycopg2, so the URL names our driver.
+    """
+    return f"optuna-dashboard {shlex.quote(with_psycopg(storage) if is_rdb_url(storage) else storage)}"
 
 
 def redact(storage: str) -> str:
