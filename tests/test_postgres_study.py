@@ -27,6 +27,7 @@ from tests.postgres_server import PostgresServer, free_port, running_server
 from trainscope.errors import ConfigError
 from trainscope.sweep.storage import DatabaseSettings, StorageError, open_storage
 from trainscope.sweep.study import (
+    FAIL_REASON_ATTR,
     HOST_ATTR,
     RUN_DIR_ATTR,
     claim_trial,
@@ -186,6 +187,9 @@ def test_killed_machine_trial_is_retried_by_another(postgres: PostgresServer, tm
     assert (counts.complete, counts.failed, counts.interrupted, counts.running, counts.waiting) == (5, 0, 1, 0, 0)
     (killed,) = [t for t in trials if t.state == TrialState.FAIL]
     assert killed.user_attrs[HOST_ATTR] == victim.name
+    assert killed.user_attrs[FAIL_REASON_ATTR].startswith(
+        f"interrupted: its sweep process (pid {victim.process.pid} on {victim.name}) stopped sending heartbeats"
+    )
     assert killed.user_attrs[RUN_DIR_ATTR] == str(killed_run_dir)  # findable although its worker died
     (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
     assert retry.state == TrialState.COMPLETE and retry.params == killed.params

@@ -186,12 +186,29 @@ def fail_as_interrupted(study: optuna.Study, trial: FrozenTrial, reason: str) ->
     return True
 
 
+def stale_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """RUNNING trials whose last heartbeat is older than the grace period (database storages only).
+
+    Optuna's own `fail_stale_trials` fails them without a word; asking first lets the study say why.
+    """
+    storage = study_storage(study)
+    if not is_heartbeat_enabled(storage):
+        return []
+    stale_ids = storage._get_stale_trial_ids(study._study_id)  # type: ignore[attr-defined]  # noqa: SLF001
+    return [storage.get_trial(trial_id) for trial_id in stale_ids]
+
+
 def fail_abandoned_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Fail (and retry once) the RUNNING trials whose sweep process died; returns them."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # RDB heartbeats: owners on other hosts
     abandoned = []
+    for trial in stale_trials(study):  # owners on any host
+        owner = trial.system_attrs.get(OWNER_ATTR) or {}
+        reason = (
+            f"interrupted: its sweep process (pid {owner.get('pid')} on {owner.get('host')}) stopped sending "
+            "heartbeats; its configuration is retried once as a new trial"
+        )
+        if fail_as_interrupted(study, trial, reason):
+            abandoned.append(trial)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = trial.system_attrs.get(OWNER_ATTR)
         if not owner_is_gone(owner):
