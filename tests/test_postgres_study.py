@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
@@ -114,7 +114,7 @@ def study_trials(url: str, name: str = "S") -> list[FrozenTrial]:
         storage.engine.dispose()  # type: ignore[attr-defined]
 
 
-def wait_for(condition, timeout: float, what: str, machines: list[Machine]) -> None:  # noqa: ANN001
+def wait_for(condition: Callable[[], object], timeout: float, what: str, machines: list[Machine]) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         crashed = [m for m in machines if m.process.poll() is not None]
