@@ -147,6 +147,12 @@ class TrainscopeOptunaSweeperConf:
     # null: a journal file `optuna_journal.log` in the sweep dir; or a file path, or an RDB URL
     # (sqlite:///study.db, postgresql://user:password@host/db).
     storage: str | None = None
+    # Database storages only: seconds between a running trial's heartbeats; a trial silent for longer than
+    # the grace period belonged to a dead worker and is retried once; a lost connection is waited out
+    # for reconnect_timeout seconds.
+    heartbeat_interval: int = 30
+    heartbeat_grace_period: int = 120
+    reconnect_timeout: float = 300
     seed: int | None = 0
     # The sweep stops once this many trials failed (raised, NaN/Inf objective, health checks); null: never.
     max_failures: int | None = 3

@@ -19,7 +19,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from trainscope.core.run_dir import atomic_write, read_metrics
 from trainscope.sweep.storage import dashboard_command, redact
-from trainscope.sweep.study import RUN_DIR_ATTR, count_trials
+from trainscope.sweep.study import count_trials
+from trainscope.trial.handle import RUN_DIR_ATTR
 
 RESULTS_FILE = "optimization_results.yaml"
 

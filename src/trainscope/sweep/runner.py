@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import Trial, TrialState
 
 from trainscope.config.overrides import hydra_quote
@@ -36,7 +37,6 @@ from trainscope.sweep.search_space import (
 )
 from trainscope.sweep.settings import OptunaSettings
 from trainscope.sweep.storage import (
-    HEARTBEAT_INTERVAL_SECONDS,
     StorageError,
     dashboard_command,
     open_storage,
@@ -47,7 +47,6 @@ from trainscope.sweep.study import (
     FAIL_REASON_ATTR,
     METRICS_STUDY_ATTR,
     MONITOR_STUDY_ATTR,
-    RUN_DIR_ATTR,
     SEARCH_SPACE_STUDY_ATTR,
     STATUS_ATTR,
     claim_trial,
@@ -56,10 +55,11 @@ from trainscope.sweep.study import (
     fail_as_interrupted,
     is_failure,
     study_storage,
+    trials_running_elsewhere,
 )
 from trainscope.sweep.summary import report_failed_jobs
 from trainscope.trial.channel import TrialAddress
-from trainscope.trial.handle import PRUNER_STUDY_ATTR
+from trainscope.trial.handle import PRUNER_STUDY_ATTR, RUN_DIR_ATTR
 
 
 def say(message: str) -> None:
@@ -75,16 +75,17 @@ class _Heartbeat:
         self._thread = threading.Thread(target=self._beat, name=f"optuna-heartbeat-{trial_id}", daemon=True)
 
     def _beat(self) -> None:
+        interval = self._storage.get_heartbeat_interval()  # type: ignore[attr-defined]
         while True:
             try:
                 self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
             except Exception as error:  # noqa: BLE001 - a missed beat must not kill the trial
                 say(f"heartbeat of trial {self._trial_id} not recorded: {first_line(error)}")
-            if self._stop.wait(HEARTBEAT_INTERVAL_SECONDS):
+            if self._stop.wait(interval):
                 return
 
     def __enter__(self) -> _Heartbeat:
-        if getattr(self._storage, "heartbeat_interval", None):
+        if is_heartbeat_enabled(self._storage):
             self._thread.start()
         return self
 
@@ -141,9 +142,11 @@ class OptunaSweep:
             settings.study_name or choices.get("hparams_search") or OmegaConf.select(config, "hydra.job.name")
         )
         self.storage = resolve_storage(settings.storage, self.sweep_dir)
+        self.database_settings = settings.database
         self.pruning_metric = settings.pruning_metric or (self.metric_names[0] if len(self.metric_names) == 1 else None)
         self.study: optuna.Study | None = None
         self.stop_reason = ""
+        self._waiting = False
 
     def _metric_names(self, config: DictConfig) -> list[str]:
         """The app's `optimized_metric` (trainscope's convention), else `objective` / `objective_<i>`."""
@@ -180,7 +183,7 @@ class OptunaSweep:
     def start(self, groups: Sequence[str] | None = None) -> optuna.Study:
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = open_storage(self.storage)
+        storage = open_storage(self.storage, self.database_settings)
         try:
             study = optuna.create_study(
                 storage=storage,
@@ -277,6 +280,8 @@ class OptunaSweep:
                 return
             trial = claim_trial(self.study, self.storage, self.space.distributions, self.n_trials, self.make_sampler)
             if trial is None:
+                if self.wait_for_trials_elsewhere():
+                    continue
                 return
             if self.configure_trial is not None:
                 try:
@@ -286,6 +291,26 @@ class OptunaSweep:
                     self.record(trial, TrialOutcome(TrialState.FAIL, "failed", None, reason=reason))
                     continue
             self.run_trial(launcher, trial)
+
+    def wait_for_trials_elsewhere(self) -> bool:
+        """With heartbeats, stay while other workers' trials run: if one's worker died, this one retries it.
+
+        Returns False when no trial runs elsewhere (the study is done) or on a storage without heartbeats.
+        """
+        assert self.study is not None
+        storage = study_storage(self.study)
+        running = trials_running_elsewhere(self.study) if is_heartbeat_enabled(storage) else []
+        if not running:
+            return False
+        if not self._waiting:
+            numbers = ", ".join(str(t.number) for t in running)
+            say(
+                f"all {self.n_trials} trials claimed; waiting for trials {numbers} running elsewhere "
+                "(a dead worker's trial is retried here after the heartbeat grace period)"
+            )
+            self._waiting = True
+        time.sleep(storage.get_heartbeat_interval())  # type: ignore[attr-defined]
+        return True
 
     def trial_overrides(self, trial: Trial) -> list[str]:
         """The job's overrides: the sampled values, and the trial's address as `hydra.job.env_set` entries.
@@ -317,7 +342,14 @@ class OptunaSweep:
         outcome = judge_job(job, self.metric_names)
         if outcome.state != TrialState.PRUNED:  # an app stops a pruned trial by raising optuna.TrialPruned
             report_failed_jobs([job])  # a crash (not a TrainscopeError) keeps its traceback
-        self.record(trial, outcome)
+        try:
+            self.record(trial, outcome)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            say(
+                f"trial {trial.number} was failed by another worker while it ran (no heartbeat for "
+                f"hydra.sweeper.heartbeat_grace_period={self.database_settings.heartbeat_grace_period} s); "
+                f"its configuration is retried, this result is not counted ({outcome.run_dir})"
+            )
 
     def record(self, trial: Trial, outcome: TrialOutcome) -> None:
         assert self.study is not None

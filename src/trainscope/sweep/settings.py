@@ -21,6 +21,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from trainscope.core.errors import ConfigError
+from trainscope.trial.storage import DatabaseSettings
 
 DIRECTIONS = ("maximize", "minimize")
 
@@ -38,6 +39,17 @@ def _directions(direction: Any) -> list[str]:
     if bad:
         raise ConfigError(f"hydra.sweeper.direction must be maximize or minimize, got {bad[0]!r}")
     return directions
+
+
+def _database_settings(values: Mapping[str, Any]) -> DatabaseSettings:
+    defaults = DatabaseSettings()
+    settings = DatabaseSettings(
+        heartbeat_interval=values.get("heartbeat_interval", defaults.heartbeat_interval),
+        heartbeat_grace_period=values.get("heartbeat_grace_period", defaults.heartbeat_grace_period),
+        reconnect_timeout=values.get("reconnect_timeout", defaults.reconnect_timeout),
+    )
+    settings.check()
+    return settings
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,7 @@ class OptunaSettings:
     params: dict[str, Any]
     search_space: dict[str, Any]
     custom_search_space: str | None
+    database: DatabaseSettings  # heartbeats and reconnecting, for studies in a database server
 
     @classmethod
     def from_sweeper_config(cls, values: Mapping[str, Any]) -> OptunaSettings:
@@ -95,6 +108,7 @@ class OptunaSettings:
             params=dict(values.get("params") or {}),
             search_space=dict(values.get("search_space") or {}),
             custom_search_space=values.get("custom_search_space"),
+            database=_database_settings(values),
         )
 
     @property

@@ -1,9 +1,10 @@
-"""Where a study lives: a journal file in the sweep directory by default, or any Optuna RDB URL.
+"""Where a sweep keeps its study: a journal file in the sweep directory by default, or a database server.
 
 The journal file needs no server and is safe for several processes on one machine (file locks), so a
-sweep can be killed and resumed, and several `python train.py -m ...` can share it. RDB storages
-(sqlite, postgresql) get heartbeats so a worker that dies on another machine has its trial failed and
-retried once.
+sweep can be killed and resumed, and several `python train.py -m ...` can share it. A database URL
+(`postgresql://...`) is the study for sweeps on many machines. Opening a storage (drivers, table-creation
+lock, heartbeats, waiting out lost connections) lives in `trainscope.trial.storage`, which a trial's job
+uses too; its names are re-exported here for the sweep side.
 """
 
 from __future__ import annotations
@@ -13,18 +14,21 @@ import shlex
 from pathlib import Path
 
 from trainscope.trial.storage import (
-    HEARTBEAT_INTERVAL_SECONDS,
+    DatabaseSettings,
     StorageError,
+    exclusive,
     is_rdb_url,
     open_storage,
     redact,
+    with_psycopg,
 )
 
 __all__ = [
-    "HEARTBEAT_INTERVAL_SECONDS",
     "JOURNAL_FILE_NAME",
+    "DatabaseSettings",
     "StorageError",
     "dashboard_command",
+    "exclusive",
     "is_rdb_url",
     "open_storage",
     "redact",
@@ -49,5 +53,8 @@ def resolve_storage(storage: str | None, sweep_dir: str | os.PathLike[str]) -> s
 
 
 def dashboard_command(storage: str) -> str:
-    """The command that opens the study in optuna-dashboard (a journal file path or an RDB URL)."""
-    return f"optuna-dashboard {shlex.quote(storage)}"
+    """The command that opens the study in optuna-dashboard (a journal file path or an RDB URL).
+
+    The dashboard opens a plain `postgresql://` with psycopg2, so the URL names our driver.
+    """
+    return f"optuna-dashboard {shlex.quote(with_psycopg(storage) if is_rdb_url(storage) else storage)}"

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import optuna
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 
 from trainscope.trial.channel import TrialAddress
@@ -21,6 +22,8 @@ from trainscope.trial.storage import open_storage
 
 PRUNER_STUDY_ATTR = "trainscope:pruner"
 """Study user attribute holding the sweep's `hydra/sweeper/pruner` config (`{_target_: ..., kwargs}`)."""
+RUN_DIR_ATTR = "run_dir"
+"""Trial user attribute: the job's run directory, set when the job opens its trial and again when it ends."""
 
 
 class Trial:
@@ -64,8 +67,11 @@ def build_pruner(config: Mapping[str, Any] | None) -> optuna.pruners.BasePruner:
 
 
 def open_trial(address: TrialAddress) -> Trial:
-    """Open the trial `address` names in its study, with the study's pruner."""
-    storage = open_storage(address.storage, heartbeat=False)
+    """Open the trial `address` names in its study, with the study's pruner, and record the job's run dir.
+
+    The sweep that started this job did reach the storage, so an outage here is waited out, not fatal.
+    """
+    storage = open_storage(address.storage, heartbeat=False, wait_for_server=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     probe = optuna.load_study(study_name=address.study_name, storage=storage)
     pruner_config = probe.user_attrs.get(PRUNER_STUDY_ATTR)
@@ -75,5 +81,8 @@ def open_trial(address: TrialAddress) -> Trial:
         pruner=build_pruner(pruner_config),
         sampler=optuna.samplers.RandomSampler(),  # never samples here; avoids building a TPE sampler
     )
+    trial = optuna.trial.Trial(study, address.trial_id)
+    if HydraConfig.initialized():  # findable from the study while it runs, even if its worker dies
+        trial.set_user_attr(RUN_DIR_ATTR, HydraConfig.get().runtime.output_dir)
     pruner_name = str((pruner_config or {}).get("_target_", "NopPruner")).rsplit(".", 1)[-1]
-    return Trial(address, optuna.trial.Trial(study, address.trial_id), pruner_name)
+    return Trial(address, trial, pruner_name)
