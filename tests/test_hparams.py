@@ -24,7 +24,7 @@ from trainscope.tensorboard.hparams import (
     TRIAL_STATES,
     HParamsSession,
     Interval,
-    write_experiment_summary,
+    write_experiment_declaration,
 )
 
 
@@ -200,7 +200,7 @@ def test_experiment_summary_declares_domains_and_metrics(tmp_path: Path) -> None
         "optimizer.weight_decay": Interval(1e-5, 1e-2),
         "trainer.max_epochs": Interval(1, 5),
     }
-    write_experiment_summary(tmp_path, domains, DEFAULT_METRICS)
+    write_experiment_declaration(tmp_path, domains, DEFAULT_METRICS)
 
     accumulator = read_events(tmp_path)
     content = accumulator.PluginTagToContent(metadata.PLUGIN_NAME)[metadata.EXPERIMENT_TAG]
@@ -226,7 +226,7 @@ def test_experiment_summary_declares_domains_and_metrics(tmp_path: Path) -> None
 
 def test_tensorboard_hparams_tab_shows_each_run_as_its_own_live_session(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
-    write_experiment_summary(sweep_dir, {"model": ["mlp", "cnn"], "optimizer.lr": [0.1, 0.01]})
+    write_experiment_declaration(sweep_dir, {"model": ["mlp", "cnn"], "optimizer.lr": [0.1, 0.01]})
     same = {"model": "mlp", "optimizer.lr": 0.1, "trainer.seed": 1}
     runs = {
         "0_model=mlp": (

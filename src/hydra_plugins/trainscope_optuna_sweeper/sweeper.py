@@ -56,8 +56,8 @@ class TrainscopeOptunaSweeper(Sweeper):
 
     def _sweep(self, arguments: list[str]) -> Any:
         # Imported here: Hydra imports every plugin module on each start, even for `--help`.
+        from trainscope.sweep.experiment import group_names
         from trainscope.sweep.runner import OptunaSweep
-        from trainscope.sweep.summary import group_names
 
         assert self.config is not None
         worker_index = int(os.environ.get(WORKER_ENV, "0"))

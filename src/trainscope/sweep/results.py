@@ -92,7 +92,7 @@ def write_results(sweep_dir: str | os.PathLike[str], results: dict[str, Any]) ->
     return path
 
 
-def summary_line(results: dict[str, Any], results_path: Path) -> str:
+def results_line(results: dict[str, Any], results_path: Path) -> str:
     """`optuna: 20 trials: 12 complete, 7 pruned, 1 failed; best val/acc_best=0.9731 (trial 7, <dir>)`."""
     counts = results["counts"]
     finished = counts["complete"] + counts["pruned"] + counts["failed"]

@@ -27,8 +27,9 @@ from optuna.trial import Trial, TrialState
 
 from trainscope.config.overrides import hydra_quote
 from trainscope.core.errors import ConfigError, first_line
-from trainscope.sweep.outcome import TrialOutcome, judge_job, record_in_run_summary
-from trainscope.sweep.results import study_results, summary_line, write_results
+from trainscope.core.run_dir import RunStatus
+from trainscope.sweep.jobs import report_failed_jobs
+from trainscope.sweep.results import results_line, study_results, write_results
 from trainscope.sweep.search_space import (
     grid_search_space,
     grid_size,
@@ -57,7 +58,7 @@ from trainscope.sweep.study import (
     study_storage,
     trials_running_elsewhere,
 )
-from trainscope.sweep.summary import report_failed_jobs
+from trainscope.sweep.verdict import TrialVerdict, judge_job, record_trial_in_metrics
 from trainscope.trial.channel import TrialAddress
 from trainscope.trial.handle import PRUNER_STUDY_ATTR, RUN_DIR_ATTR
 
@@ -226,7 +227,7 @@ class OptunaSweep:
                 f"storage: {redact(self.storage)}"
             )
             say(f"dashboard: {dashboard_command(redact(self.storage))}")
-            self._write_experiment_summary(groups)
+            self._declare_experiment(groups)
         return study
 
     def _set_study_attr(self, key: str, value: Any) -> None:
@@ -234,9 +235,9 @@ class OptunaSweep:
         if self.study.user_attrs.get(key) != value:
             self.study.set_user_attr(key, value)
 
-    def _write_experiment_summary(self, groups: Sequence[str] | None) -> None:
-        """The HParams experiment summary at the sweep root, declaring each sampled key's domain."""
-        from trainscope.sweep.summary import override_value, write_sweep_experiment
+    def _declare_experiment(self, groups: Sequence[str] | None) -> None:
+        """The HParams experiment declaration at the sweep root: each sampled key's domain."""
+        from trainscope.sweep.experiment import declare_experiment, override_value
         from trainscope.tensorboard.hparams import DEFAULT_METRICS, Interval
 
         parser = OverridesParser.create()
@@ -250,7 +251,7 @@ class OptunaSweep:
                 domains[name] = Interval(distribution.low, distribution.high)
         metrics = list(DEFAULT_METRICS)
         metrics += [m for m in self.metric_names if m not in metrics]
-        write_sweep_experiment(self.config, domains, metrics, groups=groups)
+        declare_experiment(self.config, domains, metrics, groups=groups)
 
     # --------------------------------------------------------------- trials
     def failure_limit(self) -> str | None:
@@ -288,7 +289,7 @@ class OptunaSweep:
                     self.configure_trial(self.config, trial)
                 except Exception as error:  # noqa: BLE001 - the user's function fails this trial, not the sweep
                     reason = f"custom_search_space raised {type(error).__name__}: {first_line(error)}"
-                    self.record(trial, TrialOutcome(TrialState.FAIL, "failed", None, reason=reason))
+                    self.record(trial, TrialVerdict(TrialState.FAIL, RunStatus.FAILED.value, None, reason=reason))
                     continue
             self.run_trial(launcher, trial)
 
@@ -337,50 +338,50 @@ class OptunaSweep:
             raise
         except HydraException as error:  # e.g. a sampled value that does not merge into the app's config
             reason = f"its config could not be composed: {first_line(error)}"
-            self.record(trial, TrialOutcome(TrialState.FAIL, "failed", None, reason=reason))
+            self.record(trial, TrialVerdict(TrialState.FAIL, RunStatus.FAILED.value, None, reason=reason))
             return
-        outcome = judge_job(job, self.metric_names)
-        if outcome.state != TrialState.PRUNED:  # an app stops a pruned trial by raising optuna.TrialPruned
+        verdict = judge_job(job, self.metric_names)
+        if verdict.state != TrialState.PRUNED:  # an app stops a pruned trial by raising optuna.TrialPruned
             report_failed_jobs([job])  # a crash (not a TrainscopeError) keeps its traceback
         try:
-            self.record(trial, outcome)
+            self.record(trial, verdict)
         except optuna.exceptions.UpdateFinishedTrialError:
             say(
                 f"trial {trial.number} was failed by another worker while it ran (no heartbeat for "
                 f"hydra.sweeper.heartbeat_grace_period={self.database_settings.heartbeat_grace_period} s); "
-                f"its configuration is retried, this result is not counted ({outcome.run_dir})"
+                f"its configuration is retried, this result is not counted ({verdict.run_dir})"
             )
 
-    def record(self, trial: Trial, outcome: TrialOutcome) -> None:
+    def record(self, trial: Trial, verdict: TrialVerdict) -> None:
         assert self.study is not None
         storage = study_storage(self.study)
         trial_id = trial._trial_id
-        if outcome.run_dir is not None:
-            storage.set_trial_user_attr(trial_id, RUN_DIR_ATTR, str(outcome.run_dir))
-        storage.set_trial_user_attr(trial_id, STATUS_ATTR, outcome.run_status)
-        where = f"({outcome.run_dir})" if outcome.run_dir is not None else "(no run directory)"
-        if outcome.interrupted:
-            reason = f"interrupted: {outcome.reason or 'stopped by a signal'}; retried once"
+        if verdict.run_dir is not None:
+            storage.set_trial_user_attr(trial_id, RUN_DIR_ATTR, str(verdict.run_dir))
+        storage.set_trial_user_attr(trial_id, STATUS_ATTR, verdict.run_status)
+        where = f"({verdict.run_dir})" if verdict.run_dir is not None else "(no run directory)"
+        if verdict.interrupted:
+            reason = f"interrupted: {verdict.reason or 'stopped by a signal'}; retried once"
             fail_as_interrupted(self.study, storage.get_trial(trial_id), reason)
-            record_in_run_summary(outcome.run_dir, trial.number, TrialState.FAIL, reason)
+            record_trial_in_metrics(verdict.run_dir, trial.number, TrialState.FAIL, reason)
             say(f"trial {trial.number} interrupted {where}")
             raise KeyboardInterrupt
-        if outcome.state == TrialState.FAIL:
-            reason = outcome.reason
+        if verdict.state == TrialState.FAIL:
+            reason = verdict.reason
             storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, reason)
             self.study.set_user_attr(f"fail_reason/trial_{trial.number}", reason)
             self.tell(trial, state=TrialState.FAIL)
             say(f"trial {trial.number} FAIL: {reason} {where}")
-        elif outcome.state == TrialState.PRUNED:
+        elif verdict.state == TrialState.PRUNED:
             self.tell(trial, state=TrialState.PRUNED)
             steps = len(storage.get_trial(trial_id).intermediate_values)
-            say(f"trial {trial.number} PRUNED after {steps} reports: {outcome.reason} {where}")
+            say(f"trial {trial.number} PRUNED after {steps} reports: {verdict.reason} {where}")
         else:
-            assert outcome.values is not None
-            self.tell(trial, outcome.values)
-            shown = ", ".join(f"{m}={v:.6g}" for m, v in zip(self.metric_names, outcome.values, strict=True))
+            assert verdict.values is not None
+            self.tell(trial, verdict.values)
+            shown = ", ".join(f"{m}={v:.6g}" for m, v in zip(self.metric_names, verdict.values, strict=True))
             say(f"trial {trial.number} COMPLETE: {shown} {where}")
-        record_in_run_summary(outcome.run_dir, trial.number, outcome.state, outcome.reason)
+        record_trial_in_metrics(verdict.run_dir, trial.number, verdict.state, verdict.reason)
 
     def tell(self, trial: Trial, values: Sequence[float] | None = None, state: TrialState | None = None) -> None:
         assert self.study is not None
@@ -400,7 +401,7 @@ class OptunaSweep:
             self.study, n_trials=self.n_trials, metric_names=self.metric_names, storage=self.storage
         )
         path = write_results(self.sweep_dir, results)
-        print(summary_line(results, path), flush=True)
+        print(results_line(results, path), flush=True)
         counts = results["counts"]
         stopped_early = counts["complete"] + counts["pruned"] + counts["failed"] < self.n_trials
         limit = self.failure_limit()

@@ -170,7 +170,7 @@ def grid_size(grid: Mapping[str, list[Any]]) -> int:
 
 
 def search_space_domains(distributions: Mapping[str, BaseDistribution]) -> dict[str, dict[str, Any]]:
-    """A plain description of each parameter's domain (for the HParams experiment summary and the results)."""
+    """A plain description of each parameter's domain (for the HParams experiment declaration and the results)."""
     domains: dict[str, dict[str, Any]] = {}
     for name, distribution in distributions.items():
         if isinstance(distribution, CategoricalDistribution):

@@ -1,4 +1,4 @@
-"""HParams sessions and experiment summaries, written with TensorBoard's own protos (no TensorFlow).
+"""HParams sessions and experiment declarations, written with TensorBoard's own protos (no TensorFlow).
 
 One run directory is one HParams session. Its start info (hyperparameters, a group name unique to
 the run, the run directory as `model_uri`, the start time) and, at the very end, its end info go
@@ -27,7 +27,7 @@ start info), so the segment that truly ends the run writes the one end info with
 A pruned Optuna trial therefore reads "Success" with `trial_state` 2 in the table, never "Failure";
 filter `trial_state` to [0, 1] to see only runs that trained to their planned end.
 
-A sweep writes one experiment summary at its root (`write_experiment_summary`) declaring the swept
+A sweep writes one experiment declaration at its root (`write_experiment_declaration`) declaring the swept
 hyperparameters with their domains and the metrics, so the tab shows exactly those columns.
 """
 
@@ -204,12 +204,12 @@ def session_end_summary(status: int, end_time_secs: float | None = None) -> summ
     return summary
 
 
-def experiment_summary(
+def experiment_declaration(
     domains: Mapping[str, Domain],
     metrics: Sequence[str] = DEFAULT_METRICS,
     time_created_secs: float | None = None,
 ) -> summary_pb2.Summary:
-    """A `_hparams_/experiment` summary declaring the swept hyperparameters and the metric tags."""
+    """A `_hparams_/experiment` Summary proto declaring the swept hyperparameters and the metric tags."""
     hparams = [summary_v2.HParam(name, _tensorboard_domain(name, domain)) for name, domain in domains.items()]
     metric_infos = [
         summary_v2.Metric(
@@ -224,20 +224,20 @@ def experiment_summary(
     return summary_v2.hparams_config_pb(hparams, metric_infos, time_created_secs=created)
 
 
-def write_experiment_summary(
+def write_experiment_declaration(
     sweep_dir: str | Path,
     domains: Mapping[str, Domain],
     metrics: Sequence[str] = DEFAULT_METRICS,
 ) -> None:
-    """Write the experiment summary into an event file directly in `sweep_dir` (the sweep root).
+    """Write the experiment declaration into an event file directly in `sweep_dir` (the sweep root).
 
-    TensorBoard uses the first experiment summary it finds in the logdir, so write one per sweep,
+    TensorBoard uses the first experiment declaration it finds in the logdir, so write one per sweep,
     before its runs start.
     """
     Path(sweep_dir).mkdir(parents=True, exist_ok=True)
     writer = SummaryWriter(log_dir=str(sweep_dir), filename_suffix=".hparams")
     try:
-        _file_writer(writer).add_summary(experiment_summary(domains, metrics), global_step=0)
+        _file_writer(writer).add_summary(experiment_declaration(domains, metrics), global_step=0)
     finally:
         writer.close()
 
