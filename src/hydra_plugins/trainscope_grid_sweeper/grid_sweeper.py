@@ -1,6 +1,9 @@
 """`hydra/sweeper=trainscope_grid`: Hydra's basic grid (`a=1,2 b=x,y`, `range(...)`, `choice(...)`), except
 
 - a failed run (exception, NaN loss) is recorded as failed and every other run, in every batch, still runs;
+- rerun with the same `hydra.sweep.dir`, it continues: finished runs are kept, interrupted ones resume from
+  their checkpoint, failed ones run again (`trainscope.sweep.grid_rerun`); two sweeps never share the directory;
+- SIGTERM/Ctrl-C: the running job saves a checkpoint, the sweep says how many runs finished, exit 143/130;
 - the sweep root gets one HParams experiment declaration naming the swept hyperparameters before any run;
 - the sweep ends with one line, `multirun: 5 succeeded, 1 failed (<run dir>)`, and exits 1 if any failed.
 
@@ -8,11 +11,9 @@ Hydra's own basic sweeper re-raises the first failure after its batch, with no r
 `max_batch_size` set never runs the later batches.
 """
 
-import logging
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
@@ -20,7 +21,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from trainscope.sweep.grid_rerun import PlannedJob
 
 
 @dataclass
@@ -30,6 +32,8 @@ class TrainscopeGridSweeperConf:
     max_batch_size: int | None = None
     # Sweep overrides from the config, e.g. {optimizer.lr: "0.1,0.01"}; command-line ones come after.
     params: dict[str, str] | None = None
+    # On a rerun in the same hydra.sweep.dir, run failed jobs again (false: keep their failure).
+    rerun_failed: bool = True
 
 
 ConfigStore.instance().store(
@@ -40,12 +44,21 @@ ConfigStore.instance().store(
 class TrainscopeGridSweeper(BasicSweeper):
     """Hydra's basic sweeper that runs the whole grid whatever fails, and summarizes it."""
 
+    def __init__(
+        self, max_batch_size: int | None, params: dict[str, str] | None = None, rerun_failed: bool = True
+    ) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.rerun_failed = rerun_failed
+
     def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         # Imported here, not at module level: Hydra imports every plugin module on each start (even
         # `--help`), and this pulls in torch through TensorBoard's writer.
+        from trainscope.cli.errors import exit_on_user_error
         from trainscope.sweep.experiment import declare_experiment, grid_domains, group_names
-        from trainscope.sweep.grid_report import finish_grid_sweep
-        from trainscope.sweep.jobs import report_failed_jobs
+        from trainscope.sweep.grid_report import finish_grid_sweep, interrupted_exit
+        from trainscope.sweep.grid_rerun import Action, plan_job, planned_run_dir
+        from trainscope.sweep.jobs import display_path, report_failed_jobs
+        from trainscope.sweep.sweep_dir import GRID_OWNER, claim_sweep_dir
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         config_loader = self.hydra_context.config_loader
@@ -55,27 +68,57 @@ class TrainscopeGridSweeper(BasicSweeper):
         self.overrides = self.split_arguments(overrides, self.max_batch_size)
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with exit_on_user_error():
+            claim = claim_sweep_dir(
+                sweep_dir, GRID_OWNER, exclusive=True, fix="choose another hydra.sweep.dir for this grid"
+            )
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         declare_experiment(self.config, grid_domains(overrides), groups=group_names(self.config, config_loader))
 
         returns: list[list[JobReturn]] = []
+        planned: list[PlannedJob] = []
         initial_job_idx = 0
         try:
             while not self.is_done():
                 batch = self.get_job_batch()
-                started = time.perf_counter()
-                self.validate_batch_is_legal(batch)  # a typo in an override fails before any run, as in Hydra
-                log.debug("validated %d job configs in %.2f s", len(batch), time.perf_counter() - started)
-                results = list(self.launcher.launch(batch, initial_job_idx=initial_job_idx))
+                # Composes every job's config first: a typo in an override fails before any run, as in Hydra.
+                jobs = [
+                    plan_job(job, planned_run_dir(config_loader, self.config, job, number), self.rerun_failed)
+                    for number, job in enumerate(batch, start=initial_job_idx)
+                ]
+                planned += jobs
+                for job in jobs:
+                    if job.action != Action.RUN:
+                        said = "kept (it ended before)" if job.action == Action.KEEP else "resuming from its checkpoint"
+                        print(f"multirun: {display_path(job.run_dir)}: {said}", flush=True)
+                results = self._launch(jobs, initial_job_idx)
                 report_failed_jobs(results)  # never read `return_value` of a failed job: it re-raises
                 initial_job_idx += len(batch)
                 returns.append(results)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             # The interrupted run already saved a checkpoint and printed its resume command.
-            finished = sum(len(results) for results in returns)
-            print(f"multirun: interrupted after {finished} finished runs", file=sys.stderr, flush=True)
-            raise SystemExit(130) from None
+            raise SystemExit(interrupted_exit(stop, planned, sweep_dir)) from None
+        finally:
+            claim.close()
 
-        finish_grid_sweep(job for batch in returns for job in batch)
+        finish_grid_sweep((job for batch in returns for job in batch), planned)
         return returns
+
+    def _launch(self, jobs: "list[PlannedJob]", initial_job_idx: int) -> list[JobReturn]:
+        """Launch the jobs that run or resume, in stretches with their own job numbers; kept ones do not start."""
+        from trainscope.sweep.grid_rerun import Action, kept_job
+
+        assert self.launcher is not None
+        results: list[JobReturn] = []
+        stretch: list[list[str]] = []
+        for position, job in enumerate([*jobs, None]):
+            if job is not None and job.action != Action.KEEP:
+                stretch.append(job.overrides)
+                continue
+            if stretch:
+                first = initial_job_idx + position - len(stretch)
+                results += list(self.launcher.launch(stretch, initial_job_idx=first))
+                stretch = []
+            if job is not None:
+                results.append(kept_job(job))
+        return results

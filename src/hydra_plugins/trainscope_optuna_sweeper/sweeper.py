@@ -50,9 +50,11 @@ class TrainscopeOptunaSweeper(Sweeper):
         try:
             with exit_on_user_error():
                 return self._sweep(arguments)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
+            from trainscope.core.interruption import exit_code_of
+
             print("[optuna] interrupted: rerun the same command to continue the study", file=sys.stderr, flush=True)
-            raise SystemExit(130) from None
+            raise SystemExit(exit_code_of(stop)) from None
 
     def _sweep(self, arguments: list[str]) -> Any:
         # Imported here: Hydra imports every plugin module on each start, even for `--help`.

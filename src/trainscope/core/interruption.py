@@ -16,6 +16,15 @@ def exit_code_for(signal_number: int | None) -> int:
     return 128 + (signal_number or signal.SIGINT)
 
 
+def exit_code_of(stop: BaseException) -> int:
+    """The exit code of a sweep stopped by `stop`: its run's signal (143 for SIGTERM), else Ctrl-C's 130.
+
+    A run stopped by a signal inside a sweep raises `KeyboardInterrupt` from its `RunInterrupted`.
+    """
+    cause = stop.__cause__
+    return cause.exit_code if isinstance(cause, RunInterrupted) else exit_code_for(None)
+
+
 def resume_command(run_dir: Path) -> str:
     """The exact command that continues `run_dir`, quoted for a POSIX shell."""
     program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "train.py"

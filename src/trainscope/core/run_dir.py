@@ -145,6 +145,11 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
 # is this a run directory?
 
 
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a checkpoint a resumed run could start from (`last.pt` or `previous.pt`)."""
+    return any((run_dir / CHECKPOINT_DIR / name).is_file() for name in (LAST, PREVIOUS))
+
+
 def check_run_dir(run_dir: Path, argument: str = "run", need_checkpoint: bool = False) -> Path:
     """`run_dir` if it is a training run directory, else a one-line CheckpointError saying what to pass.
 
@@ -164,8 +169,7 @@ def check_run_dir(run_dir: Path, argument: str = "run", need_checkpoint: bool = 
             f"{argument}={run_dir} is not a run directory (no {SAVED_CONFIG} in it); pass a training run's folder, "
             "e.g. run=outputs/runs/<date>/<time>_<overrides>"
         )
-    checkpoints = run_dir / CHECKPOINT_DIR
-    if need_checkpoint and not (checkpoints / LAST).is_file() and not (checkpoints / PREVIOUS).is_file():
+    if need_checkpoint and not has_checkpoint(run_dir):
         raise CheckpointError(
             f"{argument}={run_dir} has no checkpoint ({CHECKPOINT_DIR}/{LAST}): it stopped before its first "
             "checkpoint; start it again without resume="

@@ -102,6 +102,8 @@ def results_line(results: dict[str, Any], results_path: Path) -> str:
     )
     if counts["interrupted"]:
         text += f" ({counts['interrupted']} interrupted and retried)"
+    if counts["running"]:  # this process's trials are done: these run in other processes, now
+        text += f", {counts['running']} still running in another process"
     if "best_trials" in results:
         text += f"; {len(results['best_trials'])} Pareto-optimal trials"
     elif results.get("best_trial") is not None:

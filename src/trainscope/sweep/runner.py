@@ -31,6 +31,8 @@ from trainscope.core.run_dir import RunStatus
 from trainscope.sweep.jobs import report_failed_jobs
 from trainscope.sweep.results import results_line, study_results, write_results
 from trainscope.sweep.search_space import (
+    describe_domain,
+    differing_parameter,
     grid_search_space,
     grid_size,
     parse_search_space,
@@ -58,6 +60,8 @@ from trainscope.sweep.study import (
     study_storage,
     trials_running_elsewhere,
 )
+from trainscope.sweep.sweep_dir import claim_sweep_dir, optuna_owner
+from trainscope.sweep.trial_resume import resume_overrides
 from trainscope.sweep.verdict import TrialVerdict, judge_job, record_trial_in_metrics
 from trainscope.trial.channel import TrialAddress
 from trainscope.trial.handle import PRUNER_STUDY_ATTR, RUN_DIR_ATTR
@@ -182,7 +186,12 @@ class OptunaSweep:
             return instantiate(self.sampler_config, **kwargs)
 
     def start(self, groups: Sequence[str] | None = None) -> optuna.Study:
-        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        self._sweep_dir_claim = claim_sweep_dir(  # held until the process ends: no other study's runs here
+            self.sweep_dir,
+            optuna_owner(self.study_name, redact(self.storage)),
+            exclusive=False,
+            fix=f"choose another hydra.sweep.dir for study '{self.study_name}'",
+        )
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = open_storage(self.storage, self.database_settings)
         try:
@@ -207,6 +216,7 @@ class OptunaSweep:
                 f"not {self.directions}; set hydra.sweeper.study_name to start a new study"
             )
         self.study = study
+        self._check_search_space()
         self._set_study_attr(PRUNER_STUDY_ATTR, self.pruner_config)
         self._set_study_attr(METRICS_STUDY_ATTR, self.metric_names)
         self._set_study_attr(MONITOR_STUDY_ATTR, self.pruning_metric)
@@ -229,6 +239,19 @@ class OptunaSweep:
             say(f"dashboard: {dashboard_command(redact(self.storage))}")
             self._declare_experiment(groups)
         return study
+
+    def _check_search_space(self) -> None:
+        """A study keeps one search space: a sweep joining it with another one is refused before any trial."""
+        assert self.study is not None
+        recorded = self.study.user_attrs.get(SEARCH_SPACE_STUDY_ATTR)
+        domains = search_space_domains(self.space.distributions)
+        name = differing_parameter(recorded, domains) if recorded is not None else None
+        if name is not None:
+            raise ConfigError(
+                f"study '{self.study_name}' in {redact(self.storage)} samples {name} from "
+                f"{describe_domain(recorded.get(name))}, this sweep from {describe_domain(domains.get(name))}; "
+                "a study keeps one search space: use the study's, or set hydra.sweeper.study_name to start a new study"
+            )
 
     def _set_study_attr(self, key: str, value: Any) -> None:
         assert self.study is not None
@@ -319,9 +342,11 @@ class OptunaSweep:
         The address reaches the job only as environment variables (`trainscope.trial`): nothing is added
         to the app's config, its saved overrides or its run directory name.
         """
+        assert self.study is not None
         address = TrialAddress(self.storage, self.study_name, trial._trial_id, trial.number, self.pruning_metric)
         channel = [f"++hydra.job.env_set.{name}={hydra_quote(value)}" for name, value in address.env().items()]
-        return [*self.space.trial_overrides(trial.params), *channel]
+        resume = resume_overrides(study_storage(self.study).get_trial(trial._trial_id), self.sweep_dir, self.config)
+        return [*self.space.trial_overrides(trial.params), *channel, *resume]
 
     def run_trial(self, launcher: Launcher, trial: Trial) -> None:
         assert self.study is not None

@@ -10,6 +10,7 @@ that plugin's rules exactly, including its surprises (documented in the README):
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -184,3 +185,28 @@ def search_space_domains(distributions: Mapping[str, BaseDistribution]) -> dict[
                 "log": distribution.log,
             }
     return domains
+
+
+def differing_parameter(recorded: Mapping[str, Any], domains: Mapping[str, Any]) -> str | None:
+    """The first parameter whose domain differs between a study's recorded search space and this sweep's.
+
+    Both are `search_space_domains` descriptions; `recorded` came back from the storage as JSON, so this
+    sweep's is compared in the same form. None when they agree.
+    """
+    ours = json.loads(json.dumps(dict(domains)))
+    for name in sorted(set(recorded) | set(ours)):
+        if recorded.get(name) != ours.get(name):
+            return name
+    return None
+
+
+def describe_domain(domain: Mapping[str, Any] | None) -> str:
+    """`float in [0.0001, 0.1], log`, `categorical [32, 64]`, or `absent`: a domain in one phrase."""
+    if domain is None:
+        return "absent"
+    if domain.get("type") == "categorical":
+        return f"categorical {domain['values']}"
+    text = f"{domain['type']} in [{domain['low']}, {domain['high']}]"
+    if domain.get("step") is not None:
+        text += f", step {domain['step']}"
+    return text + (", log" if domain.get("log") else "")

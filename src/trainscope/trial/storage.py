@@ -35,6 +35,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartb
 from optuna.storages.journal import JournalFileBackend
 
 from trainscope.core.errors import ConfigError, first_line
+from trainscope.trial.journal import set_aside_torn_tail
 
 # Seconds between attempts while the database is unreachable.
 RECONNECT_POLL_SECONDS = 1.0
@@ -304,6 +305,7 @@ def open_storage(
                     return ReconnectingRDBStorage(url, redact(storage), settings, heartbeat=heartbeat)
             path = Path(storage)
             path.parent.mkdir(parents=True, exist_ok=True)
+            set_aside_torn_tail(path)  # a crash mid-write would otherwise corrupt the journal for good
             return JournalStorage(JournalFileBackend(str(path)))
         except StorageError:
             raise

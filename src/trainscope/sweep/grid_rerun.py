@@ -1,0 +1,135 @@
+"""A grid sweep rerun in the same `hydra.sweep.dir` continues it: finished runs are kept, interrupted ones resume.
+
+Before a job starts, the sweeper looks at the run directory the launcher will give it (composing the job's
+config as the launcher does) and decides:
+
+- nothing there, or only what Hydra writes at a run's start (`.hydra/`, `train.log`): **run** it there;
+- a run of the same overrides that ended (`completed`, `stopped_early`, `pruned`): **keep** it, no job starts;
+- a run of the same overrides that was interrupted (SIGTERM, Ctrl-C, a killed sweep) and has a checkpoint:
+  **resume** it in place with `resume=<run_dir>`, the same path as `python train.py resume=<run_dir>`;
+- a run of the same overrides that failed, or died before its first checkpoint: **run** it again from
+  scratch in the next free `<run_dir>_2`, `_3`, ... (the failed run stays as it was), unless
+  `hydra.sweeper.rerun_failed=false`, which keeps the failure;
+- a run of other overrides: **run**, left to the run-directory guard, which refuses to write there.
+
+A directory that holds a finished run is therefore never written again. A job's attempts are its run
+directory and its `_<n>` successors; the last one that holds a run is the job's current state.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from hydra.core.config_loader import ConfigLoader
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from trainscope.config.overrides import hydra_quote
+from trainscope.core.run_dir import HYDRA_DIR, SAVED_OVERRIDES, RunStatus, has_checkpoint, read_metrics
+
+FINISHED = (RunStatus.COMPLETED, RunStatus.STOPPED_EARLY, RunStatus.PRUNED)
+STARTUP_FILES = (HYDRA_DIR, "train.log")  # what Hydra writes into a run directory before the task starts
+
+
+class Action(str, Enum):
+    RUN = "run"
+    RESUME = "resume"
+    KEEP = "keep"
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """One grid job as the rerun sees it: what to do, in which run directory, with which overrides."""
+
+    action: Action
+    run_dir: Path
+    overrides: list[str]  # what the launcher gets (with `resume=` / `hydra.sweep.subdir=` when needed)
+
+
+def planned_run_dir(config_loader: ConfigLoader, config: DictConfig, overrides: Sequence[str], job_num: int) -> Path:
+    """The run directory the launcher will give this job (composing its config as the launcher does).
+
+    Raises, as Hydra does, when an override does not compose: a typo fails before any job runs.
+    """
+    job_config = config_loader.load_sweep_config(config, list(overrides))
+    with open_dict(job_config):
+        job_config.hydra.job.id = job_num
+        job_config.hydra.job.num = job_num
+    hydra_config = HydraConfig.instance()
+    saved = hydra_config.cfg
+    hydra_config.set_config(job_config)  # `${hydra:...}` and `${hydra.job.num}` resolve as in run_job
+    try:
+        return Path(os.path.abspath(Path(str(job_config.hydra.sweep.dir)) / str(job_config.hydra.sweep.subdir)))
+    finally:
+        hydra_config.cfg = saved
+
+
+def plan_job(overrides: Sequence[str], run_dir: Path, rerun_failed: bool) -> PlannedJob:
+    """What a rerun does with a job whose first run directory is `run_dir` (see the module docstring)."""
+    attempt = _current_attempt(run_dir)
+    if attempt is None or not _same_job(attempt, overrides):
+        return PlannedJob(Action.RUN, run_dir, list(overrides))
+    status = _status(attempt)
+    if status in FINISHED or (status == RunStatus.FAILED and not rerun_failed):
+        return PlannedJob(Action.KEEP, attempt, list(overrides))
+    subdir = [] if attempt == run_dir else [f"hydra.sweep.subdir={hydra_quote(attempt.name)}"]
+    if status != RunStatus.FAILED and has_checkpoint(attempt):
+        return PlannedJob(Action.RESUME, attempt, [*overrides, *subdir, f"resume={hydra_quote(attempt)}"])
+    fresh = _next_attempt(run_dir)
+    return PlannedJob(Action.RUN, fresh, [*overrides, f"hydra.sweep.subdir={hydra_quote(fresh.name)}"])
+
+
+def kept_job(job: PlannedJob) -> JobReturn:
+    """The JobReturn of a kept run, as if it had just ended: the sweep's report reads its metrics.json."""
+    return JobReturn(
+        overrides=job.overrides,
+        hydra_cfg=OmegaConf.create({"hydra": {"runtime": {"output_dir": str(job.run_dir)}}}),
+        working_dir=os.getcwd(),
+        status=JobStatus.COMPLETED,
+        _return_value=None,
+    )
+
+
+def _attempts(run_dir: Path) -> list[Path]:
+    """`run_dir`, `run_dir_2`, `run_dir_3`, ... as long as they exist."""
+    found = [run_dir] if run_dir.is_dir() else []
+    number = 2
+    while (candidate := run_dir.with_name(f"{run_dir.name}_{number}")).is_dir():
+        found.append(candidate)
+        number += 1
+    return found
+
+
+def _holds_run(directory: Path) -> bool:
+    return any(entry.name not in STARTUP_FILES for entry in directory.iterdir())
+
+
+def _current_attempt(run_dir: Path) -> Path | None:
+    holding = [attempt for attempt in _attempts(run_dir) if _holds_run(attempt)]
+    return holding[-1] if holding else None
+
+
+def _next_attempt(run_dir: Path) -> Path:
+    attempts = _attempts(run_dir)
+    return run_dir.with_name(f"{run_dir.name}_{len(attempts) + 1}") if attempts else run_dir
+
+
+def _same_job(attempt: Path, overrides: Sequence[str]) -> bool:
+    """Whether `attempt` was written by this job: its saved overrides are the job's (a `resume=` aside)."""
+    saved_file = attempt / SAVED_OVERRIDES
+    if not saved_file.is_file():
+        return False
+    saved = [str(item) for item in OmegaConf.load(saved_file) if not str(item).startswith("resume=")]
+    return saved == [item for item in overrides if not item.startswith("hydra.")]
+
+
+def _status(attempt: Path) -> str | None:
+    try:
+        return str(read_metrics(attempt).get("status"))
+    except (OSError, ValueError):
+        return None  # killed before it wrote metrics.json (SIGKILL, power loss): interrupted

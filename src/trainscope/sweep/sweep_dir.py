@@ -1,0 +1,66 @@
+"""One sweep directory, one sweep: a second sweep that would write run directories next to another's is refused.
+
+Run directories in a sweep are named `<job or trial number>_<overrides>`. Two Optuna studies in one
+`hydra.sweep.dir` both have a trial 0 (with the same seed, the same parameters too), and two grid sweeps at
+once would both run, or resume, the same jobs: two writers in one run directory. So each sweep claims its
+directory before any job starts:
+
+- the first sweep records who owns the directory in `SWEEP_OWNER_FILE` (created exclusively, so two sweeps
+  starting at the same instant cannot both win): an Optuna study (its name and storage) or a grid sweep;
+  a later sweep with another owner is refused with one line, whether or not the first still runs;
+- every sweep holds a lock on `SWEEP_LOCK_FILE` while it runs: shared for the processes of one Optuna study
+  (its worker processes, hand-started cooperating sweeps: they get distinct trial numbers, hence distinct
+  directories), exclusive for a grid sweep, so a grid rerun never resumes a job another process still runs.
+  The kernel releases the lock when its process dies, so a killed sweep never blocks its rerun.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import IO
+
+from trainscope.core.errors import ConfigError
+
+SWEEP_OWNER_FILE = ".sweep_owner"
+SWEEP_LOCK_FILE = ".sweep.lock"
+GRID_OWNER = "a grid sweep"
+
+
+def optuna_owner(study_name: str, storage: str) -> str:
+    """The owner text of an Optuna study's sweep directory (storage already redacted)."""
+    return f"Optuna study '{study_name}' in {storage}"
+
+
+def claim_sweep_dir(sweep_dir: Path, owner: str, *, exclusive: bool, fix: str) -> IO[str]:
+    """Claim `sweep_dir` for `owner` until the returned handle is closed (or the process ends).
+
+    Raises a one-line ConfigError when the directory belongs to another owner or, for `exclusive`, when
+    another sweep runs in it now; `fix` says what the user may do instead.
+    """
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    recorded = _record_owner(sweep_dir / SWEEP_OWNER_FILE, owner)
+    if recorded != owner:
+        raise ConfigError(f"hydra.sweep.dir={sweep_dir} holds the runs of {recorded}, not {owner}; {fix}")
+    handle = open(sweep_dir / SWEEP_LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole sweep
+    try:
+        fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError(
+            f"another sweep is running in hydra.sweep.dir={sweep_dir}; wait until it ends, then rerun this "
+            "command to continue the sweep, or choose another hydra.sweep.dir"
+        ) from None
+    return handle
+
+
+def _record_owner(path: Path, owner: str) -> str:
+    """Write `owner` into `path` unless it exists; return the owner the file names."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return path.read_text().strip() or owner  # an empty file: its writer died before writing
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(owner + "\n")
+    return owner

@@ -1,0 +1,42 @@
+"""An interrupted trial continues from its checkpoint: its retry resumes the interrupted run in place.
+
+When a sweep is stopped (SIGTERM from a scheduler's preemption, Ctrl-C, a killed process), the running
+trial's run saves a checkpoint and the trial is recorded FAIL as interrupted (not counted in `n_trials`);
+Optuna queues its configuration again as a new trial, whose system attributes name the interrupted one
+(`failed_trial`) and whose user attributes carry the interrupted run's `run_dir`. When a sweep claims that
+retry and the run directory lies in its own sweep directory with a checkpoint, the job resumes it there
+(`resume=<run_dir>` and `hydra.sweep.subdir=<its name>`, the path `python train.py resume=` takes)
+instead of training from scratch; the directory keeps the interrupted trial's number in its name. A run
+in another machine's sweep directory, one that never reached its first checkpoint, or an app without a
+`resume` key starts again from scratch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+from optuna.trial import FrozenTrial
+
+from trainscope.config.overrides import hydra_quote
+from trainscope.core.run_dir import RunStatus, has_checkpoint, read_metrics
+from trainscope.trial.handle import RUN_DIR_ATTR
+
+RETRY_OF_ATTR = "failed_trial"  # set by Optuna's RetryHeartbeatStaleTrialCallback on the retry
+
+
+def resume_overrides(trial: FrozenTrial, sweep_dir: Path, config: DictConfig) -> list[str]:
+    """The extra job overrides that resume an interrupted trial's run for its retry `trial`; [] to start afresh."""
+    recorded = trial.user_attrs.get(RUN_DIR_ATTR)
+    if RETRY_OF_ATTR not in trial.system_attrs or not recorded or "resume" not in config:
+        return []
+    run_dir = Path(str(recorded))
+    if run_dir.parent.resolve() != sweep_dir.resolve() or not has_checkpoint(run_dir):
+        return []
+    try:
+        status = read_metrics(run_dir).get("status")
+    except (OSError, ValueError):
+        status = None  # killed before it wrote metrics.json
+    if status not in (None, RunStatus.INTERRUPTED):
+        return []  # it ended after all (its sweep died while recording it): never write into it again
+    return [f"hydra.sweep.subdir={hydra_quote(run_dir.name)}", f"resume={hydra_quote(run_dir)}"]
