@@ -61,7 +61,7 @@ from trainscope.sweep.study import (
     trials_running_elsewhere,
 )
 from trainscope.sweep.sweep_dir import claim_sweep_dir, optuna_owner
-from trainscope.sweep.trial_resume import resume_overrides
+from trainscope.sweep.trial_resume import resume_overrides, run_to_resume
 from trainscope.sweep.verdict import TrialVerdict, judge_job, record_trial_in_metrics
 from trainscope.trial.channel import TrialAddress
 from trainscope.trial.handle import PRUNER_STUDY_ATTR, RUN_DIR_ATTR
@@ -345,8 +345,11 @@ class OptunaSweep:
         assert self.study is not None
         address = TrialAddress(self.storage, self.study_name, trial._trial_id, trial.number, self.pruning_metric)
         channel = [f"++hydra.job.env_set.{name}={hydra_quote(value)}" for name, value in address.env().items()]
-        resume = resume_overrides(study_storage(self.study).get_trial(trial._trial_id), self.sweep_dir, self.config)
-        return [*self.space.trial_overrides(trial.params), *channel, *resume]
+        interrupted = run_to_resume(study_storage(self.study).get_trial(trial._trial_id), self.sweep_dir, self.config)
+        if interrupted is None:
+            return [*self.space.trial_overrides(trial.params), *channel]
+        say(f"trial {trial.number} continues the interrupted run {interrupted} from its checkpoint")
+        return [*self.space.trial_overrides(trial.params), *channel, *resume_overrides(interrupted)]
 
     def run_trial(self, launcher: Launcher, trial: Trial) -> None:
         assert self.study is not None

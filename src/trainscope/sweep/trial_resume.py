@@ -25,18 +25,23 @@ from trainscope.trial.handle import RUN_DIR_ATTR
 RETRY_OF_ATTR = "failed_trial"  # set by Optuna's RetryHeartbeatStaleTrialCallback on the retry
 
 
-def resume_overrides(trial: FrozenTrial, sweep_dir: Path, config: DictConfig) -> list[str]:
-    """The extra job overrides that resume an interrupted trial's run for its retry `trial`; [] to start afresh."""
+def run_to_resume(trial: FrozenTrial, sweep_dir: Path, config: DictConfig) -> Path | None:
+    """The interrupted run that the retry `trial` continues from its checkpoint; None to start afresh."""
     recorded = trial.user_attrs.get(RUN_DIR_ATTR)
     if RETRY_OF_ATTR not in trial.system_attrs or not recorded or "resume" not in config:
-        return []
+        return None
     run_dir = Path(str(recorded))
     if run_dir.parent.resolve() != sweep_dir.resolve() or not has_checkpoint(run_dir):
-        return []
+        return None
     try:
         status = read_metrics(run_dir).get("status")
     except (OSError, ValueError):
         status = None  # killed before it wrote metrics.json
     if status not in (None, RunStatus.INTERRUPTED):
-        return []  # it ended after all (its sweep died while recording it): never write into it again
+        return None  # it ended after all (its sweep died while recording it): never write into it again
+    return run_dir
+
+
+def resume_overrides(run_dir: Path) -> list[str]:
+    """The job overrides that continue `run_dir` in place: its own subdirectory, and `resume=` it."""
     return [f"hydra.sweep.subdir={hydra_quote(run_dir.name)}", f"resume={hydra_quote(run_dir)}"]
