@@ -300,7 +300,7 @@ def test_a_locked_sqlite_study_is_waited_out_and_past_the_limit_rerun_recovers(t
         process = start([*args, *extra], tmp_path / "outputs", data_dir)
         wait_for(lambda: set(sweep_dir.glob("*/events.out.tfevents.*")) - existing, process, "a training trial")
         holder = sqlite3.connect(database, timeout=60)
-        holder.execute("BEGIN EXCLUSIVE")  # no other connection may read or write
+        holder.execute("BEGIN IMMEDIATE")  # write-locked: every other writer waits, readers go on
         try:
             deadline = time.monotonic() + (seconds if seconds is not None else 120)
             while time.monotonic() < deadline and process.poll() is None:

@@ -6,6 +6,7 @@ processes, a resumed sweep, hand-started cooperating sweeps) runs this same loop
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import warnings
@@ -15,6 +16,7 @@ from typing import Any
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobStatus
 from hydra.errors import HydraException
 from hydra.plugins.launcher import Launcher
 from hydra.utils import get_method, instantiate
@@ -343,7 +345,14 @@ class OptunaSweep:
         to the app's config, its saved overrides or its run directory name.
         """
         assert self.study is not None
-        address = TrialAddress(self.storage, self.study_name, trial._trial_id, trial.number, self.pruning_metric)
+        address = TrialAddress(
+            self.storage,
+            self.study_name,
+            trial._trial_id,
+            trial.number,
+            self.pruning_metric,
+            self.database_settings.reconnect_timeout,
+        )
         channel = [f"++hydra.job.env_set.{name}={hydra_quote(value)}" for name, value in address.env().items()]
         interrupted = run_to_resume(study_storage(self.study).get_trial(trial._trial_id), self.sweep_dir, self.config)
         if interrupted is None:
@@ -368,6 +377,12 @@ class OptunaSweep:
             reason = f"its config could not be composed: {first_line(error)}"
             self.record(trial, TrialVerdict(TrialState.FAIL, RunStatus.FAILED.value, None, reason=reason))
             return
+        if job.status == JobStatus.FAILED and isinstance(job._return_value, StorageError):
+            # The study was unavailable past reconnect_timeout: not the trial's fault, and the sweep stops.
+            with contextlib.suppress(Exception):  # recorded now if the storage is back, else by the rerun
+                frozen = study_storage(self.study).get_trial(trial._trial_id)
+                fail_as_interrupted(self.study, frozen, f"interrupted: {job._return_value}")
+            raise job._return_value
         verdict = judge_job(job, self.metric_names)
         if verdict.state != TrialState.PRUNED:  # an app stops a pruned trial by raising optuna.TrialPruned
             report_failed_jobs([job])  # a crash (not a TrainscopeError) keeps its traceback

@@ -21,6 +21,7 @@ STUDY_VAR = "TRAINSCOPE_TRIAL_STUDY"
 TRIAL_ID_VAR = "TRAINSCOPE_TRIAL_ID"
 NUMBER_VAR = "TRAINSCOPE_TRIAL_NUMBER"
 PRUNING_METRIC_VAR = "TRAINSCOPE_TRIAL_PRUNING_METRIC"
+RECONNECT_TIMEOUT_VAR = "TRAINSCOPE_TRIAL_RECONNECT_TIMEOUT"
 REQUIRED_VARS = (STORAGE_VAR, STUDY_VAR, TRIAL_ID_VAR, NUMBER_VAR)
 
 
@@ -29,7 +30,8 @@ class TrialAddress:
     """Where a running trial lives: enough for any process to open it in the study's storage.
 
     `trial_id` is the storage key (what `optuna.trial.Trial` needs), `number` the per-study index users
-    see; `pruning_metric` is the metric the sweep prunes on (None: nothing to report).
+    see; `pruning_metric` is the metric the sweep prunes on (None: nothing to report); `reconnect_timeout`
+    the seconds the sweep waits out an unavailable database, so its job gives up no later than it does.
     """
 
     storage: str
@@ -37,6 +39,7 @@ class TrialAddress:
     trial_id: int
     number: int
     pruning_metric: str | None = None
+    reconnect_timeout: float | None = None
 
     def env(self) -> dict[str, str]:
         """The variables the sweeper sets for this trial's job."""
@@ -46,6 +49,7 @@ class TrialAddress:
             TRIAL_ID_VAR: str(self.trial_id),
             NUMBER_VAR: str(self.number),
             PRUNING_METRIC_VAR: self.pruning_metric or "",
+            RECONNECT_TIMEOUT_VAR: "" if self.reconnect_timeout is None else repr(self.reconnect_timeout),
         }
 
     @classmethod
@@ -62,14 +66,18 @@ class TrialAddress:
             )
         try:
             trial_id, number = int(environ[TRIAL_ID_VAR]), int(environ[NUMBER_VAR])
+            reconnect_timeout = float(environ[RECONNECT_TIMEOUT_VAR]) if environ.get(RECONNECT_TIMEOUT_VAR) else None
         except ValueError as error:
-            raise ConfigError(f"{TRIAL_ID_VAR} and {NUMBER_VAR} must be integers: {error}") from error
+            raise ConfigError(
+                f"{TRIAL_ID_VAR} and {NUMBER_VAR} must be integers, {RECONNECT_TIMEOUT_VAR} a number: {error}"
+            ) from error
         return cls(
             storage=environ[STORAGE_VAR],
             study_name=environ[STUDY_VAR],
             trial_id=trial_id,
             number=number,
             pruning_metric=environ.get(PRUNING_METRIC_VAR) or None,
+            reconnect_timeout=reconnect_timeout,
         )
 
 

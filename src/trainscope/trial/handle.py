@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 
 from trainscope.trial.channel import TrialAddress
-from trainscope.trial.storage import open_storage
+from trainscope.trial.storage import DatabaseSettings, open_storage
 
 PRUNER_STUDY_ATTR = "trainscope:pruner"
 """Study user attribute holding the sweep's `hydra/sweeper/pruner` config (`{_target_: ..., kwargs}`)."""
@@ -71,7 +71,12 @@ def open_trial(address: TrialAddress) -> Trial:
 
     The sweep that started this job did reach the storage, so an outage here is waited out, not fatal.
     """
-    storage = open_storage(address.storage, heartbeat=False, wait_for_server=True)
+    settings = (
+        DatabaseSettings()
+        if address.reconnect_timeout is None
+        else DatabaseSettings(reconnect_timeout=address.reconnect_timeout)
+    )
+    storage = open_storage(address.storage, settings, heartbeat=False, wait_for_server=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     probe = optuna.load_study(study_name=address.study_name, storage=storage)
     pruner_config = probe.user_attrs.get(PRUNER_STUDY_ATTR)
