@@ -147,8 +147,7 @@ def test_sigterm_stops_a_grid_with_143_and_the_same_command_continues_it(tmp_pat
     before, after = event_files(interrupted)  # resumed: the second segment starts after the checkpoint
     epochs = read_events(interrupted).Scalars("train/loss")
     assert len(epochs) == 6 and len({e.step for e in epochs}) == 6
-    assert min(scalar_steps(after, "train/loss")) > min(scalar_steps(before, "train/loss"))
-    assert min(scalar_steps(after, "train/loss_step")) > 1
+    assert min(scalar_steps(after, "train/loss")) > max(scalar_steps(before, "train/loss"))
 
     keep_failed = run([*args, "hydra.sweeper.rerun_failed=false"], tmp_path / "outputs", data_dir)
     assert keep_failed.returncode == 1
@@ -172,13 +171,14 @@ def test_preempted_optuna_sweep_resumes_its_trial_from_the_checkpoint_and_trial_
     assert first.returncode == 143, stdout[-2000:] + stderr[-2000:]
     assert "interrupted: rerun the same command to continue the study" in stderr and "Traceback" not in stderr
     trials = load_study(storage).trials
-    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
+    states = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.WAITING]  # the retry, queued
+    assert [t.state for t in trials] == states
     assert trials[2].user_attrs[FAIL_REASON_ATTR].startswith("interrupted")
-    completed, pruned, interrupted = (Path(t.user_attrs[RUN_DIR_ATTR]) for t in trials)
+    completed, pruned, interrupted = (Path(t.user_attrs[RUN_DIR_ATTR]) for t in trials[:3])
     assert metrics(interrupted)["status"] == "interrupted" and (interrupted / "checkpoints" / "last.pt").is_file()
     interrupted_copy = tmp_path / "interrupted_copy"  # for resume= below: the sweep's rerun finishes the original
     shutil.copytree(interrupted, interrupted_copy)
-    interrupted_step = max(scalar_steps(event_files(interrupted)[0], "train/loss_step"))
+    checkpointed_step = max(scalar_steps(event_files(interrupted)[0], "train/loss"))  # its last epoch
 
     rerun = run(args, tmp_path / "outputs", data_dir)  # the same command, later
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
@@ -190,8 +190,8 @@ def test_preempted_optuna_sweep_resumes_its_trial_from_the_checkpoint_and_trial_
     assert Path(trials[3].user_attrs[RUN_DIR_ATTR]) == interrupted and trials[3].params == trials[2].params
     assert not list(sweep_dir.glob("3_*"))  # continued in place, not started again elsewhere
     assert metrics(interrupted)["status"] == "completed" and metrics(interrupted)["epochs_run"] == 5
-    first_segment, second_segment = event_files(interrupted)
-    assert min(scalar_steps(second_segment, "train/loss_step")) > interrupted_step - 2  # not from step 1
+    _, second_segment = event_files(interrupted)
+    assert min(scalar_steps(second_segment, "train/loss")) > checkpointed_step  # not from the first epoch
     assert "optuna: 3 trials: 2 complete, 1 pruned, 0 failed (1 interrupted and retried)" in rerun.stdout
 
     # resume= a trial's run directory: it continues like any run, outside the study, and says so.
@@ -212,25 +212,28 @@ def test_preempted_optuna_sweep_resumes_its_trial_from_the_checkpoint_and_trial_
     assert len(after) == 4 and {t.number: dict(t.intermediate_values) for t in after} == reports_before
 
 
-def test_a_second_sweep_in_a_study_s_directory_is_refused_in_one_line(tmp_path: Path, data_dir: Path) -> None:
+def test_other_sweeps_in_a_study_s_directory_are_refused_and_a_cooperating_one_counts_the_study(
+    tmp_path: Path, data_dir: Path
+) -> None:
     sweep_dir = tmp_path / "sweep"
     args = [
         "-m",
         "hparams_search=synthetic",
         "hydra/sweeper/pruner=none",
         "hydra.sweeper.n_trials=2",
-        "trainer.max_epochs=8",
         f"hydra.sweep.dir={sweep_dir}",
     ]
-    first = start(args, tmp_path / "outputs", data_dir)
+    first = start([*args, "trainer.max_epochs=80"], tmp_path / "outputs", data_dir)  # trial 0 trains a while
     wait_for(lambda: list(sweep_dir.glob("0_*")), first, "trial 0's run directory")
     other_study = start([*args, "hydra.sweeper.study_name=other"], tmp_path / "outputs", data_dir)
     other_space = start([*args, "optimizer.lr=interval(0.0001,0.1)"], tmp_path / "outputs", data_dir)
-    refused = {
-        name: process.communicate(timeout=240) for name, process in (("study", other_study), ("space", other_space))
-    }
+    helper = start([*args, "trainer.max_epochs=1"], tmp_path / "outputs", data_dir)  # same study: trial 1
+    refused = {"study": other_study.communicate(timeout=240), "space": other_space.communicate(timeout=240)}
+    helper_out, helper_err = helper.communicate(timeout=240)
+    first_still_running = first.poll() is None
     stdout, stderr = first.communicate(timeout=240)
     assert first.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    assert helper.returncode == 0, helper_out[-2000:] + helper_err[-2000:]
 
     assert other_study.returncode == 2 and other_space.returncode == 2
     for _, err in refused.values():
@@ -239,17 +242,21 @@ def test_a_second_sweep_in_a_study_s_directory_is_refused_in_one_line(tmp_path: 
     assert study_error.startswith(f"error: hydra.sweep.dir={sweep_dir} holds the runs of Optuna study 'synthetic'")
     assert "choose another hydra.sweep.dir for study 'other'" in study_error
     (space_error,) = error_lines(refused["space"][1])
-    assert (
-        "samples optimizer.lr from float in [0.0001, 0.1], log, this sweep from float in [0.0001, 0.1]" in space_error
-    )
+    expected = "samples optimizer.lr from float in [0.0001, 0.1], log, this sweep from float in [0.0001, 0.1];"
+    assert expected in space_error
+
+    # The helper ran trial 1 and ended while trial 0 still trained in the first process: its line says so.
+    assert first_still_running
+    assert "optuna: 1 trials: 1 complete, 0 pruned, 0 failed, 1 still running in another process" in helper_out
+    assert "optuna: 2 trials: 2 complete, 0 pruned, 0 failed;" in stdout
 
     storage = str(sweep_dir / "optuna_journal.log")
     assert optuna.study.get_all_study_names(open_storage(storage)) == ["synthetic"]
-    counts = count_trials(load_study(storage).trials)
-    assert (counts.complete, counts.running, len(load_study(storage).trials)) == (2, 0, 2)  # reached n_trials
+    trials = load_study(storage).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]  # reached n_trials, none RUNNING
     run_dirs = [path for path in sweep_dir.iterdir() if path.is_dir()]
     assert len(run_dirs) == 2 and all(len(event_files(path)) == 1 for path in run_dirs)  # never two writers
-    outputs = [stdout, stderr, *(text for pair in refused.values() for text in pair)]
+    outputs = [stdout, stderr, helper_out, helper_err, *(text for pair in refused.values() for text in pair)]
     assert not any("free disk space" in text for text in outputs)
 
 
@@ -288,8 +295,8 @@ def test_a_locked_sqlite_study_is_waited_out_and_past_the_limit_rerun_recovers(t
         "-m",
         "hparams_search=synthetic",
         "hydra/sweeper/pruner=median",
-        "hydra.sweeper.n_trials=2",
-        "trainer.max_epochs=6",
+        "hydra.sweeper.n_trials=1",
+        "trainer.max_epochs=4",
         f"hydra.sweeper.storage={storage}",
         f"hydra.sweep.dir={sweep_dir}",
     ]
@@ -326,4 +333,4 @@ def test_a_locked_sqlite_study_is_waited_out_and_past_the_limit_rerun_recovers(t
     assert "Traceback" not in stderr and "StorageInternalError" not in stderr
     assert "was left RUNNING by a killed sweep: marked FAIL, retried once" in stdout
     counts = count_trials(load_study(storage).trials)
-    assert (counts.finished, counts.running, counts.interrupted) == (2, 0, 1)
+    assert (counts.finished, counts.running, counts.interrupted) == (1, 0, 1)
