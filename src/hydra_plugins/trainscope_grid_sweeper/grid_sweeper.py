@@ -69,9 +69,7 @@ class TrainscopeGridSweeper(BasicSweeper):
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
         with exit_on_user_error():
-            claim = claim_sweep_dir(
-                sweep_dir, GRID_OWNER, exclusive=True, fix="choose another hydra.sweep.dir for this grid"
-            )
+            claim_sweep_dir(sweep_dir, GRID_OWNER, exclusive=True, fix="choose another hydra.sweep.dir for this grid")
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         declare_experiment(self.config, grid_domains(overrides), groups=group_names(self.config, config_loader))
 
@@ -98,8 +96,6 @@ class TrainscopeGridSweeper(BasicSweeper):
         except KeyboardInterrupt as stop:
             # The interrupted run already saved a checkpoint and printed its resume command.
             raise SystemExit(interrupted_exit(stop, planned, sweep_dir)) from None
-        finally:
-            claim.close()
 
         finish_grid_sweep((job for batch in returns for job in batch), planned)
         return returns

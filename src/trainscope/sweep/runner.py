@@ -188,7 +188,7 @@ class OptunaSweep:
             return instantiate(self.sampler_config, **kwargs)
 
     def start(self, groups: Sequence[str] | None = None) -> optuna.Study:
-        self._sweep_dir_claim = claim_sweep_dir(  # held until the process ends: no other study's runs here
+        claim_sweep_dir(  # held until this process ends: no other study's runs in this directory
             self.sweep_dir,
             optuna_owner(self.study_name, redact(self.storage)),
             exclusive=False,

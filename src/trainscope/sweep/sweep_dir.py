@@ -16,10 +16,10 @@ directory before any job starts:
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 from pathlib import Path
-from typing import IO
 
 from trainscope.core.errors import ConfigError
 
@@ -33,8 +33,8 @@ def optuna_owner(study_name: str, storage: str) -> str:
     return f"Optuna study '{study_name}' in {storage}"
 
 
-def claim_sweep_dir(sweep_dir: Path, owner: str, *, exclusive: bool, fix: str) -> IO[str]:
-    """Claim `sweep_dir` for `owner` until the returned handle is closed (or the process ends).
+def claim_sweep_dir(sweep_dir: Path, owner: str, *, exclusive: bool, fix: str) -> None:
+    """Claim `sweep_dir` for `owner` until this process ends (however the sweep ends).
 
     Raises a one-line ConfigError when the directory belongs to another owner or, for `exclusive`, when
     another sweep runs in it now; `fix` says what the user may do instead.
@@ -52,7 +52,7 @@ def claim_sweep_dir(sweep_dir: Path, owner: str, *, exclusive: bool, fix: str) -
             f"another sweep is running in hydra.sweep.dir={sweep_dir}; wait until it ends, then rerun this "
             "command to continue the sweep, or choose another hydra.sweep.dir"
         ) from None
-    return handle
+    atexit.register(handle.close)  # the kernel would release the lock anyway; closing keeps Python quiet
 
 
 def _record_owner(path: Path, owner: str) -> str:
