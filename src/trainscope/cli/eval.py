@@ -25,7 +25,8 @@ def task(cfg: DictConfig) -> None:
     try:
         from trainscope.session.evaluate_run import evaluate_run  # torch loads here, not at --help
 
-        metrics = evaluate_run(Path(cfg.run), checkpoint=str(cfg.checkpoint), device=cfg.device)
+        allowed = [str(module) for module in cfg.allow_targets]
+        metrics = evaluate_run(Path(cfg.run), checkpoint=str(cfg.checkpoint), device=cfg.device, allow_targets=allowed)
     except Exception as error:
         user_error = as_user_error(error)
         if user_error is None:
