@@ -17,7 +17,7 @@ nothing) and accepts a `_target_` only if it is
   this directory (its `.hydra/hydra.yaml`).
 
 The object a target resolves to must also be defined where the target says (its `__module__`), so
-`trainscope.models.mlp.torch.load` (a module's import, reached by attribute) is not a way around the list.
+`trainscope.data.build.torch.load` (a module's import, reached by attribute) is not a way around the list.
 """
 
 from __future__ import annotations
