@@ -40,6 +40,11 @@ def split_indices(num_samples: int, val_fraction: float, split_seed: int) -> tup
     num_val = round(num_samples * val_fraction)
     if num_samples - num_val < 1:
         raise ConfigError(f"data.val_fraction={val_fraction} leaves no training samples out of {num_samples}")
+    if num_val == 0 and val_fraction > 0:  # an empty split is what val_fraction=0 asks for, never a rounding accident
+        raise ConfigError(
+            f"data.val_fraction={val_fraction} leaves no validation samples out of {num_samples}; "
+            "raise it, or set 0 to train without validation"
+        )
     order = torch.randperm(num_samples, generator=torch.Generator().manual_seed(split_seed))
     return order[num_val:].sort().values, order[:num_val].sort().values
 
