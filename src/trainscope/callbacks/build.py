@@ -7,7 +7,10 @@ In this order (the order hooks run in; the names key each callback's state in ch
 2. the TensorBoard loggers the `logging` group switches on, keyed `monitor/<name>`: `logging=minimal` writes the
    loop's scalars only, `default` adds text, images, the confusion matrix and occasional histograms, `full`
    writes everything more often (and the model graph); any switch can be flipped on the command line;
-3. the Ctrl-C/SIGTERM handler, keyed `stop_on_signal`.
+3. the Ctrl-C/SIGTERM handler, keyed `stop_on_signal`;
+4. the checkpoint callbacks of step 1, moved last: a checkpoint claims a step, so everything logged at that step
+   (and every callback state it saves) must be complete and flushed before it is written. Otherwise a kill
+   just after the write loses those points for good: the resumed run starts after that step.
 
 The switches' types and ranges are checked with the rest of the config (`trainscope.config.schema`).
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from trainscope.callbacks.checkpoint import CheckpointCallback
 from trainscope.callbacks.stop_on_signal import StopOnSignal
 from trainscope.core.callback import Callback, CallbackList
 from trainscope.core.errors import ConfigError
@@ -31,11 +35,14 @@ STOP_ON_SIGNAL = "stop_on_signal"
 
 def build_callbacks(cfg: DictConfig) -> CallbackList:
     """Every callback of the run `cfg` describes, in hook order."""
+    configured = _configured_callbacks(cfg.get("callbacks"))
+    checkpoints = {name: callback for name, callback in configured.items() if isinstance(callback, CheckpointCallback)}
     return CallbackList(
         {
-            **_configured_callbacks(cfg.get("callbacks")),
+            **{name: callback for name, callback in configured.items() if name not in checkpoints},
             **_tensorboard_loggers(cfg),
             STOP_ON_SIGNAL: StopOnSignal(),
+            **checkpoints,
         }
     )
 

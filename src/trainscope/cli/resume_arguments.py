@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from trainscope.config.overrides import hydra_quote, unquote
 from trainscope.config.resumable import is_resumable_key, resumable_keys_text
+from trainscope.config.yaml_files import load_yaml
 from trainscope.core.errors import ConfigError
 from trainscope.core.run_dir import SAVED_CONFIG, SAVED_HYDRA_CONFIG, SAVED_OVERRIDES, check_run_dir
 
@@ -65,7 +66,7 @@ def _check_group_choices(run_dir: Path, overrides: list[str], config_root: Path)
     hydra_file = run_dir / SAVED_HYDRA_CONFIG
     if not hydra_file.is_file():
         return
-    choices = OmegaConf.select(OmegaConf.load(hydra_file), "hydra.runtime.choices", default=None) or {}
+    choices = OmegaConf.select(load_yaml(hydra_file), "hydra.runtime.choices", default=None) or {}
     for override in overrides:
         if "=" not in override or override.startswith("~"):
             continue
@@ -74,27 +75,50 @@ def _check_group_choices(run_dir: Path, overrides: list[str], config_root: Path)
             raise _conflict(run_dir, group, choices[group], option)
 
 
-def _check_config_unchanged(run_dir: Path, overrides: list[str], config_root: Path) -> None:
-    """Compose the config the resumed run will get and compare it, key by key, with the saved one."""
+def _composed(config_root: Path, overrides: list[str]) -> dict[str, Any] | None:
+    """The flat config `overrides` compose to on the config tree now; None if Hydra cannot compose it."""
     from hydra import compose, initialize_config_dir
 
-    saved = OmegaConf.to_container(OmegaConf.load(run_dir / SAVED_CONFIG), resolve=False)
     task_overrides = [item for item in overrides if not override_key(item).startswith("hydra")]
     try:
         with initialize_config_dir(config_dir=str(config_root), version_base="1.3"):
             composed = compose(config_name="train", overrides=task_overrides)
     except Exception as error:  # noqa: BLE001 - Hydra reports the same problem again, in its own words
         log.debug("could not compose the resumed config: %s", error)
-        return
-    new = OmegaConf.to_container(composed, resolve=False)
-    saved_flat, new_flat = _flatten(saved), _flatten(new)
-    for key in sorted(set(saved_flat) | set(new_flat)):
-        if is_resumable_key(key):
-            continue
-        missing = "<absent>"
-        before, after = saved_flat.get(key, missing), new_flat.get(key, missing)
-        if before != after:
-            raise _conflict(run_dir, key, before, after)
+        return None
+    return _flatten(OmegaConf.to_container(composed, resolve=False))
+
+
+def _first_difference(saved: dict[str, Any], new: dict[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first key (sorted) a resumed run may not change whose value differs, with both values."""
+    missing = "<absent>"
+    for key in sorted(set(saved) | set(new)):
+        if not is_resumable_key(key) and saved.get(key, missing) != new.get(key, missing):
+            return key, saved.get(key, missing), new.get(key, missing)
+    return None
+
+
+def _check_config_unchanged(run_dir: Path, saved_overrides: list[str], merged: list[str], config_root: Path) -> None:
+    """Compose the config the resumed run will get and compare it, key by key, with the saved one.
+
+    First with the run's own overrides only: a difference there is no override's fault but a hand edit of the
+    saved config (or a change to the config tree) since the run started, and the message says so.
+    """
+    saved = _flatten(OmegaConf.to_container(load_yaml(run_dir / SAVED_CONFIG), resolve=False))
+    as_started = _composed(config_root, saved_overrides)
+    difference = _first_difference(saved, as_started) if as_started is not None else None
+    if difference is not None:
+        key, in_file, composed = difference
+        raise ConfigError(
+            f"resume: the saved config changed since the checkpoint: {key} is {in_file!r} in "
+            f"{run_dir / SAVED_CONFIG} but {composed!r} from the run's {SAVED_OVERRIDES} on {config_root}; "
+            "a resumed run keeps its config, so undo that edit (or that change to the config tree) "
+            "or start a new run"
+        )
+    new = as_started if merged == saved_overrides else _composed(config_root, merged)
+    difference = _first_difference(saved, new) if new is not None else None
+    if difference is not None:
+        raise _conflict(run_dir, *difference)
 
 
 def resume_arguments(arguments: list[str], config_root: Path) -> list[str]:
@@ -112,17 +136,14 @@ def resume_arguments(arguments: list[str], config_root: Path) -> list[str]:
     flags = [item for item in rest if item.startswith("-")]
     new_overrides = [item for item in rest if not item.startswith("-")]
     saved_file = run_dir / SAVED_OVERRIDES
-    saved_overrides = [str(item) for item in (OmegaConf.load(saved_file) if saved_file.is_file() else [])]
-    replaced = {override_key(item) for item in new_overrides}
-    kept = [
-        item
-        for item in saved_overrides
-        if override_key(item) not in replaced
-        and override_key(item) != RESUME_KEY
-        and not override_key(item).startswith(("hydra", "optuna_trial"))
+    saved_overrides = [
+        str(item)
+        for item in (load_yaml(saved_file) if saved_file.is_file() else [])
+        if override_key(str(item)) != RESUME_KEY and not override_key(str(item)).startswith(("hydra", "optuna_trial"))
     ]
-    merged = kept + new_overrides
+    replaced = {override_key(item) for item in new_overrides}
+    merged = [item for item in saved_overrides if override_key(item) not in replaced] + new_overrides
     _check_group_choices(run_dir, new_overrides, config_root)
-    _check_config_unchanged(run_dir, merged, config_root)
+    _check_config_unchanged(run_dir, saved_overrides, merged, config_root)
     quoted = hydra_quote(run_dir)
     return [*flags, *merged, f"hydra.run.dir={quoted}", f"{RESUME_KEY}={quoted}"]

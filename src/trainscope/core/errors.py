@@ -27,6 +27,10 @@ class CheckpointError(TrainscopeError):
     """A checkpoint or run directory is missing, unreadable or corrupt."""
 
 
+class RunDirError(TrainscopeError):
+    """The run directory cannot be used: another process is training in it, or the disk is full."""
+
+
 class TrainingFailed(TrainscopeError):
     """Training itself went wrong (NaN loss, a health check): the run is recorded as failed."""
 

@@ -9,6 +9,7 @@ the names defined here and nowhere else:
       checkpoints/last.pt, previous.pt, best.pt         see `trainscope.core.checkpoint_io`
       train.log, eval.log                               named in conf/hydra/default.yaml and conf/eval.yaml
       events.out.tfevents.*                             the TensorBoard run
+      run.lock                                          held by the process training in it (`run_lock`)
 
 Every file that must never be seen half-written goes through `atomic_write`.
 """
@@ -37,6 +38,7 @@ PREVIOUS = "previous.pt"
 BEST = "best.pt"
 CORRUPT_SUFFIX = ".corrupt"
 TMP_SUFFIX = ".tmp"
+RUN_LOCK = "run.lock"
 
 
 class RunStatus(str, Enum):
