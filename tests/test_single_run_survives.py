@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -73,24 +72,23 @@ def kill_when(process: subprocess.Popen[str], output_root: Path, moment: str) ->
     deadline = time.monotonic() + 120
     first_mtime: int | None = None
     while time.monotonic() < deadline:
-        found = list((output_root / "runs").glob("*/*/checkpoints"))
-        if found:
-            checkpoints = found[0]
-            last = checkpoints / "last.pt"
-            with contextlib.suppress(FileNotFoundError):
-                if first_mtime is None:
-                    first_mtime = last.stat().st_mtime_ns
-                elif moment == "after_replace" and last.stat().st_mtime_ns != first_mtime:
-                    break
-                elif moment == "during_write" and (checkpoints / "last.pt.tmp").exists():
-                    break
         assert process.poll() is None, "the run ended before the moment to kill it"
+        found = list((output_root / "runs").glob("*/*/checkpoints/last.pt"))
+        with contextlib.suppress(FileNotFoundError):  # between the rename and the next stat
+            if found:
+                last = found[0]
+                mtime = last.stat().st_mtime_ns
+                first_mtime = first_mtime or mtime
+                replaced = mtime != first_mtime
+                writing = last.with_name("last.pt.tmp").exists()
+                if replaced if moment == "after_replace" else writing:
+                    break
         time.sleep(0.0005)
     else:
         pytest.fail(f"no {moment} moment within the timeout")
     process.send_signal(signal.SIGKILL)
     process.wait()
-    return checkpoints.parent
+    return last.parent.parent
 
 
 @pytest.mark.parametrize("moment", ["after_replace", "during_write"])
@@ -234,11 +232,10 @@ def small_disk(directory: Path, size_bytes: int) -> Iterator[Path]:
 def fill(disk: Path) -> Path:
     """Write one file until the disk has no byte left; the file, to delete to free the space again."""
     filler = disk / "filler"
-    with open(filler, "wb") as handle:
-        with contextlib.suppress(OSError):
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
+    with open(filler, "wb") as handle, contextlib.suppress(OSError):
+        while True:
+            handle.write(b"\0" * 65536)
+            handle.flush()
     return filler
 
 
