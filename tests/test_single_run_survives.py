@@ -272,3 +272,31 @@ def test_disk_full_while_tensorboard_writes(
         assert resumed.returncode == 0, resumed.stderr
         assert json.loads(metrics_file.read_text())["status"] == "completed"
         assert points_per_tag(run_dir) == reference_points
+
+
+def test_disk_full_before_the_run_writes_its_saved_config(tmp_path: Path, data_dir: Path) -> None:
+    with small_disk(tmp_path / "disk", 4 * 2**20) as disk:
+        fill(disk)
+        result = run_script("train.py", TINY, disk / "outputs", data_dir)
+        assert result.returncode == 2
+        line = error_line(result)
+        assert "could not write" in line and ".hydra/config.yaml (No space left on device)" in line, line
+
+
+def test_disk_full_when_resuming_keeps_the_saved_config(finished_run: Path, tmp_path: Path, data_dir: Path) -> None:
+    with small_disk(tmp_path / "disk", 16 * 2**20) as disk:
+        run_dir = disk / finished_run.name
+        shutil.copytree(finished_run, run_dir)
+        before = {path: path.read_bytes() for path in (run_dir / ".hydra").iterdir()}
+        last = (run_dir / "checkpoints" / "last.pt").read_bytes()
+        filler = fill(disk)
+        result = resume_cli(run_dir, data_dir, "trainer.max_epochs=2")
+        assert result.returncode == 2
+        assert "(No space left on device)" in error_line(result)
+        assert {path: path.read_bytes() for path in (run_dir / ".hydra").iterdir()} == before
+        assert (run_dir / "checkpoints" / "last.pt").read_bytes() == last
+
+        filler.unlink()
+        resumed = resume_cli(run_dir, data_dir, "trainer.max_epochs=2")
+        assert resumed.returncode == 0, resumed.stderr
+        assert json.loads((run_dir / "metrics.json").read_text())["epochs_run"] == 2

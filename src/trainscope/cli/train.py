@@ -16,6 +16,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from trainscope.cli.errors import as_user_error, exit_on_user_error
+from trainscope.cli.saved_config import save_run_config
 from trainscope.config.overrides import check_group_choices
 from trainscope.config.paths import config_dir
 from trainscope.config.resolvers import register_resolvers
@@ -33,6 +34,7 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
+        save_run_config(run_dir, cfg)
         validate_config(cfg)
         from trainscope.session.run import train  # torch loads here, not at --help
 

@@ -5,12 +5,11 @@ Data flows one way: config → build → loop → callbacks → run directory.
 
 from __future__ import annotations
 
-import errno
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -18,7 +17,7 @@ from trainscope.callbacks.build import STOP_ON_SIGNAL, build_callbacks
 from trainscope.config.resumable import config_hash
 from trainscope.config.schema import optimized_metric_names
 from trainscope.core.checkpoint_io import load_checkpoint, save_checkpoint
-from trainscope.core.errors import ConfigError, RunDirError, TrainingFailed, TrainscopeError
+from trainscope.core.errors import ConfigError, RunDirError, TrainingFailed, TrainscopeError, is_disk_full
 from trainscope.core.interruption import RunInterrupted, resume_command
 from trainscope.core.run_dir import BEST, CHECKPOINT_DIR, METRICS_FILE, RunStatus, best_values, write_metrics
 from trainscope.engine.build import (
@@ -85,7 +84,7 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
             session.resume()  # one session per run: the first segment wrote its start info
         test_metrics = _fit_and_test(cfg, trainer)
     except BaseException as error:
-        if _is_disk_full(error):
+        if is_disk_full(error):
             trainer.stop_reason = f"disk full: could not write to {run_dir} ({error.strerror})"
         closing.close({})
         stop_on_signal.restore()
@@ -116,10 +115,6 @@ def _fit_and_test(cfg: DictConfig, trainer: Trainer) -> dict[str, float]:
     if tested and trainer.status in (RunStatus.COMPLETED, RunStatus.STOPPED_EARLY):
         return _test_best_model(trainer)
     return {}
-
-
-def _is_disk_full(error: BaseException) -> TypeGuard[OSError]:
-    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class _RunClosing:
@@ -165,7 +160,7 @@ class _RunClosing:
             note = f"{METRICS_FILE} could not be written either ({self.metrics_error.strerror})"
         else:
             note = f"{METRICS_FILE} records the run as {self.trainer.status}"
-        if _is_disk_full(error):
+        if is_disk_full(error):
             return RunDirError(
                 f"disk full: could not write to {run_dir} ({error.strerror}); {note}, and the last checkpoint is "
                 f"kept: free disk space, then resume with: {resume_command(run_dir)}"
