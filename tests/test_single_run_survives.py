@@ -63,14 +63,15 @@ def reference_points(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -
 # ---------------------------------------------------------------- SIGKILL around the checkpoint write
 
 
-def kill_when(process: subprocess.Popen[str], output_root: Path, moment: str) -> Path:
-    """SIGKILL `process` at `moment` of its second epoch-end checkpoint; the run directory.
+def kill_when(process: subprocess.Popen[str], output_root: Path, moment: str, writes_before: int) -> Path:
+    """SIGKILL `process` at `moment`, after `writes_before` checkpoint writes; the run directory.
 
-    `after_replace`: polled, within milliseconds of `last.pt` being replaced (the new one claims its step);
-    `during_write`: while `last.pt.tmp` is being written (the old `last.pt` still claims the previous step).
+    `after_replace`: polled, within milliseconds of `last.pt` being replaced by write `writes_before + 1` (the new
+    file claims its step); `during_write`: while that write's `last.pt.tmp` is being written (the old `last.pt`
+    still claims the step before).
     """
     deadline = time.monotonic() + 120
-    first_mtime: int | None = None
+    seen: list[int] = []  # the distinct mtimes of last.pt: one per completed write
     while time.monotonic() < deadline:
         assert process.poll() is None, "the run ended before the moment to kill it"
         found = list((output_root / "runs").glob("*/*/checkpoints/last.pt"))
@@ -78,10 +79,10 @@ def kill_when(process: subprocess.Popen[str], output_root: Path, moment: str) ->
             if found:
                 last = found[0]
                 mtime = last.stat().st_mtime_ns
-                first_mtime = first_mtime or mtime
-                replaced = mtime != first_mtime
-                writing = last.with_name("last.pt.tmp").exists()
-                if replaced if moment == "after_replace" else writing:
+                if not seen or seen[-1] != mtime:
+                    seen.append(mtime)
+                writing = last.with_name("last.pt.tmp").exists() and len(seen) >= writes_before
+                if len(seen) > writes_before if moment == "after_replace" else writing:
                     break
         time.sleep(0.0005)
     else:
@@ -91,13 +92,29 @@ def kill_when(process: subprocess.Popen[str], output_root: Path, moment: str) ->
     return last.parent.parent
 
 
-@pytest.mark.parametrize("moment", ["after_replace", "during_write"])
+@pytest.mark.parametrize(
+    ("moment", "writes_before", "checkpointing"),
+    [
+        ("after_replace", 1, []),
+        ("during_write", 1, []),
+        # mid-epoch checkpoints every 4 of the 8 steps of an epoch: write 3 is the one at the end of epoch 1's
+        # validation (or, with a mid-epoch checkpoint at the epoch's last step, the epoch-end one after it)
+        ("during_write", 2, ["callbacks.checkpoint.every_n_steps=4"]),
+        ("after_replace", 2, ["callbacks.checkpoint.every_n_steps=4"]),
+    ],
+    ids=["just_after_the_replace", "while_writing", "while_writing_every_4_steps", "just_after_every_4_steps"],
+)
 def test_sigkill_around_the_checkpoint_write_loses_no_point(
-    moment: str, tmp_path: Path, data_dir: Path, reference_points: dict[str, list[int]]
+    moment: str,
+    writes_before: int,
+    checkpointing: list[str],
+    tmp_path: Path,
+    data_dir: Path,
+    reference_points: dict[str, list[int]],
 ) -> None:
     output_root = tmp_path / "outputs"
-    process = start_training(FULL, output_root, data_dir, stdout=subprocess.DEVNULL)
-    run_dir = kill_when(process, output_root, moment)
+    process = start_training([*FULL, *checkpointing], output_root, data_dir, stdout=subprocess.DEVNULL)
+    run_dir = kill_when(process, output_root, moment, writes_before)
     resumed = resume_cli(run_dir, data_dir)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
@@ -257,12 +274,10 @@ def test_disk_full_while_tensorboard_writes(
         assert len(lines) == 1 and lines[0].startswith("error: disk full: could not write to"), output
         assert "Traceback" not in output and "Logging error" not in output, output
         assert f"resume with: python train.py resume={run_dir}" in lines[0]
+        assert "metrics.json records the run as failed" in lines[0]  # the run's space reserve made room
         metrics_file = run_dir / "metrics.json"
-        if metrics_file.is_file():
-            summary = json.loads(metrics_file.read_text())
-            assert summary["status"] == "failed" and summary["reason"].startswith("disk full"), summary
-        else:
-            assert "metrics.json could not be written either (No space left on device)" in lines[0]
+        summary = json.loads(metrics_file.read_text())
+        assert summary["status"] == "failed" and summary["reason"].startswith("disk full: could not write"), summary
         assert not list(run_dir.rglob("*.tmp")), "no half-written file left behind"
         checkpoint = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
         assert checkpoint["trainer"]["epoch"] == 1
@@ -272,6 +287,7 @@ def test_disk_full_while_tensorboard_writes(
         assert resumed.returncode == 0, resumed.stderr
         assert json.loads(metrics_file.read_text())["status"] == "completed"
         assert points_per_tag(run_dir) == reference_points
+        assert not (run_dir / ".space_reserve").exists()
 
 
 def test_disk_full_before_the_run_writes_its_saved_config(tmp_path: Path, data_dir: Path) -> None:

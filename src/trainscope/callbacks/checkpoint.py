@@ -34,6 +34,8 @@ class CheckpointCallback(Callback):
             return
         if trainer.stopping:
             return  # a failed step must not replace a good checkpoint; an interruption writes its own
+        if trainer.state.batch_in_epoch >= trainer.batches_per_epoch:
+            return  # the epoch-end checkpoint claims this step, once its epoch metrics are logged too
         self._save(trainer)
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:

@@ -19,7 +19,16 @@ from trainscope.config.schema import optimized_metric_names
 from trainscope.core.checkpoint_io import load_checkpoint, save_checkpoint
 from trainscope.core.errors import ConfigError, RunDirError, TrainingFailed, TrainscopeError, is_disk_full
 from trainscope.core.interruption import RunInterrupted, resume_command
-from trainscope.core.run_dir import BEST, CHECKPOINT_DIR, METRICS_FILE, RunStatus, best_values, write_metrics
+from trainscope.core.run_dir import (
+    BEST,
+    CHECKPOINT_DIR,
+    METRICS_FILE,
+    RunStatus,
+    best_values,
+    release_space,
+    reserve_space,
+    write_metrics,
+)
 from trainscope.engine.build import (
     build_data_and_model,
     build_optimizer,
@@ -76,6 +85,7 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
     log.info("model %s: %d parameters, device %s", cfg.model._target_, count_parameters(model), device)
     session = HParamsSession.from_config(cfg, tensorboard.writer, run_dir)
     closing = _RunClosing(cfg, trainer, session, tensorboard, started)
+    reserve_space(run_dir)
     stop_on_signal.install()
     try:
         if resumed is None:
@@ -141,6 +151,7 @@ class _RunClosing:
         """Write everything that ends the run; the content of metrics.json (written or not)."""
         trainer = self.trainer
         metrics = _run_metrics(self.cfg, trainer, test_metrics, time.time() - self.started)
+        release_space(trainer.run_dir)
         try:
             write_metrics(trainer.run_dir, metrics)
         except OSError as error:
