@@ -12,25 +12,25 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.helpers.cli import REPO_ROOT, TINY, cli_env, resume_cli, run_script, single_run_dir, start_training
+from tests.helpers.cli import (
+    REPO_ROOT,
+    TINY,
+    cli_env,
+    error_line,
+    resume_cli,
+    run_script,
+    single_run_dir,
+    start_training,
+)
+from tests.helpers.disk import fill, small_disk
 from tests.helpers.events import read_events
 
 FULL = [*TINY, "logging=full", "trainer.max_epochs=3"]  # histograms, images and text at every epoch end
-
-
-def error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The one line the user reads; fails on a traceback or on more than one line on stderr."""
-    assert result.returncode != 0, result.stdout + result.stderr
-    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning: ")]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def points_per_tag(run_dir: Path) -> dict[str, list[int]]:
@@ -230,30 +230,6 @@ def test_resume_with_broken_yaml_in_the_saved_config_is_one_line(
 
 
 # ---------------------------------------------------------------- a disk that fills up
-
-
-@contextlib.contextmanager
-def small_disk(directory: Path, size_bytes: int) -> Iterator[Path]:
-    """A real tmpfs of `size_bytes` at `directory` (this test needs root, as CI and the dev machine have)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    mount = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(directory)], capture_output=True, text=True
-    )
-    assert mount.returncode == 0, f"cannot mount a tmpfs (run the tests as root): {mount.stderr}"
-    try:
-        yield directory
-    finally:
-        subprocess.run(["umount", "-l", str(directory)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Write one file until the disk has no byte left; the file, to delete to free the space again."""
-    filler = disk / "filler"
-    with open(filler, "wb") as handle, contextlib.suppress(OSError):
-        while True:
-            handle.write(b"\0" * 65536)
-            handle.flush()
-    return filler
 
 
 def test_disk_full_while_tensorboard_writes(

@@ -94,7 +94,8 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
             session.resume()  # one session per run: the first segment wrote its start info
         test_metrics = _fit_and_test(cfg, trainer)
     except BaseException as error:
-        if is_disk_full(error):
+        if is_disk_full(error):  # rather than the loop's `OSError: [Errno 28] ...`: what happened, in words
+            trainer.status = RunStatus.FAILED
             trainer.stop_reason = f"disk full: could not write to {run_dir} ({error.strerror})"
         closing.close({})
         stop_on_signal.restore()
@@ -137,13 +138,11 @@ class _RunClosing:
     def __init__(
         self, cfg: DictConfig, trainer: Trainer, session: HParamsSession, tensorboard: RunWriter, started: float
     ) -> None:
-        self.cfg, self.trainer, self.session, self.tensorboard, self.started = (
-            cfg,
-            trainer,
-            session,
-            tensorboard,
-            started,
-        )
+        self.cfg = cfg
+        self.trainer = trainer
+        self.session = session
+        self.tensorboard = tensorboard
+        self.started = started
         self.metrics_error: OSError | None = None
         self.write_error: OSError | None = None  # the first one, metrics.json's included
 
