@@ -19,6 +19,10 @@ class CheckpointCallback(Callback):
     With `every_n_steps`, `last.pt` is also written every that many optimizer steps (mid-epoch), so a
     crash or kill loses at most that many steps. `every_n_steps` is checked with the rest of the config
     (`trainscope.config.schema`).
+
+    `build_callbacks` runs it after every other callback, and it flushes TensorBoard before writing: a checkpoint
+    at step N promises that every point logged at step N is on disk, since a run resumed from it logs again
+    only from step N + 1 (`trainscope.session.resume.purge_step`).
     """
 
     def __init__(self, monitor: str, mode: str = "max", every_n_steps: int | None = None) -> None:
@@ -30,15 +34,22 @@ class CheckpointCallback(Callback):
             return
         if trainer.stopping:
             return  # a failed step must not replace a good checkpoint; an interruption writes its own
-        save_checkpoint(trainer.run_dir, trainer, trainer.config_hash)
+        if trainer.state.batch_in_epoch >= trainer.batches_per_epoch:
+            return  # the epoch-end checkpoint claims this step, once its epoch metrics are logged too
+        self._save(trainer)
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         if trainer.status == RunStatus.FAILED:
             return  # never overwrite the last good checkpoint with a broken model
         improved = self.tracker.update(metrics)
-        save_checkpoint(trainer.run_dir, trainer, trainer.config_hash)
+        self._save(trainer)
         if improved:
             keep_as_best(trainer.run_dir)
+
+    @staticmethod
+    def _save(trainer: Trainer) -> None:
+        trainer.tensorboard.flush()  # the step's points reach the event file before a checkpoint claims the step
+        save_checkpoint(trainer.run_dir, trainer, trainer.config_hash)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.tracker.best}

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from trainscope.config.overrides import hydra_quote, unquote
 from trainscope.config.resumable import is_resumable_key, resumable_keys_text
 from trainscope.config.targets import check_targets
+from trainscope.config.yaml_files import load_yaml
 from trainscope.core.errors import ConfigError
 from trainscope.core.run_dir import SAVED_CONFIG, SAVED_HYDRA_CONFIG, SAVED_OVERRIDES, check_run_dir
 from trainscope.trial.channel import recorded_trial
@@ -70,7 +71,7 @@ def _check_group_choices(run_dir: Path, overrides: list[str], config_root: Path)
     hydra_file = run_dir / SAVED_HYDRA_CONFIG
     if not hydra_file.is_file():
         return
-    choices = OmegaConf.select(OmegaConf.load(hydra_file), "hydra.runtime.choices", default=None) or {}
+    choices = OmegaConf.select(load_yaml(hydra_file), "hydra.runtime.choices", default=None) or {}
     for override in overrides:
         if "=" not in override or override.startswith("~"):
             continue
@@ -93,16 +94,41 @@ def _compose(overrides: list[str], config_root: Path) -> dict[str, Any] | None:
     return OmegaConf.to_container(composed, resolve=False)  # type: ignore[return-value]
 
 
-def _check_config_unchanged(run_dir: Path, saved: dict[str, Any], new: dict[str, Any]) -> None:
-    """Compare the config the resumed run will get, key by key, with the saved one."""
-    saved_flat, new_flat = _flatten(saved), _flatten(new)
-    for key in sorted(set(saved_flat) | set(new_flat)):
-        if is_resumable_key(key):
-            continue
-        missing = "<absent>"
-        before, after = saved_flat.get(key, missing), new_flat.get(key, missing)
-        if before != after:
-            raise _conflict(run_dir, key, before, after)
+def _first_difference(saved: dict[str, Any], new: dict[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first key (sorted) a resumed run may not change whose value differs, with both values."""
+    missing = "<absent>"
+    for key in sorted(set(saved) | set(new)):
+        if not is_resumable_key(key) and saved.get(key, missing) != new.get(key, missing):
+            return key, saved.get(key, missing), new.get(key, missing)
+    return None
+
+
+def _check_config_unchanged(
+    run_dir: Path,
+    config_root: Path,
+    saved: dict[str, Any],
+    as_started: dict[str, Any] | None,
+    new: dict[str, Any] | None,
+) -> None:
+    """Compare the config the resumed run will get, key by key, with the saved one.
+
+    First the config the run's own overrides compose to (`as_started`): a difference there is no override's
+    fault but a hand edit of the saved config (or a change to the config tree) since the run started, and the
+    message says so.
+    """
+    saved_flat = _flatten(saved)
+    difference = _first_difference(saved_flat, _flatten(as_started)) if as_started is not None else None
+    if difference is not None:
+        key, in_file, composed = difference
+        raise ConfigError(
+            f"resume: the saved config changed since the checkpoint: {key} is {in_file!r} in "
+            f"{run_dir / SAVED_CONFIG} but {composed!r} from the run's {SAVED_OVERRIDES} on {config_root}; "
+            "a resumed run keeps its config, so undo that edit (or that change to the config tree) "
+            "or start a new run"
+        )
+    difference = _first_difference(saved_flat, _flatten(new)) if new is not None else None
+    if difference is not None:
+        raise _conflict(run_dir, *difference)
 
 
 def allowed_targets(arguments: list[str]) -> tuple[list[str], list[str]]:
@@ -153,23 +179,20 @@ def resume_arguments(arguments: list[str], config_root: Path) -> list[str]:
     flags = [item for item in rest if item.startswith("-")]
     new_overrides = [item for item in rest if not item.startswith("-")]
     saved_file = run_dir / SAVED_OVERRIDES
-    saved_overrides = [str(item) for item in (OmegaConf.load(saved_file) if saved_file.is_file() else [])]
-    replaced = {override_key(item) for item in new_overrides}
-    kept = [
-        item
-        for item in saved_overrides
-        if override_key(item) not in replaced
-        and override_key(item) != RESUME_KEY
-        and override_key(item) != ALLOW_TARGETS_KEY
-        and not override_key(item).startswith("hydra")
+    saved_overrides = [
+        str(item)
+        for item in (load_yaml(saved_file) if saved_file.is_file() else [])
+        if override_key(str(item)) not in (RESUME_KEY, ALLOW_TARGETS_KEY)
+        and not override_key(str(item)).startswith("hydra")
     ]
-    merged = kept + new_overrides
+    replaced = {override_key(item) for item in new_overrides}
+    merged = [item for item in saved_overrides if override_key(item) not in replaced] + new_overrides
     _check_group_choices(run_dir, new_overrides, config_root)
-    saved = OmegaConf.to_container(OmegaConf.load(run_dir / SAVED_CONFIG), resolve=False)
-    composed = _compose(merged, config_root)
+    saved = OmegaConf.to_container(load_yaml(run_dir / SAVED_CONFIG), resolve=False)
+    as_started = _compose(saved_overrides, config_root)
+    composed = as_started if merged == saved_overrides else _compose(merged, config_root)
     # Before anything is built: what the resumed run builds comes from the run directory's saved overrides.
     check_targets(composed if composed is not None else saved, run_dir, allowed, RESUME_KEY)  # type: ignore[arg-type]
-    if composed is not None:
-        _check_config_unchanged(run_dir, saved, composed)  # type: ignore[arg-type]
+    _check_config_unchanged(run_dir, config_root, saved, as_started, composed)  # type: ignore[arg-type]
     quoted = hydra_quote(run_dir)
     return [*flags, *merged, f"hydra.run.dir={quoted}", f"{RESUME_KEY}={quoted}"]

@@ -33,6 +33,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from trainscope.config.yaml_files import load_yaml
 from trainscope.core.errors import ConfigError
 from trainscope.core.run_dir import SAVED_HYDRA_CONFIG
 
@@ -104,7 +105,7 @@ def run_made_in(run_dir: Path, directory: Path) -> bool:
     hydra_file = run_dir / SAVED_HYDRA_CONFIG
     if not hydra_file.is_file():
         return False
-    made_in = OmegaConf.select(OmegaConf.load(hydra_file), "hydra.runtime.cwd", default=None)
+    made_in = OmegaConf.select(load_yaml(hydra_file), "hydra.runtime.cwd", default=None)
     return made_in is not None and Path(str(made_in)).resolve() == directory
 
 

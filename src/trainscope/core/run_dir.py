@@ -9,6 +9,8 @@ the names defined here and nowhere else:
       checkpoints/last.pt, previous.pt, best.pt         see `trainscope.core.checkpoint_io`
       train.log, eval.log                               named in conf/hydra/default.yaml and conf/eval.yaml
       events.out.tfevents.*                             the TensorBoard run
+      run.lock                                          held by the process training in it (`run_lock`)
+      .space_reserve                                    room for metrics.json on a full disk (`reserve_space`)
 
 Every file that must never be seen half-written goes through `atomic_write`.
 """
@@ -37,6 +39,9 @@ PREVIOUS = "previous.pt"
 BEST = "best.pt"
 CORRUPT_SUFFIX = ".corrupt"
 TMP_SUFFIX = ".tmp"
+RUN_LOCK = "run.lock"
+SPACE_RESERVE = ".space_reserve"
+SPACE_RESERVE_BYTES = 64 * 1024
 
 
 class RunStatus(str, Enum):
@@ -134,6 +139,26 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> Path:
     path = run_dir / METRICS_FILE
     atomic_write(path, (json.dumps(_json_safe(metrics), indent=2, sort_keys=True) + "\n").encode())
     return path
+
+
+def reserve_space(run_dir: Path) -> None:
+    """Hold `SPACE_RESERVE_BYTES` in the run directory while the run trains (best effort).
+
+    A disk that fills during training fails TensorBoard, log and checkpoint writes alike; freeing this file
+    just before metrics.json is written (`release_space`) leaves room to record why the run failed.
+    """
+    try:
+        with open(run_dir / SPACE_RESERVE, "wb") as handle:
+            handle.write(bytes(SPACE_RESERVE_BYTES))  # written, not sparse: the space is really taken
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:
+        (run_dir / SPACE_RESERVE).unlink(missing_ok=True)
+
+
+def release_space(run_dir: Path) -> None:
+    """Give back what `reserve_space` held, for the writes that end the run."""
+    (run_dir / SPACE_RESERVE).unlink(missing_ok=True)
 
 
 def read_metrics(run_dir: Path) -> dict[str, Any]:

@@ -104,6 +104,11 @@ class Trainer:
     def stopping(self) -> bool:
         return self.status in STOP_STATUSES
 
+    @property
+    def batches_per_epoch(self) -> int:
+        """Training batches in one epoch, after `limit_train_batches`."""
+        return limited_length(self.data.train, self.settings.limit_train_batches)
+
     # ----------------------------------------------------------------------------------------------
     # the loop
 
@@ -130,7 +135,7 @@ class Trainer:
     def _train_epoch(self) -> dict[str, float]:
         source = self.data.train
         epoch = self.state.epoch
-        total = limited_length(source, self.settings.limit_train_batches)
+        total = self.batches_per_epoch
         source.set_epoch(epoch)
         self.model.train()
         self.callbacks.call("on_train_epoch_start", self)

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from trainscope.config.targets import check_targets
+from trainscope.config.yaml_files import load_yaml
 from trainscope.core.checkpoint_io import find_checkpoint, load_checkpoint
 from trainscope.core.errors import DataError
 from trainscope.core.run_dir import METRICS_FILE, SAVED_CONFIG, check_run_dir, read_metrics, write_metrics
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def load_run_config(run_dir: Path, device: str | None = None) -> DictConfig:
     """The run's saved config; `device` (if given) replaces its trainer.device."""
-    cfg = OmegaConf.load(check_run_dir(run_dir) / SAVED_CONFIG)
+    cfg = load_yaml(check_run_dir(run_dir) / SAVED_CONFIG)
     if device is not None:
         cfg.trainer.device = device
     return cfg

@@ -17,9 +17,18 @@ from trainscope.callbacks.build import STOP_ON_SIGNAL, build_callbacks
 from trainscope.config.resumable import config_hash
 from trainscope.config.schema import optimized_metric_names
 from trainscope.core.checkpoint_io import load_checkpoint, save_checkpoint
-from trainscope.core.errors import ConfigError, TrainingFailed
-from trainscope.core.interruption import RunInterrupted
-from trainscope.core.run_dir import BEST, CHECKPOINT_DIR, RunStatus, best_values, write_metrics
+from trainscope.core.errors import ConfigError, RunDirError, TrainingFailed, TrainscopeError, is_disk_full
+from trainscope.core.interruption import RunInterrupted, resume_command
+from trainscope.core.run_dir import (
+    BEST,
+    CHECKPOINT_DIR,
+    METRICS_FILE,
+    RunStatus,
+    best_values,
+    release_space,
+    reserve_space,
+    write_metrics,
+)
 from trainscope.engine.build import (
     build_data_and_model,
     build_optimizer,
@@ -75,33 +84,29 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
     log.info("run directory: %s  |  watch it live: tensorboard --logdir %s", run_dir, run_dir)
     log.info("model %s: %d parameters, device %s", cfg.model._target_, count_parameters(model), device)
     session = HParamsSession.from_config(cfg, tensorboard.writer, run_dir)
-    if resumed is None:
-        session.start()
-    else:
-        session.resume()  # one session per run: the first segment wrote its start info
-    test_metrics: dict[str, float] = {}
+    closing = _RunClosing(cfg, trainer, session, tensorboard, started)
+    reserve_space(run_dir)
     stop_on_signal.install()
     try:
-        trainer.fit()
-        if trainer.status == RunStatus.INTERRUPTED:
-            # mid-epoch too: the resumed run finishes this epoch exactly
-            save_checkpoint(run_dir, trainer, trainer.config_hash)
-        if (
-            cfg.trainer.test
-            and data.test is not None
-            and trainer.status
-            in (
-                RunStatus.COMPLETED,
-                RunStatus.STOPPED_EARLY,
-            )
-        ):
-            test_metrics = _test_best_model(trainer)
-    finally:
-        metrics = _run_metrics(cfg, trainer, test_metrics, time.time() - started)
-        write_metrics(run_dir, metrics)
-        session.end(trainer.status, trainer.state.global_step)
-        tensorboard.close()
+        if resumed is None:
+            session.start()
+        else:
+            session.resume()  # one session per run: the first segment wrote its start info
+        test_metrics = _fit_and_test(cfg, trainer)
+    except BaseException as error:
+        if is_disk_full(error):  # rather than the loop's `OSError: [Errno 28] ...`: what happened, in words
+            trainer.status = RunStatus.FAILED
+            trainer.stop_reason = f"disk full: could not write to {run_dir} ({error.strerror})"
+        closing.close({})
         stop_on_signal.restore()
+        reported = closing.one_line_error(error)
+        if reported is error:
+            raise
+        raise reported from error
+    metrics = closing.close(test_metrics)
+    stop_on_signal.restore()
+    if closing.write_error is not None:
+        raise closing.one_line_error(closing.write_error) from closing.write_error
     if trainer.status == RunStatus.INTERRUPTED:
         interrupted = RunInterrupted(run_dir, stop_on_signal.signal_number, trainer.state.global_step)
         log.warning("%s", interrupted)
@@ -109,6 +114,70 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
     if trainer.status == RunStatus.FAILED:
         raise TrainingFailed(f"training failed: {trainer.stop_reason}")
     return RunResult(trainer.status, trainer.stop_reason, metrics["final"], _objective(cfg, metrics["final"]))
+
+
+def _fit_and_test(cfg: DictConfig, trainer: Trainer) -> dict[str, float]:
+    """Train; then test the best model if the run completed or stopped early. The test metrics."""
+    trainer.fit()
+    if trainer.status == RunStatus.INTERRUPTED:
+        # mid-epoch too: the resumed run finishes this epoch exactly
+        save_checkpoint(trainer.run_dir, trainer, trainer.config_hash)
+    tested = cfg.trainer.test and trainer.data.test is not None
+    if tested and trainer.status in (RunStatus.COMPLETED, RunStatus.STOPPED_EARLY):
+        return _test_best_model(trainer)
+    return {}
+
+
+class _RunClosing:
+    """The end of every run, however it ends: metrics.json, the HParams session end, TensorBoard closed.
+
+    Each step is tried even when an earlier one could not write (a full disk), metrics.json first since
+    sweepers and scripts read it; what could not be written is remembered for the one error line.
+    """
+
+    def __init__(
+        self, cfg: DictConfig, trainer: Trainer, session: HParamsSession, tensorboard: RunWriter, started: float
+    ) -> None:
+        self.cfg = cfg
+        self.trainer = trainer
+        self.session = session
+        self.tensorboard = tensorboard
+        self.started = started
+        self.metrics_error: OSError | None = None
+        self.write_error: OSError | None = None  # the first one, metrics.json's included
+
+    def close(self, test_metrics: dict[str, float]) -> dict[str, Any]:
+        """Write everything that ends the run; the content of metrics.json (written or not)."""
+        trainer = self.trainer
+        metrics = _run_metrics(self.cfg, trainer, test_metrics, time.time() - self.started)
+        release_space(trainer.run_dir)
+        try:
+            write_metrics(trainer.run_dir, metrics)
+        except OSError as error:
+            self.metrics_error = self.write_error = error
+        for step in (lambda: self.session.end(trainer.status, trainer.state.global_step), self.tensorboard.close):
+            try:
+                step()
+            except OSError as error:
+                self.write_error = self.write_error or error
+        return metrics
+
+    def one_line_error(self, error: BaseException) -> BaseException:
+        """The error to report for `error`: a full disk becomes one line saying what is kept and what to run;
+        a one-line error gains a note when metrics.json is missing; anything else is returned unchanged."""
+        run_dir = self.trainer.run_dir
+        if self.metrics_error is not None:
+            note = f"{METRICS_FILE} could not be written either ({self.metrics_error.strerror})"
+        else:
+            note = f"{METRICS_FILE} records the run as {self.trainer.status}"
+        if is_disk_full(error):
+            return RunDirError(
+                f"disk full: could not write to {run_dir} ({error.strerror}); {note}, and the last checkpoint is "
+                f"kept: free disk space, then resume with: {resume_command(run_dir)}"
+            )
+        if isinstance(error, TrainscopeError) and self.metrics_error is not None:
+            return type(error)(f"{error}; {note}")
+        return error
 
 
 def _test_best_model(trainer: Trainer) -> dict[str, float]:

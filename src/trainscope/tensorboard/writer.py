@@ -6,12 +6,27 @@ the HParams session of a run stay together.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
 from torch.utils.tensorboard import SummaryWriter
+
+_default_thread_excepthook = threading.excepthook
+
+
+def _quiet_event_writer_threads(args: threading.ExceptHookArgs) -> None:
+    """Let TensorBoard's writer thread fail silently: it only stores its error (a full disk) and dies, and the
+    run's next write raises that same error in the main thread, which reports it in one line. Without this,
+    Python prints the thread's traceback as well."""
+    if not isinstance(args.thread, _AsyncWriterThread):
+        _default_thread_excepthook(args)
+
+
+threading.excepthook = _quiet_event_writer_threads
 
 
 class RunWriter:
