@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from trainscope.cli import process_group
 from trainscope.cli.errors import as_user_error, exit_on_user_error
 from trainscope.config.overrides import check_group_choices
 from trainscope.config.paths import config_dir
@@ -29,8 +30,19 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
     """Hydra's task function: one run; returns `optimized_metric` for sweepers."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    if process_group.in_torchrun_job():
+        group = process_group.join()  # joined in main(): returns that group
+        if group.is_main:
+            process_group.announce_run(group, sys.argv[1:], run_dir)
+        else:
+            process_group.log_as_rank(group.rank)
     try:
         validate_config(cfg)
+        devices = int(cfg.trainer.get("devices", 1))
+        if devices > 1 and not process_group.in_torchrun_job():
+            from trainscope.session.launch import train_on_devices  # torch's elastic agent starts the processes
+
+            return train_on_devices(cfg, run_dir, devices, list(HydraConfig.get().overrides.task)).objective
         from trainscope.session.run import train  # torch loads here, not at --help
 
         return train(cfg, run_dir).objective
@@ -52,14 +64,22 @@ def main() -> None:
     register_resolvers()
     with exit_on_user_error():
         conf = config_dir()
-        if any(argument.startswith("resume=") for argument in sys.argv[1:]):
-            from trainscope.cli.resume_arguments import (
-                resume_arguments,  # composes the saved config: only when resuming
-            )
+        if process_group.in_torchrun_job() and not process_group.join().is_main:
+            # Rank 0 decides the run directory (and resolves resume=); this rank waits for its command line.
+            sys.argv[1:] = process_group.follow_rank_zero(process_group.join())
+        else:
+            sys.argv[1:] = process_group.restart_arguments(sys.argv[1:])
+            if any(argument.startswith("resume=") for argument in sys.argv[1:]):
+                from trainscope.cli.resume_arguments import (
+                    resume_arguments,  # composes the saved config: only when resuming
+                )
 
-            sys.argv[1:] = resume_arguments(sys.argv[1:], conf)  # continue that run in its own directory
-        check_group_choices(sys.argv[1:], conf)
-    hydra.main(version_base="1.3", config_path=str(conf), config_name="train")(task)()
+                sys.argv[1:] = resume_arguments(sys.argv[1:], conf)  # continue that run in its own directory
+            check_group_choices(sys.argv[1:], conf)
+    try:
+        hydra.main(version_base="1.3", config_path=str(conf), config_name="train")(task)()
+    finally:
+        process_group.leave()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from trainscope.callbacks.build import STOP_ON_SIGNAL, build_callbacks
 from trainscope.config.resumable import config_hash
 from trainscope.config.schema import optimized_metric_names
-from trainscope.core.checkpoint_io import load_checkpoint, save_checkpoint
+from trainscope.core.checkpoint_io import load_checkpoint
 from trainscope.core.errors import ConfigError, TrainingFailed
 from trainscope.core.interruption import RunInterrupted
 from trainscope.core.run_dir import BEST, CHECKPOINT_DIR, RunStatus, best_values, write_metrics
@@ -26,6 +26,7 @@ from trainscope.engine.build import (
     build_scheduler,
     count_parameters,
 )
+from trainscope.engine.distributed import process_group
 from trainscope.engine.settings import TrainerSettings
 from trainscope.engine.trainer import Trainer
 from trainscope.session.resume import load_resume_checkpoint, purge_step
@@ -33,6 +34,10 @@ from trainscope.tensorboard.hparams import HParamsSession
 from trainscope.tensorboard.writer import RunWriter
 
 log = logging.getLogger(__name__)
+
+RANK_ZERO_ONLY_CALLBACKS = ("optuna_pruning",)
+"""Callbacks that talk to the outside world (the Optuna study) from rank 0 alone; their stop requests reach the
+other ranks through the trainer's stop agreement."""
 
 
 @dataclass
@@ -48,15 +53,23 @@ class RunResult:
 def train(cfg: DictConfig, run_dir: Path) -> RunResult:
     """Train as `cfg` says, writing everything into `run_dir`; raises TrainingFailed if the run fails."""
     started = time.time()
+    group = process_group()  # one process of a torchrun job, or the only one
     resumed = load_resume_checkpoint(cfg) if cfg.get("resume") else None  # before any work: fail fast
     device, data, model = build_data_and_model(cfg)
     optimizer = build_optimizer(cfg, model)
     scheduler, interval = build_scheduler(cfg, optimizer, steps_per_epoch=len(data.train))
     callbacks = build_callbacks(cfg)
+    if not group.is_main:
+        for name in RANK_ZERO_ONLY_CALLBACKS:
+            callbacks.callbacks.pop(name, None)
     stop_on_signal = callbacks.callbacks[STOP_ON_SIGNAL]
-    tensorboard = RunWriter(run_dir, flush_secs=float(cfg.logging.flush_secs), purge_step=purge_step(resumed))
+    # Rank 0 writes the run's one event file; the other ranks log through a writer that keeps nothing.
+    tensorboard = RunWriter(
+        run_dir, flush_secs=float(cfg.logging.flush_secs), purge_step=purge_step(resumed), enabled=group.is_main
+    )
+    settings = TrainerSettings.from_config(cfg)
     trainer = Trainer(
-        TrainerSettings.from_config(cfg),
+        replace(settings, progress_bar=settings.progress_bar and group.is_main),  # one progress bar per run
         model,
         data,
         optimizer,
@@ -68,12 +81,20 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
         device,
         # Resolving and hashing the config costs tens of ms: once per run, not at every checkpoint.
         config_hash=config_hash(cfg),
+        distributed=group,
     )
     if resumed is not None:
         trainer.load_state_dict(resumed)
 
     log.info("run directory: %s  |  watch it live: tensorboard --logdir %s", run_dir, run_dir)
     log.info("model %s: %d parameters, device %s", cfg.model._target_, count_parameters(model), device)
+    if group.enabled:
+        log.info(
+            "distributed: %d processes, %d samples per step (data.batch_size=%d per process)",
+            group.world_size,
+            group.world_size * int(cfg.data.batch_size),
+            int(cfg.data.batch_size),
+        )
     session = HParamsSession.from_config(cfg, tensorboard.writer, run_dir)
     if resumed is None:
         session.start()
@@ -85,7 +106,7 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
         trainer.fit()
         if trainer.status == RunStatus.INTERRUPTED:
             # mid-epoch too: the resumed run finishes this epoch exactly
-            save_checkpoint(run_dir, trainer, trainer.config_hash)
+            trainer.save_checkpoint()
         if (
             cfg.trainer.test
             and data.test is not None
@@ -98,7 +119,8 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
             test_metrics = _test_best_model(trainer)
     finally:
         metrics = _run_metrics(cfg, trainer, test_metrics, time.time() - started)
-        write_metrics(run_dir, metrics)
+        if group.is_main:  # every rank holds the same metrics; one writes the file
+            write_metrics(run_dir, metrics)
         session.end(trainer.status, trainer.state.global_step)
         tensorboard.close()
         stop_on_signal.restore()
@@ -108,7 +130,7 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
         raise interrupted
     if trainer.status == RunStatus.FAILED:
         raise TrainingFailed(f"training failed: {trainer.stop_reason}")
-    return RunResult(trainer.status, trainer.stop_reason, metrics["final"], _objective(cfg, metrics["final"]))
+    return RunResult(trainer.status, trainer.stop_reason, metrics["final"], objective(cfg, metrics["final"]))
 
 
 def _test_best_model(trainer: Trainer) -> dict[str, float]:
@@ -146,7 +168,7 @@ def _run_metrics(cfg: DictConfig, trainer: Trainer, test_metrics: dict[str, floa
     }
 
 
-def _objective(cfg: DictConfig, final: dict[str, float]) -> float | tuple[float, ...]:
+def objective(cfg: DictConfig, final: dict[str, float]) -> float | tuple[float, ...]:
     """The value(s) named by `optimized_metric`, for sweepers: one float, or a tuple for several."""
     names = optimized_metric_names(cfg)
     missing = [name for name in names if name not in final]
