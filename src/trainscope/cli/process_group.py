@@ -31,8 +31,8 @@ RUN_DIR_NOTE = "trainscope-run-dir"
 
 
 def in_torchrun_job() -> bool:
-    """Started by torchrun (or `trainer.devices=N`) with more than one process: checked without importing torch."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+    """Started by torchrun (or `trainer.devices=N`): checked without importing torch."""
+    return "WORLD_SIZE" in os.environ and "RANK" in os.environ
 
 
 def join() -> ProcessGroup:

@@ -4,7 +4,8 @@
 `RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR` and `MASTER_PORT` in its environment. `start()` joins the
 process group they describe; the rest of trainscope asks `process_group()` who it is and calls the few
 collectives below. A process started without torchrun gets `SINGLE_PROCESS`, whose collectives do nothing, so the
-loop has one code path.
+loop has one code path. `torchrun --nproc_per_node=1` does join a group of one and trains through DDP, which is
+how `benchmarks/ddp.py` measures what DDP itself costs.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class ProcessGroup:
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        """Joined a process group: even one torchrun process trains through DDP, exactly as N would."""
+        return self.control is not None
 
     @property
     def is_main(self) -> bool:
@@ -108,7 +110,7 @@ def start() -> ProcessGroup:
     GPU machine; without CUDA everything goes through gloo.
     """
     global _current
-    if _current.enabled or not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) < 2:
+    if _current.enabled or not launched_by_torchrun():
         return _current
     local_rank = int(os.environ["LOCAL_RANK"])
     backend = "gloo"
