@@ -117,7 +117,14 @@ def start() -> ProcessGroup:
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank)  # before NCCL starts: one device per process
         backend = "cpu:gloo,cuda:nccl"
-    dist.init_process_group(backend)
+    # torchrun's agent keeps one TCPStore for the whole job, across `--max-restarts` restarts. Keys the first
+    # attempt's processes left in it (their gloo addresses) would make a restarted group connect to dead peers,
+    # so each attempt joins under its own prefix.
+    store, rank, world_size = next(dist.rendezvous("env://"))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.init_process_group(
+        backend, store=dist.PrefixStore(f"trainscope/attempt_{attempt}", store), rank=rank, world_size=world_size
+    )
     control = dist.new_group(backend="gloo") if backend != "gloo" else dist.group.WORLD
     _current = ProcessGroup(dist.get_rank(), dist.get_world_size(), local_rank, control)
     return _current
