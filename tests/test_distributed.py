@@ -148,6 +148,30 @@ def test_each_rank_reads_its_shard_of_the_global_shuffle_on_both_loader_paths(tm
         assert len(val) == 22 and torch.equal(val.sort(dim=0).values, torch.cat(whole_val).sort(dim=0).values)
 
 
+def test_a_stop_requested_on_rank_0_stops_every_rank_at_the_same_step(
+    reference_runs: dict[str, Path], tmp_path: Path
+) -> None:
+    # How pruning works in a DDP trial: the decision is taken on rank 0 only; without the stop agreement rank 1
+    # would go on into the next gradient all-reduce and wait forever.
+    job = torchrun(
+        ["--nproc_per_node=2"],
+        [
+            *TWO_RANKS,
+            "+callbacks.prune._target_=tests.helpers.faults.StopOnRankAtStep",
+            "+callbacks.prune.rank=0",
+            "+callbacks.prune.step=3",
+        ],
+        tmp_path / "outputs",
+        reference_runs["data"],
+    )
+    output = finish(job, timeout=120)
+    assert job.returncode == 0, output
+    metrics = json.loads((single_run_dir(tmp_path / "outputs") / "metrics.json").read_text())
+    assert (metrics["status"], metrics["global_step"]) == (RunStatus.PRUNED, 3)
+    assert metrics["reason"] == "rank 0 decided at step 3"
+    assert "[rank 1]" in output and "stopping: rank 0 decided at step 3" in output
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

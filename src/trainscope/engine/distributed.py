@@ -16,6 +16,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -133,9 +134,16 @@ def start() -> ProcessGroup:
 def stop() -> None:
     """Leave the process group (a clean exit; torchrun reports a hang otherwise)."""
     global _current
-    if _current.enabled and dist.is_initialized():
-        dist.destroy_process_group()
-    _current = SINGLE_PROCESS
+    group, _current = _current, SINGLE_PROCESS
+    if not group.enabled or not dist.is_initialized():
+        return
+    try:
+        # Leave together: a rank closing its gloo connections while a peer is still tearing down can make gloo
+        # abort that peer at exit. Bounded, so a rank whose peers crashed is not kept waiting.
+        dist.monitored_barrier(group=group.control, timeout=timedelta(seconds=60))
+    except RuntimeError as error:
+        log.debug("leaving the process group without the others: %s", error)
+    dist.destroy_process_group()
 
 
 def device_for(requested: str, group: ProcessGroup) -> str:
