@@ -64,9 +64,10 @@ def main() -> None:
     register_resolvers()
     with exit_on_user_error():
         conf = config_dir()
-        if process_group.in_torchrun_job() and not process_group.join().is_main:
+        group = process_group.join() if process_group.in_torchrun_job() else None
+        if group is not None and not group.is_main:
             # Rank 0 decides the run directory (and resolves resume=); this rank waits for its command line.
-            sys.argv[1:] = process_group.follow_rank_zero(process_group.join())
+            sys.argv[1:] = process_group.follow_rank_zero(group)
         else:
             sys.argv[1:] = process_group.restart_arguments(sys.argv[1:])
             if any(argument.startswith("resume=") for argument in sys.argv[1:]):
