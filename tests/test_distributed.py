@@ -251,3 +251,26 @@ def test_sigterm_to_the_launcher_stops_every_rank_with_one_checkpoint_and_exit_1
     final = json.loads((run_dir / "metrics.json").read_text())
     assert final["status"] == RunStatus.COMPLETED and final["epochs_run"] == epochs
     assert session_infos(run_dir, "_hparams_/session_start_info") == 1
+
+
+def test_a_sweep_under_torchrun_is_one_line_error(tmp_path: Path) -> None:
+    # every rank would run its own sweep: a sweep of distributed runs is `-m trainer.devices=N` instead
+    launched = {
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+    }
+    result = subprocess.run(
+        [sys.executable, "train.py", "-m", "model=mlp"],
+        cwd=REPO_ROOT,
+        env={**cli_env(tmp_path / "outputs", tmp_path / "data"), **launched},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: torchrun trains one run; for a sweep of distributed runs use python train.py -m trainer.devices=N ..."
+    )

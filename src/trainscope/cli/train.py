@@ -20,7 +20,7 @@ from trainscope.config.overrides import check_group_choices
 from trainscope.config.paths import config_dir
 from trainscope.config.resolvers import register_resolvers
 from trainscope.config.schema import validate_config
-from trainscope.core.errors import report_user_error
+from trainscope.core.errors import ConfigError, report_user_error
 from trainscope.core.interruption import RunInterrupted
 
 log = logging.getLogger("trainscope")
@@ -65,6 +65,10 @@ def main() -> None:
     with exit_on_user_error():
         conf = config_dir()
         group = process_group.join() if process_group.in_torchrun_job() else None
+        if group is not None and any(argument in ("-m", "--multirun") for argument in sys.argv[1:]):
+            raise ConfigError(
+                "torchrun trains one run; for a sweep of distributed runs use python train.py -m trainer.devices=N ..."
+            )
         if group is not None and not group.is_main:
             # Rank 0 decides the run directory (and resolves resume=); this rank waits for its command line.
             sys.argv[1:] = process_group.follow_rank_zero(group)
