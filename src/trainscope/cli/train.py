@@ -15,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from trainscope.cli import process_group
 from trainscope.cli.errors import as_user_error, exit_on_user_error
 from trainscope.cli.saved_config import save_run_config
 from trainscope.config.overrides import check_group_choices
@@ -22,23 +23,41 @@ from trainscope.config.paths import config_dir
 from trainscope.config.resolvers import register_resolvers
 from trainscope.config.schema import validate_config
 from trainscope.config.yaml_files import check_yaml_tree
-from trainscope.core.errors import report_user_error
+from trainscope.core.errors import ConfigError, report_user_error
 from trainscope.core.interruption import RunInterrupted
 from trainscope.core.run_lock import run_lock
 
 log = logging.getLogger("trainscope")
+
+RESUME_ARGUMENTS = ("resume=", "allow_targets=", "+allow_targets=")
+"""Arguments handled before Hydra starts (`trainscope.cli.resume_arguments`)."""
 
 
 def task(cfg: DictConfig) -> float | tuple[float, ...]:
     """Hydra's task function: one run; returns `optimized_metric` for sweepers."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    writes_run_dir = True  # rank 0 of a torchrun job, or the only process
+    if process_group.in_torchrun_job():
+        group = process_group.join()  # joined in main(): returns that group
+        writes_run_dir = group.is_main
+        if group.is_main:
+            process_group.announce_run(group, sys.argv[1:], run_dir)
+        else:
+            process_group.log_as_rank(group.rank)
     try:
-        save_run_config(run_dir, cfg)
+        if writes_run_dir:
+            save_run_config(run_dir, cfg)
         validate_config(cfg)
+        devices = int(cfg.trainer.get("devices", 1))
+        if devices > 1 and not process_group.in_torchrun_job():
+            from trainscope.session.launch import train_on_devices  # torch's elastic agent starts the processes
+
+            return train_on_devices(cfg, run_dir, devices, list(HydraConfig.get().overrides.task)).objective
         from trainscope.session.run import train  # torch loads here, not at --help
 
-        with run_lock(run_dir):  # no resume= (nor a second sweep) may write into a run that is training
+        # No resume= (nor a second sweep) may write into a run that is training; the ranks of one run share it.
+        with run_lock(run_dir) if writes_run_dir else contextlib.nullcontext():
             return train(cfg, run_dir).objective
     except RunInterrupted as interrupted:  # checkpoint, metrics.json and TensorBoard are written
         if multirun:
@@ -62,19 +81,33 @@ def main() -> None:
         with exit_on_user_error():
             conf = config_dir()
             check_yaml_tree(conf)
-            if any(argument.startswith(("resume=", "allow_targets=", "+allow_targets=")) for argument in sys.argv[1:]):
-                from trainscope.cli.resume_arguments import (  # composes the saved config: only when resuming
-                    find_resume_dir,
-                    resume_arguments,
+            group = process_group.join() if process_group.in_torchrun_job() else None
+            if group is not None and any(argument in ("-m", "--multirun") for argument in sys.argv[1:]):
+                raise ConfigError(
+                    "torchrun trains one run; for a sweep of distributed runs use python train.py -m "
+                    "trainer.devices=N ..."
                 )
+            if group is not None and not group.is_main:
+                # Rank 0 decides the run directory (and resolves resume=); this rank waits for its command line.
+                sys.argv[1:] = process_group.follow_rank_zero(group)
+            else:
+                sys.argv[1:] = process_group.restart_arguments(sys.argv[1:])
+                if any(argument.startswith(RESUME_ARGUMENTS) for argument in sys.argv[1:]):
+                    from trainscope.cli.resume_arguments import (  # composes the saved config: only when resuming
+                        find_resume_dir,
+                        resume_arguments,
+                    )
 
-                arguments = resume_arguments(sys.argv[1:], conf)  # continue that run in its own directory
-                run_dir, _ = find_resume_dir(sys.argv[1:])
-                if run_dir is not None:
-                    held.enter_context(run_lock(run_dir))  # before Hydra rewrites its .hydra/ files
-                sys.argv[1:] = arguments
-            check_group_choices(sys.argv[1:], conf)
-        hydra.main(version_base="1.3", config_path=str(conf), config_name="train")(task)()
+                    arguments = resume_arguments(sys.argv[1:], conf)  # continue that run in its own directory
+                    run_dir, _ = find_resume_dir(sys.argv[1:])
+                    if run_dir is not None:
+                        held.enter_context(run_lock(run_dir))  # before Hydra rewrites its .hydra/ files
+                    sys.argv[1:] = arguments
+                check_group_choices(sys.argv[1:], conf)
+        try:
+            hydra.main(version_base="1.3", config_path=str(conf), config_name="train")(task)()
+        finally:
+            process_group.leave()
 
 
 if __name__ == "__main__":

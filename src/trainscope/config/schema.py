@@ -91,6 +91,7 @@ RULES: list[Rule] = [
     ("trainer.max_epochs", "a positive integer", _positive_int),
     ("trainer.precision", "one of 32, bf16, 16", lambda v: str(v) in ("32", "bf16", "16")),
     ("trainer.device", "auto, cpu, cuda, cuda:<index> or mps", lambda v: bool(DEVICE_PATTERN.match(str(v)))),
+    ("trainer.devices", "a positive integer (processes on this machine)", _positive_int),
     ("trainer.grad_clip", "null or a positive number", _optional(_positive_number)),
     ("trainer.seed", "an integer", is_int),
     ("trainer.deterministic", "true or false", _boolean),

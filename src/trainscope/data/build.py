@@ -56,7 +56,8 @@ def uses_in_memory(config: DataConfig) -> bool:
     return split_size(config, "train") * prod(config.input_shape) <= IN_MEMORY_LIMIT_BYTES
 
 
-def _settings(config: DataConfig, device: torch.device, shuffle: bool) -> SplitSettings:
+def _settings(config: DataConfig, device: torch.device, shuffle: bool, shard: tuple[int, int]) -> SplitSettings:
+    rank, world_size = shard
     return SplitSettings(
         batch_size=config.batch_size,
         shuffle=shuffle,
@@ -65,17 +66,21 @@ def _settings(config: DataConfig, device: torch.device, shuffle: bool) -> SplitS
         std=config.std,
         seed=config.seed,
         device=device,
+        rank=rank,
+        world_size=world_size,
     )
 
 
-def _build_in_memory(config: DataConfig, device: torch.device) -> tuple[list[BatchSource], list[str]]:
+def _build_in_memory(
+    config: DataConfig, device: torch.device, shard: tuple[int, int]
+) -> tuple[list[BatchSource], list[str]]:
     train = load_split(config, "train")
     test = load_split(config, "test")
     train_rows, val_rows = split_indices(len(train.labels), config.val_fraction, config.split_seed)
     sources: list[BatchSource] = [
-        InMemoryBatchSource(train.images[train_rows], train.labels[train_rows], _settings(config, device, True)),
-        InMemoryBatchSource(train.images[val_rows], train.labels[val_rows], _settings(config, device, False)),
-        InMemoryBatchSource(test.images, test.labels, _settings(config, device, False)),
+        InMemoryBatchSource(train.images[train_rows], train.labels[train_rows], _settings(config, device, True, shard)),
+        InMemoryBatchSource(train.images[val_rows], train.labels[val_rows], _settings(config, device, False, shard)),
+        InMemoryBatchSource(test.images, test.labels, _settings(config, device, False, shard)),
     ]
     return sources, train.class_names
 
@@ -98,13 +103,19 @@ def _per_sample_datasets(config: DataConfig) -> tuple[Dataset, Dataset, list[str
     return train, test, list(train.classes)  # type: ignore[attr-defined]
 
 
-def _build_dataloader(config: DataConfig, device: torch.device) -> tuple[list[BatchSource], list[str]]:
+def _build_dataloader(
+    config: DataConfig, device: torch.device, shard: tuple[int, int]
+) -> tuple[list[BatchSource], list[str]]:
     train, test, class_names = _per_sample_datasets(config)
     train_rows, val_rows = split_indices(len(train), config.val_fraction, config.split_seed)  # type: ignore[arg-type]
     sources: list[BatchSource] = [
-        DataLoaderBatchSource(Subset(train, train_rows.tolist()), _settings(config, device, True), config.num_workers),
-        DataLoaderBatchSource(Subset(train, val_rows.tolist()), _settings(config, device, False), config.num_workers),
-        DataLoaderBatchSource(test, _settings(config, device, False), config.num_workers),
+        DataLoaderBatchSource(
+            Subset(train, train_rows.tolist()), _settings(config, device, True, shard), config.num_workers
+        ),
+        DataLoaderBatchSource(
+            Subset(train, val_rows.tolist()), _settings(config, device, False, shard), config.num_workers
+        ),
+        DataLoaderBatchSource(test, _settings(config, device, False, shard), config.num_workers),
     ]
     return sources, class_names
 
@@ -127,9 +138,14 @@ def build_data(
     num_samples: int | None = None,
     device: torch.device | str,
     seed: int,
+    rank: int = 0,
+    world_size: int = 1,
     **_: Any,
 ) -> DataModule:
     """Build train/val/test batch sources for the `data` config on `device`, seeded by trainer `seed`.
+
+    In a distributed run, process `rank` of `world_size` reads its shard of every split (`SplitSettings.shard`);
+    `batch_size` is per process.
 
     Raises ConfigError for a bad config value and DataError for missing, unreadable or corrupt data.
     """
@@ -152,7 +168,7 @@ def build_data(
     )
     target = torch.device(device)
     build = _build_in_memory if uses_in_memory(config) else _build_dataloader
-    (train, val, test), class_names = build(config, target)
+    (train, val, test), class_names = build(config, target, (rank, world_size))
     return DataModule(
         train=train,
         val=val,

@@ -17,23 +17,26 @@ from trainscope.data.seeding import epoch_permutation
 
 
 class EpochSampler(Sampler[int]):
-    """Yields the (seed, epoch) permutation from a start position, so a resumed epoch skips exactly."""
+    """Yields this process's shard of the (seed, epoch) permutation from a start position, so a resumed epoch
+    skips exactly (with `DistributedSampler`'s sharding in a distributed run, see `SplitSettings.shard`)."""
 
-    def __init__(self, num_samples: int, seed: int, shuffle: bool, epoch: int, start: int) -> None:
+    def __init__(self, num_samples: int, settings: SplitSettings, epoch: int, start: int) -> None:
         self.num_samples = num_samples
-        self.seed = seed
-        self.shuffle = shuffle
+        self.settings = settings
         self.epoch = epoch
         self.start = start
 
     def __iter__(self) -> Iterator[int]:
         # Built eagerly: DataLoader workers prefetch, and the order must not depend on when they ask.
-        order = epoch_permutation(self.num_samples, self.seed, self.epoch) if self.shuffle else None
-        indices = order[self.start :].tolist() if order is not None else list(range(self.start, self.num_samples))
-        return iter(indices)
+        settings = self.settings
+        if settings.shuffle:
+            order = epoch_permutation(self.num_samples, settings.seed, self.epoch)
+        else:
+            order = torch.arange(self.num_samples)
+        return iter(settings.shard(order)[self.start :].tolist())
 
     def __len__(self) -> int:
-        return self.num_samples - self.start
+        return self.settings.shard_size(self.num_samples) - self.start
 
 
 class UInt8ImageDataset(Dataset):
@@ -76,12 +79,12 @@ class DataLoaderBatchSource:
         settings = self.settings
         settings.check_start(batch_index, len(self))
         epoch = self.epoch
-        start = min(batch_index * settings.batch_size, self.num_samples)
+        start = min(batch_index * settings.batch_size, settings.shard_size(self.num_samples))
         # A loader per iteration: its sampler is frozen to this (epoch, start), whenever workers prefetch.
         loader = DataLoader(
             self.dataset,
             batch_size=settings.batch_size,
-            sampler=EpochSampler(self.num_samples, settings.seed, settings.shuffle, epoch, start),
+            sampler=EpochSampler(self.num_samples, settings, epoch, start),
             num_workers=self.num_workers,
             pin_memory=settings.device.type == "cuda",
             drop_last=False,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from trainscope.callbacks.build import STOP_ON_SIGNAL, build_callbacks
 from trainscope.config.resumable import config_hash
 from trainscope.config.schema import optimized_metric_names
-from trainscope.core.checkpoint_io import load_checkpoint, save_checkpoint
+from trainscope.core.checkpoint_io import load_checkpoint
 from trainscope.core.errors import ConfigError, RunDirError, TrainingFailed, TrainscopeError, is_disk_full
 from trainscope.core.interruption import RunInterrupted, resume_command
 from trainscope.core.run_dir import (
@@ -35,6 +35,7 @@ from trainscope.engine.build import (
     build_scheduler,
     count_parameters,
 )
+from trainscope.engine.distributed import process_group
 from trainscope.engine.settings import TrainerSettings
 from trainscope.engine.trainer import Trainer
 from trainscope.session.resume import load_resume_checkpoint, purge_step
@@ -42,6 +43,10 @@ from trainscope.tensorboard.hparams import HParamsSession
 from trainscope.tensorboard.writer import RunWriter
 
 log = logging.getLogger(__name__)
+
+RANK_ZERO_ONLY_CALLBACKS = ("optuna_pruning",)
+"""Callbacks that talk to the outside world (the Optuna study) from rank 0 alone; their stop requests reach the
+other ranks through the trainer's stop agreement."""
 
 
 @dataclass
@@ -61,11 +66,19 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
     device, data, model = build_data_and_model(cfg)
     optimizer = build_optimizer(cfg, model)
     scheduler, interval = build_scheduler(cfg, optimizer, steps_per_epoch=len(data.train))
+    group = process_group()  # one process of a torchrun job, or the only one
     callbacks = build_callbacks(cfg)
     stop_on_signal = callbacks.callbacks[STOP_ON_SIGNAL]
-    tensorboard = RunWriter(run_dir, flush_secs=float(cfg.logging.flush_secs), purge_step=purge_step(resumed))
+    if not group.is_main:
+        for name in RANK_ZERO_ONLY_CALLBACKS:
+            callbacks.callbacks.pop(name, None)
+    # Rank 0 writes the run's one event file; the other ranks log through a writer that keeps nothing.
+    tensorboard = RunWriter(
+        run_dir, flush_secs=float(cfg.logging.flush_secs), purge_step=purge_step(resumed), enabled=group.is_main
+    )
+    settings = TrainerSettings.from_config(cfg)
     trainer = Trainer(
-        TrainerSettings.from_config(cfg),
+        replace(settings, progress_bar=settings.progress_bar and group.is_main),  # one progress bar per run
         model,
         data,
         optimizer,
@@ -77,15 +90,24 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
         device,
         # Resolving and hashing the config costs tens of ms: once per run, not at every checkpoint.
         config_hash=config_hash(cfg),
+        distributed=group,
     )
     if resumed is not None:
         trainer.load_state_dict(resumed)
 
     log.info("run directory: %s  |  watch it live: tensorboard --logdir %s", run_dir, run_dir)
     log.info("model %s: %d parameters, device %s", cfg.model._target_, count_parameters(model), device)
+    if group.enabled:
+        log.info(
+            "distributed: %d processes, %d samples per step (data.batch_size=%d per process)",
+            group.world_size,
+            group.world_size * int(cfg.data.batch_size),
+            int(cfg.data.batch_size),
+        )
     session = HParamsSession.from_config(cfg, tensorboard.writer, run_dir)
-    closing = _RunClosing(cfg, trainer, session, tensorboard, started)
-    reserve_space(run_dir)
+    closing = _RunClosing(cfg, trainer, session, tensorboard, started, writes_files=group.is_main)
+    if group.is_main:
+        reserve_space(run_dir)
     stop_on_signal.install()
     try:
         if resumed is None:
@@ -113,7 +135,7 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
         raise interrupted
     if trainer.status == RunStatus.FAILED:
         raise TrainingFailed(f"training failed: {trainer.stop_reason}")
-    return RunResult(trainer.status, trainer.stop_reason, metrics["final"], _objective(cfg, metrics["final"]))
+    return RunResult(trainer.status, trainer.stop_reason, metrics["final"], objective(cfg, metrics["final"]))
 
 
 def _fit_and_test(cfg: DictConfig, trainer: Trainer) -> dict[str, float]:
@@ -121,7 +143,7 @@ def _fit_and_test(cfg: DictConfig, trainer: Trainer) -> dict[str, float]:
     trainer.fit()
     if trainer.status == RunStatus.INTERRUPTED:
         # mid-epoch too: the resumed run finishes this epoch exactly
-        save_checkpoint(trainer.run_dir, trainer, trainer.config_hash)
+        trainer.save_checkpoint()
     tested = cfg.trainer.test and trainer.data.test is not None
     if tested and trainer.status in (RunStatus.COMPLETED, RunStatus.STOPPED_EARLY):
         return _test_best_model(trainer)
@@ -136,13 +158,20 @@ class _RunClosing:
     """
 
     def __init__(
-        self, cfg: DictConfig, trainer: Trainer, session: HParamsSession, tensorboard: RunWriter, started: float
+        self,
+        cfg: DictConfig,
+        trainer: Trainer,
+        session: HParamsSession,
+        tensorboard: RunWriter,
+        started: float,
+        writes_files: bool,
     ) -> None:
         self.cfg = cfg
         self.trainer = trainer
         self.session = session
         self.tensorboard = tensorboard
         self.started = started
+        self.writes_files = writes_files  # rank 0 (or the only process): every rank holds the same metrics
         self.metrics_error: OSError | None = None
         self.write_error: OSError | None = None  # the first one, metrics.json's included
 
@@ -150,11 +179,12 @@ class _RunClosing:
         """Write everything that ends the run; the content of metrics.json (written or not)."""
         trainer = self.trainer
         metrics = _run_metrics(self.cfg, trainer, test_metrics, time.time() - self.started)
-        release_space(trainer.run_dir)
-        try:
-            write_metrics(trainer.run_dir, metrics)
-        except OSError as error:
-            self.metrics_error = self.write_error = error
+        if self.writes_files:
+            release_space(trainer.run_dir)
+            try:
+                write_metrics(trainer.run_dir, metrics)
+            except OSError as error:
+                self.metrics_error = self.write_error = error
         for step in (lambda: self.session.end(trainer.status, trainer.state.global_step), self.tensorboard.close):
             try:
                 step()
@@ -215,7 +245,7 @@ def _run_metrics(cfg: DictConfig, trainer: Trainer, test_metrics: dict[str, floa
     }
 
 
-def _objective(cfg: DictConfig, final: dict[str, float]) -> float | tuple[float, ...]:
+def objective(cfg: DictConfig, final: dict[str, float]) -> float | tuple[float, ...]:
     """The value(s) named by `optimized_metric`, for sweepers: one float, or a tuple for several."""
     names = optimized_metric_names(cfg)
     missing = [name for name in names if name not in final]
