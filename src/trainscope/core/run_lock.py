@@ -18,6 +18,10 @@ from pathlib import Path
 from trainscope.core.errors import RunDirError
 from trainscope.core.run_dir import RUN_LOCK
 
+INHERITED_LOCK_VAR = "TRAINSCOPE_RUN_LOCK"
+"""`<pid>:<run_dir>` of the holder, for its child processes: the training processes `trainer.devices=N` starts
+belong to the run their parent holds, so they must not be refused as a second writer."""
+
 _held: dict[Path, int] = {}
 """Run directories this process holds, with how many `run_lock` blocks hold each: `resume=` locks before
 Hydra starts and the run locks again inside it, and a second `flock` in one process would wait for itself."""
@@ -27,6 +31,9 @@ Hydra starts and the run locks again inside it, and a second `flock` in one proc
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold `run_dir` for this process, or raise a one-line RunDirError naming the process that holds it."""
     key = run_dir.resolve()
+    if os.environ.get(INHERITED_LOCK_VAR) == f"{os.getppid()}:{key}":
+        yield  # our parent holds the run, and it holds it for us
+        return
     if key in _held:
         _held[key] += 1
         try:
@@ -48,9 +55,15 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             os.ftruncate(descriptor, 0)
             os.write(descriptor, f"{os.getpid()}\n".encode())
         _held[key] = 1
+        inherited = os.environ.get(INHERITED_LOCK_VAR)
+        os.environ[INHERITED_LOCK_VAR] = f"{os.getpid()}:{key}"
         try:
             yield
         finally:
             del _held[key]
+            if inherited is None:
+                os.environ.pop(INHERITED_LOCK_VAR, None)
+            else:
+                os.environ[INHERITED_LOCK_VAR] = inherited
     finally:
         os.close(descriptor)  # releases the lock
