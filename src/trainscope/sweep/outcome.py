@@ -15,6 +15,7 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from optuna.trial import TrialState
 
+from trainscope.config.run_dir_guard import RunDirTaken
 from trainscope.errors import first_line
 from trainscope.monitor.run_summary import read_run_summary, write_run_summary
 from trainscope.sweep.summary import job_run_dir
@@ -28,10 +29,14 @@ class TrialOutcome:
     values: list[float] | None = None
     reason: str = ""
     interrupted: bool = False  # the run was stopped by a signal: not the trial's fault, retried once
+    owns_run_dir: bool = True  # False: the directory held another run, so the trial never started there
 
 
 def judge_job(job: JobReturn, metric_names: Sequence[str]) -> TrialOutcome:
     run_dir = job_run_dir(job)
+    if job.status != JobStatus.COMPLETED and isinstance(job._return_value, RunDirTaken):
+        # Not started: the metrics.json there is another run's, never read as this trial's nor written.
+        return TrialOutcome(TrialState.FAIL, "failed", run_dir, reason=str(job._return_value), owns_run_dir=False)
     try:
         summary = read_run_summary(run_dir)
     except (OSError, ValueError):

@@ -15,7 +15,6 @@ from typing import Any
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.plugins.launcher import Launcher
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -25,6 +24,7 @@ from optuna.trial import Trial, TrialState
 
 from trainscope.config.overrides import hydra_quote
 from trainscope.errors import ConfigError, first_line
+from trainscope.sweep.guarded_launcher import GuardedLauncher
 from trainscope.sweep.outcome import TrialOutcome, judge_job, record_in_run_summary
 from trainscope.sweep.results import study_results, summary_line, write_results
 from trainscope.sweep.search_space import (
@@ -249,7 +249,7 @@ class OptunaSweep:
         assert self.study is not None
         return sum(is_failure(t) for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
 
-    def run_trials(self, launcher: Launcher) -> None:
+    def run_trials(self, launcher: GuardedLauncher) -> None:
         assert self.study is not None
         while True:
             if self.deadline is not None and time.time() >= self.deadline:
@@ -280,7 +280,7 @@ class OptunaSweep:
         )
         return [*self.space.trial_overrides(trial.params), link_override, callback_override]
 
-    def run_trial(self, launcher: Launcher, trial: Trial) -> TrialOutcome:
+    def run_trial(self, launcher: GuardedLauncher, trial: Trial) -> TrialOutcome:
         assert self.study is not None
         params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
         say(f"trial {trial.number} started: {params}")
@@ -326,7 +326,8 @@ class OptunaSweep:
             self.tell(trial, outcome.values)
             shown = ", ".join(f"{m}={v:.6g}" for m, v in zip(self.metric_names, outcome.values, strict=True))
             say(f"trial {trial.number} COMPLETE: {shown} {where}")
-        record_in_run_summary(outcome.run_dir, trial.number, outcome.state, outcome.reason)
+        if outcome.owns_run_dir:
+            record_in_run_summary(outcome.run_dir, trial.number, outcome.state, outcome.reason)
 
     def tell(self, trial: Trial, values: Sequence[float] | None = None, state: TrialState | None = None) -> None:
         assert self.study is not None

@@ -9,7 +9,6 @@ After each batch, `report_failed_jobs` prints why a run failed; at the end `fini
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +21,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf
 
 from trainscope.config.flatten import is_hparam_key
+from trainscope.config.run_dir_guard import display_path
 from trainscope.errors import TrainscopeError
 from trainscope.monitor.hparams import DEFAULT_METRICS, Domain, write_experiment_summary
 from trainscope.monitor.run_summary import read_run_summary
@@ -106,7 +106,7 @@ def report_failed_jobs(jobs: Iterable[JobReturn]) -> None:
             continue
         if isinstance(error, BaseException):
             details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-            where = _display_path(job_run_dir(job))
+            where = display_path(job_run_dir(job))
             print(f"run failed: {where}\n{details}", file=sys.stderr, end="", flush=True)
 
 
@@ -118,7 +118,7 @@ class SweepOutcome:
     def line(self) -> str:
         text = f"multirun: {len(self.succeeded)} succeeded, {len(self.failed)} failed"
         if self.failed:
-            text += " (" + ", ".join(_display_path(path) for path in self.failed) + ")"
+            text += " (" + ", ".join(display_path(path) for path in self.failed) + ")"
         return text
 
 
@@ -136,13 +136,6 @@ def finish_sweep(jobs: Iterable[JobReturn]) -> SweepOutcome:
     if outcome.failed:
         raise SystemExit(1)
     return outcome
-
-
-def _display_path(path: Path) -> str:
-    """The run dir relative to the working directory when inside it (`outputs/...`), else absolute."""
-    absolute = path.resolve()
-    cwd = Path(os.getcwd()).resolve()
-    return str(absolute.relative_to(cwd)) if absolute.is_relative_to(cwd) else str(absolute)
 
 
 def override_value(value: Any) -> Any:

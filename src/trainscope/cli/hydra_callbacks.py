@@ -1,0 +1,31 @@
+"""Hydra callbacks of `python train.py` (registered under `hydra.callbacks` in conf/train.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from trainscope.cli.errors import exit_on_user_error
+from trainscope.config.run_dir_guard import check_run_dir_free
+
+
+class RefuseTakenRunDir(Callback):
+    """A single run into a directory that already holds a run stops with one line, before anything is written.
+
+    `on_run_start` is the last moment before Hydra creates the directory, writes `.hydra/` and opens
+    `train.log` (`run_job`); a check inside the task would come after those writes. Only the run that
+    `resume=` continues may use its own directory.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        HydraConfig.instance().set_config(config)  # `${hydra:...}` in hydra.run.dir resolves as in run_job
+        run_dir = Path(str(config.hydra.run.dir))
+        resume = config.get("resume")
+        if resume is not None and Path(str(resume)).resolve() == run_dir.resolve():
+            return
+        with exit_on_user_error():
+            check_run_dir_free(run_dir, "hydra.run.dir")
