@@ -16,7 +16,7 @@ from trainscope.engine.callbacks import Callback
 from trainscope.errors import ConfigError
 from trainscope.monitor.classification import ConfusionMatrixMonitor
 from trainscope.monitor.histograms import WeightHistograms
-from trainscope.monitor.images import InputImages, MisclassifiedImages
+from trainscope.monitor.images import InputImages, MisclassifiedImages, WorstImages
 from trainscope.monitor.system import CudaMemoryMonitor
 from trainscope.monitor.text import ModelGraph, RunText
 
@@ -37,6 +37,8 @@ def build_monitors(logging_cfg: DictConfig | dict[str, Any]) -> dict[str, Callba
     if _bool(get("images", False), "logging.images"):
         monitors["monitor/input_images"] = InputImages(num_images=num_images)
         monitors["monitor/misclassified"] = MisclassifiedImages(num_images=num_images, every_n_epochs=images_every)
+    if _bool(get("worst_images", False), "logging.worst_images"):
+        monitors["monitor/worst_images"] = WorstImages(num_images=num_images, every_n_epochs=images_every)
     if _bool(get("confusion_matrix", False), "logging.confusion_matrix"):
         monitors["monitor/confusion_matrix"] = ConfusionMatrixMonitor(image=True)
     return monitors
