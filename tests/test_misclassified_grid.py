@@ -10,10 +10,12 @@ import io
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
 from PIL import Image
 
 from tests.conftest import TrainCLI, read_events
+from trainscope.monitor.images import MisclassifiedImages, WorstImages
 
 NUM_IMAGES = 16
 COLUMNS = ROWS = 4  # near-square
@@ -61,3 +63,26 @@ def test_misclassified_and_worst_grids_of_a_good_model_hold_num_images_tiles(tmp
         assert image.height == PAD + ROWS * (TILE_HEIGHT + PAD), tag
         assert (image.width - PAD) % COLUMNS == 0 and (image.width - PAD) // COLUMNS - PAD >= 3 * 28, tag
         assert tile_count(image.encoded_image_string, image.width, image.height) == NUM_IMAGES, tag
+
+
+def offer_batches(monitor: MisclassifiedImages | WorstImages, wrong_positions: list[int]) -> list[int]:
+    """Feed 5 batches of 4 examples (input value = position) with mistakes at `wrong_positions`; the kept positions."""
+    for first in range(0, 20, 4):
+        positions = torch.arange(first, first + 4)
+        targets = torch.zeros(4, dtype=torch.long)
+        wrong = torch.tensor([position in wrong_positions for position in positions.tolist()])
+        logits = torch.zeros(4, 2)
+        logits[:, 1] = torch.where(wrong, positions.float(), -1.0)  # later mistakes: more confident, higher loss
+        predicted = logits.argmax(dim=1)
+        inputs = positions.float().view(4, 1, 1, 1)
+        monitor._examples.offer(monitor.scores(logits, targets, predicted, first), inputs, targets, predicted)
+    kept = monitor._examples.take()
+    return [] if kept is None else [int(value) for value in kept[1].flatten()]
+
+
+def test_picks_span_the_whole_pass_without_reading_each_batch() -> None:
+    mistakes = [2, 9, 10, 17, 19]
+    assert offer_batches(MisclassifiedImages(num_images=3), mistakes) == [2, 9, 10]  # the first three, in order
+    assert offer_batches(MisclassifiedImages(num_images=8), mistakes) == mistakes  # fewer mistakes than tiles
+    assert offer_batches(MisclassifiedImages(num_images=3), []) == []
+    assert offer_batches(WorstImages(num_images=3), mistakes) == [19, 17, 10]  # the highest losses first

@@ -209,8 +209,9 @@ class MisclassifiedImages(ValidationExamples):
     tag = "images/val_misclassified"
 
     def scores(self, logits: Tensor, targets: Tensor, predicted: Tensor, first_position: int) -> Tensor:
+        # float32 (MPS has no float64) numbers positions exactly up to 2**24 examples, far beyond a val split.
         positions = torch.arange(first_position, first_position + len(targets), device=targets.device)
-        return torch.where(predicted != targets, -positions.double(), float("-inf"))
+        return torch.where(predicted != targets, -positions.float(), float("-inf"))
 
 
 class WorstImages(ValidationExamples):
