@@ -7,7 +7,7 @@ In one process, for each model, with the same data, batch size, number of steps,
 it times one epoch (train pass + validation pass) of:
 
   (a) raw        a hand-written PyTorch loop over preloaded, normalized tensors: the floor
-  (b) trainscope `trainscope.engine.run.train` with the default config (monitoring, progress, checkpoints)
+  (b) trainscope `trainscope.session.run.train` with the default config (monitoring, progress, checkpoints)
   (c) no-monitor the same with monitoring off (no step reads, no progress bar, no monitor callbacks)
   (d) tutorial   torchvision MNIST-style dataset, per-sample ToTensor + Normalize through a DataLoader
   (e) lightning  PyTorch Lightning with its TensorBoardLogger and defaults (if `pip install -e .[bench]`)
@@ -44,10 +44,10 @@ from torch import Tensor, nn
 
 from trainscope.config.paths import config_dir
 from trainscope.config.resolvers import register_resolvers
+from trainscope.core.callback import Callback
 from trainscope.data.build import split_indices
 from trainscope.data.synthetic import make_synthetic
 from trainscope.engine.build import build_optimizer, select_device
-from trainscope.engine.callbacks import Callback
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Wall time by default; `--clock cpu` counts this process's CPU time (all its threads) instead, which other
@@ -219,7 +219,7 @@ def monitoring_off(cfg: DictConfig, total_steps: int) -> list[str]:
 def run_trainscope(
     workload: Workload, device: str, epochs: int, monitor: bool, run_root: Path, extra: tuple[str, ...] = ()
 ) -> list[float]:
-    from trainscope.engine.run import train
+    from trainscope.session.run import train
 
     base = [
         "+callbacks.epoch_timer._target_=__main__.EpochTimer",

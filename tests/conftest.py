@@ -1,106 +1,18 @@
-"""Shared helpers: run `python train.py ...` as a user would, in a throwaway output folder."""
+"""Fixtures shared by every test module; the helpers they use live in `tests/helpers/`."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-# Small enough for 2 CPU cores, big enough that every tag gets several points.
-TINY = [
-    "data=synthetic",
-    "data.num_samples=256",
-    "data.batch_size=32",
-    "model=mlp",
-    "trainer.max_epochs=2",
-    "logging.log_every_n_steps=2",
-]
-
-
-def cli_env(output_root: Path, data_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        TRAINSCOPE_OUTPUT_DIR=str(output_root),
-        TRAINSCOPE_DATA_DIR=str(data_dir),
-        HYDRA_FULL_ERROR="0",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def run_script(
-    script: str, args: list[str], output_root: Path, data_dir: Path, timeout: float = 300, **popen: object
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, script, *args],
-        cwd=REPO_ROOT,
-        env=cli_env(output_root, data_dir),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        **popen,  # type: ignore[arg-type]
-    )
-
-
-def resume_cli(run_dir: Path, data_dir: Path, *overrides: str, **popen: object) -> subprocess.CompletedProcess[str]:
-    """`python train.py resume=<run_dir>`; a new run directory would land in `<run_dir>/../unused-output-root`."""
-    return run_script(
-        "train.py", [f"resume={run_dir}", *overrides], run_dir.parent / "unused-output-root", data_dir, **popen
-    )
-
-
-def start_training(
-    args: list[str], output_root: Path, data_dir: Path, stdout: int = subprocess.PIPE
-) -> subprocess.Popen[str]:
-    """`python train.py <args>` in the background, for tests that signal, kill or watch a live run."""
-    return subprocess.Popen(
-        [sys.executable, "train.py", *args],
-        cwd=REPO_ROOT,
-        env=cli_env(output_root, data_dir),
-        stdout=stdout,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def read_events(log_dir: Path) -> EventAccumulator:
-    """Every event TensorBoard's own reader finds in `log_dir` (no sampling), loaded once."""
-    kinds = ("scalars", "images", "histograms", "tensors")
-    accumulator = EventAccumulator(str(log_dir), size_guidance={kind: 0 for kind in kinds})
-    accumulator.Reload()
-    return accumulator
-
-
-def single_run_dir(output_root: Path) -> Path:
-    """The one run directory a single `python train.py` wrote under `output_root`."""
-    run_dirs = sorted((output_root / "runs").glob("*/*"))
-    assert len(run_dirs) == 1, f"expected one run directory, found {run_dirs}"
-    return run_dirs[0]
+from tests.helpers.cli import TrainCLI
 
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One dataset cache for the whole session, like a user's `data/` folder."""
     return tmp_path_factory.mktemp("data")
-
-
-class TrainCLI:
-    """Runs `python train.py <args>` as a user would, with outputs under `output_root`."""
-
-    def __init__(self, output_root: Path, data_dir: Path, script: str = "train.py") -> None:
-        self.output_root, self.data_dir, self.script = output_root, data_dir, script
-
-    def __call__(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return run_script(self.script, list(args), self.output_root, self.data_dir, timeout)
-
-    def run_dir(self) -> Path:
-        return single_run_dir(self.output_root)
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import TINY, TrainCLI, read_events, resume_cli
-from tests.test_data import copy_mnist_files
+from tests.helpers.cli import TINY, TrainCLI, resume_cli
+from tests.helpers.data import copy_mnist_files
+from tests.helpers.events import read_events
 
 
 def error_line(result: subprocess.CompletedProcess[str]) -> str:

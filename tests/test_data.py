@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
+from tests.helpers.data import copy_mnist_files
+from trainscope.core.errors import ConfigError, DataError
 from trainscope.data import build_data
 from trainscope.data.config import validate_data_config
-from trainscope.data.sources import BUNDLED_MNIST_DIR, cache_path, load_split
-from trainscope.errors import ConfigError, DataError
+from trainscope.data.files import BUNDLED_MNIST_DIR, cache_path, load_split
 
 NO_AUGMENT = {"crop_padding": 0, "horizontal_flip": False}
 
@@ -53,15 +53,6 @@ def assert_same_batches(left: list, right: list) -> None:
     for (inputs_a, targets_a), (inputs_b, targets_b) in zip(left, right, strict=True):
         assert torch.equal(inputs_a, inputs_b)
         assert torch.equal(targets_a, targets_b)
-
-
-def copy_mnist_files(root: Path) -> Path:
-    """Lay the bundled .gz files out as a downloaded `data=mnist` would be: <root>/mnist/MNIST/raw."""
-    raw = root / "mnist" / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for path in BUNDLED_MNIST_DIR.glob("*.gz"):
-        shutil.copy(path, raw / path.name)
-    return raw
 
 
 @pytest.mark.parametrize("dataset", ["synthetic", "mnist_sample"])

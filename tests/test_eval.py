@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.conftest import TINY, read_events, run_script
+from tests.helpers.cli import TINY, run_script
+from tests.helpers.events import read_events
 
 
 def test_eval_reproduces_the_test_metrics_training_logged(train) -> None:

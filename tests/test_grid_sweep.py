@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TINY, read_events, start_training
-from tests.test_hparams import experiment, metric_values, session_groups, start_tensorboard, wait_for
-from trainscope.monitor.hparams import DEFAULT_METRICS
+from tests.helpers.cli import TINY, start_training
+from tests.helpers.events import read_events
+from tests.helpers.tensorboard_server import experiment, metric_values, session_groups, start_tensorboard, wait_for
+from trainscope.tensorboard.hparams import DEFAULT_METRICS
 
 GRID = [*TINY, "optimizer=sgd"]
 DIVERGING_LR = "1e30"  # SGD at this rate turns the loss into NaN in the first epoch

@@ -1,17 +1,9 @@
-"""HParams: what a user sees in TensorBoard's HParams tab, checked with TensorBoard's own readers and server.
-
-The helpers at the top (`start_tensorboard`, `session_groups`, `wait_for`) are reused by
-tests/test_grid_sweep.py.
-"""
+"""HParams: what a user sees in TensorBoard's HParams tab, checked with TensorBoard's own readers and server."""
 
 from __future__ import annotations
 
 import enum
-import json
 import time
-import urllib.parse
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
-from tensorboard import program
 from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.plugins.hparams import api_pb2, metadata
 from torch.utils.tensorboard import SummaryWriter
 
-from tests.conftest import read_events
+from tests.helpers.events import read_events
+from tests.helpers.tensorboard_server import experiment, metric_values, session_groups, start_tensorboard, wait_for
 from trainscope.config.flatten import hparams_from_config, is_hparam_key, normalize_value
-from trainscope.monitor.hparams import (
+from trainscope.tensorboard.hparams import (
     DEFAULT_METRICS,
     TRIAL_STATE_TAG,
     TRIAL_STATES,
@@ -34,51 +26,6 @@ from trainscope.monitor.hparams import (
     Interval,
     write_experiment_summary,
 )
-
-ALL_STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
-
-
-# ---------------------------------------------------------------- helpers (also used by test_grid_sweep)
-
-
-def start_tensorboard(logdir: Path) -> str:
-    """Start a real TensorBoard server in this process, as `tensorboard --logdir` would; returns its URL."""
-    board = program.TensorBoard()
-    board.configure(
-        argv=[None, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", "0", "--reload_interval", "1"]
-    )
-    return board.launch().rstrip("/")
-
-
-def hparams_query(url: str, route: str, request: dict[str, Any]) -> dict[str, Any]:
-    query = urllib.parse.urlencode({"request": json.dumps(request)})
-    with urllib.request.urlopen(f"{url}/data/plugin/hparams/{route}?{query}", timeout=10) as response:
-        return json.loads(response.read())
-
-
-def experiment(url: str) -> dict[str, Any]:
-    return hparams_query(url, "experiment", {"experimentName": ""})
-
-
-def session_groups(url: str) -> list[dict[str, Any]]:
-    request = {"experimentName": "", "allowedStatuses": ALL_STATUSES, "startIndex": 0, "sliceSize": 1000}
-    return hparams_query(url, "session_groups", request).get("sessionGroups", [])
-
-
-def metric_values(session: dict[str, Any]) -> dict[str, float]:
-    return {item["name"]["tag"]: item["value"] for item in session.get("metricValues", [])}
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    """Poll `condition` until it returns something truthy (the server reloads every second)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.25)
 
 
 def last_scalar(run_dir: Path, tag: str) -> float:

@@ -14,8 +14,9 @@ import torch
 import yaml
 from PIL import Image
 
-from tests.conftest import TrainCLI, read_events
-from trainscope.monitor.images import MisclassifiedImages, WorstImages
+from tests.helpers.cli import TrainCLI
+from tests.helpers.events import read_events
+from trainscope.tensorboard.images import MisclassifiedImages, WorstImages
 
 NUM_IMAGES = 16
 COLUMNS = ROWS = 4  # near-square

@@ -12,10 +12,11 @@ from typing import Any
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import TINY, read_events
-from trainscope.engine.callbacks import Callback
-from trainscope.monitor.classification import confusion_counts, precision_recall, render_confusion_matrix
-from trainscope.monitor.health import GradientExplosionCheck, LossTrendCheck, OverfittingCheck
+from tests.helpers.cli import TINY
+from tests.helpers.events import read_events
+from trainscope.callbacks.health import GradientExplosionCheck, LossTrendCheck, OverfittingCheck
+from trainscope.core.callback import Callback
+from trainscope.tensorboard.classification import confusion_counts, precision_recall, render_confusion_matrix
 
 # 231 train samples in batches of 32 → 8 steps per epoch; TINY logs every 2 steps for 2 epochs.
 EPOCH_STEPS = [8, 16]
@@ -222,7 +223,7 @@ def fake_trainer(history: list[dict[str, float]]) -> SimpleNamespace:
     writer = FakeWriter()
     return SimpleNamespace(
         state=SimpleNamespace(epoch=len(history), global_step=10 * len(history), history=history),
-        monitor=SimpleNamespace(writer=writer, flush=lambda: None),
+        tensorboard=SimpleNamespace(writer=writer, flush=lambda: None),
         stops=[],
     )
 
@@ -235,20 +236,20 @@ def test_overfitting_and_rising_loss_checks_warn_once_with_advice(caplog) -> Non
     overfitting.append({"train/loss": 0.5, "val/loss": 1.0})  # still overfitting: no second warning
     trainer.state.epoch, trainer.state.global_step = 5, 50
     check.on_epoch_end(trainer, overfitting[-1])
-    assert len(trainer.monitor.writer.texts) == 1 and "weight_decay" in trainer.monitor.writer.texts[0]
-    assert trainer.monitor.writer.scalars == [("health/overfitting", 1.0, 40), ("health/overfitting", 1.0, 50)]
+    assert len(trainer.tensorboard.writer.texts) == 1 and "weight_decay" in trainer.tensorboard.writer.texts[0]
+    assert trainer.tensorboard.writer.scalars == [("health/overfitting", 1.0, 40), ("health/overfitting", 1.0, 50)]
     assert "health/overfitting" in caplog.text
 
     healthy = [{"train/loss": 1.0 - 0.1 * i, "val/loss": 0.9 - 0.1 * i} for i in range(4)]
     trainer = fake_trainer(healthy)
     OverfittingCheck(patience=3).on_epoch_end(trainer, healthy[-1])
     LossTrendCheck(patience=3).on_epoch_end(trainer, healthy[-1])
-    assert trainer.monitor.writer.texts == []
+    assert trainer.tensorboard.writer.texts == []
 
     rising = [{"train/loss": 1.0 + 0.1 * i} for i in range(4)]
     trainer = fake_trainer(rising)
     LossTrendCheck(patience=3).on_epoch_end(trainer, rising[-1])
-    assert "rose for 3 epochs" in trainer.monitor.writer.texts[0]
+    assert "rose for 3 epochs" in trainer.tensorboard.writer.texts[0]
 
 
 def test_gradient_explosion_check_compares_with_the_running_median() -> None:
@@ -256,6 +257,6 @@ def test_gradient_explosion_check_compares_with_the_running_median() -> None:
     check = GradientExplosionCheck(factor=10, min_history=5)
     for norm in [1.0, 1.2, 0.9, 1.1, 1.0, 5.0]:
         check.on_train_batch_end(trainer, {"train/grad_norm": norm})
-    assert trainer.monitor.writer.texts == []
+    assert trainer.tensorboard.writer.texts == []
     check.on_train_batch_end(trainer, {"train/grad_norm": 50.0})
-    assert "running median" in trainer.monitor.writer.texts[0]
+    assert "running median" in trainer.tensorboard.writer.texts[0]

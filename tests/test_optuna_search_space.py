@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from trainscope.errors import ConfigError
+from trainscope.core.errors import ConfigError
 from trainscope.sweep.search_space import grid_search_space, parse_search_space, search_space_domains
 
 
@@ -91,7 +91,8 @@ def test_sampler_and_pruner_groups_switch_without_leftover_keys() -> None:
     import sys
 
     import yaml
-    from conftest import REPO_ROOT
+
+    from tests.helpers.cli import REPO_ROOT
 
     result = subprocess.run(
         [

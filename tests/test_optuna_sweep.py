@@ -20,7 +20,8 @@ import yaml
 from optuna.trial import TrialState
 from tensorboard.plugins.hparams import metadata
 
-from tests.conftest import REPO_ROOT, cli_env, read_events
+from tests.helpers.cli import REPO_ROOT, cli_env
+from tests.helpers.events import read_events
 from trainscope.sweep.storage import open_storage
 from trainscope.sweep.study import FAIL_REASON_ATTR, OWNER_ATTR, RUN_DIR_ATTR, count_trials
 

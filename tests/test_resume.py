@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from tests.conftest import REPO_ROOT, TINY, TrainCLI, cli_env, read_events, resume_cli, start_training
+from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, cli_env, resume_cli, start_training, wait_for_checkpoint
+from tests.helpers.events import read_events, session_infos
 
 # A CNN on small images, deterministic, with a checkpoint every 5 steps: 576 train images → 18 batches an epoch.
 DETERMINISTIC = [
@@ -32,29 +32,6 @@ DETERMINISTIC = [
     "callbacks.checkpoint.every_n_steps=5",
 ]
 TIMING_TAGS = ("time/", "train/samples_per_sec", "system/")
-
-
-def wait_for_checkpoint(output_root: Path, process: subprocess.Popen[str], timeout: float = 120) -> Path:
-    """The run directory, once its first checkpoint exists (polled, as a user would watch the folder)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = list((output_root / "runs").glob("*/*/checkpoints/last.pt"))
-        if found:
-            return found[0].parent.parent
-        if process.poll() is not None:
-            pytest.fail(f"run ended before its first checkpoint:\n{process.stdout.read() if process.stdout else ''}")
-        time.sleep(0.005)  # kill soon after the first checkpoint: well before the epoch ends
-    process.kill()
-    pytest.fail("no checkpoint within the timeout")
-
-
-def session_infos(run_dir: Path, tag: str) -> int:
-    """How many summaries with `tag` all event files of the run hold (raw, before TensorBoard dedups)."""
-    count = 0
-    for path in run_dir.glob("events.out.tfevents.*"):
-        for event in EventFileLoader(str(path)).Load():
-            count += sum(1 for value in event.summary.value if value.tag == tag)
-    return count
 
 
 def comparable(metrics: dict[str, float | None]) -> dict[str, float | None]:
@@ -176,15 +153,15 @@ def test_every_tensorboard_reader_drops_what_a_killed_segment_logged_after_its_c
     """The Python loader behind `tensorboard --load_fast=false` purges only from a run's second start marker on."""
     from tensorboard.backend.event_processing import plugin_event_accumulator
 
-    from trainscope.engine.resume import purge_step
-    from trainscope.monitor.tensorboard import TensorBoardMonitor
+    from trainscope.session.resume import purge_step
+    from trainscope.tensorboard.writer import RunWriter
 
-    first = TensorBoardMonitor(tmp_path, purge_step=purge_step(None))
+    first = RunWriter(tmp_path, purge_step=purge_step(None))
     for step in range(1, 11):  # killed at step 10, last checkpoint at step 5
         first.scalar("x", float(step), step)
     first.close()
     time.sleep(1.1)  # event files are ordered by their creation second
-    resumed = TensorBoardMonitor(tmp_path, purge_step=purge_step({"trainer": {"global_step": 5}}))
+    resumed = RunWriter(tmp_path, purge_step=purge_step({"trainer": {"global_step": 5}}))
     for step in range(6, 9):
         resumed.scalar("x", 100.0 + step, step)
     resumed.close()

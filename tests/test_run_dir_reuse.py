@@ -15,7 +15,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from tests.conftest import TINY, TrainCLI, resume_cli
+from tests.helpers.cli import TINY, TrainCLI, resume_cli
 from trainscope.sweep.storage import open_storage
 from trainscope.sweep.study import FAIL_REASON_ATTR
 

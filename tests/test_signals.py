@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from tensorboard.plugins.hparams import api_pb2, metadata
 
-from tests.conftest import REPO_ROOT, cli_env, read_events, start_training
-from tests.test_hparams import metric_values, session_groups, start_tensorboard, wait_for
-from tests.test_resume import session_infos, wait_for_checkpoint
+from tests.helpers.cli import REPO_ROOT, cli_env, start_training, wait_for_checkpoint
+from tests.helpers.events import read_events, session_infos
+from tests.helpers.tensorboard_server import metric_values, session_groups, start_tensorboard, wait_for
 
 # Long enough (2 x 36 steps) that a signal sent at the first checkpoint (step 5) lands mid-epoch.
 LONG = [

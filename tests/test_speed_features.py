@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT, TINY, TrainCLI, cli_env, read_events
+from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, cli_env
+from tests.helpers.events import read_events
 from trainscope.models import MLP, SmallCNN
 
 EPOCH_TAGS = ["train/loss", "train/acc", "val/loss", "val/acc"]

@@ -10,7 +10,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from tests.conftest import REPO_ROOT, TINY, read_events
+from tests.helpers.cli import REPO_ROOT, TINY
+from tests.helpers.events import read_events
 from trainscope.config.resolvers import register_resolvers
 
 EPOCH_TAGS = ["train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "epoch"]

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator
-from typing import NoReturn
 
 from hydra.errors import InstantiationException
 
-from trainscope.errors import ConfigError, TrainingFailed, TrainscopeError, first_line
-
-EXIT_USER_ERROR = 2
-EXIT_TRAINING_FAILED = 1
+from trainscope.core.errors import ConfigError, TrainscopeError, first_line, report_user_error
 
 
 def as_user_error(error: BaseException) -> TrainscopeError | None:
@@ -33,11 +28,6 @@ def as_user_error(error: BaseException) -> TrainscopeError | None:
             root = root.__cause__
         return ConfigError(f"could not build the configured object: {first_line(root)}")
     return None
-
-
-def report_user_error(error: TrainscopeError) -> NoReturn:
-    print(f"error: {error}", file=sys.stderr, flush=True)
-    sys.exit(EXIT_TRAINING_FAILED if isinstance(error, TrainingFailed) else EXIT_USER_ERROR)
 
 
 @contextlib.contextmanager

@@ -12,17 +12,18 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from trainscope.cli.errors import as_user_error, exit_on_user_error, report_user_error
+from trainscope.cli.errors import as_user_error, exit_on_user_error
 from trainscope.config.overrides import hydra_quote, unquote
 from trainscope.config.paths import config_dir
 from trainscope.config.resolvers import register_resolvers
-from trainscope.errors import ConfigError
+from trainscope.core.errors import ConfigError, report_user_error
+from trainscope.core.run_dir import check_run_dir
 
 
 def task(cfg: DictConfig) -> None:
     """Hydra's task: Hydra is only here so the run's `${hydra:...}` interpolations resolve as in training."""
     try:
-        from trainscope.engine.evaluate import evaluate_run  # torch loads here, not at --help
+        from trainscope.session.evaluate_run import evaluate_run  # torch loads here, not at --help
 
         metrics = evaluate_run(Path(cfg.run), checkpoint=str(cfg.checkpoint), device=cfg.device)
     except Exception as error:
@@ -40,8 +41,6 @@ def quote_run_argument(argv: list[str]) -> list[str]:
     Run directory names hold `=` and `,` (they list the run's overrides), which Hydra's override grammar
     would read as a sweep; quoted, the path passes through as it is.
     """
-    from trainscope.engine.evaluate import check_run_dir
-
     positions = [index for index, arg in enumerate(argv) if arg.startswith("run=")]
     if not positions:
         raise ConfigError("pass the run to evaluate: python eval.py run=outputs/runs/<date>/<time>_<overrides>")

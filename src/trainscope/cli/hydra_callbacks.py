@@ -1,4 +1,4 @@
-"""Hydra callbacks of `python train.py` (registered under `hydra.callbacks` in conf/train.yaml)."""
+"""Hydra callbacks of `python train.py` (registered under `callbacks` in conf/hydra/default.yaml)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from trainscope.cli.errors import exit_on_user_error
-from trainscope.config.run_dir_guard import check_run_dir_free
+from trainscope.core.run_dir import check_run_dir_free
 
 
 class RefuseTakenRunDir(Callback):

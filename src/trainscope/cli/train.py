@@ -1,4 +1,4 @@
-"""`python train.py` / `trainscope-train`: Hydra composes the config, `trainscope.engine.run` trains.
+"""`python train.py` / `trainscope-train`: Hydra composes the config, `trainscope.session.run` trains.
 
 torch is imported only inside the task, so `--help` and `--cfg job` answer instantly.
 """
@@ -14,12 +14,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from trainscope.cli.errors import as_user_error, exit_on_user_error, report_user_error
+from trainscope.cli.errors import as_user_error, exit_on_user_error
 from trainscope.config.overrides import check_group_choices
 from trainscope.config.paths import config_dir
 from trainscope.config.resolvers import register_resolvers
-from trainscope.config.validation import validate_config
-from trainscope.engine.signals import RunInterrupted
+from trainscope.config.schema import validate_config
+from trainscope.core.errors import report_user_error
+from trainscope.core.interruption import RunInterrupted
 
 log = logging.getLogger("trainscope")
 
@@ -30,7 +31,7 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         validate_config(cfg)
-        from trainscope.engine.run import train  # torch loads here, not at --help
+        from trainscope.session.run import train  # torch loads here, not at --help
 
         return train(cfg, run_dir).objective
     except RunInterrupted as interrupted:  # checkpoint, metrics.json and TensorBoard are written
@@ -52,7 +53,9 @@ def main() -> None:
     with exit_on_user_error():
         conf = config_dir()
         if any(argument.startswith("resume=") for argument in sys.argv[1:]):
-            from trainscope.engine.resume import resume_arguments  # loads torch: only when resuming
+            from trainscope.cli.resume_arguments import (
+                resume_arguments,  # composes the saved config: only when resuming
+            )
 
             sys.argv[1:] = resume_arguments(sys.argv[1:], conf)  # continue that run in its own directory
         check_group_choices(sys.argv[1:], conf)

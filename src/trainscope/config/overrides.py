@@ -11,7 +11,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep
 from hydra.errors import HydraException
 
-from trainscope.errors import ConfigError
+from trainscope.core.errors import ConfigError
 
 
 def hydra_quote(value: object) -> str:

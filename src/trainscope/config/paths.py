@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from trainscope.errors import ConfigError
+from trainscope.core.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 

@@ -40,8 +40,7 @@ def unique_dir(path: str) -> str:
             candidate = f"{path}_{suffix}"
         except OSError as error:
             # Hydra resolves this while setting up, where an exception becomes a traceback: say it in one line.
-            from trainscope.cli.errors import report_user_error
-            from trainscope.errors import ConfigError
+            from trainscope.core.errors import ConfigError, report_user_error
 
             report_user_error(
                 ConfigError(

@@ -1,7 +1,7 @@
 """Datasets as train/val/test batch sources: `build_data` is the `_target_` of every `conf/data/*.yaml`."""
 
 from trainscope.data.augment import AugmentConfig
-from trainscope.data.batch_source import BatchSource
+from trainscope.data.batching import BatchSource
 from trainscope.data.build import DataModule, build_data
 
 __all__ = ["AugmentConfig", "BatchSource", "DataModule", "build_data"]

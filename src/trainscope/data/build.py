@@ -9,13 +9,13 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Subset
 
-from trainscope.data.batch_source import BatchSource, SplitSettings
+from trainscope.core.errors import ConfigError
+from trainscope.data.batching import BatchSource, SplitSettings
 from trainscope.data.config import DataConfig, validate_data_config
 from trainscope.data.dataloader import DataLoaderBatchSource, UInt8ImageDataset, uint8_to_float
+from trainscope.data.files import load_split, prepare_files, split_size, torchvision_dataset
 from trainscope.data.in_memory import InMemoryBatchSource
-from trainscope.data.sources import load_split, prepare_files, split_size, torchvision_dataset
 from trainscope.data.synthetic import make_synthetic, synthetic_class_names
-from trainscope.errors import ConfigError
 
 # Above this many bytes of uint8 train images, loader=auto streams through a DataLoader instead.
 IN_MEMORY_LIMIT_BYTES = 4 * 1024**3

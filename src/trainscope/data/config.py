@@ -1,4 +1,7 @@
-"""Validate the `data` config once, so every later failure is about the data, not a typo in a key."""
+"""Validate the `data` config once, so every later failure is about the data, not a typo in a key.
+
+Single keys follow the rules in `trainscope.config.schema.DATA_RULES`; the checks that combine keys are here.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainscope.config.validation import is_int, is_number
+from trainscope.config.schema import check_value, is_number
+from trainscope.core.errors import ConfigError
 from trainscope.data.augment import AugmentConfig
-from trainscope.errors import ConfigError
-
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "mnist_sample", "synthetic")
-LOADERS = ("auto", "in_memory", "dataloader")
 
 
 @dataclass(frozen=True)
@@ -34,18 +34,6 @@ class DataConfig:
     augment: AugmentConfig
     num_samples: int | None
     seed: int
-
-
-def _positive_int(key: str, value: Any) -> int:
-    if not is_int(value) or value <= 0:
-        raise ConfigError(f"data.{key} must be a positive integer, got {value!r}")
-    return value
-
-
-def _non_negative_int(key: str, value: Any) -> int:
-    if not is_int(value) or value < 0:
-        raise ConfigError(f"data.{key} must be a non-negative integer, got {value!r}")
-    return value
 
 
 def _floats(key: str, value: Any, length: int) -> tuple[float, ...]:
@@ -75,32 +63,21 @@ def validate_data_config(
     seed: Any,
 ) -> DataConfig:
     """Check types and ranges; raise ConfigError naming the key, the value and what is allowed."""
-    if dataset not in DATASETS:
-        raise ConfigError(f"data.dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
-    if not isinstance(root, (str, Path)) or not str(root):
-        raise ConfigError(f"data.root must be a directory path (set paths.data_dir), got {root!r}")
-    if (
-        isinstance(input_shape, (str, bytes))
-        or not isinstance(input_shape, Sequence)
-        or len(input_shape) != 3
-        or not all(is_int(v) and v > 0 for v in input_shape)
-    ):
-        raise ConfigError(
-            f"data.input_shape must be [channels, height, width] of positive integers, got {input_shape!r}"
-        )
+    values = {
+        "dataset": dataset,
+        "root": root,
+        "input_shape": input_shape,
+        "num_classes": num_classes,
+        "batch_size": batch_size,
+        "val_fraction": val_fraction,
+        "split_seed": split_seed,
+        "num_workers": num_workers,
+        "loader": loader,
+        "download": download,
+    }
+    for key, value in values.items():
+        check_value(f"data.{key}", value)
     shape = (int(input_shape[0]), int(input_shape[1]), int(input_shape[2]))
-    if not is_int(num_classes) or num_classes < 2:
-        raise ConfigError(f"data.num_classes must be an integer >= 2, got {num_classes!r}")
-    _positive_int("batch_size", batch_size)
-    if not is_number(val_fraction) or not 0 <= val_fraction < 1:
-        raise ConfigError(f"data.val_fraction must be a number in [0, 1), got {val_fraction!r}")
-    if not is_int(split_seed):
-        raise ConfigError(f"data.split_seed must be an integer, got {split_seed!r}")
-    _non_negative_int("num_workers", num_workers)
-    if loader not in LOADERS:
-        raise ConfigError(f"data.loader must be one of {', '.join(LOADERS)}, got {loader!r}")
-    if not isinstance(download, bool):
-        raise ConfigError(f"data.download must be true or false, got {download!r}")
     mean_values = _floats("mean", mean, shape[0])
     std_values = _floats("std", std, shape[0])
     if not all(s > 0 for s in std_values):
@@ -111,16 +88,13 @@ def validate_data_config(
     unknown = set(augment) - {"crop_padding", "horizontal_flip"}
     if unknown:
         raise ConfigError(f"data.augment has unknown keys {sorted(unknown)}; allowed: crop_padding, horizontal_flip")
-    crop_padding = _non_negative_int("augment.crop_padding", augment.get("crop_padding", 0))
-    flip = augment.get("horizontal_flip", False)
-    if not isinstance(flip, bool):
-        raise ConfigError(f"data.augment.horizontal_flip must be true or false, got {flip!r}")
+    crop_padding = check_value("data.augment.crop_padding", augment.get("crop_padding", 0))
+    flip = check_value("data.augment.horizontal_flip", augment.get("horizontal_flip", False))
     if dataset == "synthetic":
-        _positive_int("num_samples", num_samples)
+        check_value("data.num_samples", num_samples)
     elif num_samples is not None:
         raise ConfigError(f"data.num_samples only applies to data=synthetic, got {num_samples!r} for {dataset}")
-    if not is_int(seed):
-        raise ConfigError(f"trainer.seed must be an integer, got {seed!r}")
+    check_value("trainer.seed", seed)
     return DataConfig(
         dataset=dataset,
         root=Path(str(root)).expanduser(),

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from trainscope.data.augment import augment_batch
-from trainscope.data.batch_source import SplitSettings
+from trainscope.data.batching import SplitSettings
 from trainscope.data.seeding import epoch_permutation
 
 

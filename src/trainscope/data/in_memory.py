@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import torch
 
 from trainscope.data.augment import augment_batch
-from trainscope.data.batch_source import SplitSettings
+from trainscope.data.batching import SplitSettings
 from trainscope.data.seeding import epoch_permutation
 
 

@@ -1,1 +1,1 @@
-"""engine"""
+"""The training loop: Trainer, its typed settings, evaluation, and building the optimizer, scheduler and device."""

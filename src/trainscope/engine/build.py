@@ -13,8 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from trainscope.engine.callbacks import Callback
-from trainscope.errors import ConfigError
+from trainscope.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +62,7 @@ def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, steps_per
     scheduler_cfg = OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else {}
     if not scheduler_cfg:
         return None, "epoch"
-    interval = scheduler_cfg.pop("interval", "epoch")
-    if interval not in ("epoch", "step"):
-        raise ConfigError(f"scheduler.interval must be 'epoch' or 'step', got {interval!r}")
+    interval = scheduler_cfg.pop("interval", "epoch")  # checked by trainscope.config.schema
     factory = instantiate(scheduler_cfg)
     run_length = {
         "total_steps": steps_per_epoch * int(cfg.trainer.max_epochs),
@@ -77,23 +74,6 @@ def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, steps_per
     if "total_steps" in extra:  # OneCycleLR takes total_steps or (epochs, steps_per_epoch), not both
         extra = {"total_steps": extra["total_steps"]}
     return factory(optimizer, **extra), interval
-
-
-def build_callbacks(callbacks_cfg: DictConfig | None) -> dict[str, Callback]:
-    """Instantiate each entry of the `callbacks` dict; a null entry turns that callback off."""
-    callbacks: dict[str, Callback] = {}
-    for name, callback_cfg in (callbacks_cfg or {}).items():
-        if callback_cfg is None:
-            continue
-        if "_target_" not in callback_cfg:
-            raise ConfigError(f"callbacks.{name} needs a _target_ naming a Callback class")
-        callback = instantiate(callback_cfg)
-        if not isinstance(callback, Callback):
-            raise ConfigError(
-                f"callbacks.{name}._target_={callback_cfg._target_} is not a trainscope.engine.callbacks.Callback"
-            )
-        callbacks[name] = callback
-    return callbacks
 
 
 def count_parameters(model: nn.Module) -> int:

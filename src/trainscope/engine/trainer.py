@@ -2,12 +2,11 @@
 
 Losses and accuracies accumulate on the device and are read only every `log_every_n_steps` steps and at
 epoch end, so the loop never waits on the GPU in between. Callbacks watch through the hooks in
-`trainscope.engine.callbacks`; they stop the run only through `request_stop`.
+`trainscope.core.callback`; they stop the run only through `request_stop`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import random
@@ -19,19 +18,18 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from trainscope.core.callback import CallbackList
+from trainscope.core.run_dir import STOP_STATUSES, RunStatus
 from trainscope.data import BatchSource, DataModule
-from trainscope.engine.callbacks import CallbackList
-from trainscope.engine.resume import config_hash
-from trainscope.errors import ConfigError
-from trainscope.monitor.progress import EpochProgress
-from trainscope.monitor.tensorboard import TensorBoardMonitor
+from trainscope.engine.evaluation import batch_count, evaluate, limited_length
+from trainscope.engine.forward import autocast, autocast_dtype, compiled, to_memory_format
+from trainscope.engine.progress import EpochProgress
+from trainscope.engine.settings import TrainerSettings
+from trainscope.tensorboard.writer import RunWriter, per_group_tags
 
 log = logging.getLogger(__name__)
-
-STOP_STATUSES = ("stopped_early", "pruned", "failed", "interrupted")
 
 
 @dataclass
@@ -46,49 +44,49 @@ class TrainState:
 
 
 class Trainer:
-    """Trains `model` on `data`, logging to `monitor` and calling `callbacks` at each hook."""
+    """Trains `model` on `data`, logging to `tensorboard` and calling `callbacks` at each hook."""
 
     def __init__(
         self,
-        cfg: DictConfig,
+        settings: TrainerSettings,
         model: nn.Module,
         data: DataModule,
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
         scheduler_interval: str,
         callbacks: CallbackList,
-        monitor: TensorBoardMonitor,
+        tensorboard: RunWriter,
         run_dir: Path,
         device: torch.device,
+        config_hash: str = "",
     ) -> None:
-        self.cfg = cfg
+        self.settings = settings
         self.model = model
         self.data = data
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.scheduler_interval = scheduler_interval
         self.callbacks = callbacks
-        self.monitor = monitor
+        self.tensorboard = tensorboard
         self.run_dir = run_dir
         self.device = device
         self.state = TrainState()
-        # Resolving and hashing the config costs tens of ms: once per run, not at every checkpoint.
-        self.config_hash = config_hash(cfg)
-        self.status = "running"
+        self.config_hash = config_hash  # written into every checkpoint, checked on resume
+        self.status = RunStatus.RUNNING
         self.stop_reason = ""
-        self.max_epochs = int(cfg.trainer.max_epochs)
-        self.log_every = int(cfg.logging.log_every_n_steps)
-        self.autocast_dtype = _autocast_dtype(str(cfg.trainer.precision), device)
+        self.max_epochs = settings.max_epochs
+        self.log_every = settings.log_every_n_steps
+        self.autocast_dtype = autocast_dtype(settings.precision, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.autocast_dtype == torch.float16)
-        self.grad_clip = cfg.trainer.grad_clip
+        self.grad_clip = settings.grad_clip
         self._last_grad_norm: Tensor | float = float("nan")
-        self.progress = EpochProgress(enabled=bool(cfg.logging.progress_bar))
+        self.progress = EpochProgress(enabled=settings.progress_bar)
         self.running_sums = torch.zeros(2, 3, device=device)  # this epoch's and this log window's sums
         self._batch_counts: dict[int, Tensor] = {}
-        self.channels_last = bool(cfg.trainer.get("channels_last", False))
+        self.channels_last = settings.channels_last
         # The compiled module shares the model's parameters; `self.model` stays the plain module, so
         # checkpoints and callbacks see its state_dict without torch.compile's `_orig_mod.` prefix.
-        self.forward = compiled(model, cfg.trainer.get("compile", False))
+        self.forward = compiled(model, settings.compile)
 
     # ----------------------------------------------------------------------------------------------
     # control
@@ -99,7 +97,7 @@ class Trainer:
             raise ValueError(f"status must be one of {STOP_STATUSES}, got {status!r}")
         if self.status in STOP_STATUSES:
             return  # the first reason wins: a NaN that triggers early stopping is still a failure
-        self.status, self.stop_reason = status, reason
+        self.status, self.stop_reason = RunStatus(status), reason
         log.warning("stopping: %s", reason)
 
     @property
@@ -115,26 +113,26 @@ class Trainer:
         try:
             while self.state.epoch < self.max_epochs and not self.stopping:
                 train_metrics = self._train_epoch()
-                if self.status in ("failed", "interrupted"):
+                if self.status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
                     break  # an interrupted epoch is finished by the resumed run, not validated now
-                val_metrics = self.evaluate(self.data.val, "val", self.cfg.trainer.limit_val_batches)
+                val_metrics = self.evaluate(self.data.val, "val", self.settings.limit_val_batches)
                 self.callbacks.call("on_validation_end", self, val_metrics)
                 self._end_epoch(train_metrics, val_metrics)
             if not self.stopping:
-                self.status = "completed"
+                self.status = RunStatus.COMPLETED
         except BaseException as error:
             if not self.stopping:
-                self.status, self.stop_reason = "failed", f"{type(error).__name__}: {error}"
+                self.status, self.stop_reason = RunStatus.FAILED, f"{type(error).__name__}: {error}"
             raise
         finally:
             self.progress.close()
             self.callbacks.call("on_fit_end", self)
-            self.monitor.flush()
+            self.tensorboard.flush()
 
     def _train_epoch(self) -> dict[str, float]:
         source = self.data.train
         epoch = self.state.epoch
-        total = _limited_length(source, self.cfg.trainer.limit_train_batches)
+        total = limited_length(source, self.settings.limit_train_batches)
         source.set_epoch(epoch)
         self.model.train()
         self.callbacks.call("on_train_epoch_start", self)
@@ -164,7 +162,7 @@ class Trainer:
                 break
 
         self.progress.close()
-        if self.status == "interrupted":
+        if self.status == RunStatus.INTERRUPTED:
             return {}
         loss_sum, correct, count = epoch_sums.tolist()
         metrics = {
@@ -176,15 +174,15 @@ class Trainer:
             self.request_stop(
                 f"train loss is {metrics['train/loss']} in epoch {epoch + 1}: "
                 "try a lower optimizer.lr or trainer.grad_clip",
-                status="failed",
+                status=RunStatus.FAILED,
             )
         self.callbacks.call("on_train_epoch_end", self, metrics)
         return metrics
 
     def _train_step(self, inputs: Tensor, targets: Tensor) -> Tensor:
         """One optimizer step; returns (loss * n, correct, n) on the device, without syncing."""
-        with self._autocast():
-            logits = self.forward(self._to_memory_format(inputs))
+        with autocast(self.device, self.autocast_dtype):
+            logits = self.forward(to_memory_format(inputs, self.channels_last))
             loss = F.cross_entropy(logits, targets)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -197,22 +195,9 @@ class Trainer:
         self.scaler.update()
         if self.scheduler is not None and self.scheduler_interval == "step":
             self.scheduler.step()
-        count = self._count(targets.shape[0])
+        count = batch_count(self._batch_counts, targets.shape[0], self.device)
         correct = (logits.detach().argmax(dim=1) == targets).sum()
         return torch.stack((loss.detach().float() * count, correct.float(), count))
-
-    def _count(self, batch_size: int) -> Tensor:
-        """`batch_size` as a device scalar, made once per size: a new tensor every step is a host-to-device copy."""
-        count = self._batch_counts.get(batch_size)
-        if count is None:
-            count = self._batch_counts[batch_size] = torch.tensor(float(batch_size), device=self.device)
-        return count
-
-    def _to_memory_format(self, inputs: Tensor) -> Tensor:
-        """Image batches in channels_last when `trainer.channels_last` is on (the model's weights are too)."""
-        if self.channels_last and inputs.dim() == 4:
-            return inputs.contiguous(memory_format=torch.channels_last)
-        return inputs
 
     def _read_window(self, window_sums: Tensor, seconds: float) -> dict[str, float]:
         """The one place step metrics are read from the device: every `log_every_n_steps` steps."""
@@ -224,37 +209,29 @@ class Trainer:
             "train/samples_per_sec": count / max(seconds, 1e-9),
             **self.learning_rates(),
         }
-        self.monitor.scalars(metrics, self.state.global_step)
+        self.tensorboard.scalars(metrics, self.state.global_step)
         if not math.isfinite(metrics["train/loss_step"]):
             self.request_stop(
                 f"train loss is {metrics['train/loss_step']} at step {self.state.global_step}: "
                 "try a lower optimizer.lr or trainer.grad_clip",
-                status="failed",
+                status=RunStatus.FAILED,
             )
         return metrics
 
     def learning_rates(self) -> dict[str, float]:
         return per_group_tags("lr", [float(group["lr"]) for group in self.optimizer.param_groups])
 
-    @torch.no_grad()
     def evaluate(self, source: BatchSource, prefix: str, limit: int | float | None = None) -> dict[str, float]:
         """Mean loss and accuracy of the model on `source`, as `<prefix>/loss` and `<prefix>/acc`."""
-        self.model.eval()
-        total = _limited_length(source, limit)
-        want_batches = prefix == "val" and self.callbacks.wants("on_validation_batch_end")
-        sums = torch.zeros(3, device=self.device)
-        for index, (inputs, targets) in enumerate(source):
-            if index >= total:
-                break
-            with self._autocast():
-                logits = self.forward(self._to_memory_format(inputs))
-            loss = F.cross_entropy(logits.float(), targets, reduction="sum")
-            correct = (logits.argmax(dim=1) == targets).sum()
-            sums += torch.stack((loss, correct.float(), self._count(targets.shape[0])))
-            if want_batches:
+        on_batch = None
+        if prefix == "val" and self.callbacks.wants("on_validation_batch_end"):
+
+            def on_batch(inputs: Tensor, targets: Tensor, logits: Tensor) -> None:
                 self.callbacks.call("on_validation_batch_end", self, inputs, targets, logits)
-        loss_sum, correct, count = sums.tolist()
-        return {f"{prefix}/loss": loss_sum / max(count, 1), f"{prefix}/acc": correct / max(count, 1)}
+
+        return evaluate(
+            self.forward, source, self.device, prefix, limit, self.autocast_dtype, self.channels_last, on_batch
+        )
 
     def _end_epoch(self, train_metrics: dict[str, float], val_metrics: dict[str, float]) -> None:
         self.state.epoch += 1
@@ -268,13 +245,17 @@ class Trainer:
             "epoch": float(self.state.epoch),
         }
         if not self.stopping and not math.isfinite(val_metrics["val/loss"]):
-            self.request_stop(f"val loss is {val_metrics['val/loss']}", status="failed")
+            self.request_stop(
+                f"val loss is {val_metrics['val/loss']} in epoch {self.state.epoch}: "
+                "try a lower optimizer.lr or trainer.grad_clip",
+                status=RunStatus.FAILED,
+            )
         self.state.history.append(metrics)
-        self.monitor.scalars(metrics, self.state.global_step)
-        self.monitor.flush()  # a live TensorBoard sees each epoch at once
+        self.tensorboard.scalars(metrics, self.state.global_step)
+        self.tensorboard.flush()  # a live TensorBoard sees each epoch at once
         if self.scheduler is not None and self.scheduler_interval == "epoch":
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                self.scheduler.step(metrics[self.cfg.monitor.metric])
+                self.scheduler.step(metrics[self.settings.monitor_metric])
             else:
                 self.scheduler.step()
         self.callbacks.call("on_epoch_end", self, metrics)
@@ -288,11 +269,6 @@ class Trainer:
             metrics["val/acc"],
             metrics["time/epoch_seconds"],
         )
-
-    def _autocast(self) -> contextlib.AbstractContextManager[None]:
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     # ----------------------------------------------------------------------------------------------
     # checkpoint state
@@ -334,48 +310,6 @@ class Trainer:
             self.running_sums.copy_(trainer_state["running_sums"])
         self.callbacks.load_state_dict(checkpoint["callbacks"])
         restore_rng_state(checkpoint["rng"])
-
-
-def per_group_tags(base: str, values: list[Any]) -> dict[str, Any]:
-    """`{base: value}` for one optimizer param group, `{base/group<i>: value, ...}` for several."""
-    if len(values) == 1:
-        return {base: values[0]}
-    return {f"{base}/group{index}": value for index, value in enumerate(values)}
-
-
-def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 autocasts on CPU and CUDA; fp16 mixed precision only on CUDA (on CPU it runs in fp32)."""
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "16":
-        if device.type != "cuda":
-            log.warning("trainer.precision=16 needs CUDA; training in 32-bit on %s", device)
-            return None
-        return torch.float16
-    return None
-
-
-def compiled(model: nn.Module, setting: bool | str | None) -> nn.Module:
-    """`trainer.compile`: false = eager, true = torch.compile with inductor, a string = that dynamo backend."""
-    if setting is None or setting is False:
-        return model
-    if setting is True:
-        return torch.compile(model)
-    if setting not in torch.compiler.list_backends(exclude_tags=()):
-        raise ConfigError(
-            f"trainer.compile must be true, false or a torch.compile backend (inductor, aot_eager, eager, "
-            f"cudagraphs, ...), got {setting!r}"
-        )
-    return torch.compile(model, backend=str(setting))
-
-
-def _limited_length(source: BatchSource, limit: int | float | None) -> int:
-    """Batches to run per epoch: all, an int count, or a float fraction (as Lightning's limit_*_batches)."""
-    if limit is None:
-        return len(source)
-    if isinstance(limit, float) and limit <= 1.0:
-        return max(1, int(len(source) * limit))
-    return min(len(source), int(limit))
 
 
 def _global_grad_norm(model: nn.Module) -> Tensor:

@@ -20,7 +20,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from trainscope.config.run_dir_guard import RunDirTaken, check_run_dir_free
+from trainscope.core.run_dir import RunDirTaken, check_run_dir_free
 
 
 class GuardedLauncher:

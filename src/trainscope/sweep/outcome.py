@@ -15,9 +15,8 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from optuna.trial import TrialState
 
-from trainscope.config.run_dir_guard import RunDirTaken
-from trainscope.errors import first_line
-from trainscope.monitor.run_summary import read_run_summary, write_run_summary
+from trainscope.core.errors import first_line
+from trainscope.core.run_dir import RunDirTaken, RunStatus, read_metrics, write_metrics
 from trainscope.sweep.summary import job_run_dir
 
 
@@ -36,9 +35,11 @@ def judge_job(job: JobReturn, metric_names: Sequence[str]) -> TrialOutcome:
     run_dir = job_run_dir(job)
     if job.status != JobStatus.COMPLETED and isinstance(job._return_value, RunDirTaken):
         # Not started: the metrics.json there is another run's, never read as this trial's nor written.
-        return TrialOutcome(TrialState.FAIL, "failed", run_dir, reason=str(job._return_value), owns_run_dir=False)
+        return TrialOutcome(
+            TrialState.FAIL, RunStatus.FAILED.value, run_dir, reason=str(job._return_value), owns_run_dir=False
+        )
     try:
-        summary = read_run_summary(run_dir)
+        summary = read_metrics(run_dir)
     except (OSError, ValueError):
         summary = {}  # the task is not a trainscope run, or it died before writing metrics.json
     status = str(summary.get("status") or "")
@@ -46,22 +47,23 @@ def judge_job(job: JobReturn, metric_names: Sequence[str]) -> TrialOutcome:
 
     if job.status != JobStatus.COMPLETED:
         error = job._return_value  # reading `return_value` of a failed job re-raises its exception
-        if status == "interrupted" or isinstance(error, KeyboardInterrupt):
-            return TrialOutcome(TrialState.FAIL, "interrupted", run_dir, reason=reason, interrupted=True)
+        if status == RunStatus.INTERRUPTED or isinstance(error, KeyboardInterrupt):
+            return TrialOutcome(TrialState.FAIL, RunStatus.INTERRUPTED.value, run_dir, reason=reason, interrupted=True)
         if not reason and isinstance(error, BaseException):
             reason = f"{type(error).__name__}: {first_line(error)}"
-        return TrialOutcome(TrialState.FAIL, status or "failed", run_dir, reason=reason or "the job failed")
-    if status == "interrupted":
+        reason = reason or "the job failed"
+        return TrialOutcome(TrialState.FAIL, status or RunStatus.FAILED.value, run_dir, reason=reason)
+    if status == RunStatus.INTERRUPTED:
         return TrialOutcome(TrialState.FAIL, status, run_dir, reason=reason, interrupted=True)
-    if status == "pruned":
+    if status == RunStatus.PRUNED:
         return TrialOutcome(TrialState.PRUNED, status, run_dir, reason=reason)
-    if status == "failed":
+    if status == RunStatus.FAILED:
         return TrialOutcome(TrialState.FAIL, status, run_dir, reason=reason or "the run failed")
 
     values, problem = objective_values(job.return_value, metric_names)
     if problem:
-        return TrialOutcome(TrialState.FAIL, status or "completed", run_dir, reason=problem)
-    return TrialOutcome(TrialState.COMPLETE, status or "completed", run_dir, values=values, reason=reason)
+        return TrialOutcome(TrialState.FAIL, status or RunStatus.COMPLETED.value, run_dir, reason=problem)
+    return TrialOutcome(TrialState.COMPLETE, status or RunStatus.COMPLETED.value, run_dir, values=values, reason=reason)
 
 
 def objective_values(returned: Any, metric_names: Sequence[str]) -> tuple[list[float] | None, str]:
@@ -82,8 +84,8 @@ def objective_values(returned: Any, metric_names: Sequence[str]) -> tuple[list[f
 def record_in_run_summary(run_dir: Path, trial_number: int, state: TrialState, reason: str) -> None:
     """Add the trial's number, state and failure reason to the run's metrics.json (when the run has one)."""
     try:
-        summary = read_run_summary(run_dir)
+        summary = read_metrics(run_dir)
     except (OSError, ValueError):
         return
     summary["optuna"] = {"trial": trial_number, "state": state.name, "reason": reason}
-    write_run_summary(run_dir, summary)
+    write_metrics(run_dir, summary)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from trainscope.engine.callbacks import Callback
-from trainscope.errors import ConfigError
+from trainscope.core.callback import Callback
+from trainscope.core.errors import ConfigError
+from trainscope.core.run_dir import RunStatus
 from trainscope.sweep.trial_link import TrialLink, connect_trial
 
 if TYPE_CHECKING:
@@ -41,4 +42,4 @@ class OptunaPruningCallback(Callback):
         epoch = int(trainer.state.epoch)
         self.link.report(float(metrics[monitor]), epoch)
         if self.link.should_prune():
-            trainer.request_stop(f"pruned by {self.link.pruner_name} at epoch {epoch}", status="pruned")
+            trainer.request_stop(f"pruned by {self.link.pruner_name} at epoch {epoch}", status=RunStatus.PRUNED)

@@ -17,7 +17,7 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from trainscope.monitor.run_summary import read_run_summary
+from trainscope.core.run_dir import atomic_write, read_metrics
 from trainscope.sweep.storage import dashboard_command, redact
 from trainscope.sweep.study import RUN_DIR_ATTR, count_trials
 
@@ -44,7 +44,7 @@ def epochs_trained(trial: FrozenTrial) -> int:
     run_dir = trial.user_attrs.get(RUN_DIR_ATTR)
     if run_dir:
         try:
-            return int(read_run_summary(Path(run_dir)).get("epochs_run") or 0)
+            return int(read_metrics(Path(run_dir)).get("epochs_run") or 0)
         except (OSError, ValueError, TypeError):
             pass
     return len(trial.intermediate_values)
@@ -81,9 +81,7 @@ def study_results(study: optuna.Study, *, n_trials: int, metric_names: Sequence[
 
 def write_results(sweep_dir: str | os.PathLike[str], results: dict[str, Any]) -> Path:
     path = Path(sweep_dir) / RESULTS_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(results, sort_keys=False, default_flow_style=False))
-    os.replace(tmp, path)
+    atomic_write(path, yaml.safe_dump(results, sort_keys=False, default_flow_style=False).encode())
     return path
 
 

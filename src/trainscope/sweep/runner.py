@@ -23,7 +23,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import Trial, TrialState
 
 from trainscope.config.overrides import hydra_quote
-from trainscope.errors import ConfigError, first_line
+from trainscope.core.errors import ConfigError, first_line
 from trainscope.sweep.guarded_launcher import GuardedLauncher
 from trainscope.sweep.outcome import TrialOutcome, judge_job, record_in_run_summary
 from trainscope.sweep.results import study_results, summary_line, write_results
@@ -228,8 +228,8 @@ class OptunaSweep:
 
     def _write_experiment_summary(self, groups: Sequence[str] | None) -> None:
         """The HParams experiment summary at the sweep root, declaring each sampled key's domain."""
-        from trainscope.monitor.hparams import DEFAULT_METRICS, Interval
         from trainscope.sweep.summary import override_value, write_sweep_experiment
+        from trainscope.tensorboard.hparams import DEFAULT_METRICS, Interval
 
         parser = OverridesParser.create()
         domains: dict[str, Any] = {}

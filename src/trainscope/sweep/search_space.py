@@ -30,7 +30,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from trainscope.errors import ConfigError, first_line
+from trainscope.core.errors import ConfigError, first_line
 
 
 @dataclass

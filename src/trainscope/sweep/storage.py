@@ -17,7 +17,7 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
-from trainscope.errors import ConfigError, first_line
+from trainscope.core.errors import ConfigError, first_line
 
 JOURNAL_FILE_NAME = "optuna_journal.log"
 HEARTBEAT_INTERVAL_SECONDS = 30

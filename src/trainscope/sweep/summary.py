@@ -21,12 +21,11 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf
 
 from trainscope.config.flatten import is_hparam_key
-from trainscope.config.run_dir_guard import display_path
-from trainscope.errors import TrainscopeError
-from trainscope.monitor.hparams import DEFAULT_METRICS, Domain, write_experiment_summary
-from trainscope.monitor.run_summary import read_run_summary
+from trainscope.core.errors import TrainscopeError
+from trainscope.core.run_dir import RunStatus, display_path, read_metrics
+from trainscope.tensorboard.hparams import DEFAULT_METRICS, Domain, write_experiment_summary
 
-FAILED_RUN_STATUSES = ("failed", "interrupted")
+FAILED_RUN_STATUSES = (RunStatus.FAILED, RunStatus.INTERRUPTED)
 """`metrics.json` statuses that count as a failed run even though the job returned normally."""
 
 
@@ -89,7 +88,7 @@ def job_failed(job: JobReturn) -> bool:
     if job.status != JobStatus.COMPLETED:
         return True
     try:
-        status = read_run_summary(job_run_dir(job)).get("status")
+        status = read_metrics(job_run_dir(job)).get("status")
     except (OSError, ValueError):
         return False  # a task without a metrics.json (not a trainscope run) succeeded if it returned
     return status in FAILED_RUN_STATUSES

@@ -19,7 +19,7 @@ import optuna
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from trainscope.errors import ConfigError
+from trainscope.core.errors import ConfigError
 from trainscope.sweep.storage import open_storage
 from trainscope.sweep.study import PRUNER_STUDY_ATTR
 

@@ -1,0 +1,83 @@
+"""The one way a callback enters a run: `build_callbacks(cfg)` builds every callback of a run from its config.
+
+In this order (the order hooks run in; the names key each callback's state in checkpoints):
+
+1. the `callbacks` group: checkpointing, early stopping, the learning-rate logger, the health checks and any
+   `+callbacks.<name>._target_=...` of the user's (a null entry turns that one off);
+2. the TensorBoard loggers the `logging` group switches on, keyed `monitor/<name>`: `logging=minimal` writes the
+   loop's scalars only, `default` adds text, images, the confusion matrix and occasional histograms, `full`
+   writes everything more often (and the model graph); any switch can be flipped on the command line;
+3. the Ctrl-C/SIGTERM handler, keyed `stop_on_signal`.
+
+The switches' types and ranges are checked with the rest of the config (`trainscope.config.schema`).
+"""
+
+from __future__ import annotations
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from trainscope.callbacks.stop_on_signal import StopOnSignal
+from trainscope.core.callback import Callback, CallbackList
+from trainscope.core.errors import ConfigError
+from trainscope.tensorboard.classification import ConfusionMatrixLogger
+from trainscope.tensorboard.histograms import WeightHistograms
+from trainscope.tensorboard.images import InputImages, MisclassifiedImages, WorstImages
+from trainscope.tensorboard.system import CudaMemoryLogger
+from trainscope.tensorboard.text import ModelGraph, RunText
+
+STOP_ON_SIGNAL = "stop_on_signal"
+
+
+def build_callbacks(cfg: DictConfig) -> CallbackList:
+    """Every callback of the run `cfg` describes, in hook order."""
+    return CallbackList(
+        {
+            **_configured_callbacks(cfg.get("callbacks")),
+            **_tensorboard_loggers(cfg),
+            STOP_ON_SIGNAL: StopOnSignal(),
+        }
+    )
+
+
+def _configured_callbacks(callbacks_cfg: DictConfig | None) -> dict[str, Callback]:
+    """Instantiate each entry of the `callbacks` dict; a null entry turns that callback off."""
+    callbacks: dict[str, Callback] = {}
+    for name, callback_cfg in (callbacks_cfg or {}).items():
+        if callback_cfg is None:
+            continue
+        if "_target_" not in callback_cfg:
+            raise ConfigError(f"callbacks.{name} needs a _target_ naming a Callback class")
+        callback = instantiate(callback_cfg)
+        if not isinstance(callback, Callback):
+            raise ConfigError(
+                f"callbacks.{name}._target_={callback_cfg._target_} is not a trainscope.engine.callbacks.Callback"
+            )
+        callbacks[name] = callback
+    return callbacks
+
+
+def _tensorboard_loggers(cfg: DictConfig) -> dict[str, Callback]:
+    """The TensorBoard loggers `cfg.logging` switches on, keyed `monitor/<name>` (kept for old checkpoints)."""
+    get = cfg.logging.get
+    histogram_epochs = get("histograms_every_n_epochs", 0)
+    num_images = get("num_images", 16)
+    loggers: dict[str, Callback] = {"monitor/memory": CudaMemoryLogger()}
+    if get("text", False):
+        loggers["monitor/text"] = RunText(cfg)
+    if get("graph", False):
+        loggers["monitor/graph"] = ModelGraph()
+    if histogram_epochs > 0:
+        loggers["monitor/histograms"] = WeightHistograms(every_n_epochs=histogram_epochs)
+    if get("images", False):
+        loggers["monitor/input_images"] = InputImages(num_images=num_images)
+        loggers["monitor/misclassified"] = MisclassifiedImages(
+            num_images=num_images, every_n_epochs=get("images_every_n_epochs", 1)
+        )
+    if get("worst_images", False):
+        loggers["monitor/worst_images"] = WorstImages(
+            num_images=num_images, every_n_epochs=get("images_every_n_epochs", 1)
+        )
+    if get("confusion_matrix", False):
+        loggers["monitor/confusion_matrix"] = ConfusionMatrixLogger(image=True)
+    return loggers

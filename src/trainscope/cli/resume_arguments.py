@@ -1,0 +1,128 @@
+"""`python train.py resume=<run_dir> [overrides]`: the command line rewritten before Hydra starts.
+
+The run's saved overrides (`<run_dir>/.hydra/overrides.yaml`) are replayed on the project's config tree, the new
+overrides are applied on top, and Hydra's run directory is pointed at `<run_dir>`, so no new directory is created
+and Hydra's logging, group choices and `.hydra/` files work as for any run. An override that would change what
+the run learns is rejected in one line; only the keys in `trainscope.config.resumable` may change. Inside the run,
+`trainscope.session.resume` loads the checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from trainscope.config.overrides import hydra_quote, unquote
+from trainscope.config.resumable import is_resumable_key, resumable_keys_text
+from trainscope.core.errors import ConfigError
+from trainscope.core.run_dir import SAVED_CONFIG, SAVED_HYDRA_CONFIG, SAVED_OVERRIDES, check_run_dir
+
+log = logging.getLogger(__name__)
+
+RESUME_KEY = "resume"
+
+
+def override_key(override: str) -> str:
+    """The config key (or group) an override sets: `+a.b=1` → `a.b`, `~model` → `model`."""
+    key = override.split("=", 1)[0]
+    return key.lstrip("~+")
+
+
+def find_resume_dir(arguments: list[str]) -> tuple[Path | None, list[str]]:
+    """The `resume=<run_dir>` argument (taken literally, even with `,` or `=` in the path) and the rest."""
+    run_dir: Path | None = None
+    rest: list[str] = []
+    for argument in arguments:
+        if argument.startswith(f"{RESUME_KEY}="):
+            value = unquote(argument.split("=", 1)[1])
+            run_dir = None if value in ("", "null") else Path(value).expanduser().resolve()
+        else:
+            rest.append(argument)
+    return run_dir, rest
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        flat: dict[str, Any] = {}
+        for key, value in node.items():
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat if flat or not prefix else {prefix: {}}
+    return {prefix: node}
+
+
+def _conflict(run_dir: Path, key: str, saved: Any, new: Any) -> ConfigError:
+    return ConfigError(
+        f"resume: {key} is {saved!r} in {run_dir} but {new!r} now; a resumed run keeps its config "
+        f"(only {resumable_keys_text()} may change), so drop that override or start a new run"
+    )
+
+
+def _check_group_choices(run_dir: Path, overrides: list[str], config_root: Path) -> None:
+    """`model=mlp` on a run trained with `model=cnn`: name the group, not one of its many keys."""
+    hydra_file = run_dir / SAVED_HYDRA_CONFIG
+    if not hydra_file.is_file():
+        return
+    choices = OmegaConf.select(OmegaConf.load(hydra_file), "hydra.runtime.choices", default=None) or {}
+    for override in overrides:
+        if "=" not in override or override.startswith("~"):
+            continue
+        group, option = override_key(override), unquote(override.split("=", 1)[1])
+        if group in choices and (config_root / group).is_dir() and str(choices[group]) != option:
+            raise _conflict(run_dir, group, choices[group], option)
+
+
+def _check_config_unchanged(run_dir: Path, overrides: list[str], config_root: Path) -> None:
+    """Compose the config the resumed run will get and compare it, key by key, with the saved one."""
+    from hydra import compose, initialize_config_dir
+
+    saved = OmegaConf.to_container(OmegaConf.load(run_dir / SAVED_CONFIG), resolve=False)
+    task_overrides = [item for item in overrides if not override_key(item).startswith("hydra")]
+    try:
+        with initialize_config_dir(config_dir=str(config_root), version_base="1.3"):
+            composed = compose(config_name="train", overrides=task_overrides)
+    except Exception as error:  # noqa: BLE001 - Hydra reports the same problem again, in its own words
+        log.debug("could not compose the resumed config: %s", error)
+        return
+    new = OmegaConf.to_container(composed, resolve=False)
+    saved_flat, new_flat = _flatten(saved), _flatten(new)
+    for key in sorted(set(saved_flat) | set(new_flat)):
+        if is_resumable_key(key):
+            continue
+        missing = "<absent>"
+        before, after = saved_flat.get(key, missing), new_flat.get(key, missing)
+        if before != after:
+            raise _conflict(run_dir, key, before, after)
+
+
+def resume_arguments(arguments: list[str], config_root: Path) -> list[str]:
+    """Rewrite `resume=<run_dir> [overrides]` into the arguments Hydra needs to continue that run.
+
+    Without `resume=` the arguments are returned unchanged. Raises a one-line CheckpointError or
+    ConfigError for a directory that cannot be resumed or an override that conflicts with the run.
+    """
+    run_dir, rest = find_resume_dir(arguments)
+    if run_dir is None:
+        return arguments
+    if any(item in ("-m", "--multirun") for item in rest):
+        raise ConfigError("resume= continues one run; drop -m/--multirun")
+    check_run_dir(run_dir, RESUME_KEY, need_checkpoint=True)
+    flags = [item for item in rest if item.startswith("-")]
+    new_overrides = [item for item in rest if not item.startswith("-")]
+    saved_file = run_dir / SAVED_OVERRIDES
+    saved_overrides = [str(item) for item in (OmegaConf.load(saved_file) if saved_file.is_file() else [])]
+    replaced = {override_key(item) for item in new_overrides}
+    kept = [
+        item
+        for item in saved_overrides
+        if override_key(item) not in replaced
+        and override_key(item) != RESUME_KEY
+        and not override_key(item).startswith(("hydra", "optuna_trial"))
+    ]
+    merged = kept + new_overrides
+    _check_group_choices(run_dir, new_overrides, config_root)
+    _check_config_unchanged(run_dir, merged, config_root)
+    quoted = hydra_quote(run_dir)
+    return [*flags, *merged, f"hydra.run.dir={quoted}", f"{RESUME_KEY}={quoted}"]

@@ -1,0 +1,1 @@
+"""One run: build its parts, train, test, write metrics.json; continue a run; evaluate a finished one."""

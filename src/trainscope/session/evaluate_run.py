@@ -1,0 +1,70 @@
+"""Evaluate a finished run on its test split, from nothing but its run directory.
+
+The run's own saved config (`.hydra/config.yaml`) rebuilds the data and the model exactly as training did
+(`build_data_and_model`), its best checkpoint supplies the weights, and the loop's own `evaluate` computes the
+metrics, so the numbers match what training logged for the same checkpoint. No trainer, no optimizer.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from trainscope.core.checkpoint_io import find_checkpoint, load_checkpoint
+from trainscope.core.errors import DataError
+from trainscope.core.run_dir import METRICS_FILE, SAVED_CONFIG, check_run_dir, read_metrics, write_metrics
+from trainscope.engine.build import build_data_and_model
+from trainscope.engine.evaluation import evaluate
+from trainscope.engine.forward import autocast_dtype, compiled
+from trainscope.engine.settings import TrainerSettings
+from trainscope.tensorboard.writer import RunWriter
+
+log = logging.getLogger(__name__)
+
+
+def load_run_config(run_dir: Path, device: str | None = None) -> DictConfig:
+    """The run's saved config; `device` (if given) replaces its trainer.device."""
+    cfg = OmegaConf.load(check_run_dir(run_dir) / SAVED_CONFIG)
+    if device is not None:
+        cfg.trainer.device = device
+    return cfg
+
+
+def evaluate_run(run_dir: Path, checkpoint: str = "best", device: str | None = None) -> dict[str, float]:
+    """Test the run's checkpoint; write test/* into its metrics.json and its TensorBoard run; return them."""
+    cfg = load_run_config(run_dir, device)
+    checkpoint_path = find_checkpoint(run_dir, checkpoint)
+    torch_device, data, model = build_data_and_model(cfg)
+    if data.test is None:
+        raise DataError(f"data={cfg.data.get('dataset', '?')} of run {run_dir} has no test split to evaluate")
+    state = load_checkpoint(checkpoint_path, torch_device)
+    model.load_state_dict(state["model"])
+    metrics_file: dict[str, Any] = read_metrics(run_dir) if (run_dir / METRICS_FILE).is_file() else {}
+    step = int(metrics_file.get("global_step", state["trainer"]["global_step"]))
+
+    settings = TrainerSettings.from_config(cfg)
+    test_metrics = evaluate(
+        compiled(model, settings.compile),
+        data.test,
+        torch_device,
+        "test",
+        autocast_dtype=autocast_dtype(settings.precision, torch_device),
+        channels_last=settings.channels_last,
+    )
+    # A second writer in the run directory appends a new event file to the same TensorBoard run; no HParams
+    # session records: the run's session was written once, by training.
+    tensorboard = RunWriter(run_dir, flush_secs=float(cfg.logging.flush_secs))
+    try:
+        tensorboard.scalars(test_metrics, step)
+    finally:
+        tensorboard.close()
+
+    metrics_file["test"] = test_metrics
+    metrics_file["final"] = {**metrics_file.get("final", {}), **test_metrics}
+    metrics_file["evaluated_checkpoint"] = str(checkpoint_path)
+    write_metrics(run_dir, metrics_file)
+    log.info("%s (%s): %s", run_dir, checkpoint_path.name, "  ".join(f"{k} {v:.4f}" for k, v in test_metrics.items()))
+    return test_metrics

@@ -1,0 +1,289 @@
+"""HParams sessions and experiment summaries, written with TensorBoard's own protos (no TensorFlow).
+
+One run directory is one HParams session. Its start info (hyperparameters, a group name unique to
+the run, the run directory as `model_uri`, the start time) and, at the very end, its end info go
+into the run's own event file through the run's one `SummaryWriter`: no sub-run, so the session's
+metrics are the run's own scalar tags (`val/acc`, `val/acc_best`, ...) and their values in the
+HParams tab are the last logged points, updating live while the run trains.
+
+TensorBoard keeps only the first summary metadata of a tag in a run, so a second start or end info
+in the same run is silently ignored: `HParamsSession` writes each exactly once. While a run trains
+its session has no end info and shows as status "Unknown".
+
+Run status mapping. `SessionEndInfo.status` only knows SUCCESS/FAILURE/RUNNING/UNKNOWN, so the
+session also writes a `trial_state` scalar (at the run's final step) that tells the outcomes apart:
+
+    trial_state  run status      session status
+    0            completed       SUCCESS
+    1            stopped_early   SUCCESS   (early stopping is a normal end)
+    2            pruned          SUCCESS   (the tuner stopped it on purpose; not a failure)
+    3            failed          FAILURE   (exception or NaN loss)
+    4            interrupted     (none)    (stopped by a signal; the session stays open, "Unknown")
+
+An interrupted run writes `trial_state` 4 but no end info: TensorBoard keeps only the first end info
+of a run, and `python train.py resume=<run_dir>` continues the same session (`resume()` writes no second
+start info), so the segment that truly ends the run writes the one end info with the true status.
+
+A pruned Optuna trial therefore reads "Success" with `trial_state` 2 in the table, never "Failure";
+filter `trial_state` to [0, 1] to see only runs that trained to their planned end.
+
+A sweep writes one experiment summary at its root (`write_experiment_summary`) declaring the swept
+hyperparameters with their domains and the metrics, so the tab shows exactly those columns.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from tensorboard.compat.proto import summary_pb2
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2, summary_v2
+from torch.utils.tensorboard import SummaryWriter
+
+from trainscope.config.flatten import HParamValue, hparams_from_config, normalize_value
+from trainscope.core.run_dir import RunStatus
+
+TRIAL_STATE_TAG = "trial_state"
+
+TRIAL_STATES: dict[RunStatus, int] = {
+    RunStatus.COMPLETED: 0,
+    RunStatus.STOPPED_EARLY: 1,
+    RunStatus.PRUNED: 2,
+    RunStatus.FAILED: 3,
+    RunStatus.INTERRUPTED: 4,
+}
+"""Final run status (the trainer's `trainer.status`) -> value of the `trial_state` scalar."""
+
+SESSION_STATUS: dict[RunStatus, int] = {
+    RunStatus.COMPLETED: api_pb2.STATUS_SUCCESS,
+    RunStatus.STOPPED_EARLY: api_pb2.STATUS_SUCCESS,
+    RunStatus.PRUNED: api_pb2.STATUS_SUCCESS,
+    RunStatus.FAILED: api_pb2.STATUS_FAILURE,
+}
+"""Final run status -> `SessionEndInfo.status` (an interrupted run writes none: see the module docstring)."""
+
+DEFAULT_METRICS: tuple[str, ...] = (
+    "val/acc",
+    "val/acc_best",
+    "val/loss",
+    "train/loss",
+    "test/acc",
+    "epoch",
+    TRIAL_STATE_TAG,
+)
+"""Scalar tags the trainer writes that a sweep's HParams table shows, in column order."""
+
+_METRIC_DISPLAY_NAMES = {"epoch": "epochs run"}
+_TRIAL_STATE_DESCRIPTION = (
+    "Final state: 0 completed, 1 stopped early, 2 pruned, 3 failed, 4 interrupted (see trainscope README)"
+)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A continuous or integer range of a swept hyperparameter (both ends included).
+
+    Int ends give an integer interval, otherwise a real one; a log scale is not representable in
+    TensorBoard and is ignored.
+    """
+
+    low: int | float
+    high: int | float
+
+
+Domain = Sequence[HParamValue] | Interval
+"""Discrete values of a swept hyperparameter, or an `Interval`."""
+
+
+class HParamsSession:
+    """The HParams session of one run directory, written through the run's own `SummaryWriter`.
+
+    Build it with `from_config`, call `start()` when the run starts training and `end(status, step)` in
+    a `finally`, with the trainer's final status. Both are no-ops when repeated, and `end` without
+    `start` writes nothing, because TensorBoard would ignore a second start/end info anyway.
+    """
+
+    def __init__(
+        self,
+        writer: SummaryWriter,
+        run_dir: str | Path,
+        hparams: Mapping[str, HParamValue],
+        group_name: str | None = None,
+    ) -> None:
+        self.writer = writer
+        self.run_dir = Path(run_dir).resolve()
+        self.hparams = _normalized_hparams(hparams)
+        # The group name must differ between runs, or TensorBoard merges runs with identical hparams
+        # (e.g. two seeds) into one row and averages their metrics; the absolute run dir is unique.
+        self.group_name = group_name or str(self.run_dir)
+        self.started = False
+        self.ended = False
+
+    @classmethod
+    def from_config(
+        cls, cfg: DictConfig, writer: SummaryWriter, run_dir: str | Path, group_name: str | None = None
+    ) -> HParamsSession:
+        """The session of a Hydra run: hyperparameters from `cfg`, the group choices and `cfg.hparams`."""
+        choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+        include = OmegaConf.select(cfg, "hparams.include", default=None) or ["*"]
+        exclude = OmegaConf.select(cfg, "hparams.exclude", default=None) or []
+        hparams = hparams_from_config(cfg, choices, include=list(include), exclude=list(exclude))
+        return cls(writer, run_dir, hparams, group_name)
+
+    def start(self, start_time_secs: float | None = None) -> None:
+        """Write the session start info and flush, so the run appears in the HParams tab at once."""
+        if self.started:
+            return
+        summary = session_start_summary(
+            self.hparams, self.group_name, model_uri=str(self.run_dir), start_time_secs=start_time_secs
+        )
+        _file_writer(self.writer).add_summary(summary, global_step=0)
+        self.writer.flush()
+        self.started = True
+
+    def resume(self) -> None:
+        """Continue the session an earlier segment of this run started (its start info is in the run)."""
+        self.started = True
+
+    def end(self, run_status: str, global_step: int = 0, end_time_secs: float | None = None) -> None:
+        """Write `trial_state` and the session end info for the trainer's final `run_status`.
+
+        `run_status` is a key of `TRIAL_STATES`, or `RunStatus.RUNNING` for a run that ended without the loop
+        settling its status (an exception outside `fit`), which counts as failed.
+        """
+        if run_status == RunStatus.RUNNING:
+            run_status = RunStatus.FAILED
+        if run_status not in TRIAL_STATES:
+            raise ValueError(f"run status must be one of {sorted(map(str, TRIAL_STATES))}, got {run_status!r}")
+        if self.ended or not self.started:
+            return
+        self.writer.add_scalar(TRIAL_STATE_TAG, TRIAL_STATES[run_status], global_step)
+        if run_status == RunStatus.INTERRUPTED:
+            self.writer.flush()
+            return  # left open for the resumed run, which writes the end info once it truly ends
+        self.ended = True
+        summary = session_end_summary(SESSION_STATUS[run_status], end_time_secs)
+        _file_writer(self.writer).add_summary(summary, global_step=global_step)
+        self.writer.flush()
+
+
+def session_start_summary(
+    hparams: Mapping[str, HParamValue],
+    group_name: str,
+    model_uri: str = "",
+    start_time_secs: float | None = None,
+) -> summary_pb2.Summary:
+    """A `_hparams_/session_start_info` summary (TensorBoard's `hparams_pb` plus `model_uri`)."""
+    summary = summary_v2.hparams_pb(_normalized_hparams(hparams), trial_id=group_name, start_time_secs=start_time_secs)
+    value = summary.value[0]
+    plugin_data = metadata.parse_session_start_info_plugin_data(value.metadata.plugin_data.content)
+    plugin_data.model_uri = model_uri
+    value.metadata.CopyFrom(
+        metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(session_start_info=plugin_data))
+    )
+    return summary
+
+
+def session_end_summary(status: int, end_time_secs: float | None = None) -> summary_pb2.Summary:
+    """A `_hparams_/session_end_info` summary; `status` is an `api_pb2.Status` value."""
+    end_info = plugin_data_pb2.SessionEndInfo(
+        status=status, end_time_secs=time.time() if end_time_secs is None else end_time_secs
+    )
+    summary = summary_pb2.Summary()
+    summary.value.add(
+        tag=metadata.SESSION_END_INFO_TAG,
+        metadata=metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(session_end_info=end_info)),
+        tensor=metadata.NULL_TENSOR,
+    )
+    return summary
+
+
+def experiment_summary(
+    domains: Mapping[str, Domain],
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    time_created_secs: float | None = None,
+) -> summary_pb2.Summary:
+    """A `_hparams_/experiment` summary declaring the swept hyperparameters and the metric tags."""
+    hparams = [summary_v2.HParam(name, _tensorboard_domain(name, domain)) for name, domain in domains.items()]
+    metric_infos = [
+        summary_v2.Metric(
+            tag,
+            display_name=_METRIC_DISPLAY_NAMES.get(tag),
+            description=_TRIAL_STATE_DESCRIPTION if tag == TRIAL_STATE_TAG else None,
+            dataset_type=_dataset_type(tag),
+        )
+        for tag in metrics
+    ]
+    created = time.time() if time_created_secs is None else time_created_secs
+    return summary_v2.hparams_config_pb(hparams, metric_infos, time_created_secs=created)
+
+
+def write_experiment_summary(
+    sweep_dir: str | Path,
+    domains: Mapping[str, Domain],
+    metrics: Sequence[str] = DEFAULT_METRICS,
+) -> None:
+    """Write the experiment summary into an event file directly in `sweep_dir` (the sweep root).
+
+    TensorBoard uses the first experiment summary it finds in the logdir, so write one per sweep,
+    before its runs start.
+    """
+    Path(sweep_dir).mkdir(parents=True, exist_ok=True)
+    writer = SummaryWriter(log_dir=str(sweep_dir), filename_suffix=".hparams")
+    try:
+        _file_writer(writer).add_summary(experiment_summary(domains, metrics), global_step=0)
+    finally:
+        writer.close()
+
+
+def _tensorboard_domain(name: str, domain: Domain) -> summary_v2.Domain:
+    if isinstance(domain, Interval):
+        low, high = domain.low, domain.high
+        if isinstance(low, int) and isinstance(high, int) and not isinstance(low, bool | float):
+            return summary_v2.IntInterval(int(low), int(high))
+        return summary_v2.RealInterval(float(low), float(high))
+    values = [value for value in (normalize_value(item) for item in domain) if value is not None]
+    if not values:
+        raise ValueError(f"hparam {name!r} has an empty domain; pass at least one value")
+    if all(isinstance(value, bool) for value in values):
+        dtype: type = bool
+    elif all(isinstance(value, int | float) and not isinstance(value, bool) for value in values):
+        dtype = float if any(isinstance(value, float) for value in values) else int
+        values = [dtype(value) for value in values]
+    else:
+        dtype = str
+        values = [value if isinstance(value, str) else _as_text(value) for value in values]
+    return summary_v2.Discrete(sorted(set(values)), dtype=dtype)
+
+
+def _as_text(value: HParamValue) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _dataset_type(tag: str) -> int | None:
+    if tag.startswith("train/"):
+        return summary_v2.Metric.TRAINING
+    if tag.startswith("val/"):
+        return summary_v2.Metric.VALIDATION
+    return None
+
+
+def _normalized_hparams(hparams: Mapping[str, object]) -> dict[str, HParamValue]:
+    normalized = {}
+    for key, raw in hparams.items():
+        value = normalize_value(raw)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        normalized[str(key)] = value
+    return normalized
+
+
+def _file_writer(writer: SummaryWriter) -> Any:
+    """The writer's event-file writer (torch recreates it after `close()`)."""
+    return writer.file_writer if writer.file_writer is not None else writer._get_file_writer()

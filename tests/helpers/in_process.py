@@ -1,0 +1,61 @@
+"""A real Trainer on synthetic data, built in the test process: for fast tests of the loop and its callbacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainscope.core.callback import Callback, CallbackList
+from trainscope.data import build_data
+from trainscope.engine.settings import TrainerSettings
+from trainscope.engine.trainer import Trainer
+from trainscope.models import MLP
+from trainscope.tensorboard.writer import RunWriter
+
+INPUT_SHAPE = [1, 8, 8]
+
+
+def synthetic_data(root: Path, num_samples: int = 160, batch_size: int = 32) -> Any:
+    """The `data=synthetic` data module on the CPU: 144 train images → 5 batches an epoch, 16 val images."""
+    return build_data(
+        dataset="synthetic",
+        root=str(root),
+        input_shape=INPUT_SHAPE,
+        num_classes=4,
+        batch_size=batch_size,
+        val_fraction=0.1,
+        split_seed=0,
+        num_workers=0,
+        loader="in_memory",
+        download=False,
+        mean=[0.5],
+        std=[0.28],
+        augment={"crop_padding": 0, "horizontal_flip": False},
+        num_samples=num_samples,
+        device=torch.device("cpu"),
+        seed=0,
+    )
+
+
+def make_trainer(run_dir: Path, callbacks: dict[str, Callback] | None = None, **settings: Any) -> Trainer:
+    """A seeded Trainer (MLP, SGD, no scheduler) writing TensorBoard events into `run_dir`."""
+    torch.manual_seed(0)
+    data = synthetic_data(run_dir / "data")
+    model = MLP(INPUT_SHAPE, num_classes=4, hidden_sizes=[16])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    trainer_settings = TrainerSettings(**{"max_epochs": 2, "log_every_n_steps": 2, "progress_bar": False, **settings})
+    return Trainer(
+        trainer_settings,
+        model,
+        data,
+        optimizer,
+        None,
+        "epoch",
+        CallbackList(callbacks or {}),
+        RunWriter(run_dir, flush_secs=60),
+        run_dir,
+        torch.device("cpu"),
+        config_hash="test",
+    )
