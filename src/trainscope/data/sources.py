@@ -15,13 +15,13 @@ import socket
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
+from trainscope.data.cache import DecodedSplit, one_line, read_cache, write_cache
 from trainscope.data.config import DataConfig
 from trainscope.data.synthetic import make_synthetic, synthetic_class_names, synthetic_split_size
 from trainscope.errors import ConfigError, DataError
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 BUNDLED_MNIST_DIR = Path(__file__).resolve().parent.parent / "resources" / "mnist-5k"
 """The 5,000-image MNIST subset shipped in the package: `data=mnist_sample` trains with no network."""
 
-CACHE_VERSION = 1
 DOWNLOAD_TIMEOUT_SECONDS = 30.0
 OFFLINE_HINT = "use data=mnist_sample to train offline"
 IDX_PREFIXES = {"train": "train", "test": "t10k"}
@@ -62,16 +61,6 @@ _SPLIT_SIZES = {  # (train, test), to choose a loader before decoding anything
     "mnist_sample": (4_000, 1_000),
     "cifar10": (50_000, 10_000),
 }
-
-
-@dataclass(frozen=True)
-class DecodedSplit:
-    """One split in memory: uint8 images [N, C, H, W] and int64 labels [N], on the CPU."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    class_names: list[str]
-    from_cache: bool
 
 
 def dataset_dir(config: DataConfig) -> Path:
@@ -113,11 +102,6 @@ def _source_files(config: DataConfig, split: str) -> list[Path]:
     return [raw / name for name in _CIFAR10_FILES[split] + _CIFAR10_FILES["meta"]]
 
 
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
 def _gunzip(source: Path, target: Path, fix: str) -> None:
     """Decompress atomically, so an interrupted run never leaves a half-written IDX file behind."""
     partial = target.with_name(target.name + ".partial")
@@ -126,7 +110,7 @@ def _gunzip(source: Path, target: Path, fix: str) -> None:
             shutil.copyfileobj(compressed, out)
     except (EOFError, gzip.BadGzipFile, zlib.error) as error:
         partial.unlink(missing_ok=True)
-        raise DataError(f"{source} is corrupt or truncated ({_one_line(error)}); {fix}") from None
+        raise DataError(f"{source} is corrupt or truncated ({one_line(error)}); {fix}") from None
     os.replace(partial, target)
 
 
@@ -204,7 +188,7 @@ def prepare_files(config: DataConfig) -> None:
         except Exception as error:  # torchvision wraps URLError/timeouts in RuntimeError; any failure means "no data"
             if any(not path.exists() for path in missing):
                 raise DataError(
-                    f"{config.dataset} not found in {where} and the download failed ({_one_line(error)}); "
+                    f"{config.dataset} not found in {where} and the download failed ({one_line(error)}); "
                     f"check the network or put the files there, or {OFFLINE_HINT}"
                 ) from None
     except PermissionError as error:
@@ -224,7 +208,7 @@ def _find_corrupt_file(config: DataConfig, split: str) -> tuple[Path, str] | Non
             try:
                 counts.append(len(reader(str(path))))
             except Exception as error:  # any parse failure means this file is bad
-                return path, _one_line(error) if str(error) else "malformed IDX data"
+                return path, one_line(error) if str(error) else "malformed IDX data"
         if counts[0] != counts[1]:
             return files[1], f"{counts[1]} labels for {counts[0]} images in {files[0].name}"
         return None
@@ -251,7 +235,7 @@ def _decode(config: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor,
         raise
     except Exception as error:  # torchvision raises assorted types for bad files; find and name the file
         found = _find_corrupt_file(config, split)
-        path, reason = found if found else (_raw_dir(config), _one_line(error))
+        path, reason = found if found else (_raw_dir(config), one_line(error))
         raise DataError(f"{path} is corrupt or truncated ({reason}); delete it and download it again") from None
     return images.contiguous(), labels, list(dataset.classes)
 
@@ -269,35 +253,6 @@ def cache_path(config: DataConfig, split: str) -> Path:
     return dataset_dir(config) / f"cache-{split}.pt"
 
 
-def _read_cache(path: Path, fingerprint: list[list[Any]]) -> DecodedSplit | None:
-    if not path.exists():
-        return None
-    try:
-        cached = torch.load(path, weights_only=True)
-        if cached.get("version") != CACHE_VERSION or cached.get("fingerprint") != fingerprint:
-            return None
-        return DecodedSplit(cached["images"], cached["labels"], list(cached["class_names"]), from_cache=True)
-    except Exception as error:  # a broken cache is only a missed shortcut: decode again
-        log.warning("ignoring unreadable cache %s (%s)", path, _one_line(error))
-        return None
-
-
-def _write_cache(path: Path, fingerprint: list[list[Any]], decoded: DecodedSplit) -> None:
-    partial = path.with_name(path.name + ".partial")
-    payload = {
-        "version": CACHE_VERSION,
-        "fingerprint": fingerprint,
-        "images": decoded.images,
-        "labels": decoded.labels,
-        "class_names": decoded.class_names,
-    }
-    try:
-        torch.save(payload, partial)
-        os.replace(partial, path)
-    except OSError as error:  # a read-only data dir still trains, it just decodes every time
-        log.warning("could not write cache %s (%s)", path, _one_line(error))
-
-
 def load_split(config: DataConfig, split: str) -> DecodedSplit:
     """The whole `split` ("train" or "test") as uint8 tensors, from the cache when it is current."""
     if config.dataset == "synthetic":
@@ -307,11 +262,11 @@ def load_split(config: DataConfig, split: str) -> DecodedSplit:
     path = cache_path(config, split)
     try:
         fingerprint = _fingerprint(_source_files(config, split))
-        decoded = _read_cache(path, fingerprint)
+        decoded = read_cache(path, fingerprint)
         if decoded is None:
             images, labels, class_names = _decode(config, split)
             decoded = DecodedSplit(images, labels, class_names, from_cache=False)
-            _write_cache(path, fingerprint, decoded)
+            write_cache(path, fingerprint, decoded)
     except PermissionError as error:
         raise _permission_denied(error.filename or path.parent) from None
     check_shape(config, tuple(decoded.images.shape[1:]), len(decoded.class_names))
