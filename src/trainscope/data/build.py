@@ -66,7 +66,7 @@ def uses_in_memory(config: DataConfig) -> bool:
     return fits_in_memory(config, split_size(config, "train"))
 
 
-def _settings(config: DataConfig, device: torch.device, shuffle: bool) -> SplitSettings:
+def settings_for(config: DataConfig, device: torch.device, shuffle: bool) -> SplitSettings:
     return SplitSettings(
         batch_size=config.batch_size,
         shuffle=shuffle,
@@ -83,9 +83,9 @@ def _build_in_memory(config: DataConfig, device: torch.device) -> tuple[list[Bat
     test = load_split(config, "test")
     train_rows, val_rows = split_indices(len(train.labels), config.val_fraction, config.split_seed)
     sources: list[BatchSource] = [
-        InMemoryBatchSource(train.images[train_rows], train.labels[train_rows], _settings(config, device, True)),
-        InMemoryBatchSource(train.images[val_rows], train.labels[val_rows], _settings(config, device, False)),
-        InMemoryBatchSource(test.images, test.labels, _settings(config, device, False)),
+        InMemoryBatchSource(train.images[train_rows], train.labels[train_rows], settings_for(config, device, True)),
+        InMemoryBatchSource(train.images[val_rows], train.labels[val_rows], settings_for(config, device, False)),
+        InMemoryBatchSource(test.images, test.labels, settings_for(config, device, False)),
     ]
     return sources, train.class_names
 
@@ -112,9 +112,13 @@ def _build_dataloader(config: DataConfig, device: torch.device) -> tuple[list[Ba
     train, test, class_names = _per_sample_datasets(config)
     train_rows, val_rows = split_indices(len(train), config.val_fraction, config.split_seed)  # type: ignore[arg-type]
     sources: list[BatchSource] = [
-        DataLoaderBatchSource(Subset(train, train_rows.tolist()), _settings(config, device, True), config.num_workers),
-        DataLoaderBatchSource(Subset(train, val_rows.tolist()), _settings(config, device, False), config.num_workers),
-        DataLoaderBatchSource(test, _settings(config, device, False), config.num_workers),
+        DataLoaderBatchSource(
+            Subset(train, train_rows.tolist()), settings_for(config, device, True), config.num_workers
+        ),
+        DataLoaderBatchSource(
+            Subset(train, val_rows.tolist()), settings_for(config, device, False), config.num_workers
+        ),
+        DataLoaderBatchSource(test, settings_for(config, device, False), config.num_workers),
     ]
     return sources, class_names
 
@@ -144,7 +148,7 @@ def _image_folder_sources(
     carved = dict(zip(("train", "val", "test"), rows, strict=True))
 
     def source(name: str) -> BatchSource | None:
-        settings = _settings(config, device, shuffle=name == "train")
+        settings = settings_for(config, device, shuffle=name == "train")
         piece, selected = (pieces[name], None) if name in pieces else (train, carved[name])
         if name == "test" and selected is not None and len(selected) == 0:
             return None  # no test/ folder and data.test_fraction=0: the run has no test split

@@ -11,7 +11,7 @@ from trainscope.config.validation import is_int, is_number
 from trainscope.data.augment import AugmentConfig
 from trainscope.errors import ConfigError
 
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "mnist_sample", "synthetic", "image_folder")
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "mnist_sample", "synthetic", "image_folder", "custom")
 LOADERS = ("auto", "in_memory", "dataloader")
 
 

@@ -42,7 +42,7 @@ def _parameters(factory: Callable[..., Any]) -> tuple[set[str], bool]:
 
 def build_model(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: int) -> nn.Module:
     """Instantiate `model_cfg`, filling null/absent `input_shape`/`num_classes` from the data."""
-    options: dict[str, Any] = OmegaConf.to_container(model_cfg, resolve=True)  # type: ignore[assignment]
+    options: dict[str, Any] = OmegaConf.to_container(model_cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
     target = options.get("_target_")
     if not isinstance(target, str) or not target:
         raise ConfigError("model._target_ must name an nn.Module class or a function returning one")
