@@ -34,8 +34,8 @@ class Shapes(Dataset):
             shape = (x.abs() <= radius) & (y.abs() <= radius)
         else:
             shape = ((x.abs() <= radius // 3) & (y.abs() <= radius)) | ((y.abs() <= radius // 3) & (x.abs() <= radius))
-        image = shape.float() + 0.3 * torch.randn(size, size, generator=generator)
-        return ((image - 0.3) / 0.6).unsqueeze(0)
+        image = shape.float() + 0.2 * torch.randn(size, size, generator=generator)
+        return ((image - 0.3) / 0.5).unsqueeze(0)
 
     def __len__(self) -> int:
         return len(self.targets)

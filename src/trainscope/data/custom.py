@@ -78,7 +78,7 @@ def _unpack_splits(train: Any, val: Any, test: Any) -> dict[str, Any]:
 
 
 def _check_dataset(split: str, dataset: Any) -> None:
-    if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+    if isinstance(dataset, str | bytes) or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
         raise ConfigError(
             f"data.{split} is a {type(dataset).__name__}, not a Dataset (it needs __getitem__ and __len__)"
         )
