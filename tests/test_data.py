@@ -174,9 +174,11 @@ def test_cache_is_rebuilt_when_a_source_file_changes(tmp_path: Path) -> None:
     assert cache_path(config, "train").exists()
     assert load_split(config, "train").from_cache is True
 
-    # Relabel sample 0 in the unpacked labels file (IDX header: 8 bytes), as a re-download would change it.
+    assert sorted(path.name for path in raw.iterdir()) == sorted(path.name for path in BUNDLED_MNIST_DIR.glob("*.gz"))
+
+    # Relabel sample 0 in an unpacked labels file (IDX header: 8 bytes), as a re-download would change it.
     labels_file = raw / "train-labels-idx1-ubyte"
-    content = bytearray(labels_file.read_bytes())
+    content = bytearray(gzip.decompress((raw / "train-labels-idx1-ubyte.gz").read_bytes()))
     content[8] = (content[8] + 1) % 10
     labels_file.write_bytes(bytes(content))
     stat = labels_file.stat()

@@ -15,8 +15,7 @@ from trainscope.data.config import DataConfig, validate_data_config
 from trainscope.data.dataloader import DataLoaderBatchSource, UInt8ImageDataset, uint8_to_float
 from trainscope.data.image_folder import FolderSplit, ImageFileDataset, list_image_folder, load_folder
 from trainscope.data.in_memory import InMemoryBatchSource
-from trainscope.data.sources import load_split, prepare_files, split_size, torchvision_dataset
-from trainscope.data.synthetic import make_synthetic, synthetic_class_names
+from trainscope.data.sources import load_split, split_size
 from trainscope.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -91,21 +90,11 @@ def _build_in_memory(config: DataConfig, device: torch.device) -> tuple[list[Bat
 
 
 def _per_sample_datasets(config: DataConfig) -> tuple[Dataset, Dataset, list[str]]:
-    from torchvision import transforms  # only this path needs it; importing torchvision costs seconds
-
-    normalize = transforms.Normalize(config.mean, config.std)
-    if config.dataset == "synthetic":
-        transform = transforms.Compose([uint8_to_float, normalize])
-        datasets = []
-        for split in ("train", "test"):
-            images, labels = make_synthetic(config.input_shape, config.num_classes, config.num_samples or 0, split)
-            datasets.append(UInt8ImageDataset(images, labels, transform))
-        return datasets[0], datasets[1], synthetic_class_names(config.num_classes)
-    prepare_files(config)
-    transform = transforms.Compose([transforms.ToTensor(), normalize])
-    train = torchvision_dataset(config, "train", transform)
-    test = torchvision_dataset(config, "test", transform)
-    return train, test, list(train.classes)  # type: ignore[attr-defined]
+    """The decoded splits behind per-sample transforms, as a torchvision dataset would serve them."""
+    transform = _per_sample_transform(config)
+    train, test = load_split(config, "train"), load_split(config, "test")
+    datasets = [UInt8ImageDataset(split.images, split.labels, transform) for split in (train, test)]
+    return datasets[0], datasets[1], train.class_names
 
 
 def _build_dataloader(config: DataConfig, device: torch.device) -> tuple[list[BatchSource], list[str]]:
@@ -133,7 +122,7 @@ def _image_folder_sources(
         if in_memory:
             pieces[name] = load_folder(split, class_names, config.input_shape, config.skip_bad_files, config.cache_dir)
         else:
-            pieces[name] = ImageFileDataset(split, config.input_shape, _streaming_transform(config))
+            pieces[name] = ImageFileDataset(split, config.input_shape, _per_sample_transform(config))
     if not in_memory:
         log.info(
             "%d images exceed data.max_memory_gb=%s: decoding per sample in %d DataLoader workers",
@@ -163,8 +152,9 @@ def _image_folder_sources(
     return [source("train"), source("val"), source("test")]
 
 
-def _streaming_transform(config: DataConfig) -> Any:
-    from torchvision import transforms  # only the streaming path needs it; importing torchvision costs seconds
+def _per_sample_transform(config: DataConfig) -> Any:
+    """ToTensor + Normalize for uint8 CHW tensors: the DataLoader path's per-sample work."""
+    from torchvision import transforms  # only the DataLoader path needs it; importing torchvision costs seconds
 
     return transforms.Compose([uint8_to_float, transforms.Normalize(config.mean, config.std)])
 
