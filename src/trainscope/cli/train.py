@@ -5,7 +5,9 @@ torch is imported only inside the task, so `--help` and `--cfg job` answer insta
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -41,10 +43,33 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
         user_error = as_user_error(error)
         if user_error is None:
             raise  # a bug: keep the traceback
-        log.error("%s", user_error)
         if multirun:
+            log.error("%s", user_error)
             raise user_error from error  # the sweeper records this job as failed and goes on
+        _record_single_run_failure(run_dir, user_error)
         report_user_error(user_error)
+
+
+def _record_single_run_failure(run_dir: Path, error: Exception) -> None:
+    """Stderr gets the one `error:` line; train.log keeps it too, unless the run never started.
+
+    A run that failed before training (bad data, a config typo) wrote only train.log and .hydra/:
+    its folder is removed, so `outputs/runs/` lists runs, not mistakes. A resumed or trained run
+    has checkpoints or events and is never touched.
+    """
+    root = logging.getLogger()
+    files = [handler for handler in root.handlers if isinstance(handler, logging.FileHandler)]
+    if {path.name for path in run_dir.iterdir()} <= {"train.log", ".hydra"}:
+        for handler in files:
+            handler.close()
+            root.removeHandler(handler)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            run_dir.parent.rmdir()  # the day's folder, when this was its only run
+        return
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (error,), None)
+    for handler in files:  # not the console: stderr already shows the error once
+        handler.handle(record)
 
 
 def main() -> None:
