@@ -42,6 +42,7 @@ RESUMABLE_KEYS: tuple[str, ...] = (
     "logging.*",
     "paths.*",
     "data.root",
+    "data.cache_dir",
     "data.download",
     "data.num_workers",
     "data.loader",
