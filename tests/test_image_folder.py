@@ -180,3 +180,26 @@ def test_streaming_above_max_memory_yields_the_in_memory_batches(tmp_path: Path,
                 epoch_batches(left, epoch), epoch_batches(right, epoch), strict=True
             ):
                 assert torch.equal(inputs_a, inputs_b) and torch.equal(targets_a, targets_b)
+
+
+def test_a_corrupt_image_met_while_streaming_is_one_line_from_the_worker(tmp_path: Path) -> None:
+    root = tmp_path / "digits"
+    write_digits(root, 40)
+    broken = root / "three" / "broken.png"
+    broken.write_bytes(b"garbage")
+    data = build_data(**folder_kwargs(root, tmp_path / "cache", loader="dataloader", num_workers=2))
+    with pytest.raises(DataError) as raised:
+        for split in (data.train, data.val, data.test):
+            list(split)  # type: ignore[call-overload]
+    assert str(raised.value).startswith(f"cannot decode image {broken} (") and "\n" not in str(raised.value)
+
+
+def test_an_optuna_search_runs_on_an_image_folder(train, tmp_path: Path) -> None:
+    root = tmp_path / "digits"
+    write_digits(root, 300)
+    result = train(
+        "-m", "hparams_search=synthetic", "~data.num_samples", "data=image_folder", f"data.root={root}",
+        "data.image_size=16", "data.channels=1", "hydra.sweeper.n_trials=2", "trainer.max_epochs=1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "optuna: 2 trials: 2 complete, 0 pruned, 0 failed" in result.stdout

@@ -114,8 +114,8 @@ def load_image(path: Path, channels: int, height: int, width: int) -> np.ndarray
         if size != image.size:
             image = image.resize(size, Image.Resampling.BILINEAR)
         left, top = (size[0] - width) // 2, (size[1] - height) // 2
-        array = np.asarray(image.crop((left, top, left + width, top + height)), dtype=np.uint8)
-    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+        array = np.array(image.crop((left, top, left + width, top + height)), dtype=np.uint8)  # a writable copy
+    return array[None] if channels == 1 else np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
 def _decode_error(path: Path, error: BaseException) -> DataError:
