@@ -222,6 +222,8 @@ def build_data(
         cache_dir=cache_dir,
     )
     target = torch.device(device)
+    if config.dataset == "custom":
+        raise ConfigError("data.dataset=custom needs data=custom (its _target_ is trainscope.data.build_custom_data)")
     if config.dataset == "image_folder":
         config, (train, val, test), class_names = _build_image_folder(config, target)
     else:
