@@ -11,11 +11,12 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from trainscope.errors import ConfigError, first_line
+from trainscope.errors import ConfigError, TrainscopeError, first_line
 
 DATA_ARGUMENTS = ("input_shape", "num_classes")
 
@@ -60,7 +61,12 @@ def build_model(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: 
             options[key] = from_data[key]
         elif options.get(key) is None:
             options.pop(key, None)
-    model = instantiate(options)
+    try:
+        model = instantiate(options)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, TrainscopeError):  # our own one-line message, not Hydra's wrapper
+            raise error.__cause__ from None
+        raise
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model._target_={target} returned a {type(model).__name__}, not a torch.nn.Module")
     return model
