@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 
 from hydra.errors import InstantiationException
+from omegaconf.errors import MissingMandatoryValue
 
 from trainscope.core.errors import ConfigError, TrainscopeError, first_line, report_user_error
 
@@ -22,6 +23,8 @@ def as_user_error(error: BaseException) -> TrainscopeError | None:
         if isinstance(cause, TrainscopeError):
             return cause
         cause = cause.__cause__
+    if isinstance(error, MissingMandatoryValue):  # a `???` in conf/, e.g. data.root of data=image_folder
+        return ConfigError(f"{error.full_key} must be set on the command line ({error.full_key}=...)")
     if isinstance(error, InstantiationException):
         root = error
         while root.__cause__ is not None:

@@ -5,7 +5,9 @@ torch is imported only inside the task, so `--help` and `--cfg job` answer insta
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -15,12 +17,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from trainscope.cli.errors import as_user_error, exit_on_user_error
+from trainscope.cli.hydra_callbacks import started_in_empty_dir
 from trainscope.config.overrides import check_group_choices
 from trainscope.config.paths import config_dir
 from trainscope.config.resolvers import register_resolvers
 from trainscope.config.schema import validate_config
 from trainscope.core.errors import report_user_error
 from trainscope.core.interruption import RunInterrupted
+from trainscope.core.run_dir import holds_only_startup_files
 
 log = logging.getLogger("trainscope")
 
@@ -42,10 +46,34 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
         user_error = as_user_error(error)
         if user_error is None:
             raise  # a bug: keep the traceback
-        log.error("%s", user_error)
         if multirun:
+            log.error("%s", user_error)
             raise user_error from error  # the sweeper records this job as failed and goes on
+        _record_single_run_failure(run_dir, user_error)
         report_user_error(user_error)
+
+
+def _record_single_run_failure(run_dir: Path, error: Exception) -> None:
+    """Stderr gets the one `error:` line; train.log keeps it too, unless the run never started.
+
+    A run that failed before training (bad data, a config typo) in a directory of its own wrote only what
+    Hydra writes at the start (`.hydra/`, `train.log`): its folder is removed, so `outputs/runs/` lists runs,
+    not mistakes. A directory that held anything before this run started, a resumed run or a run that trained
+    (checkpoints, events) is never removed: a failed run deletes only what it wrote itself.
+    """
+    root = logging.getLogger()
+    files = [handler for handler in root.handlers if isinstance(handler, logging.FileHandler)]
+    if started_in_empty_dir(run_dir) and holds_only_startup_files(run_dir):
+        for handler in files:
+            handler.close()
+            root.removeHandler(handler)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            run_dir.parent.rmdir()  # the day's folder, when this was its only run
+        return
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (error,), None)
+    for handler in files:  # not the console: stderr already shows the error once
+        handler.handle(record)
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ SAVED_CONFIG = Path(HYDRA_DIR) / "config.yaml"
 SAVED_OVERRIDES = Path(HYDRA_DIR) / "overrides.yaml"
 SAVED_HYDRA_CONFIG = Path(HYDRA_DIR) / "hydra.yaml"
 METRICS_FILE = "metrics.json"
+TRAIN_LOG = "train.log"  # Hydra's log file, named in conf/hydra/default.yaml
 CHECKPOINT_DIR = "checkpoints"
 EVENT_FILE_PREFIX = "events.out.tfevents"  # TensorBoard's name for an event file
 LAST = "last.pt"
@@ -180,9 +181,11 @@ def check_run_dir(run_dir: Path, argument: str = "run", need_checkpoint: bool = 
 #
 # A directory *holds a run* when it directly contains any of `metrics.json`, `checkpoints/` or a TensorBoard
 # event file: the files a run starts writing once it trains. Anything else is free: a directory that does not
-# exist, an empty one, or one with only Hydra's `.hydra/` and `train.log` left by a run that stopped at a
-# config error (a new run there rewrites `.hydra/` and appends to `train.log`). `resume=<run_dir>` is the one
-# way to write into a directory that holds a run.
+# exist, an empty one, or one with only what Hydra writes at the start (`STARTUP_FILES`: `.hydra/`, `train.log`),
+# e.g. left by a run that was killed before it trained (a new run there rewrites `.hydra/` and appends to
+# `train.log`). A run that fails before training in a directory of its own (absent or empty when it started)
+# removes it (`trainscope.cli.train`), so a config or data error leaves nothing behind. `resume=<run_dir>` is
+# the one way to write into a directory that holds a run.
 #
 # The check must run before Hydra writes `.hydra/` into the directory, or the first run's saved config would be
 # lost already: single runs are checked in a Hydra `on_run_start` callback
@@ -209,6 +212,15 @@ def run_files_in(directory: Path) -> list[str]:
     if any(entry.name.startswith(EVENT_FILE_PREFIX) for entry in directory.iterdir()):
         found.append("TensorBoard events")
     return found
+
+
+STARTUP_FILES = (HYDRA_DIR, TRAIN_LOG)
+"""What Hydra writes into a run directory before the run's task starts."""
+
+
+def holds_only_startup_files(directory: Path) -> bool:
+    """Whether `directory` holds nothing but `STARTUP_FILES`: no sign of a run having started in it."""
+    return directory.is_dir() and all(entry.name in STARTUP_FILES for entry in directory.iterdir())
 
 
 def check_run_dir_free(run_dir: Path, setting: str) -> None:

@@ -3,5 +3,6 @@
 from trainscope.data.augment import AugmentConfig
 from trainscope.data.batching import BatchSource
 from trainscope.data.build import DataModule, build_data
+from trainscope.data.custom import build_custom_data
 
-__all__ = ["AugmentConfig", "BatchSource", "DataModule", "build_data"]
+__all__ = ["AugmentConfig", "BatchSource", "DataModule", "build_custom_data", "build_data"]

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from trainscope.core.errors import ConfigError
+from trainscope.models.build import build_model
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def build_data_and_model(cfg: DictConfig) -> tuple[torch.device, Any, nn.Module]
     device = select_device(str(cfg.trainer.device))
     seed_everything(int(cfg.trainer.seed), bool(cfg.trainer.deterministic), bool(cfg.trainer.cudnn_benchmark))
     data = instantiate(cfg.data, device=device, seed=int(cfg.trainer.seed), _convert_="all")
-    model = instantiate(cfg.model).to(device)
+    model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
     if cfg.trainer.get("channels_last", False):
         model = model.to(memory_format=torch.channels_last)  # 4-D weights only; the trainer converts inputs
     return device, data, model
