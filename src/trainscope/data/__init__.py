@@ -1,4 +1,5 @@
-"""Datasets as train/val/test batch sources: `build_data` is the `_target_` of every `conf/data/*.yaml`."""
+"""Datasets as train/val/test batch sources: `build_data` (`build_custom_data` for data=custom) is the
+`_target_` of every `conf/data/*.yaml`."""
 
 from trainscope.data.augment import AugmentConfig
 from trainscope.data.batching import BatchSource
