@@ -17,10 +17,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from trainscope.cli.errors import as_user_error, exit_on_user_error
-from trainscope.cli.hydra_callbacks import started_in_empty_dir
 from trainscope.config.overrides import check_group_choices
 from trainscope.config.paths import config_dir
-from trainscope.config.resolvers import register_resolvers
+from trainscope.config.resolvers import created_by_unique_dir, register_resolvers
 from trainscope.config.schema import validate_config
 from trainscope.core.errors import report_user_error
 from trainscope.core.interruption import RunInterrupted
@@ -56,14 +55,15 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
 def _record_single_run_failure(run_dir: Path, error: Exception) -> None:
     """Stderr gets the one `error:` line; train.log keeps it too, unless the run never started.
 
-    A run that failed before training (bad data, a config typo) in a directory of its own wrote only what
-    Hydra writes at the start (`.hydra/`, `train.log`): its folder is removed, so `outputs/runs/` lists runs,
-    not mistakes. A directory that held anything before this run started, a resumed run or a run that trained
-    (checkpoints, events) is never removed: a failed run deletes only what it wrote itself.
+    A run that failed before training (bad data, a config typo) in an auto-named directory of its own
+    (`unique_dir` made it) wrote only what Hydra writes at the start (`.hydra/`, `train.log`): that folder is
+    removed, so `outputs/runs/` lists runs, not mistakes. A directory the user named (`hydra.run.dir=...`), a
+    resumed run or a run that trained (checkpoints, events) is never removed; the error goes to its train.log,
+    and a directory with only `.hydra/` and `train.log` stays free for the next run.
     """
     root = logging.getLogger()
     files = [handler for handler in root.handlers if isinstance(handler, logging.FileHandler)]
-    if started_in_empty_dir(run_dir) and holds_only_startup_files(run_dir):
+    if created_by_unique_dir(run_dir) and holds_only_startup_files(run_dir):
         for handler in files:
             handler.close()
             root.removeHandler(handler)

@@ -182,10 +182,10 @@ def check_run_dir(run_dir: Path, argument: str = "run", need_checkpoint: bool = 
 # A directory *holds a run* when it directly contains any of `metrics.json`, `checkpoints/` or a TensorBoard
 # event file: the files a run starts writing once it trains. Anything else is free: a directory that does not
 # exist, an empty one, or one with only what Hydra writes at the start (`STARTUP_FILES`: `.hydra/`, `train.log`),
-# e.g. left by a run that was killed before it trained (a new run there rewrites `.hydra/` and appends to
-# `train.log`). A run that fails before training in a directory of its own (absent or empty when it started)
-# removes it (`trainscope.cli.train`), so a config or data error leaves nothing behind. `resume=<run_dir>` is
-# the one way to write into a directory that holds a run.
+# e.g. left by a run in a directory the user named that stopped at a config error before it trained (a new run
+# there rewrites `.hydra/` and appends to `train.log`). A run that fails before training in an auto-named
+# directory (`unique_dir` made it) removes that directory (`trainscope.cli.train`), so a config or data error
+# leaves nothing in `outputs/runs/`. `resume=<run_dir>` is the one way to write into a directory that holds a run.
 #
 # The check must run before Hydra writes `.hydra/` into the directory, or the first run's saved config would be
 # lost already: single runs are checked in a Hydra `on_run_start` callback
