@@ -24,7 +24,7 @@ from trainscope.tensorboard.hparams import (
     TRIAL_STATES,
     HParamsSession,
     Interval,
-    write_experiment_summary,
+    write_experiment_declaration,
 )
 
 
@@ -151,7 +151,7 @@ def test_session_start_and_end_are_written_once_into_the_runs_own_event_file(tmp
     assert start.hparams["optimizer.lr"].number_value == 0.25
     assert start.hparams["trainer.seed"].number_value == 1
     assert start.hparams["data.flip"].bool_value is True
-    assert start.group_name == str(run_dir.resolve())
+    assert start.group_name == "", "TensorBoard names the row by the run's path relative to its logdir"
     assert start.model_uri == str(run_dir.resolve())
     assert abs(start.start_time_secs - time.time()) < 60
     assert end.status == api_pb2.STATUS_FAILURE
@@ -200,7 +200,7 @@ def test_experiment_summary_declares_domains_and_metrics(tmp_path: Path) -> None
         "optimizer.weight_decay": Interval(1e-5, 1e-2),
         "trainer.max_epochs": Interval(1, 5),
     }
-    write_experiment_summary(tmp_path, domains, DEFAULT_METRICS)
+    write_experiment_declaration(tmp_path, domains, DEFAULT_METRICS)
 
     accumulator = read_events(tmp_path)
     content = accumulator.PluginTagToContent(metadata.PLUGIN_NAME)[metadata.EXPERIMENT_TAG]
@@ -226,7 +226,7 @@ def test_experiment_summary_declares_domains_and_metrics(tmp_path: Path) -> None
 
 def test_tensorboard_hparams_tab_shows_each_run_as_its_own_live_session(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
-    write_experiment_summary(sweep_dir, {"model": ["mlp", "cnn"], "optimizer.lr": [0.1, 0.01]})
+    write_experiment_declaration(sweep_dir, {"model": ["mlp", "cnn"], "optimizer.lr": [0.1, 0.01]})
     same = {"model": "mlp", "optimizer.lr": 0.1, "trainer.seed": 1}
     runs = {
         "0_model=mlp": (

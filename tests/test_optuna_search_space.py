@@ -113,7 +113,7 @@ def test_sampler_and_pruner_groups_switch_without_leftover_keys() -> None:
     )
     assert result.returncode == 0, result.stderr
     sweeper = yaml.safe_load(result.stdout.split("\n", 1)[1])
-    assert sweeper["sampler"] == {"_target_": "optuna.samplers.GridSampler"}
+    assert sweeper["sampler"] == {"_target_": "optuna.samplers.GridSampler", "seed": None}  # no TPE keys left
     assert sweeper["pruner"] == {
         "_target_": "optuna.pruners.HyperbandPruner",
         "min_resource": 1,

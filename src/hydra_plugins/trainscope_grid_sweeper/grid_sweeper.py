@@ -2,10 +2,10 @@
 
 - a failed run (exception, NaN loss) is recorded as failed and every other run, in every batch, still runs;
 - a job whose run directory already holds a run is not started and counts as failed (`GuardedLauncher`);
-- the sweep root gets one HParams experiment summary declaring the swept hyperparameters before any run;
+- the sweep root gets one HParams experiment declaration naming the swept hyperparameters before any run;
 - the sweep ends with one line, `multirun: 5 succeeded, 1 failed (<run dir>)`, and exits 1 if any failed.
 
-Hydra's own basic sweeper re-raises the first failure after its batch, with no summary, and with
+Hydra's own basic sweeper re-raises the first failure after its batch, with no report line, and with
 `max_batch_size` set never runs the later batches.
 """
 
@@ -40,14 +40,10 @@ class TrainscopeGridSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         # Imported here, not at module level: Hydra imports every plugin module on each start (even
         # `--help`), and this pulls in torch through TensorBoard's writer.
+        from trainscope.sweep.experiment import declare_experiment, grid_domains, group_names
+        from trainscope.sweep.grid_report import finish_grid_sweep
         from trainscope.sweep.guarded_launcher import GuardedLauncher
-        from trainscope.sweep.summary import (
-            finish_sweep,
-            grid_domains,
-            group_names,
-            report_failed_jobs,
-            write_sweep_experiment,
-        )
+        from trainscope.sweep.jobs import report_failed_jobs
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         config_loader = self.hydra_context.config_loader
@@ -59,7 +55,7 @@ class TrainscopeGridSweeper(BasicSweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        write_sweep_experiment(self.config, grid_domains(overrides), groups=group_names(self.config, config_loader))
+        declare_experiment(self.config, grid_domains(overrides), groups=group_names(self.config, config_loader))
 
         launcher = GuardedLauncher(self.launcher, config_loader, self.config)  # never into another run's dir
         returns: list[list[JobReturn]] = []
@@ -78,5 +74,5 @@ class TrainscopeGridSweeper(BasicSweeper):
             print(f"multirun: interrupted after {finished} finished runs", file=sys.stderr, flush=True)
             raise SystemExit(130) from None
 
-        finish_sweep(job for batch in returns for job in batch)
+        finish_grid_sweep(job for batch in returns for job in batch)
         return returns

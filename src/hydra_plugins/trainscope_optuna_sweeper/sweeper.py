@@ -28,8 +28,13 @@ DEADLINE_ENV = "TRAINSCOPE_OPTUNA_DEADLINE"
 
 
 class TrainscopeOptunaSweeper(Sweeper):
-    def __init__(self, **_: Any) -> None:
-        # Everything is read from the composed config in `setup`, where interpolations resolve.
+    def __init__(self, **settings: Any) -> None:
+        """`settings`: the keys of `TrainscopeOptunaSweeperConf` (config.py), as Hydra composed and resolved them."""
+        from trainscope.cli.errors import exit_on_user_error
+        from trainscope.sweep.settings import OptunaSettings
+
+        with exit_on_user_error():
+            self.settings = OptunaSettings.from_sweeper_config(settings)
         self.config: DictConfig | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -54,13 +59,13 @@ class TrainscopeOptunaSweeper(Sweeper):
 
     def _sweep(self, arguments: list[str]) -> Any:
         # Imported here: Hydra imports every plugin module on each start, even for `--help`.
+        from trainscope.sweep.experiment import group_names
         from trainscope.sweep.runner import OptunaSweep
-        from trainscope.sweep.summary import group_names
 
         assert self.config is not None
         worker_index = int(os.environ.get(WORKER_ENV, "0"))
         deadline = os.environ.get(DEADLINE_ENV)
-        sweep = OptunaSweep(self.config, arguments, worker_index=worker_index)
+        sweep = OptunaSweep(self.settings, self.config, arguments, worker_index=worker_index)
         if deadline is not None:
             sweep.deadline = float(deadline)
         sweep.start(groups=group_names(self.config, self.hydra_context.config_loader))

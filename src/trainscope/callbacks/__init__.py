@@ -1,2 +1,2 @@
 """Callbacks: everything that watches the loop (checkpoints, early stopping, health checks, signals, TensorBoard
-loggers), all built by `trainscope.callbacks.build.build_callbacks`."""
+loggers, Optuna pruning), all built by `trainscope.callbacks.build.build_callbacks`."""

@@ -7,7 +7,9 @@ In this order (the order hooks run in; the names key each callback's state in ch
 2. the TensorBoard loggers the `logging` group switches on, keyed `monitor/<name>`: `logging=minimal` writes the
    loop's scalars only, `default` adds text, images, the confusion matrix and occasional histograms, `full`
    writes everything more often (and the model graph); any switch can be flipped on the command line;
-3. the Ctrl-C/SIGTERM handler, keyed `stop_on_signal`.
+3. the Ctrl-C/SIGTERM handler, keyed `stop_on_signal`;
+4. the Optuna pruning callback, keyed `optuna_pruning`, when the run is a sweep's trial
+   (`trainscope.trial.current_trial()`): no config of the app names it.
 
 The switches' types and ranges are checked with the rest of the config (`trainscope.config.schema`).
 """
@@ -25,8 +27,10 @@ from trainscope.tensorboard.histograms import WeightHistograms
 from trainscope.tensorboard.images import InputImages, MisclassifiedImages, WorstImages
 from trainscope.tensorboard.system import CudaMemoryLogger
 from trainscope.tensorboard.text import ModelGraph, RunText
+from trainscope.trial import current_trial
 
 STOP_ON_SIGNAL = "stop_on_signal"
+OPTUNA_PRUNING = "optuna_pruning"
 
 
 def build_callbacks(cfg: DictConfig) -> CallbackList:
@@ -36,6 +40,7 @@ def build_callbacks(cfg: DictConfig) -> CallbackList:
             **_configured_callbacks(cfg.get("callbacks")),
             **_tensorboard_loggers(cfg),
             STOP_ON_SIGNAL: StopOnSignal(),
+            **_trial_pruning(),
         }
     )
 
@@ -81,3 +86,13 @@ def _tensorboard_loggers(cfg: DictConfig) -> dict[str, Callback]:
     if get("confusion_matrix", False):
         loggers["monitor/confusion_matrix"] = ConfusionMatrixLogger(image=True)
     return loggers
+
+
+def _trial_pruning() -> dict[str, Callback]:
+    """The Optuna pruning callback when this run is a sweep's trial, else nothing."""
+    trial = current_trial()
+    if trial is None:
+        return {}
+    from trainscope.callbacks.pruning import OptunaPruningCallback  # imports optuna: only inside a sweep
+
+    return {OPTUNA_PRUNING: OptunaPruningCallback(trial)}

@@ -13,16 +13,21 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from trainscope.config.overrides import hydra_quote, unquote
 from trainscope.config.resumable import is_resumable_key, resumable_keys_text
+from trainscope.config.targets import check_targets
 from trainscope.core.errors import ConfigError
 from trainscope.core.run_dir import SAVED_CONFIG, SAVED_HYDRA_CONFIG, SAVED_OVERRIDES, check_run_dir
+from trainscope.trial.channel import recorded_trial
 
 log = logging.getLogger(__name__)
 
 RESUME_KEY = "resume"
+ALLOW_TARGETS_KEY = "allow_targets"
 
 
 def override_key(override: str) -> str:
@@ -74,19 +79,22 @@ def _check_group_choices(run_dir: Path, overrides: list[str], config_root: Path)
             raise _conflict(run_dir, group, choices[group], option)
 
 
-def _check_config_unchanged(run_dir: Path, overrides: list[str], config_root: Path) -> None:
-    """Compose the config the resumed run will get and compare it, key by key, with the saved one."""
+def _compose(overrides: list[str], config_root: Path) -> dict[str, Any] | None:
+    """The config the resumed run will get (unresolved), or None if it does not compose."""
     from hydra import compose, initialize_config_dir
 
-    saved = OmegaConf.to_container(OmegaConf.load(run_dir / SAVED_CONFIG), resolve=False)
     task_overrides = [item for item in overrides if not override_key(item).startswith("hydra")]
     try:
         with initialize_config_dir(config_dir=str(config_root), version_base="1.3"):
             composed = compose(config_name="train", overrides=task_overrides)
     except Exception as error:  # noqa: BLE001 - Hydra reports the same problem again, in its own words
         log.debug("could not compose the resumed config: %s", error)
-        return
-    new = OmegaConf.to_container(composed, resolve=False)
+        return None
+    return OmegaConf.to_container(composed, resolve=False)  # type: ignore[return-value]
+
+
+def _check_config_unchanged(run_dir: Path, saved: dict[str, Any], new: dict[str, Any]) -> None:
+    """Compare the config the resumed run will get, key by key, with the saved one."""
     saved_flat, new_flat = _flatten(saved), _flatten(new)
     for key in sorted(set(saved_flat) | set(new_flat)):
         if is_resumable_key(key):
@@ -97,18 +105,51 @@ def _check_config_unchanged(run_dir: Path, overrides: list[str], config_root: Pa
             raise _conflict(run_dir, key, before, after)
 
 
+def allowed_targets(arguments: list[str]) -> tuple[list[str], list[str]]:
+    """The modules of `allow_targets=[a,b]` (or `=a`) and the other arguments; an argument of the command, not
+    of the run's config, so a run directory can never allow its own targets."""
+    allowed: list[str] = []
+    rest: list[str] = []
+    for argument in arguments:
+        if argument.split("=", 1)[0].lstrip("+") != ALLOW_TARGETS_KEY:
+            rest.append(argument)
+            continue
+        try:
+            value = OverridesParser.create().parse_overrides([argument.lstrip("+")])[0].value()
+        except HydraException:
+            value = None
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(item, str) and item for item in items):
+            raise ConfigError(f"{ALLOW_TARGETS_KEY} must be a list of module names, e.g. [my_pkg], got {argument!r}")
+        allowed += items
+    return allowed, rest
+
+
 def resume_arguments(arguments: list[str], config_root: Path) -> list[str]:
     """Rewrite `resume=<run_dir> [overrides]` into the arguments Hydra needs to continue that run.
 
     Without `resume=` the arguments are returned unchanged. Raises a one-line CheckpointError or
-    ConfigError for a directory that cannot be resumed or an override that conflicts with the run.
+    ConfigError for a directory that cannot be resumed, a `_target_` in it that is not allowed
+    (`trainscope.config.targets`) or an override that conflicts with the run.
     """
+    allowed, arguments = allowed_targets(arguments)
     run_dir, rest = find_resume_dir(arguments)
     if run_dir is None:
+        if allowed:
+            raise ConfigError(
+                f"{ALLOW_TARGETS_KEY}= applies to resume= (and eval.py): a new run trusts its own command line"
+            )
         return arguments
     if any(item in ("-m", "--multirun") for item in rest):
         raise ConfigError("resume= continues one run; drop -m/--multirun")
     check_run_dir(run_dir, RESUME_KEY, need_checkpoint=True)
+    trial = recorded_trial(run_dir)
+    if trial is not None:  # the sweeper's trial channel is not in the saved overrides: nothing to undo
+        log.warning(
+            "resuming trial %d of study '%s' outside the study: this run reports nothing to it and is not pruned",
+            trial.number,
+            trial.study_name,
+        )
     flags = [item for item in rest if item.startswith("-")]
     new_overrides = [item for item in rest if not item.startswith("-")]
     saved_file = run_dir / SAVED_OVERRIDES
@@ -119,10 +160,16 @@ def resume_arguments(arguments: list[str], config_root: Path) -> list[str]:
         for item in saved_overrides
         if override_key(item) not in replaced
         and override_key(item) != RESUME_KEY
-        and not override_key(item).startswith(("hydra", "optuna_trial"))
+        and override_key(item) != ALLOW_TARGETS_KEY
+        and not override_key(item).startswith("hydra")
     ]
     merged = kept + new_overrides
     _check_group_choices(run_dir, new_overrides, config_root)
-    _check_config_unchanged(run_dir, merged, config_root)
+    saved = OmegaConf.to_container(OmegaConf.load(run_dir / SAVED_CONFIG), resolve=False)
+    composed = _compose(merged, config_root)
+    # Before anything is built: what the resumed run builds comes from the run directory's saved overrides.
+    check_targets(composed if composed is not None else saved, run_dir, allowed, RESUME_KEY)  # type: ignore[arg-type]
+    if composed is not None:
+        _check_config_unchanged(run_dir, saved, composed)  # type: ignore[arg-type]
     quoted = hydra_quote(run_dir)
     return [*flags, *merged, f"hydra.run.dir={quoted}", f"{RESUME_KEY}={quoted}"]

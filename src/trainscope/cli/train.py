@@ -80,7 +80,7 @@ def main() -> None:
     register_resolvers()
     with exit_on_user_error():
         conf = config_dir()
-        if any(argument.startswith("resume=") for argument in sys.argv[1:]):
+        if any(argument.startswith(("resume=", "allow_targets=", "+allow_targets=")) for argument in sys.argv[1:]):
             from trainscope.cli.resume_arguments import (
                 resume_arguments,  # composes the saved config: only when resuming
             )

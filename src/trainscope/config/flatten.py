@@ -1,6 +1,6 @@
 """Flatten a composed config into HParams values: the one place that decides what a hyperparameter is.
 
-The HParams session of a run, the experiment summary of a sweep and anything else that lists
+The HParams session of a run, the experiment declaration of a sweep and anything else that lists
 hyperparameters use these functions, so a key has the same name and the same type everywhere:
 
 - the chosen option of each config group (`model` -> `"cnn"`), except Hydra's own `hydra/*` groups;

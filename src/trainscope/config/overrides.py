@@ -5,6 +5,7 @@ Hydra's own message for `model=nope` spans a dozen lines; ours names the bad val
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -26,16 +27,37 @@ def unquote(text: str) -> str:
     return text
 
 
-def group_options(config_root: Path, group: str) -> list[str] | None:
-    """The options of config group `group`, or None if it is not a group."""
-    directory = config_root / group
-    if not directory.is_dir():
+def group_options(config_roots: Sequence[Path], group: str) -> list[str] | None:
+    """The options of config group `group` in any of `config_roots`, or None if it is a group in none."""
+    directories = [root / group for root in config_roots if (root / group).is_dir()]
+    if not directories:
         return None
-    return sorted(path.stem for path in directory.glob("*.yaml"))
+    return sorted({path.stem for directory in directories for path in directory.glob("*.yaml")})
+
+
+def user_config_dirs(arguments: Sequence[str]) -> list[Path] | None:
+    """The `--config-dir`/`-cd` folders Hydra adds to the search path; None when the search path is
+    changed in ways this check cannot follow (`--config-path`, `hydra.searchpath`)."""
+    dirs: list[Path] = []
+    for index, argument in enumerate(arguments):
+        flag, _, value = argument.partition("=")
+        if flag in ("--config-path", "-cp") or argument.lstrip("+").startswith("hydra.searchpath"):
+            return None
+        if flag in ("--config-dir", "-cd"):
+            value = value if value else (arguments[index + 1] if index + 1 < len(arguments) else "")
+            dirs.append(Path(value).expanduser())
+    return dirs
 
 
 def check_group_choices(arguments: list[str], config_root: Path) -> None:
-    """Raise ConfigError for `group=option` (or a sweep over options) naming an option that does not exist."""
+    """Raise ConfigError for `group=option` (or a sweep over options) naming an option that does not exist.
+
+    Options in the user's own `--config-dir` count too.
+    """
+    extra_roots = user_config_dirs(arguments)
+    if extra_roots is None:
+        return  # Hydra reports a missing option with the search path it really used
+    config_roots = [config_root, *extra_roots]
     candidates = [arg for arg in arguments if not arg.startswith("-") and "=" in arg]
     try:
         overrides = OverridesParser.create().parse_overrides(candidates)
@@ -45,7 +67,7 @@ def check_group_choices(arguments: list[str], config_root: Path) -> None:
         group = override.key_or_group
         if override.is_delete() or group.startswith("hydra"):
             continue
-        options = group_options(config_root, group)
+        options = group_options(config_roots, group)
         if options is None:
             continue
         value = override.value()

@@ -36,8 +36,9 @@ USER_RESUMABLE_KEYS: tuple[str, ...] = (
 """Config keys (fnmatch patterns) a resumed run may change: how long, where and how fast it trains,
 how it logs, where data lives. Anything else would make the continued run a different run."""
 
-SET_BY_TRAINSCOPE: tuple[str, ...] = ("resume", "optuna_trial", "optuna_trial.*")
-"""Keys the entrypoint and the sweepers set for each run; never part of what the run learns."""
+SET_BY_TRAINSCOPE: tuple[str, ...] = ("resume",)
+"""Keys the entrypoint sets for each run; never part of what the run learns. (The Optuna sweeper's trial
+travels in environment variables, `trainscope.trial`, never in the config.)"""
 
 RESUMABLE_KEYS: tuple[str, ...] = USER_RESUMABLE_KEYS + SET_BY_TRAINSCOPE
 

@@ -9,6 +9,7 @@ keys are checked by their own plugins.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,8 +21,12 @@ from trainscope.core.errors import ConfigError
 
 
 def is_number(value: Any) -> bool:
-    """A real number, not a bool (YAML `true` is an int to Python)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite real number, not a bool (YAML `true` is an int to Python).
+
+    `inf` and `nan` parse as floats but are never a meaningful setting: `optimizer.lr=inf` would pass a
+    range check and fail much later as a NaN loss.
+    """
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def is_int(value: Any) -> bool:
@@ -157,6 +162,31 @@ def validate_config(cfg: DictConfig) -> None:
     names = optimized_metric_names(cfg)
     if not names or not all(isinstance(name, str) and name for name in names):
         raise ConfigError(f"optimized_metric must be a metric tag or a list of tags, got {cfg.optimized_metric!r}")
+    check_validation_metrics(cfg)
+
+
+def check_validation_metrics(cfg: DictConfig) -> None:
+    """No validation split means no `val/*` metrics: refuse a config that watches one, rather than log zeros.
+
+    A run with `data.val_fraction=0` trains without validating (nothing is logged as `val/*`); checkpointing,
+    early stopping and the sweepers must then watch a training metric, or they would compare values never logged.
+    """
+    if OmegaConf.select(cfg, "data.val_fraction", default=None) != 0:
+        return
+    watched = [("monitor.metric", OmegaConf.select(cfg, "monitor.metric", default=None))]
+    watched += [("optimized_metric", name) for name in optimized_metric_names(cfg)]
+    callbacks = OmegaConf.select(cfg, "callbacks", default=None) or {}
+    watched += [
+        (f"callbacks.{name}.monitor", OmegaConf.select(cfg, f"callbacks.{name}.monitor", default=None))
+        for name in callbacks
+    ]
+    for key, metric in watched:
+        if isinstance(metric, str) and metric.startswith("val/"):
+            raise ConfigError(
+                f"data.val_fraction=0 leaves no validation split, so no val/* metric is logged, but {key} is "
+                f"{metric}; set data.val_fraction above 0, or watch a training metric: "
+                "monitor.metric=train/acc optimized_metric=train/acc"
+            )
 
 
 def optimized_metric_names(cfg: DictConfig) -> list[Any]:

@@ -48,6 +48,11 @@ def carve_indices(
     num_val, num_test = round(num_samples * val_fraction), round(num_samples * test_fraction)
     if num_samples - num_val - num_test < 1:
         raise ConfigError(f"data.val_fraction={val_fraction} leaves no training samples out of {num_samples}")
+    if num_val == 0 and val_fraction > 0:  # an empty split is what val_fraction=0 asks for, never a rounding accident
+        raise ConfigError(
+            f"data.val_fraction={val_fraction} leaves no validation samples out of {num_samples}; "
+            "raise it, or set 0 to train without validation"
+        )
     order = torch.randperm(num_samples, generator=torch.Generator().manual_seed(split_seed))
     val, test, train = order[:num_val], order[num_val : num_val + num_test], order[num_val + num_test :]
     return train.sort().values, val.sort().values, test.sort().values

@@ -115,9 +115,7 @@ class Trainer:
                 train_metrics = self._train_epoch()
                 if self.status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
                     break  # an interrupted epoch is finished by the resumed run, not validated now
-                val_metrics = self.evaluate(self.data.val, "val", self.settings.limit_val_batches)
-                self.callbacks.call("on_validation_end", self, val_metrics)
-                self._end_epoch(train_metrics, val_metrics)
+                self._end_epoch(train_metrics, self._validate())
             if not self.stopping:
                 self.status = RunStatus.COMPLETED
         except BaseException as error:
@@ -179,6 +177,15 @@ class Trainer:
         self.callbacks.call("on_train_epoch_end", self, metrics)
         return metrics
 
+    def _validate(self) -> dict[str, float]:
+        """`val/loss` and `val/acc`; none at all without a validation split (`data.val_fraction=0`), rather
+        than zeros that would read as real metrics."""
+        if len(self.data.val) == 0:
+            return {}
+        val_metrics = self.evaluate(self.data.val, "val", self.settings.limit_val_batches)
+        self.callbacks.call("on_validation_end", self, val_metrics)
+        return val_metrics
+
     def _train_step(self, inputs: Tensor, targets: Tensor) -> Tensor:
         """One optimizer step; returns (loss * n, correct, n) on the device, without syncing."""
         with autocast(self.device, self.autocast_dtype):
@@ -236,15 +243,12 @@ class Trainer:
     def _end_epoch(self, train_metrics: dict[str, float], val_metrics: dict[str, float]) -> None:
         self.state.epoch += 1
         self.state.batch_in_epoch = 0
-        if val_metrics["val/acc"] > self.state.best_val_acc:
-            self.state.best_val_acc = val_metrics["val/acc"]
-        metrics = {
-            **train_metrics,
-            **val_metrics,
-            "val/acc_best": self.state.best_val_acc,
-            "epoch": float(self.state.epoch),
-        }
-        if not self.stopping and not math.isfinite(val_metrics["val/loss"]):
+        metrics = {**train_metrics, **val_metrics}
+        if val_metrics:
+            self.state.best_val_acc = max(self.state.best_val_acc, val_metrics["val/acc"])
+            metrics["val/acc_best"] = self.state.best_val_acc
+        metrics["epoch"] = float(self.state.epoch)
+        if not self.stopping and not math.isfinite(val_metrics.get("val/loss", 0.0)):
             self.request_stop(
                 f"val loss is {val_metrics['val/loss']} in epoch {self.state.epoch}: "
                 "try a lower optimizer.lr or trainer.grad_clip",
@@ -259,14 +263,12 @@ class Trainer:
             else:
                 self.scheduler.step()
         self.callbacks.call("on_epoch_end", self, metrics)
+        shown = ("train/loss", "train/acc", "val/loss", "val/acc")
         log.info(
-            "epoch %d/%d  train/loss %.4f  train/acc %.4f  val/loss %.4f  val/acc %.4f  (%.1fs)",
+            "epoch %d/%d  %s  (%.1fs)",
             self.state.epoch,
             self.max_epochs,
-            metrics["train/loss"],
-            metrics["train/acc"],
-            metrics["val/loss"],
-            metrics["val/acc"],
+            "  ".join(f"{tag} {metrics[tag]:.4f}" for tag in shown if tag in metrics),
             metrics["time/epoch_seconds"],
         )
 

@@ -19,7 +19,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from trainscope.core.run_dir import atomic_write, read_metrics
 from trainscope.sweep.storage import dashboard_command, redact
-from trainscope.sweep.study import RUN_DIR_ATTR, count_trials
+from trainscope.sweep.study import count_trials
+from trainscope.trial.handle import RUN_DIR_ATTR
 
 RESULTS_FILE = "optimization_results.yaml"
 
@@ -55,6 +56,7 @@ def study_results(study: optuna.Study, *, n_trials: int, metric_names: Sequence[
     counts = count_trials(trials)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     results: dict[str, Any] = {
+        "name": "optuna",  # the official hydra-optuna-sweeper's keys: name, best_params, best_value, solutions
         "study_name": study.study_name,
         "storage": redact(storage),
         "dashboard": dashboard_command(redact(storage)),
@@ -75,7 +77,12 @@ def study_results(study: optuna.Study, *, n_trials: int, metric_names: Sequence[
             best_run_dir=best.user_attrs.get(RUN_DIR_ATTR) if best else None,
         )
     else:
-        results["best_trials"] = [_trial_entry(t, metric_names) for t in (study.best_trials if complete else [])]
+        pareto = study.best_trials if complete else []
+        results["solutions"] = [
+            {"params": {k: _plain(v) for k, v in t.params.items()}, "values": [_plain(v) for v in t.values]}
+            for t in pareto
+        ]
+        results["best_trials"] = [_trial_entry(t, metric_names) for t in pareto]
     return results
 
 
@@ -85,7 +92,7 @@ def write_results(sweep_dir: str | os.PathLike[str], results: dict[str, Any]) ->
     return path
 
 
-def summary_line(results: dict[str, Any], results_path: Path) -> str:
+def results_line(results: dict[str, Any], results_path: Path) -> str:
     """`optuna: 20 trials: 12 complete, 7 pruned, 1 failed; best val/acc_best=0.9731 (trial 7, <dir>)`."""
     counts = results["counts"]
     finished = counts["complete"] + counts["pruned"] + counts["failed"]

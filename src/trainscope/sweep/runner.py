@@ -15,26 +15,29 @@ from typing import Any
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.utils import instantiate
+from hydra.errors import HydraException
+from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import Trial, TrialState
 
 from trainscope.config.overrides import hydra_quote
 from trainscope.core.errors import ConfigError, first_line
+from trainscope.core.run_dir import RunStatus
 from trainscope.sweep.guarded_launcher import GuardedLauncher
-from trainscope.sweep.outcome import TrialOutcome, judge_job, record_in_run_summary
-from trainscope.sweep.results import study_results, summary_line, write_results
+from trainscope.sweep.jobs import report_failed_jobs
+from trainscope.sweep.results import results_line, study_results, write_results
 from trainscope.sweep.search_space import (
     grid_search_space,
     grid_size,
     parse_search_space,
     search_space_domains,
 )
+from trainscope.sweep.settings import OptunaSettings
 from trainscope.sweep.storage import (
-    HEARTBEAT_INTERVAL_SECONDS,
     StorageError,
     dashboard_command,
     open_storage,
@@ -45,8 +48,6 @@ from trainscope.sweep.study import (
     FAIL_REASON_ATTR,
     METRICS_STUDY_ATTR,
     MONITOR_STUDY_ATTR,
-    PRUNER_STUDY_ATTR,
-    RUN_DIR_ATTR,
     SEARCH_SPACE_STUDY_ATTR,
     STATUS_ATTR,
     claim_trial,
@@ -55,10 +56,11 @@ from trainscope.sweep.study import (
     fail_as_interrupted,
     is_failure,
     study_storage,
+    trials_running_elsewhere,
 )
-from trainscope.sweep.summary import report_failed_jobs
-
-DIRECTIONS = ("maximize", "minimize")
+from trainscope.sweep.verdict import TrialVerdict, judge_job, record_trial_in_metrics
+from trainscope.trial.channel import TrialAddress
+from trainscope.trial.handle import PRUNER_STUDY_ATTR, RUN_DIR_ATTR
 
 
 def say(message: str) -> None:
@@ -74,16 +76,17 @@ class _Heartbeat:
         self._thread = threading.Thread(target=self._beat, name=f"optuna-heartbeat-{trial_id}", daemon=True)
 
     def _beat(self) -> None:
+        interval = self._storage.get_heartbeat_interval()  # type: ignore[attr-defined]
         while True:
             try:
                 self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
             except Exception as error:  # noqa: BLE001 - a missed beat must not kill the trial
                 say(f"heartbeat of trial {self._trial_id} not recorded: {first_line(error)}")
-            if self._stop.wait(HEARTBEAT_INTERVAL_SECONDS):
+            if self._stop.wait(interval):
                 return
 
     def __enter__(self) -> _Heartbeat:
-        if getattr(self._storage, "heartbeat_interval", None):
+        if is_heartbeat_enabled(self._storage):
             self._thread.start()
         return self
 
@@ -100,64 +103,70 @@ def _as_list(value: Any) -> list[Any]:
 
 
 class OptunaSweep:
-    def __init__(self, config: DictConfig, arguments: Sequence[str], worker_index: int = 0) -> None:
-        sweeper = config.hydra.sweeper
+    def __init__(
+        self, settings: OptunaSettings, config: DictConfig, arguments: Sequence[str], worker_index: int = 0
+    ) -> None:
+        self.settings = settings
         self.config = config
         self.worker_index = worker_index
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
-        self.n_trials = int(sweeper.n_trials)
-        self.n_jobs = max(1, int(sweeper.n_jobs))
-        self.seed = None if sweeper.seed is None else int(sweeper.seed)
-        self.max_failures = None if sweeper.max_failures is None else int(sweeper.max_failures)
-        self.deadline = None if sweeper.timeout is None else time.time() + float(sweeper.timeout)
-        if self.n_trials < 1:
-            raise ConfigError(f"hydra.sweeper.n_trials must be a positive integer, got {self.n_trials}")
-
-        self.metric_names = [
-            str(m) for m in _as_list(OmegaConf.select(config, "optimized_metric", default="objective"))
-        ]
-        self.directions = [str(d).lower() for d in _as_list(sweeper.direction)]
+        self.n_trials = settings.n_trials
+        self.n_jobs = settings.n_jobs
+        self.seed = settings.seed
+        self.deadline = None if settings.timeout is None else time.time() + settings.timeout
+        self.directions = list(settings.directions)
+        self.metric_names = self._metric_names(config)
         if len(self.directions) == 1 and len(self.metric_names) > 1:
             self.directions *= len(self.metric_names)
-        bad = [d for d in self.directions if d not in DIRECTIONS]
-        if bad:
-            raise ConfigError(f"hydra.sweeper.direction must be maximize or minimize, got {bad[0]!r}")
         if len(self.directions) != len(self.metric_names):
             raise ConfigError(
                 f"hydra.sweeper.direction has {len(self.directions)} entries but optimized_metric has "
                 f"{len(self.metric_names)} ({self.metric_names}); give one direction per metric"
             )
 
-        self.space = parse_search_space(
-            OmegaConf.to_container(sweeper.params, resolve=True) if sweeper.params is not None else None, arguments
-        )
-        if not self.space.distributions:
-            raise ConfigError(
-                "the search space is empty: set hydra.sweeper.params, e.g. optimizer.lr: tag(log, interval(1e-4, 1e-1))"
-            )
-        self.sampler_config = OmegaConf.to_container(sweeper.sampler, resolve=True) if sweeper.sampler else {}
-        self.pruner_config = OmegaConf.to_container(sweeper.pruner, resolve=True) if sweeper.pruner else {}
-        self.pruning = not str(self.pruner_config.get("_target_", "")).endswith("NopPruner") and bool(
-            self.pruner_config
-        )
-        if self.pruning and len(self.metric_names) > 1:
+        self.space = parse_search_space(settings.params, arguments, settings.search_space)
+        self.configure_trial = self._custom_search_space(settings.custom_search_space)
+        self.sampler_config = settings.sampler
+        self.pruner_config = settings.pruner
+        if settings.pruning and len(self.metric_names) > 1:
             raise ConfigError(
                 f"hydra/sweeper/pruner needs a single optimized_metric, got {self.metric_names}; "
                 "use hydra/sweeper/pruner=none for multi-objective sweeps"
             )
         self.grid: dict[str, list[Any]] | None = None
-        if str(self.sampler_config.get("_target_", "")).endswith("GridSampler"):
+        if settings.is_grid:
             self.grid = grid_search_space(self.space.distributions)
             self.n_trials = min(self.n_trials, grid_size(self.grid))
 
         choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
         self.study_name = str(
-            sweeper.study_name or choices.get("hparams_search") or OmegaConf.select(config, "hydra.job.name")
+            settings.study_name or choices.get("hparams_search") or OmegaConf.select(config, "hydra.job.name")
         )
-        self.storage = resolve_storage(sweeper.storage, self.sweep_dir)
-        self.pruning_metric = sweeper.pruning_metric or (self.metric_names[0] if len(self.metric_names) == 1 else None)
+        self.storage = resolve_storage(settings.storage, self.sweep_dir)
+        self.database_settings = settings.database
+        self.pruning_metric = settings.pruning_metric or (self.metric_names[0] if len(self.metric_names) == 1 else None)
         self.study: optuna.Study | None = None
         self.stop_reason = ""
+        self._waiting = False
+
+    def _metric_names(self, config: DictConfig) -> list[str]:
+        """The app's `optimized_metric` (trainscope's convention), else `objective` / `objective_<i>`."""
+        named = OmegaConf.select(config, "optimized_metric", default=None)
+        if named is not None:
+            return [str(m) for m in _as_list(named)]
+        if len(self.directions) == 1:
+            return ["objective"]
+        return [f"objective_{index}" for index in range(len(self.directions))]
+
+    @staticmethod
+    def _custom_search_space(path: str | None) -> Any:
+        """The `custom_search_space` function `(cfg, optuna_trial) -> None`, or None."""
+        if not path:
+            return None
+        try:
+            return get_method(path)
+        except Exception as error:  # noqa: BLE001 - an unimportable module or a missing function
+            raise ConfigError(f"hydra.sweeper.custom_search_space={path}: {first_line(error)}") from error
 
     # ---------------------------------------------------------------- study
     def make_sampler(self, trials_so_far: int) -> BaseSampler:
@@ -175,7 +184,7 @@ class OptunaSweep:
     def start(self, groups: Sequence[str] | None = None) -> optuna.Study:
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = open_storage(self.storage)
+        storage = open_storage(self.storage, self.database_settings)
         try:
             study = optuna.create_study(
                 storage=storage,
@@ -218,7 +227,7 @@ class OptunaSweep:
                 f"storage: {redact(self.storage)}"
             )
             say(f"dashboard: {dashboard_command(redact(self.storage))}")
-            self._write_experiment_summary(groups)
+            self._declare_experiment(groups)
         return study
 
     def _set_study_attr(self, key: str, value: Any) -> None:
@@ -226,9 +235,9 @@ class OptunaSweep:
         if self.study.user_attrs.get(key) != value:
             self.study.set_user_attr(key, value)
 
-    def _write_experiment_summary(self, groups: Sequence[str] | None) -> None:
-        """The HParams experiment summary at the sweep root, declaring each sampled key's domain."""
-        from trainscope.sweep.summary import override_value, write_sweep_experiment
+    def _declare_experiment(self, groups: Sequence[str] | None) -> None:
+        """The HParams experiment declaration at the sweep root: each sampled key's domain."""
+        from trainscope.sweep.experiment import declare_experiment, override_value
         from trainscope.tensorboard.hparams import DEFAULT_METRICS, Interval
 
         parser = OverridesParser.create()
@@ -242,12 +251,23 @@ class OptunaSweep:
                 domains[name] = Interval(distribution.low, distribution.high)
         metrics = list(DEFAULT_METRICS)
         metrics += [m for m in self.metric_names if m not in metrics]
-        write_sweep_experiment(self.config, domains, metrics, groups=groups)
+        declare_experiment(self.config, domains, metrics, groups=groups)
 
     # --------------------------------------------------------------- trials
-    def failures(self) -> int:
+    def failure_limit(self) -> str | None:
+        """How the failed trials exceed `max_failure_rate` (when set) or `max_failures`; None if they do not."""
         assert self.study is not None
-        return sum(is_failure(t) for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+        counts = count_trials(self.study.get_trials(deepcopy=False))
+        rate = self.settings.max_failure_rate
+        if rate is not None:
+            if counts.failed and counts.failed / counts.finished > rate:
+                share = f"{counts.failed} of {counts.finished} trials failed"
+                return f"{share}, above hydra.sweeper.max_failure_rate={rate}"
+            return None
+        limit = self.settings.max_failures
+        if limit is not None and counts.failed >= limit:
+            return f"{counts.failed} trials failed, reaching hydra.sweeper.max_failures={limit}"
+        return None
 
     def run_trials(self, launcher: GuardedLauncher) -> None:
         assert self.study is not None
@@ -256,31 +276,54 @@ class OptunaSweep:
                 self.stop_reason = "timeout"
                 say("hydra.sweeper.timeout reached: no new trial starts")
                 return
-            if self.max_failures is not None and self.failures() >= self.max_failures:
-                self.stop_reason = "max_failures"
+            if self.failure_limit() is not None:
+                self.stop_reason = "failures"
                 return
             trial = claim_trial(self.study, self.storage, self.space.distributions, self.n_trials, self.make_sampler)
             if trial is None:
+                if self.wait_for_trials_elsewhere():
+                    continue
                 return
+            if self.configure_trial is not None:
+                try:
+                    self.configure_trial(self.config, trial)
+                except Exception as error:  # noqa: BLE001 - the user's function fails this trial, not the sweep
+                    reason = f"custom_search_space raised {type(error).__name__}: {first_line(error)}"
+                    self.record(trial, TrialVerdict(TrialState.FAIL, RunStatus.FAILED.value, None, reason=reason))
+                    continue
             self.run_trial(launcher, trial)
 
-    def trial_overrides(self, trial: Trial) -> list[str]:
-        link = {
-            "storage": hydra_quote(self.storage),
-            "study_name": hydra_quote(self.study_name),
-            "trial_id": str(trial._trial_id),
-            "number": str(trial.number),
-            "monitor": hydra_quote(self.pruning_metric) if self.pruning_metric else "null",
-        }
-        link_override = "++optuna_trial={" + ",".join(f"{k}:{v}" for k, v in link.items()) + "}"
-        # The job reports each epoch to the trial through this callback (excluded from run dir names).
-        callback_override = (
-            "++callbacks.optuna_pruning={_target_:trainscope.sweep.pruning.OptunaPruningCallback,"
-            "optuna_trial:'${optuna_trial}'}"
-        )
-        return [*self.space.trial_overrides(trial.params), link_override, callback_override]
+    def wait_for_trials_elsewhere(self) -> bool:
+        """With heartbeats, stay while other workers' trials run: if one's worker died, this one retries it.
 
-    def run_trial(self, launcher: GuardedLauncher, trial: Trial) -> TrialOutcome:
+        Returns False when no trial runs elsewhere (the study is done) or on a storage without heartbeats.
+        """
+        assert self.study is not None
+        storage = study_storage(self.study)
+        running = trials_running_elsewhere(self.study) if is_heartbeat_enabled(storage) else []
+        if not running:
+            return False
+        if not self._waiting:
+            numbers = ", ".join(str(t.number) for t in running)
+            say(
+                f"all {self.n_trials} trials claimed; waiting for trials {numbers} running elsewhere "
+                "(a dead worker's trial is retried here after the heartbeat grace period)"
+            )
+            self._waiting = True
+        time.sleep(storage.get_heartbeat_interval())  # type: ignore[attr-defined]
+        return True
+
+    def trial_overrides(self, trial: Trial) -> list[str]:
+        """The job's overrides: the sampled values, and the trial's address as `hydra.job.env_set` entries.
+
+        The address reaches the job only as environment variables (`trainscope.trial`): nothing is added
+        to the app's config, its saved overrides or its run directory name.
+        """
+        address = TrialAddress(self.storage, self.study_name, trial._trial_id, trial.number, self.pruning_metric)
+        channel = [f"++hydra.job.env_set.{name}={hydra_quote(value)}" for name, value in address.env().items()]
+        return [*self.space.trial_overrides(trial.params), *channel]
+
+    def run_trial(self, launcher: GuardedLauncher, trial: Trial) -> None:
         assert self.study is not None
         params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
         say(f"trial {trial.number} started: {params}")
@@ -293,41 +336,52 @@ class OptunaSweep:
             fail_as_interrupted(self.study, frozen, "interrupted: the sweep was stopped (Ctrl-C); retried on resume")
             say(f"trial {trial.number} interrupted; rerun the same command to continue the study")
             raise
-        report_failed_jobs([job])  # a crash (not a TrainscopeError) keeps its traceback
-        outcome = judge_job(job, self.metric_names)
-        self.record(trial, outcome)
-        return outcome
+        except HydraException as error:  # e.g. a sampled value that does not merge into the app's config
+            reason = f"its config could not be composed: {first_line(error)}"
+            self.record(trial, TrialVerdict(TrialState.FAIL, RunStatus.FAILED.value, None, reason=reason))
+            return
+        verdict = judge_job(job, self.metric_names)
+        if verdict.state != TrialState.PRUNED:  # an app stops a pruned trial by raising optuna.TrialPruned
+            report_failed_jobs([job])  # a crash (not a TrainscopeError) keeps its traceback
+        try:
+            self.record(trial, verdict)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            say(
+                f"trial {trial.number} was failed by another worker while it ran (no heartbeat for "
+                f"hydra.sweeper.heartbeat_grace_period={self.database_settings.heartbeat_grace_period} s); "
+                f"its configuration is retried, this result is not counted ({verdict.run_dir})"
+            )
 
-    def record(self, trial: Trial, outcome: TrialOutcome) -> None:
+    def record(self, trial: Trial, verdict: TrialVerdict) -> None:
         assert self.study is not None
         storage = study_storage(self.study)
         trial_id = trial._trial_id
-        storage.set_trial_user_attr(trial_id, RUN_DIR_ATTR, str(outcome.run_dir))
-        storage.set_trial_user_attr(trial_id, STATUS_ATTR, outcome.run_status)
-        where = f"({outcome.run_dir})"
-        if outcome.interrupted:
-            reason = f"interrupted: {outcome.reason or 'stopped by a signal'}; retried once"
+        if verdict.run_dir is not None:
+            storage.set_trial_user_attr(trial_id, RUN_DIR_ATTR, str(verdict.run_dir))
+        storage.set_trial_user_attr(trial_id, STATUS_ATTR, verdict.run_status)
+        where = f"({verdict.run_dir})" if verdict.run_dir is not None else "(no run directory)"
+        if verdict.interrupted:
+            reason = f"interrupted: {verdict.reason or 'stopped by a signal'}; retried once"
             fail_as_interrupted(self.study, storage.get_trial(trial_id), reason)
-            record_in_run_summary(outcome.run_dir, trial.number, TrialState.FAIL, reason)
+            record_trial_in_metrics(verdict.own_run_dir, trial.number, TrialState.FAIL, reason)
             say(f"trial {trial.number} interrupted {where}")
             raise KeyboardInterrupt
-        if outcome.state == TrialState.FAIL:
-            reason = outcome.reason
+        if verdict.state == TrialState.FAIL:
+            reason = verdict.reason
             storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, reason)
             self.study.set_user_attr(f"fail_reason/trial_{trial.number}", reason)
             self.tell(trial, state=TrialState.FAIL)
             say(f"trial {trial.number} FAIL: {reason} {where}")
-        elif outcome.state == TrialState.PRUNED:
+        elif verdict.state == TrialState.PRUNED:
             self.tell(trial, state=TrialState.PRUNED)
             steps = len(storage.get_trial(trial_id).intermediate_values)
-            say(f"trial {trial.number} PRUNED after {steps} epochs: {outcome.reason} {where}")
+            say(f"trial {trial.number} PRUNED after {steps} reports: {verdict.reason} {where}")
         else:
-            assert outcome.values is not None
-            self.tell(trial, outcome.values)
-            shown = ", ".join(f"{m}={v:.6g}" for m, v in zip(self.metric_names, outcome.values, strict=True))
+            assert verdict.values is not None
+            self.tell(trial, verdict.values)
+            shown = ", ".join(f"{m}={v:.6g}" for m, v in zip(self.metric_names, verdict.values, strict=True))
             say(f"trial {trial.number} COMPLETE: {shown} {where}")
-        if outcome.owns_run_dir:
-            record_in_run_summary(outcome.run_dir, trial.number, outcome.state, outcome.reason)
+        record_trial_in_metrics(verdict.own_run_dir, trial.number, verdict.state, verdict.reason)
 
     def tell(self, trial: Trial, values: Sequence[float] | None = None, state: TrialState | None = None) -> None:
         assert self.study is not None
@@ -347,15 +401,15 @@ class OptunaSweep:
             self.study, n_trials=self.n_trials, metric_names=self.metric_names, storage=self.storage
         )
         path = write_results(self.sweep_dir, results)
-        print(summary_line(results, path), flush=True)
+        print(results_line(results, path), flush=True)
         counts = results["counts"]
         stopped_early = counts["complete"] + counts["pruned"] + counts["failed"] < self.n_trials
-        if self.max_failures is not None and counts["failed"] >= self.max_failures and stopped_early:
+        limit = self.failure_limit()
+        if limit is not None and stopped_early:
             failed = [t for t in self.study.get_trials(deepcopy=False) if is_failure(t)]
             last = max(failed, key=lambda t: t.number)
             raise ConfigError(
-                f"the sweep stopped: {counts['failed']} trials failed, reaching hydra.sweeper.max_failures="
-                f"{self.max_failures} (last: trial {last.number}: {last.user_attrs.get(FAIL_REASON_ATTR)}); "
-                "fix the cause or raise max_failures, then rerun the same command to continue the study"
+                f"the sweep stopped: {limit} (last: trial {last.number}: {last.user_attrs.get(FAIL_REASON_ATTR)}); "
+                "fix the cause or raise that limit, then rerun the same command to continue the study"
             )
         return results

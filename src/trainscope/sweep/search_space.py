@@ -92,12 +92,40 @@ def distribution_from_override(override: Override) -> BaseDistribution | None:
     raise ConfigError(f"{override.input_line}: this sweep form is not supported; use choice, range or interval")
 
 
-def parse_search_space(params: Mapping[str, Any] | None, arguments: Iterable[str] = ()) -> SearchSpace:
-    """Parse `hydra.sweeper.params` then the command-line overrides (which win on the same key)."""
+def distribution_from_spec(name: str, spec: Mapping[str, Any]) -> BaseDistribution:
+    """One entry of the official plugin's (deprecated) `search_space` dict form.
+
+    `{type: int|float|categorical, low, high, step, log, choices}`, as `hydra-optuna-sweeper` reads it.
+    """
+    kind = str(spec.get("type", "")).rsplit(".", 1)[-1]  # a DistributionType enum name or plain text
+    try:
+        if kind == "categorical":
+            return CategoricalDistribution(list(spec["choices"]))
+        low, high, log, step = spec["low"], spec["high"], bool(spec.get("log", False)), spec.get("step")
+        if kind == "int":
+            return IntDistribution(int(low), int(high), log=log, step=1 if step is None else int(step))
+        if kind == "float":
+            return FloatDistribution(float(low), float(high), log=log, step=None if step is None else float(step))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ConfigError(f"hydra.sweeper.search_space.{name} is invalid: {first_line(error)}") from error
+    raise ConfigError(f"hydra.sweeper.search_space.{name}.type must be int, float or categorical, got {kind!r}")
+
+
+def parse_search_space(
+    params: Mapping[str, Any] | None,
+    arguments: Iterable[str] = (),
+    search_space: Mapping[str, Mapping[str, Any]] | None = None,
+) -> SearchSpace:
+    """Parse `hydra.sweeper.search_space`, then `hydra.sweeper.params`, then the command-line overrides.
+
+    A later entry wins on the same key, so a plain value on the command line fixes a searched key.
+    """
     lines = [f"{key}={value}" for key, value in (params or {}).items()]
     lines += list(arguments)
     parser = OverridesParser.create()
     space = SearchSpace()
+    for name, spec in (search_space or {}).items():
+        space.distributions[str(name)] = distribution_from_spec(str(name), spec)
     for line in lines:
         try:
             override = parser.parse_override(line)
@@ -142,7 +170,7 @@ def grid_size(grid: Mapping[str, list[Any]]) -> int:
 
 
 def search_space_domains(distributions: Mapping[str, BaseDistribution]) -> dict[str, dict[str, Any]]:
-    """A plain description of each parameter's domain (for the HParams experiment summary and the results)."""
+    """A plain description of each parameter's domain (for the HParams experiment declaration and the results)."""
     domains: dict[str, dict[str, Any]] = {}
     for name, distribution in distributions.items():
         if isinstance(distribution, CategoricalDistribution):

@@ -26,17 +26,17 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from trainscope.sweep.storage import is_rdb_url
+from trainscope.sweep.storage import exclusive, is_rdb_url
 
 OWNER_ATTR = "trainscope:owner"
 INTERRUPTED_ATTR = "trainscope:interrupted"
 SURPLUS_ATTR = "trainscope:surplus"
 FAIL_REASON_ATTR = "fail_reason"
-RUN_DIR_ATTR = "run_dir"
+HOST_ATTR = "host"
 STATUS_ATTR = "status"
-PRUNER_STUDY_ATTR = "trainscope:pruner"
 METRICS_STUDY_ATTR = "trainscope:optimized_metric"
 MONITOR_STUDY_ATTR = "trainscope:pruning_metric"
 SEARCH_SPACE_STUDY_ATTR = "trainscope:search_space"
@@ -127,13 +127,15 @@ def count_trials(trials: Sequence[FrozenTrial]) -> TrialCounts:
 
 
 @contextlib.contextmanager
-def claim_lock(storage_spec: str) -> Iterator[None]:
-    """Serialize "count, then ask" between processes sharing a journal file (RDB: see `claim_trial`).
+def claim_lock(storage_spec: str, storage: BaseStorage) -> Iterator[None]:
+    """Serialize "count, then ask" between processes sharing a journal file or a database.
 
-    An flock is released by the kernel when its process dies, so a killed sweep never leaves it held.
+    An flock is released by the kernel when its process dies, a database lock by the server when the
+    connection drops, so a killed sweep never leaves it held. SQLite has no such lock: see `claim_trial`.
     """
     if is_rdb_url(storage_spec):
-        yield
+        with exclusive(storage, "claim"):
+            yield
         return
     lock_path = f"{storage_spec}.claim.lock"
     with open(lock_path, "a") as handle:
@@ -142,6 +144,16 @@ def claim_lock(storage_spec: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def trials_running_elsewhere(study: optuna.Study) -> list[FrozenTrial]:
+    """RUNNING trials of other processes: each ends, or its worker died and it is retried."""
+    me = process_identity()
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if t.system_attrs.get(OWNER_ATTR) != me
+    ]
 
 
 def study_storage(study: optuna.Study) -> BaseStorage:
@@ -172,12 +184,29 @@ def fail_as_interrupted(study: optuna.Study, trial: FrozenTrial, reason: str) ->
     return True
 
 
+def stale_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """RUNNING trials whose last heartbeat is older than the grace period (database storages only).
+
+    Optuna's own `fail_stale_trials` fails them without a word; asking first lets the study say why.
+    """
+    storage = study_storage(study)
+    if not is_heartbeat_enabled(storage):
+        return []
+    stale_ids = storage._get_stale_trial_ids(study._study_id)  # type: ignore[attr-defined]  # noqa: SLF001
+    return [storage.get_trial(trial_id) for trial_id in stale_ids]
+
+
 def fail_abandoned_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Fail (and retry once) the RUNNING trials whose sweep process died; returns them."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # RDB heartbeats: owners on other hosts
     abandoned = []
+    for trial in stale_trials(study):  # owners on any host
+        owner = trial.system_attrs.get(OWNER_ATTR) or {}
+        reason = (
+            f"interrupted: its sweep process (pid {owner.get('pid')} on {owner.get('host')}) stopped sending "
+            "heartbeats; its configuration is retried once as a new trial"
+        )
+        if fail_as_interrupted(study, trial, reason):
+            abandoned.append(trial)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = trial.system_attrs.get(OWNER_ATTR)
         if not owner_is_gone(owner):
@@ -203,15 +232,23 @@ def claim_trial(
     The sampler is rebuilt from the seed and the number of trials so far, so a resumed or cooperating
     process does not replay the random proposals another one already made.
     """
-    with claim_lock(storage_spec):
+    with claim_lock(storage_spec, study_storage(study)):
         fail_abandoned_trials(study)
         trials = study.get_trials(deepcopy=False)
         if sum(counts_toward_budget(t) for t in trials) >= n_trials:
             return None
         study.sampler = make_sampler(len(trials))
-        trial = study.ask(distributions)
-        set_trial_system_attr(study, trial._trial_id, OWNER_ATTR, process_identity())
-    # Without a lock (RDB storages) two processes may ask at the same moment: the later one backs off.
+        with warnings.catch_warnings():
+            # Optuna expects heartbeats from `Study.optimize` only; the runner records them itself.
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+            trial = study.ask(distributions)
+        owner = process_identity()
+        set_trial_system_attr(study, trial._trial_id, OWNER_ATTR, owner)
+        storage = study_storage(study)
+        storage.set_trial_user_attr(trial._trial_id, HOST_ATTR, owner["host"])
+        if is_heartbeat_enabled(storage):
+            storage.record_heartbeat(trial._trial_id)  # a worker dying before its first beat goes stale too
+    # Without a lock (SQLite) two processes may ask at the same moment: the later one backs off.
     earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and counts_toward_budget(t)]
     if len(earlier) >= n_trials:
         storage = study_storage(study)

@@ -1,0 +1,78 @@
+"""The HParams experiment a sweep declares at its root before any run starts.
+
+`declare_experiment` writes TensorBoard's experiment declaration at the sweep root, naming exactly the
+swept keys that the runs report as hyperparameters (same rules as `trainscope.config.flatten`), so the
+HParams tab shows those columns with their types. Used by both sweepers (grid and Optuna).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.types import Override, QuotedString
+from omegaconf import DictConfig, OmegaConf
+
+from trainscope.config.flatten import is_hparam_key
+from trainscope.tensorboard.hparams import DEFAULT_METRICS, Domain, write_experiment_declaration
+
+
+def group_names(config: DictConfig, config_loader: Any = None) -> list[str]:
+    """Names of the config groups: the primary config's choices, plus every top-level group on disk."""
+    choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
+    names = set(choices.keys())
+    if config_loader is not None:
+        names.update(config_loader.list_groups(""))
+    return sorted(str(name) for name in names)
+
+
+def hparam_domains(
+    config: DictConfig, domains: Mapping[str, Domain], groups: Iterable[str] | None = None
+) -> dict[str, Domain]:
+    """The swept keys (with their domains) that runs will report as hyperparameters, in sweep order.
+
+    Keys are override keys (`model`, `optimizer.lr`); `hparams.include`/`exclude` of the sweep's config
+    apply, so a column is declared exactly when the runs write a value for it.
+    """
+    include = list(OmegaConf.select(config, "hparams.include", default=None) or ["*"])
+    exclude = list(OmegaConf.select(config, "hparams.exclude", default=None) or [])
+    groups = list(groups) if groups is not None else group_names(config)
+    return {key: domain for key, domain in domains.items() if is_hparam_key(key, groups, include, exclude)}
+
+
+def grid_domains(overrides: Sequence[Override]) -> dict[str, Domain]:
+    """Discrete domains of a grid's sweep overrides (`a=1,2`, `choice(...)`, `range(...)`, `glob(...)`)."""
+    domains: dict[str, Domain] = {}
+    for override in overrides:
+        if override.is_hydra_override() or override.is_delete() or not override.is_discrete_sweep():
+            continue
+        domains[override.key_or_group] = [override_value(value) for value in override.sweep_iterator()]
+    return domains
+
+
+def declare_experiment(
+    config: DictConfig,
+    domains: Mapping[str, Domain],
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    groups: Iterable[str] | None = None,
+) -> dict[str, Domain]:
+    """Write the HParams experiment declaration at `hydra.sweep.dir` for the swept hyperparameters; returns them.
+
+    Nothing is written when no swept key is a hyperparameter: TensorBoard then infers the columns.
+    """
+    declared = hparam_domains(config, domains, groups)
+    if declared:
+        write_experiment_declaration(Path(config.hydra.sweep.dir), declared, metrics)
+    return declared
+
+
+def override_value(value: Any) -> Any:
+    """A parsed override value as the run's config will hold it (quoted strings unquoted)."""
+    if isinstance(value, QuotedString):
+        return value.text
+    if isinstance(value, list):
+        return [override_value(item) for item in value]
+    if isinstance(value, dict):
+        return {override_value(key): override_value(item) for key, item in value.items()}
+    return value

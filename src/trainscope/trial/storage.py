@@ -1,0 +1,329 @@
+"""Opening an Optuna storage: a journal file path, or a database server for sweeps on many machines.
+
+Shared by the sweeper (which owns the study and keeps database trials alive with heartbeats) and by a
+trial's job (which only reports to its trial, so it opens the storage without a heartbeat). The journal
+file needs no server and is safe for several processes on one machine (file locks). A database URL
+(`postgresql://...`, `mysql+pymysql://...`, `sqlite:///...`) is the study for sweeps on many machines:
+
+- the plain `postgresql://` a user types is driven by psycopg 3 (`pip install 'trainscope[postgresql]'`);
+- Optuna's tables are created under a database-wide lock, so workers started at once on a fresh
+  database do not race to create them;
+- every running trial records a heartbeat; a trial whose heartbeat is older than the grace period
+  belonged to a dead worker: it is failed and its configuration retried once;
+- a lost connection (a server restart, a failover) is waited out for `reconnect_timeout` seconds
+  instead of failing the sweep.
+
+Where a sweep keeps its study by default and how to open it in optuna-dashboard: `trainscope.sweep.storage`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import sys
+import time
+import warnings
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend
+
+from trainscope.core.errors import ConfigError, first_line
+
+# Seconds between attempts while the database is unreachable.
+RECONNECT_POLL_SECONDS = 1.0
+CONNECT_TIMEOUT_SECONDS = 10
+# A lock holder silent this long inside its transaction (a dead machine whose TCP connection lingers)
+# loses its session, and the lock with it.
+LOCK_HOLDER_TIMEOUT = "60s"
+
+
+class StorageError(ConfigError):
+    """The study's storage cannot be opened (unreachable server, locked database, unwritable file)."""
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """How a study in a database watches its workers (`hydra.sweeper.heartbeat_*`, `reconnect_timeout`)."""
+
+    # Seconds between two heartbeats of a running trial.
+    heartbeat_interval: int = 30
+    # A running trial whose last heartbeat is older than this belonged to a dead worker.
+    heartbeat_grace_period: int = 120
+    # Seconds a worker waits for a lost database connection to come back before it gives up.
+    reconnect_timeout: float = 300.0
+
+    def check(self) -> None:
+        for name in ("heartbeat_interval", "heartbeat_grace_period", "reconnect_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"hydra.sweeper.{name} must be a positive number of seconds, got {value!r}")
+        if self.heartbeat_grace_period <= self.heartbeat_interval:
+            raise ConfigError(
+                f"hydra.sweeper.heartbeat_grace_period ({self.heartbeat_grace_period}) must be longer than "
+                f"hydra.sweeper.heartbeat_interval ({self.heartbeat_interval}), or live trials look dead"
+            )
+
+
+def is_rdb_url(storage: str) -> bool:
+    return "://" in storage
+
+
+def driver_url(storage: str) -> str:
+    """The URL SQLAlchemy opens: a plain `postgresql://` (or `postgres://`) gets the psycopg 3 driver.
+
+    SQLAlchemy's own default for the plain scheme is psycopg2, a second driver for the same job; an
+    explicit `postgresql+<driver>://` is kept as typed.
+    """
+    url = with_psycopg(storage)
+    if url != storage and importlib.util.find_spec("psycopg") is None:
+        raise StorageError(
+            f"cannot open Optuna storage '{redact(storage)}': the PostgreSQL driver psycopg is not installed; "
+            "pip install 'trainscope[postgresql]'"
+        )
+    return url
+
+
+def with_psycopg(storage: str) -> str:
+    scheme, rest = storage.split("://", 1)
+    return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else storage
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine options: test pooled connections before use (a restarted server dropped them)."""
+    if url.startswith("postgresql"):
+        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_SECONDS}}
+    return {}
+
+
+def lock_database(connection: Any, name: str) -> None:
+    """Block until `connection` holds the database-wide lock `name` (PostgreSQL, MySQL; others: no-op).
+
+    The lock lives as long as the connection's session: closing the connection releases it, and so
+    does the server when a worker holding it is killed.
+    """
+    import sqlalchemy
+
+    if connection.dialect.name == "postgresql":
+        connection.execute(sqlalchemy.text(f"SET LOCAL idle_in_transaction_session_timeout = '{LOCK_HOLDER_TIMEOUT}'"))
+        key = zlib.crc32(f"trainscope:{name}".encode())
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    elif connection.dialect.name in ("mysql", "mariadb"):
+        connection.execute(sqlalchemy.text("SELECT GET_LOCK(:name, 600)"), {"name": f"trainscope:{name}"})
+
+
+@contextlib.contextmanager
+def schema_lock(url: str) -> Iterator[None]:
+    """Hold a database-wide lock while Optuna creates (or checks) its tables.
+
+    Workers started at once against a fresh PostgreSQL database otherwise race in `CREATE TABLE`
+    (`UniqueViolation ... pg_type_typname_nsp_index`).
+    """
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool, **engine_options(url))
+    try:
+        with engine.connect() as connection:
+            lock_database(connection, "optuna-tables")
+            yield
+    finally:
+        engine.dispose()  # closing the connection releases the lock
+
+
+def lost_connection(error: BaseException) -> BaseException | None:
+    """The driver's error when `error` is a lost or refused database connection (worth waiting out).
+
+    None for anything else, e.g. a bad statement. Optuna wraps driver errors in `StorageInternalError`
+    with a misleading message, so the chain of causes is searched and the driver's own error returned.
+    """
+    import sqlalchemy.exc
+
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, sqlalchemy.exc.DBAPIError) and (
+            seen.connection_invalidated
+            or isinstance(seen, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
+        ):
+            return seen.orig if isinstance(seen.orig, BaseException) else seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _waits_out_lost_connections(method: Method) -> Method:
+    @functools.wraps(method)
+    def call(self: ReconnectingRDBStorage, *args: Any, **kwargs: Any) -> Any:
+        lost_at: float | None = None
+        while True:
+            try:
+                result = method(self, *args, **kwargs)
+            except StorageError:
+                raise  # a nested storage call already waited out its reconnect_timeout
+            except Exception as error:
+                cause = lost_connection(error)
+                if cause is None:
+                    raise
+                lost_at = self.connection_lost(cause, lost_at)
+                time.sleep(RECONNECT_POLL_SECONDS)
+                continue
+            if lost_at is not None:
+                self.connection_back(lost_at)
+            return result
+
+    return call  # type: ignore[return-value]
+
+
+class ReconnectingRDBStorage(RDBStorage):
+    """Optuna's RDB storage, waiting out a lost database connection instead of failing the sweep.
+
+    Every storage call that loses its connection is retried each second until the database answers
+    again or `reconnect_timeout` runs out (then: `StorageError`, one line). While the database was
+    away no heartbeat could be recorded, so this process does not fail other workers' trials as stale
+    until one grace period after the connection came back.
+
+    Known gap: a write whose commit reached the server in the instant the connection dropped is sent
+    again. For attributes and states that is harmless; for `create_new_trial` it leaves an extra
+    RUNNING trial without owner or heartbeat, which Optuna never marks stale.
+    """
+
+    def __init__(self, url: str, display_url: str, settings: DatabaseSettings, *, heartbeat: bool = True) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            super().__init__(
+                url,
+                engine_kwargs=engine_options(url),
+                heartbeat_interval=settings.heartbeat_interval if heartbeat else None,
+                grace_period=settings.heartbeat_grace_period if heartbeat else None,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1) if heartbeat else None,
+            )
+        self.display_url = display_url
+        self.reconnect_timeout = settings.reconnect_timeout
+        self._last_failure_at: float | None = None  # the latest call that found the database unreachable
+
+    def connection_lost(self, error: BaseException, lost_at: float | None) -> float:
+        """Say once per outage that the connection is gone; raise once `reconnect_timeout` has passed."""
+        now = time.monotonic()
+        self._last_failure_at = now
+        if lost_at is None:
+            print(
+                f"warning: lost the connection to Optuna storage '{self.display_url}' ({first_line(error)}); "
+                f"retrying for up to {self.reconnect_timeout:g} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            return now
+        if now - lost_at > self.reconnect_timeout:
+            raise StorageError(
+                f"lost the connection to Optuna storage '{self.display_url}' for {now - lost_at:.0f} s: "
+                f"{first_line(error)}; check the database server, then rerun the same command to continue the study"
+            ) from error
+        return lost_at
+
+    def connection_back(self, lost_at: float) -> None:
+        seconds = time.monotonic() - lost_at
+        print(f"[optuna] storage '{self.display_url}' reachable again after {seconds:.1f} s", flush=True)
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold the database-wide lock `name` for the block (waiting out an outage to take it)."""
+        connection = self.locked_connection(name)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):  # a connection lost meanwhile took the lock with it
+                connection.invalidate()  # closed, not pooled: the server releases the lock
+
+    def locked_connection(self, name: str) -> Any:
+        connection = self.engine.connect()
+        try:
+            lock_database(connection, name)
+        except BaseException:
+            connection.invalidate()
+            raise
+        return connection
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        stale = super()._get_stale_trial_ids(study_id)
+        last_failure = self._last_failure_at
+        if last_failure is not None and time.monotonic() - last_failure < float(self.grace_period or 0):
+            return []  # heartbeats could not be recorded during the outage: their silence is no evidence yet
+        return stale
+
+
+def _retried_method_names() -> list[str]:
+    """Every storage call that reaches the database: BaseStorage's and the heartbeat's public methods."""
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    names = {name for base in (BaseStorage, BaseHeartbeat) for name in vars(base) if not name.startswith("_")}
+    names.update(("_get_stale_trial_ids", "locked_connection"))
+    return sorted(name for name in names if callable(getattr(ReconnectingRDBStorage, name, None)))
+
+
+for _name in _retried_method_names():
+    setattr(
+        ReconnectingRDBStorage,
+        _name,
+        _waits_out_lost_connections(getattr(ReconnectingRDBStorage, _name)),
+    )
+
+
+def exclusive(storage: BaseStorage, name: str) -> contextlib.AbstractContextManager[None]:
+    """The database-wide lock `name` of a PostgreSQL or MySQL storage; elsewhere no lock at all."""
+    backend = getattr(storage, "_backend", storage)  # Optuna wraps RDB storages in a cache
+    return backend.exclusive(name) if isinstance(backend, ReconnectingRDBStorage) else contextlib.nullcontext()
+
+
+def open_storage(
+    storage: str, settings: DatabaseSettings | None = None, *, heartbeat: bool = True, wait_for_server: bool = False
+) -> BaseStorage:
+    """Open (creating if needed) the storage `storage` names; raise StorageError with the fix in one line.
+
+    `heartbeat`: database storages record a heartbeat per running trial, so a dead sweep's trials go stale
+    and are retried once; a trial's job passes False (its sweep beats for it). A sweep starting against an
+    unreachable database stops at once (`wait_for_server=False`); a trial's job, started by a sweep that
+    did reach it, waits out an outage like every later storage call.
+    """
+    settings = settings or DatabaseSettings()
+    waiting_since: float | None = None
+    while True:
+        try:
+            if is_rdb_url(storage):
+                url = driver_url(storage)
+                with schema_lock(url):
+                    return ReconnectingRDBStorage(url, redact(storage), settings, heartbeat=heartbeat)
+            path = Path(storage)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        except StorageError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any driver error becomes one line for the user
+            now = time.monotonic()
+            waiting_since = waiting_since or now
+            if wait_for_server and lost_connection(error) and now - waiting_since < settings.reconnect_timeout:
+                time.sleep(RECONNECT_POLL_SECONDS)
+                continue
+            raise StorageError(
+                f"cannot open Optuna storage '{redact(storage)}': {first_line(error)}; "
+                "check hydra.sweeper.storage (server running, database not locked, directory writable)"
+            ) from error
+
+
+def redact(storage: str) -> str:
+    """Hide a password in an RDB URL before printing it."""
+    if not is_rdb_url(storage) or "@" not in storage:
+        return storage
+    scheme, rest = storage.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else storage
