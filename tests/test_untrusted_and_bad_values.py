@@ -13,10 +13,10 @@ import torch
 import yaml
 from tensorboard.plugins.hparams import api_pb2, metadata
 
-from tests.helpers.cli import TINY, TrainCLI, resume_cli, run_script
+from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, resume_cli, run_script
 from tests.helpers.events import read_events
 from tests.helpers.tensorboard_server import session_groups, start_tensorboard, wait_for
-from trainscope.config.targets import check_targets
+from trainscope.config.targets import check_targets, targets_in
 from trainscope.core.errors import ConfigError
 
 LOCAL_CALLBACK = "tests.test_monitoring.RecordHooks"  # a module of the directory the runs are made in
@@ -164,7 +164,7 @@ def test_allow_targets_belongs_to_resume_and_eval_only(train: TrainCLI) -> None:
         # reached through a trusted module's own `import torch`: resolves to torch.load, not a class of it
         ({"x": {"_target_": "trainscope.data.build.torch.load"}}, "is not a class of trainscope.data"),
         # a function of a trusted package that writes files
-        ({"x": {"_target_": "trainscope.data.files._gunzip"}}, "is not a class of trainscope.data"),
+        ({"x": {"_target_": "trainscope.data.cache.write_cache"}}, "is not a class of trainscope.data"),
         ({"x": {"_target_": "${model._target_}"}, "model": {}}, "is not a plain dotted name"),
     ],
     ids=["function", "nested_args", "partial", "through_an_import", "trusted_package_function", "interpolated"],
@@ -175,10 +175,25 @@ def test_every_target_of_the_config_is_checked(config: dict, refused: str, tmp_p
     assert refused in str(error.value)
 
 
+def bundled_targets() -> set[str]:
+    """Every concrete `_target_` a bundled app config group names (`conf/hydra/` is Hydra's own config, which
+    `eval.py` and `resume=` never read from a run directory)."""
+    found = set()
+    for path in (REPO_ROOT / "conf").rglob("*.yaml"):
+        if path.relative_to(REPO_ROOT / "conf").parts[0] == "hydra":
+            continue
+        for _, target in targets_in(yaml.safe_load(path.read_text()) or {}):
+            if target != "???":  # conf/model/custom.yaml, conf/data/custom.yaml: the user names it
+                found.add(target)
+    return found
+
+
 def test_the_bundled_configs_targets_are_allowed(trained_run: Path, tmp_path: Path) -> None:
     config = yaml.safe_load((trained_run / ".hydra" / "config.yaml").read_text())
     config["callbacks"].pop("recorder")
-    for target in ("torch.optim.lr_scheduler.OneCycleLR", "trainscope.models.resnet18_small", "torch.nn.Linear"):
+    targets = bundled_targets()
+    assert {"trainscope.data.build_custom_data", "trainscope.models.timm_model", "torch.optim.SGD"} <= targets
+    for target in [*targets, "torch.nn.Linear"]:
         config[target] = {"_target_": target}
     check_targets(config, tmp_path, allowed=[], command="run")  # raises if any is refused
 

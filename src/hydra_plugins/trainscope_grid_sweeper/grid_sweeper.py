@@ -1,6 +1,7 @@
 """`hydra/sweeper=trainscope_grid`: Hydra's basic grid (`a=1,2 b=x,y`, `range(...)`, `choice(...)`), except
 
 - a failed run (exception, NaN loss) is recorded as failed and every other run, in every batch, still runs;
+- a job whose run directory already holds a run is not started and counts as failed (`GuardedLauncher`);
 - the sweep root gets one HParams experiment declaration naming the swept hyperparameters before any run;
 - the sweep ends with one line, `multirun: 5 succeeded, 1 failed (<run dir>)`, and exits 1 if any failed.
 
@@ -8,9 +9,7 @@ Hydra's own basic sweeper re-raises the first failure after its batch, with no r
 `max_batch_size` set never runs the later batches.
 """
 
-import logging
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +18,6 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,6 +42,7 @@ class TrainscopeGridSweeper(BasicSweeper):
         # `--help`), and this pulls in torch through TensorBoard's writer.
         from trainscope.sweep.experiment import declare_experiment, grid_domains, group_names
         from trainscope.sweep.grid_report import finish_grid_sweep
+        from trainscope.sweep.guarded_launcher import GuardedLauncher
         from trainscope.sweep.jobs import report_failed_jobs
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
@@ -59,15 +57,14 @@ class TrainscopeGridSweeper(BasicSweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         declare_experiment(self.config, grid_domains(overrides), groups=group_names(self.config, config_loader))
 
+        launcher = GuardedLauncher(self.launcher, config_loader, self.config)  # never into another run's dir
         returns: list[list[JobReturn]] = []
         initial_job_idx = 0
         try:
             while not self.is_done():
                 batch = self.get_job_batch()
-                started = time.perf_counter()
-                self.validate_batch_is_legal(batch)  # a typo in an override fails before any run, as in Hydra
-                log.debug("validated %d job configs in %.2f s", len(batch), time.perf_counter() - started)
-                results = list(self.launcher.launch(batch, initial_job_idx=initial_job_idx))
+                # Composes every job's config first: a typo in an override fails before any run, as in Hydra.
+                results = launcher.launch(batch, initial_job_idx=initial_job_idx)
                 report_failed_jobs(results)  # never read `return_value` of a failed job: it re-raises
                 initial_job_idx += len(batch)
                 returns.append(results)

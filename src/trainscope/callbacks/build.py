@@ -28,7 +28,7 @@ from trainscope.core.callback import Callback, CallbackList
 from trainscope.core.errors import ConfigError
 from trainscope.tensorboard.classification import ConfusionMatrixLogger
 from trainscope.tensorboard.histograms import WeightHistograms
-from trainscope.tensorboard.images import InputImages, MisclassifiedImages
+from trainscope.tensorboard.images import InputImages, MisclassifiedImages, WorstImages
 from trainscope.tensorboard.system import CudaMemoryLogger
 from trainscope.tensorboard.text import ModelGraph, RunText
 from trainscope.trial import current_trial
@@ -84,6 +84,10 @@ def _tensorboard_loggers(cfg: DictConfig) -> dict[str, Callback]:
     if get("images", False):
         loggers["monitor/input_images"] = InputImages(num_images=num_images)
         loggers["monitor/misclassified"] = MisclassifiedImages(
+            num_images=num_images, every_n_epochs=get("images_every_n_epochs", 1)
+        )
+    if get("worst_images", False):
+        loggers["monitor/worst_images"] = WorstImages(
             num_images=num_images, every_n_epochs=get("images_every_n_epochs", 1)
         )
     if get("confusion_matrix", False):

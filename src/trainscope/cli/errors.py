@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 
 from hydra.errors import InstantiationException
+from omegaconf.errors import MissingMandatoryValue
 
 from trainscope.core.errors import (
     ConfigError,
@@ -31,6 +32,8 @@ def as_user_error(error: BaseException) -> TrainscopeError | None:
         cause = cause.__cause__
     if is_disk_full(error):
         return RunDirError(f"disk full: {first_line(error)}; free disk space, then run the same command again")
+    if isinstance(error, MissingMandatoryValue):  # a `???` in conf/, e.g. data.root of data=image_folder
+        return ConfigError(f"{error.full_key} must be set on the command line ({error.full_key}=...)")
     if isinstance(error, InstantiationException):
         root = error
         while root.__cause__ is not None:

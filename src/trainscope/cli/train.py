@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -20,11 +21,12 @@ from trainscope.cli.errors import as_user_error, exit_on_user_error
 from trainscope.cli.saved_config import save_run_config
 from trainscope.config.overrides import check_group_choices
 from trainscope.config.paths import config_dir
-from trainscope.config.resolvers import register_resolvers
+from trainscope.config.resolvers import created_by_unique_dir, register_resolvers
 from trainscope.config.schema import validate_config
 from trainscope.config.yaml_files import check_yaml_tree
 from trainscope.core.errors import ConfigError, report_user_error
 from trainscope.core.interruption import RunInterrupted
+from trainscope.core.run_dir import holds_only_startup_files
 from trainscope.core.run_lock import run_lock
 
 log = logging.getLogger("trainscope")
@@ -67,10 +69,35 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
         user_error = as_user_error(error)
         if user_error is None:
             raise  # a bug: keep the traceback
-        log.error("%s", user_error)
         if multirun:
+            log.error("%s", user_error)
             raise user_error from error  # the sweeper records this job as failed and goes on
+        _record_single_run_failure(run_dir, user_error)
         report_user_error(user_error)
+
+
+def _record_single_run_failure(run_dir: Path, error: Exception) -> None:
+    """Stderr gets the one `error:` line; train.log keeps it too, unless the run never started.
+
+    A run that failed before training (bad data, a config typo) in an auto-named directory of its own
+    (`unique_dir` made it) wrote only what Hydra writes at the start (`.hydra/`, `train.log`): that folder is
+    removed, so `outputs/runs/` lists runs, not mistakes. A directory the user named (`hydra.run.dir=...`), a
+    resumed run or a run that trained (checkpoints, events) is never removed; the error goes to its train.log,
+    and a directory with only `.hydra/` and `train.log` stays free for the next run.
+    """
+    root = logging.getLogger()
+    files = [handler for handler in root.handlers if isinstance(handler, logging.FileHandler)]
+    if created_by_unique_dir(run_dir) and holds_only_startup_files(run_dir):
+        for handler in files:
+            handler.close()
+            root.removeHandler(handler)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            run_dir.parent.rmdir()  # the day's folder, when this was its only run
+        return
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (error,), None)
+    for handler in files:  # not the console: stderr already shows the error once
+        handler.handle(record)
 
 
 def main() -> None:

@@ -75,12 +75,16 @@ def _input_shape(value: Any) -> bool:
     )
 
 
+def _path(value: Any) -> bool:
+    return isinstance(value, (str, Path)) and bool(str(value))
+
+
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 Rule = tuple[str, str, Callable[[Any], bool]]
 """A config key, what it accepts (shown to the user), and the check."""
 
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "mnist_sample", "synthetic")
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "mnist_sample", "synthetic", "image_folder", "custom")
 LOADERS = ("auto", "in_memory", "dataloader")
 
 # keys absent from the config are skipped
@@ -112,6 +116,7 @@ RULES: list[Rule] = [
     ("logging.text", "true or false", _boolean),
     ("logging.graph", "true or false", _boolean),
     ("logging.images", "true or false", _boolean),
+    ("logging.worst_images", "true or false", _boolean),
     ("logging.confusion_matrix", "true or false", _boolean),
     ("callbacks.checkpoint.every_n_steps", "null or a positive integer", _optional(_positive_int)),
     ("monitor.metric", "a metric tag such as val/acc", lambda v: isinstance(v, str) and "/" in v),
@@ -120,7 +125,7 @@ RULES: list[Rule] = [
 
 DATA_RULES: list[Rule] = [
     ("data.dataset", f"one of {', '.join(DATASETS)}", lambda v: v in DATASETS),
-    ("data.root", "a directory path (set paths.data_dir)", lambda v: isinstance(v, (str, Path)) and bool(str(v))),
+    ("data.root", "a directory path (set paths.data_dir)", _path),
     ("data.input_shape", "[channels, height, width] of positive integers", _input_shape),
     ("data.num_classes", "an integer >= 2", _int_at_least(2)),
     ("data.batch_size", "a positive integer", _positive_int),
@@ -132,6 +137,9 @@ DATA_RULES: list[Rule] = [
     ("data.augment.crop_padding", "a non-negative integer", _int_at_least(0)),
     ("data.augment.horizontal_flip", "true or false", _boolean),
     ("data.num_samples", "a positive integer", _positive_int),  # data=synthetic only
+    ("data.max_memory_gb", "a non-negative number", lambda v: is_number(v) and v >= 0),  # data=image_folder
+    ("data.skip_bad_files", "true or false", _boolean),
+    ("data.cache_dir", "a directory path", _optional(_path)),
 ]
 """The `data` keys checked one by one; `trainscope.data.config` adds the checks that combine them."""
 

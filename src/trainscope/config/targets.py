@@ -48,8 +48,15 @@ TRUSTED_PACKAGES: tuple[str, ...] = (
 )
 """Packages whose classes a run directory's config may build: what `conf/` itself builds from."""
 
-TRUSTED_FUNCTIONS: frozenset[str] = frozenset({"trainscope.data.build_data", "trainscope.models.resnet18_small"})
-"""The factory functions (not classes) that the bundled configs name."""
+TRUSTED_FUNCTIONS: frozenset[str] = frozenset(
+    {
+        "trainscope.data.build_data",
+        "trainscope.data.build_custom_data",
+        "trainscope.models.resnet18_small",
+        "trainscope.models.timm_model",
+    }
+)
+"""The factory functions (not classes) that the bundled configs (`conf/data/*`, `conf/model/*`) name."""
 
 DOTTED_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 

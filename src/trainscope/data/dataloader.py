@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sized
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from trainscope.core.errors import TrainscopeError
 from trainscope.data.augment import augment_batch
 from trainscope.data.batching import SplitSettings
 from trainscope.data.seeding import epoch_permutation
@@ -92,6 +93,16 @@ class DataLoaderBatchSource:
         return self._batches(loader, batch_index, epoch)
 
     def _batches(self, loader: DataLoader, batch_index: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        try:
+            yield from self._device_batches(loader, batch_index, epoch)
+        except TrainscopeError as error:
+            # A worker's error arrives as "Caught DataError in DataLoader worker ...\n<traceback>": keep its message.
+            message = str(error).strip().splitlines()[-1]
+            raise type(error)(message.split(": ", 1)[-1] if str(error).startswith("Caught ") else str(error)) from None
+
+    def _device_batches(
+        self, loader: DataLoader, batch_index: int, epoch: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         settings = self.settings
         for index, (images, labels) in enumerate(loader, start=batch_index):
             inputs = images.to(settings.device, non_blocking=True)

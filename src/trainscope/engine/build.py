@@ -15,6 +15,7 @@ from torch import nn
 
 from trainscope.core.errors import ConfigError
 from trainscope.engine.distributed import device_for, process_group
+from trainscope.models.build import build_model
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def build_data_and_model(cfg: DictConfig) -> tuple[torch.device, Any, nn.Module]
         world_size=group.world_size,
         _convert_="all",
     )
-    model = instantiate(cfg.model).to(device)
+    model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
     if cfg.trainer.get("channels_last", False):
         model = model.to(memory_format=torch.channels_last)  # 4-D weights only; the trainer converts inputs
     return device, data, model

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from hydra.core.utils import JobReturn
 
-from trainscope.sweep.jobs import display_path, job_failed, job_run_dir
+from trainscope.core.run_dir import display_path
+from trainscope.sweep.jobs import job_failed, job_run_dir
 
 
 @dataclass
