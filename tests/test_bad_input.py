@@ -18,23 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, cli_env, resume_cli
+from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, cli_env, error_line, resume_cli, snapshot
 from tests.helpers.data import copy_mnist_files
 from tests.helpers.events import read_events
-
-
-def error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The one line the user reads; fails if there is a traceback or more than one line on stderr."""
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning: ")]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
-
-
-def snapshot(directory: Path) -> dict[Path, bytes]:
-    return {path: path.read_bytes() for path in directory.rglob("*") if path.is_file()}
-
 
 # ---------------------------------------------------------------- config
 

@@ -13,26 +13,13 @@ import torch
 import yaml
 from tensorboard.plugins.hparams import api_pb2, metadata
 
-from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, resume_cli, run_script
+from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, error_line, resume_cli, run_script, snapshot
 from tests.helpers.events import read_events
 from tests.helpers.tensorboard_server import session_groups, start_tensorboard, wait_for
 from trainscope.config.targets import check_targets, targets_in
 from trainscope.core.errors import ConfigError
 
 LOCAL_CALLBACK = "tests.test_monitoring.RecordHooks"  # a module of the directory the runs are made in
-
-
-def error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The one line the user reads; fails on a traceback or more than one line on stderr."""
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning: ")]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
-
-
-def snapshot(directory: Path) -> dict[Path, bytes]:
-    return {path: path.read_bytes() for path in directory.rglob("*") if path.is_file()}
 
 
 @pytest.fixture(scope="module")

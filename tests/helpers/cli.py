@@ -110,3 +110,8 @@ def error_line(result: subprocess.CompletedProcess[str]) -> str:
     lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning: ")]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     return lines[0]
+
+
+def snapshot(directory: Path) -> dict[Path, bytes]:
+    """Every file below `directory` with its bytes: compare two snapshots to prove nothing was touched."""
+    return {path: path.read_bytes() for path in directory.rglob("*") if path.is_file()}
