@@ -229,3 +229,20 @@ def test_another_hydra_app_prunes_with_the_installed_sweeper(installed: Installa
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert results["counts"]["pruned"] > 0
     assert results["counts"]["complete"] + results["counts"]["pruned"] == 8
+
+
+def test_a_run_with_the_users_options_resumes_from_another_directory(
+    installed: Installation, user_project: Path, empty_dir: Path
+) -> None:
+    train = installed.script("trainscope-train")
+    first = installed.run([train, "experiment=tiny", "trainer.max_epochs=1"], cwd=user_project)
+    assert first.returncode == 0, first.stderr[-3000:]
+    (run_dir,) = (user_project / "outputs" / "runs").glob("*/*")
+    # the run's own ./conf comes back from its .hydra/hydra.yaml: experiment=tiny is found again
+    resumed = installed.run([train, f"resume={run_dir}", "trainer.max_epochs=2"], cwd=empty_dir)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["epochs_run"] == 2
+    changed = installed.run([train, f"resume={run_dir}", "trainer.max_epochs=3", "data.num_samples=32"], empty_dir)
+    assert changed.returncode == 2
+    assert changed.stderr.splitlines()[-1].startswith(f"error: resume: data.num_samples is 96 in {run_dir} but 32 now")
