@@ -219,6 +219,12 @@ def test_the_users_options_are_named_and_found_through_config_dir(
     hidden = user_project / "conf" / "model" / "mlp.yaml"
     assert f"warning: {hidden} is not used: the built-in config tree has its own model/mlp.yaml" in composed.stderr
 
+    broken = user_project / "conf" / "data" / "broken.yaml"
+    broken.write_text("num_samples: [96\n")
+    malformed = installed.run([train, "experiment=tiny"], cwd=user_project)
+    assert malformed.returncode == 2
+    assert malformed.stderr.splitlines()[-1].startswith(f"error: {broken}:2:1: malformed YAML")
+
 
 def test_another_hydra_app_prunes_with_the_installed_sweeper(installed: Installation, empty_dir: Path) -> None:
     shutil.copytree(REPO_ROOT / "examples" / "optuna_pruning", empty_dir / "app")

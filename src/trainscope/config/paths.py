@@ -8,17 +8,27 @@ name wins.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from trainscope.core.errors import ConfigError
 
 BUILT_IN_CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONFIG_DIR_VARIABLE = "TRAINSCOPE_CONFIG_DIR"
 USER_CONFIG_DIR_NAME = "conf"
 CONFIG_DIR_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp")
 
 
 def config_dir() -> Path:
-    """The built-in config tree (the folder holding `train.yaml` and one folder per config group)."""
+    """The config tree runs are composed from (the folder holding `train.yaml` and one folder per group): the
+    built-in one, or a whole replacement named by `$TRAINSCOPE_CONFIG_DIR` (a copy to edit or to break)."""
+    replacement = os.environ.get(CONFIG_DIR_VARIABLE)
+    if replacement:
+        if not (Path(replacement) / "train.yaml").is_file():
+            raise ConfigError(
+                f"{CONFIG_DIR_VARIABLE}={replacement} holds no train.yaml; unset it to use the built-in tree"
+            )
+        return Path(replacement).resolve()
     if not (BUILT_IN_CONFIG_DIR / "train.yaml").is_file():
         raise ConfigError(
             f"no config tree found at {BUILT_IN_CONFIG_DIR}: reinstall trainscope "
