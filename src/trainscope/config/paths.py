@@ -37,15 +37,16 @@ def config_dir() -> Path:
     return BUILT_IN_CONFIG_DIR.resolve()
 
 
-def with_user_config_dir(arguments: list[str], working_dir: Path | None = None) -> list[str]:
+def with_user_config_dir(arguments: list[str]) -> list[str]:
     """`arguments` plus `--config-dir=<working dir>/conf` when that folder exists and the command line names no
     config folder itself, so a project's own options are found wherever trainscope is installed.
 
-    In a trainscope checkout `./conf` is the built-in tree itself, and is not added twice.
+    In a trainscope checkout `./conf` is the built-in tree itself (or the tree a `$TRAINSCOPE_CONFIG_DIR` copy
+    replaces), and is not added.
     """
     if any(argument.partition("=")[0] in CONFIG_DIR_FLAGS for argument in arguments):
         return arguments
-    folder = (working_dir or Path.cwd()) / USER_CONFIG_DIR_NAME
-    if not folder.is_dir() or folder.resolve() == config_dir():
+    folder = Path.cwd() / USER_CONFIG_DIR_NAME
+    if not folder.is_dir() or folder.resolve() in (config_dir(), BUILT_IN_CONFIG_DIR.resolve()):
         return arguments
     return [f"--config-dir={folder.resolve()}", *arguments]
