@@ -17,7 +17,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from trainscope.config.overrides import hydra_quote, unquote
+from trainscope.config.overrides import hydra_quote, unquote, user_config_dirs
+from trainscope.config.paths import CONFIG_DIR_FLAGS
 from trainscope.config.resumable import is_resumable_key, resumable_keys_text
 from trainscope.config.targets import check_targets
 from trainscope.config.yaml_files import load_yaml
@@ -80,11 +81,18 @@ def _check_group_choices(run_dir: Path, overrides: list[str], config_root: Path)
             raise _conflict(run_dir, group, choices[group], option)
 
 
-def _compose(overrides: list[str], config_root: Path) -> dict[str, Any] | None:
-    """The config the resumed run will get (unresolved), or None if it does not compose."""
+def _compose(overrides: list[str], config_root: Path, user_dirs: list[Path]) -> dict[str, Any] | None:
+    """The config the resumed run will get (unresolved), or None if it does not compose.
+
+    The user's config folders are searched as in the run itself: without them an `optional` group such as
+    `experiment` whose option is not found would silently be left out, and the configs would seem to differ.
+    """
     from hydra import compose, initialize_config_dir
 
     task_overrides = [item for item in overrides if not override_key(item).startswith("hydra")]
+    if user_dirs:
+        search_path = ",".join(hydra_quote(f"file://{folder.resolve()}") for folder in user_dirs)
+        task_overrides.append(f"hydra.searchpath=[{search_path}]")
     try:
         with initialize_config_dir(config_dir=str(config_root), version_base="1.3"):
             composed = compose(config_name="train", overrides=task_overrides)
@@ -129,6 +137,23 @@ def _check_config_unchanged(
     difference = _first_difference(saved_flat, _flatten(new)) if new is not None else None
     if difference is not None:
         raise _conflict(run_dir, *difference)
+
+
+def _recorded_config_dir_flags(run_dir: Path) -> list[str]:
+    """`--config-dir=<folder>` for the user's config folder the run was composed with (its `--config-dir`, or
+    the `./conf` of where it started), so a run is resumed from any directory with the options it used."""
+    hydra_file = run_dir / SAVED_HYDRA_CONFIG
+    if not hydra_file.is_file():
+        return []
+    sources = OmegaConf.select(load_yaml(hydra_file), "hydra.runtime.config_sources", default=None) or []
+    folders = [Path(source.path) for source in sources if source.provider == "command-line"]
+    for folder in folders:
+        if not folder.is_dir():
+            raise ConfigError(
+                f"resume: {run_dir} was composed with the config folder {folder}, which is gone; "
+                "pass --config-dir=<a folder with the same options>"
+            )
+    return [f"--config-dir={folder}" for folder in folders]
 
 
 def allowed_targets(arguments: list[str]) -> tuple[list[str], list[str]]:
@@ -177,6 +202,9 @@ def resume_arguments(arguments: list[str], config_root: Path) -> list[str]:
             trial.study_name,
         )
     flags = [item for item in rest if item.startswith("-")]
+    if not any(flag.partition("=")[0] in CONFIG_DIR_FLAGS for flag in flags):
+        flags = _recorded_config_dir_flags(run_dir) + flags
+    user_dirs = user_config_dirs(flags) or []
     new_overrides = [item for item in rest if not item.startswith("-")]
     saved_file = run_dir / SAVED_OVERRIDES
     saved_overrides = [
@@ -189,8 +217,8 @@ def resume_arguments(arguments: list[str], config_root: Path) -> list[str]:
     merged = [item for item in saved_overrides if override_key(item) not in replaced] + new_overrides
     _check_group_choices(run_dir, new_overrides, config_root)
     saved = OmegaConf.to_container(load_yaml(run_dir / SAVED_CONFIG), resolve=False)
-    as_started = _compose(saved_overrides, config_root)
-    composed = as_started if merged == saved_overrides else _compose(merged, config_root)
+    as_started = _compose(saved_overrides, config_root, user_dirs)
+    composed = as_started if merged == saved_overrides else _compose(merged, config_root, user_dirs)
     # Before anything is built: what the resumed run builds comes from the run directory's saved overrides.
     check_targets(composed if composed is not None else saved, run_dir, allowed, RESUME_KEY)  # type: ignore[arg-type]
     _check_config_unchanged(run_dir, config_root, saved, as_started, composed)  # type: ignore[arg-type]

@@ -19,8 +19,8 @@ from omegaconf import DictConfig
 from trainscope.cli import process_group
 from trainscope.cli.errors import as_user_error, exit_on_user_error
 from trainscope.cli.saved_config import save_run_config
-from trainscope.config.overrides import check_group_choices
-from trainscope.config.paths import config_dir
+from trainscope.config.overrides import check_group_choices, user_config_dirs
+from trainscope.config.paths import config_dir, with_user_config_dir
 from trainscope.config.resolvers import created_by_unique_dir, register_resolvers
 from trainscope.config.schema import validate_config
 from trainscope.config.yaml_files import check_yaml_tree
@@ -130,6 +130,9 @@ def main() -> None:
                     if run_dir is not None:
                         held.enter_context(run_lock(run_dir))  # before Hydra rewrites its .hydra/ files
                     sys.argv[1:] = arguments
+                sys.argv[1:] = with_user_config_dir(sys.argv[1:])  # ./conf: the user's own options
+                for user_dir in user_config_dirs(sys.argv[1:]) or []:
+                    check_yaml_tree(user_dir)
                 check_group_choices(sys.argv[1:], conf)
         try:
             hydra.main(version_base="1.3", config_path=str(conf), config_name="train")(task)()
