@@ -202,6 +202,7 @@ MONITORING_OFF = {
     "progress_bar": "false",
     "text": "false",
     "images": "false",
+    "worst_images": "false",
     "confusion_matrix": "false",
     "histograms_every_n_epochs": "0",
     "graph": "false",

@@ -11,29 +11,16 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.helpers.cli import TINY, TrainCLI, resume_cli
+from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, cli_env, error_line, resume_cli, snapshot
 from tests.helpers.data import copy_mnist_files
 from tests.helpers.events import read_events
-
-
-def error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The one line the user reads; fails if there is a traceback or more than one line on stderr."""
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning: ")]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
-
-
-def snapshot(directory: Path) -> dict[Path, bytes]:
-    return {path: path.read_bytes() for path in directory.rglob("*") if path.is_file()}
-
 
 # ---------------------------------------------------------------- config
 
@@ -41,7 +28,7 @@ def snapshot(directory: Path) -> dict[Path, bytes]:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model=nope", "model=nope is not an option; choose one of: cnn, lenet, mlp, resnet18"),
+        ("model=nope", "model=nope is not an option; choose one of: cnn, custom, lenet, mlp, resnet18, timm"),
         ("optimizer.lr=abc", "optimizer.lr must be a positive number, got 'abc'"),
         ("trainer.max_epochs=0", "trainer.max_epochs must be a positive integer, got 0"),
         ("data.batch_size=-1", "data.batch_size must be a positive integer, got -1"),
@@ -66,18 +53,20 @@ def test_dataset_directory_missing(train: TrainCLI, tmp_path: Path) -> None:
 
 
 def test_dataset_directory_unreadable(train: TrainCLI, tmp_path: Path) -> None:
-    if os.geteuid() == 0:  # root reads any directory: a file where the directory should be is unreadable to all
-        data_dir = tmp_path / "data"
-        data_dir.write_text("not a directory")
-    else:
-        data_dir = tmp_path / "data"
-        copy_mnist_files(data_dir)
-        (data_dir / "mnist").chmod(0)
+    data_dir = tmp_path / "data"
+    copy_mnist_files(data_dir)
+    (data_dir / "mnist").chmod(0)
+    # Root reads through any permission bit; without the two "override file permissions" capabilities it
+    # meets the same refusal as any user (a file where the folder should be is a different mistake).
+    as_user = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
     try:
-        result = train("data=mnist", "data.download=false", f"paths.data_dir={data_dir}")
+        result = subprocess.run(
+            [*as_user, sys.executable, "train.py", "data=mnist", "data.download=false", f"paths.data_dir={data_dir}"],
+            cwd=REPO_ROOT, env=cli_env(train.output_root, train.data_dir), capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
     finally:
-        if (data_dir / "mnist").exists():
-            (data_dir / "mnist").chmod(0o755)
+        (data_dir / "mnist").chmod(0o755)
     assert result.returncode == 2
     line = error_line(result)
     assert "cannot read" in line or "cannot access" in line

@@ -10,37 +10,10 @@ from typing import Any
 import pytest
 import torch
 
-from tests.helpers.data import copy_mnist_files
+from tests.helpers.data import NO_AUGMENT, copy_mnist_files, data_kwargs, validate_config
 from trainscope.core.errors import ConfigError, DataError
 from trainscope.data import build_data
-from trainscope.data.config import validate_data_config
 from trainscope.data.files import BUNDLED_MNIST_DIR, cache_path, load_split
-
-NO_AUGMENT = {"crop_padding": 0, "horizontal_flip": False}
-
-
-def data_kwargs(root: Path, dataset: str = "synthetic", **overrides: Any) -> dict[str, Any]:
-    """The keys of conf/data/<dataset>.yaml plus what the trainer passes (device, seed)."""
-    kwargs: dict[str, Any] = {
-        "dataset": dataset,
-        "root": str(root),
-        "input_shape": [1, 28, 28],
-        "num_classes": 10,
-        "batch_size": 32,
-        "val_fraction": 0.1,
-        "split_seed": 0,
-        "num_workers": 0,
-        "loader": "auto",
-        "download": True,
-        "mean": [0.1307],
-        "std": [0.3081],
-        "augment": NO_AUGMENT,
-        "num_samples": 200 if dataset == "synthetic" else None,
-        "device": torch.device("cpu"),
-        "seed": 0,
-    }
-    kwargs.update(overrides)
-    return kwargs
 
 
 def batches(source: Any, epoch: int, start: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -151,13 +124,6 @@ def test_mnist_sample_is_the_bundled_real_mnist(tmp_path: Path) -> None:
     assert torch.equal(train.labels.bincount(), torch.full((10,), 400))
 
 
-def validate_config(root: Path, dataset: str, **overrides: Any) -> Any:
-    kwargs = data_kwargs(root, dataset, **overrides)
-    for key in ("device", "batch_size"):
-        kwargs.pop(key)
-    return validate_data_config(batch_size=32, **kwargs)
-
-
 def test_cache_is_rebuilt_when_a_source_file_changes(tmp_path: Path) -> None:
     raw = copy_mnist_files(tmp_path)
     config = validate_config(tmp_path, "mnist")
@@ -165,9 +131,11 @@ def test_cache_is_rebuilt_when_a_source_file_changes(tmp_path: Path) -> None:
     assert cache_path(config, "train").exists()
     assert load_split(config, "train").from_cache is True
 
-    # Relabel sample 0 in the unpacked labels file (IDX header: 8 bytes), as a re-download would change it.
+    assert sorted(path.name for path in raw.iterdir()) == sorted(path.name for path in BUNDLED_MNIST_DIR.glob("*.gz"))
+
+    # Relabel sample 0 in an unpacked labels file (IDX header: 8 bytes), as a re-download would change it.
     labels_file = raw / "train-labels-idx1-ubyte"
-    content = bytearray(labels_file.read_bytes())
+    content = bytearray(gzip.decompress((raw / "train-labels-idx1-ubyte.gz").read_bytes()))
     content[8] = (content[8] + 1) % 10
     labels_file.write_bytes(bytes(content))
     stat = labels_file.stat()

@@ -22,6 +22,7 @@ from tensorboard.plugins.hparams import metadata
 
 from tests.helpers.cli import REPO_ROOT, cli_env
 from tests.helpers.events import read_events
+from trainscope.core.run_dir import SPACE_RESERVE
 from trainscope.sweep.storage import open_storage
 from trainscope.sweep.study import FAIL_REASON_ATTR, OWNER_ATTR, count_trials
 from trainscope.trial.handle import RUN_DIR_ATTR
@@ -177,9 +178,9 @@ def test_resume_after_sigkill_reaches_exactly_n_trials(tmp_path: Path, data_dir:
         assert process.poll() is None and time.time() < deadline, (tmp_path / "first.log").read_text()[-3000:]
         time.sleep(0.2)
     killed_dir = next(sweep_dir.glob("1_*"))
-    while not list(killed_dir.glob("events.out.tfevents.*")):
-        time.sleep(0.1)
-    process.send_signal(signal.SIGKILL)  # in the middle of trial 1
+    while not (killed_dir / "checkpoints" / "last.pt").exists():
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)  # in the middle of trial 1, after its first checkpoint
     process.wait()
     before = {path: sorted(p.name for p in path.rglob("*")) for path in run_dirs(sweep_dir)}
     killed = load_study(sweep_dir).trials[1]
@@ -202,11 +203,14 @@ def test_resume_after_sigkill_reaches_exactly_n_trials(tmp_path: Path, data_dir:
     retry = trials[2]
     assert retry.params == killed.params and retry.system_attrs["failed_trial"] == 1
     assert [t.number for t in trials if t.state == TrialState.COMPLETE] == [0, 2, 3, 4]
+    # The retry continued the killed run from its checkpoint, in its directory (README "Sweeps: interruption").
+    assert f"trial 2 continues the interrupted run {killed_dir} from its checkpoint" in resumed.stdout
+    assert retry.user_attrs[RUN_DIR_ATTR] == str(killed_dir)
     dirs = run_dirs(sweep_dir)
-    assert [d.name.split("_", 1)[0] for d in dirs] == ["0", "1", "2", "3", "4"]
-    for path, names in before.items():  # nothing of the killed sweep was overwritten
-        assert set(names) <= {p.name for p in path.rglob("*")}
-    assert yaml.safe_load((dirs[0] / "metrics.json").read_text())["epochs_run"] == 6
+    assert [d.name.split("_", 1)[0] for d in dirs] == ["0", "1", "3", "4"]
+    for path, names in before.items():  # nothing of the killed sweep was lost (but the space held while training)
+        assert set(names) - {SPACE_RESERVE} <= {p.name for p in path.rglob("*")}
+    assert [yaml.safe_load((d / "metrics.json").read_text())["epochs_run"] for d in dirs[:2]] == [6, 6]
     assert "optuna: 4 trials: 4 complete, 0 pruned, 0 failed (1 interrupted and retried)" in last_line(resumed)
 
 

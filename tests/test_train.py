@@ -89,7 +89,7 @@ def test_bad_input_is_one_line_without_traceback(train, override: str, named: st
 
 def test_model_error_lists_the_options(train) -> None:
     result = train("model=nope")
-    assert "cnn, lenet, mlp, resnet18" in result.stderr
+    assert "cnn, custom, lenet, mlp, resnet18, timm" in result.stderr
 
 
 def test_same_seed_deterministic_runs_match(train, tmp_path: Path) -> None:

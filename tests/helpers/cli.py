@@ -101,3 +101,17 @@ def wait_for_checkpoint(output_root: Path, process: subprocess.Popen[str], timeo
         time.sleep(0.005)  # kill soon after the first checkpoint: well before the epoch ends
     process.kill()
     pytest.fail("no checkpoint within the timeout")
+
+
+def error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line the user reads; fails on a traceback or on more than one line on stderr."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning: ")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def snapshot(directory: Path) -> dict[Path, bytes]:
+    """Every file below `directory` with its bytes: compare two snapshots to prove nothing was touched."""
+    return {path: path.read_bytes() for path in directory.rglob("*") if path.is_file()}

@@ -3,6 +3,7 @@
 - a failed run (exception, NaN loss) is recorded as failed and every other run, in every batch, still runs;
 - rerun with the same `hydra.sweep.dir`, it continues: finished runs are kept, interrupted ones resume from
   their checkpoint, failed ones run again (`trainscope.sweep.grid_rerun`); two sweeps never share the directory;
+- a job whose run directory holds another run is not started and counts as failed (`GuardedLauncher`);
 - SIGTERM/Ctrl-C: the running job saves a checkpoint, the sweep says how many runs finished, exit 143/130;
 - the sweep root gets one HParams experiment declaration naming the swept hyperparameters before any run;
 - the sweep ends with one line, `multirun: 5 succeeded, 1 failed (<run dir>)`, and exits 1 if any failed.
@@ -54,10 +55,12 @@ class TrainscopeGridSweeper(BasicSweeper):
         # Imported here, not at module level: Hydra imports every plugin module on each start (even
         # `--help`), and this pulls in torch through TensorBoard's writer.
         from trainscope.cli.errors import exit_on_user_error
+        from trainscope.core.run_dir import display_path
         from trainscope.sweep.experiment import declare_experiment, grid_domains, group_names
         from trainscope.sweep.grid_report import finish_grid_sweep, interrupted_exit
-        from trainscope.sweep.grid_rerun import Action, plan_job, planned_run_dir
-        from trainscope.sweep.jobs import display_path, report_failed_jobs
+        from trainscope.sweep.grid_rerun import Action, kept_job, plan_job
+        from trainscope.sweep.guarded_launcher import GuardedLauncher
+        from trainscope.sweep.jobs import report_failed_jobs
         from trainscope.sweep.sweep_dir import GRID_OWNER, claim_sweep_dir
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
@@ -73,6 +76,7 @@ class TrainscopeGridSweeper(BasicSweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         declare_experiment(self.config, grid_domains(overrides), groups=group_names(self.config, config_loader))
 
+        launcher = GuardedLauncher(self.launcher, config_loader, self.config)  # never into another run's dir
         returns: list[list[JobReturn]] = []
         planned: list[PlannedJob] = []
         initial_job_idx = 0
@@ -81,7 +85,7 @@ class TrainscopeGridSweeper(BasicSweeper):
                 batch = self.get_job_batch()
                 # Composes every job's config first: a typo in an override fails before any run, as in Hydra.
                 jobs = [
-                    plan_job(job, planned_run_dir(config_loader, self.config, job, number), self.rerun_failed)
+                    plan_job(job, launcher.job_run_dir(job, number), self.rerun_failed)
                     for number, job in enumerate(batch, start=initial_job_idx)
                 ]
                 planned += jobs
@@ -89,7 +93,8 @@ class TrainscopeGridSweeper(BasicSweeper):
                     if job.action != Action.RUN:
                         said = "kept (it ended before)" if job.action == Action.KEEP else "resuming from its checkpoint"
                         print(f"multirun: {display_path(job.run_dir)}: {said}", flush=True)
-                results = self._launch(jobs, initial_job_idx)
+                kept = {position: kept_job(job) for position, job in enumerate(jobs) if job.action == Action.KEEP}
+                results = launcher.launch([job.overrides for job in jobs], initial_job_idx, settled=kept)
                 report_failed_jobs(results)  # never read `return_value` of a failed job: it re-raises
                 initial_job_idx += len(batch)
                 returns.append(results)
@@ -99,22 +104,3 @@ class TrainscopeGridSweeper(BasicSweeper):
 
         finish_grid_sweep((job for batch in returns for job in batch), planned)
         return returns
-
-    def _launch(self, jobs: "list[PlannedJob]", initial_job_idx: int) -> list[JobReturn]:
-        """Launch the jobs that run or resume, in stretches with their own job numbers; kept ones do not start."""
-        from trainscope.sweep.grid_rerun import Action, kept_job
-
-        assert self.launcher is not None
-        results: list[JobReturn] = []
-        stretch: list[list[str]] = []
-        for position, job in enumerate([*jobs, None]):
-            if job is not None and job.action != Action.KEEP:
-                stretch.append(job.overrides)
-                continue
-            if stretch:
-                first = initial_job_idx + position - len(stretch)
-                results += list(self.launcher.launch(stretch, initial_job_idx=first))
-                stretch = []
-            if job is not None:
-                results.append(kept_job(job))
-        return results

@@ -38,11 +38,14 @@ class TrainscopeOptunaSweeper(Sweeper):
         self.config: DictConfig | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from trainscope.sweep.guarded_launcher import GuardedLauncher
+
         self.config = config
         self.hydra_context = hydra_context
-        self.launcher = Plugins.instance().instantiate_launcher(
+        launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
+        self.launcher = GuardedLauncher(launcher, hydra_context.config_loader, config)  # never into another run
 
     def sweep(self, arguments: list[str]) -> Any:
         from trainscope.cli.errors import exit_on_user_error

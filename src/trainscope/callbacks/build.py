@@ -9,7 +9,10 @@ In this order (the order hooks run in; the names key each callback's state in ch
    writes everything more often (and the model graph); any switch can be flipped on the command line;
 3. the Ctrl-C/SIGTERM handler, keyed `stop_on_signal`;
 4. the Optuna pruning callback, keyed `optuna_pruning`, when the run is a sweep's trial
-   (`trainscope.trial.current_trial()`): no config of the app names it.
+   (`trainscope.trial.current_trial()`): no config of the app names it;
+5. the checkpoint callbacks of step 1, moved last: a checkpoint claims a step, so everything logged at that step
+   (and every callback state it saves) must be complete and flushed before it is written. Otherwise a kill
+   just after the write loses those points for good: the resumed run starts after that step.
 
 The switches' types and ranges are checked with the rest of the config (`trainscope.config.schema`).
 """
@@ -19,12 +22,13 @@ from __future__ import annotations
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from trainscope.callbacks.checkpoint import CheckpointCallback
 from trainscope.callbacks.stop_on_signal import StopOnSignal
 from trainscope.core.callback import Callback, CallbackList
 from trainscope.core.errors import ConfigError
 from trainscope.tensorboard.classification import ConfusionMatrixLogger
 from trainscope.tensorboard.histograms import WeightHistograms
-from trainscope.tensorboard.images import InputImages, MisclassifiedImages
+from trainscope.tensorboard.images import InputImages, MisclassifiedImages, WorstImages
 from trainscope.tensorboard.system import CudaMemoryLogger
 from trainscope.tensorboard.text import ModelGraph, RunText
 from trainscope.trial import current_trial
@@ -35,12 +39,15 @@ OPTUNA_PRUNING = "optuna_pruning"
 
 def build_callbacks(cfg: DictConfig) -> CallbackList:
     """Every callback of the run `cfg` describes, in hook order."""
+    configured = _configured_callbacks(cfg.get("callbacks"))
+    checkpoints = {name: callback for name, callback in configured.items() if isinstance(callback, CheckpointCallback)}
     return CallbackList(
         {
-            **_configured_callbacks(cfg.get("callbacks")),
+            **{name: callback for name, callback in configured.items() if name not in checkpoints},
             **_tensorboard_loggers(cfg),
             STOP_ON_SIGNAL: StopOnSignal(),
             **_trial_pruning(),
+            **checkpoints,
         }
     )
 
@@ -77,6 +84,10 @@ def _tensorboard_loggers(cfg: DictConfig) -> dict[str, Callback]:
     if get("images", False):
         loggers["monitor/input_images"] = InputImages(num_images=num_images)
         loggers["monitor/misclassified"] = MisclassifiedImages(
+            num_images=num_images, every_n_epochs=get("images_every_n_epochs", 1)
+        )
+    if get("worst_images", False):
+        loggers["monitor/worst_images"] = WorstImages(
             num_images=num_images, every_n_epochs=get("images_every_n_epochs", 1)
         )
     if get("confusion_matrix", False):

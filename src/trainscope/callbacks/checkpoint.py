@@ -1,4 +1,7 @@
-"""Checkpointing as a callback: when to write `last.pt` and `best.pt` (how is `trainscope.core.checkpoint_io`)."""
+"""Checkpointing as a callback: when to write `last.pt` and `best.pt` (how is `trainscope.core.checkpoint_io`).
+
+It runs on every rank, so every rank's tracker agrees on "best"; `Trainer.save_checkpoint` writes on rank 0 only.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from trainscope.callbacks.metric_tracker import MetricTracker
 from trainscope.core.callback import Callback
-from trainscope.core.checkpoint_io import keep_as_best, save_checkpoint
 from trainscope.core.run_dir import RunStatus
 
 if TYPE_CHECKING:
@@ -19,6 +21,10 @@ class CheckpointCallback(Callback):
     With `every_n_steps`, `last.pt` is also written every that many optimizer steps (mid-epoch), so a
     crash or kill loses at most that many steps. `every_n_steps` is checked with the rest of the config
     (`trainscope.config.schema`).
+
+    `build_callbacks` runs it after every other callback, and `Trainer.save_checkpoint` flushes TensorBoard
+    first: a checkpoint at step N promises that every point logged at step N is on disk, since a run resumed
+    from it logs again only from step N + 1 (`trainscope.session.resume.purge_step`).
     """
 
     def __init__(self, monitor: str, mode: str = "max", every_n_steps: int | None = None) -> None:
@@ -30,15 +36,14 @@ class CheckpointCallback(Callback):
             return
         if trainer.stopping:
             return  # a failed step must not replace a good checkpoint; an interruption writes its own
-        save_checkpoint(trainer.run_dir, trainer, trainer.config_hash)
+        if trainer.state.batch_in_epoch >= trainer.batches_per_epoch:
+            return  # the epoch-end checkpoint claims this step, once its epoch metrics are logged too
+        trainer.save_checkpoint()
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         if trainer.status == RunStatus.FAILED:
             return  # never overwrite the last good checkpoint with a broken model
-        improved = self.tracker.update(metrics)
-        save_checkpoint(trainer.run_dir, trainer, trainer.config_hash)
-        if improved:
-            keep_as_best(trainer.run_dir)
+        trainer.save_checkpoint(best=self.tracker.update(metrics))
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.tracker.best}

@@ -211,8 +211,10 @@ class LearningRateCheck(HealthCheck):
     """A learning rate that is too high shows as a loss far above chance level.
 
     The reference is the loss of a model that guesses uniformly, ln(num_classes). Early in training (the
-    first `early_epochs` epochs) a logged loss above `warn_factor` times that is a warning; at any time a
-    loss above `diverge_factor` times that means training diverged and the run is stopped as failed.
+    first `early_epochs` epochs) a loss above `warn_factor` times that is a warning; at any time a loss
+    above `diverge_factor` times that means training diverged and the run is stopped as failed. Both the
+    losses of logging steps and every epoch's mean train loss are judged: an epoch shorter than
+    `logging.log_every_n_steps` has no logging step, and its mean is then the only loss the loop reads.
     """
 
     name = "lr_too_high"
@@ -223,29 +225,36 @@ class LearningRateCheck(HealthCheck):
 
     def on_train_batch_end(self, trainer: Trainer, step_metrics: dict[str, float] | None) -> None:
         loss = _finite_logged_value(step_metrics, "train/loss_step")
-        if loss is None:
-            return
+        if loss is not None:
+            self._judge(trainer, loss, f"loss {loss:.3g} at step {trainer.state.global_step}")
+
+    def on_train_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        loss = _finite_logged_value(metrics, "train/loss")
+        if loss is not None:
+            self._judge(trainer, loss, f"epoch {trainer.state.epoch + 1}'s mean train loss {loss:.3g}")
+
+    def _judge(self, trainer: Trainer, loss: float, what: str) -> None:
         chance = math.log(max(trainer.data.num_classes, 2))
         lr = _lr_text(trainer)
-        step = trainer.state.global_step
         if loss > self.diverge_factor * chance:
             message = (
-                f"training diverged: loss {loss:.3g} at step {step} is {loss / chance:.3g}x the chance-level "
+                f"training diverged: {what} is {loss / chance:.3g}x the chance-level "
                 f"loss {chance:.3g}; the learning rate ({lr}) is far too high"
             )
             self.fail(trainer, message, "optimizer.lr 10-1000x lower, or trainer.grad_clip=1.0")
         elif trainer.state.epoch < self.early_epochs and loss > self.warn_factor * chance:
             self.report(
                 trainer,
-                f"loss {loss:.3g} at step {step} jumped above {self.warn_factor:g}x the chance-level loss "
+                f"{what} jumped above {self.warn_factor:g}x the chance-level loss "
                 f"{chance:.3g}: the learning rate ({lr}) is probably too high",
                 "optimizer.lr 3-10x lower, or a warmup (scheduler=onecycle)",
             )
 
 
-def _finite_logged_value(step_metrics: dict[str, float] | None, tag: str) -> float | None:
-    """`tag`'s value on a logging step; None on other steps or when it is NaN/Inf (NonFiniteCheck's business)."""
-    value = step_metrics.get(tag, float("nan")) if step_metrics is not None else float("nan")
+def _finite_logged_value(metrics: dict[str, float] | None, tag: str) -> float | None:
+    """`tag`'s value as the loop read it; None on steps that read nothing or when it is NaN/Inf (NonFiniteCheck's
+    business)."""
+    value = metrics.get(tag, float("nan")) if metrics is not None else float("nan")
     return value if math.isfinite(value) else None
 
 

@@ -25,7 +25,8 @@ def task(cfg: DictConfig) -> None:
     try:
         from trainscope.session.evaluate_run import evaluate_run  # torch loads here, not at --help
 
-        metrics = evaluate_run(Path(cfg.run), checkpoint=str(cfg.checkpoint), device=cfg.device)
+        allowed = [str(module) for module in cfg.allow_targets]
+        metrics = evaluate_run(Path(cfg.run), checkpoint=str(cfg.checkpoint), device=cfg.device, allow_targets=allowed)
     except Exception as error:
         user_error = as_user_error(error)
         if user_error is None:
@@ -35,21 +36,29 @@ def task(cfg: DictConfig) -> None:
         print(f"{tag} {value:.6f}", flush=True)
 
 
-def quote_run_argument(argv: list[str]) -> list[str]:
-    """`argv` with the `run=` value quoted for Hydra, checked first so a typo is one line and exit code 2.
+PATH_ARGUMENTS = ("run", "checkpoint")
+"""eval.py's arguments that name a file or directory: taken literally, whatever the path holds."""
+
+
+def quote_path_arguments(argv: list[str]) -> list[str]:
+    """`argv` with the `run=` and `checkpoint=` values quoted for Hydra; `run=` checked first (one line, exit 2).
 
     Run directory names hold `=` and `,` (they list the run's overrides), which Hydra's override grammar
-    would read as a sweep; quoted, the path passes through as it is.
+    would read as a sweep; quoted, a path passes through as it is (`checkpoint=<run_dir>/checkpoints/last.pt`
+    too; `checkpoint=best` stays the word `best`).
     """
-    positions = [index for index, arg in enumerate(argv) if arg.startswith("run=")]
-    if not positions:
+    if not any(arg.startswith("run=") for arg in argv):
         raise ConfigError("pass the run to evaluate: python eval.py run=outputs/runs/<date>/<time>_<overrides>")
-    argv = list(argv)
-    for index in positions:
-        value = unquote(argv[index].split("=", 1)[1])
-        check_run_dir(Path(value))
-        argv[index] = f"run={hydra_quote(value)}"
-    return argv
+    quoted = []
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key in PATH_ARGUMENTS and value:
+            value = unquote(value)
+            if key == "run":
+                check_run_dir(Path(value))
+            arg = f"{key}={hydra_quote(value)}"
+        quoted.append(arg)
+    return quoted
 
 
 def main() -> None:
@@ -57,7 +66,7 @@ def main() -> None:
     with exit_on_user_error():
         conf = config_dir()
         if not any(arg.startswith(("--help", "-h", "--cfg", "--info", "--hydra-help")) for arg in sys.argv[1:]):
-            sys.argv[1:] = quote_run_argument(sys.argv[1:])
+            sys.argv[1:] = quote_path_arguments(sys.argv[1:])
     hydra.main(version_base="1.3", config_path=str(conf), config_name="eval")(task)()
 
 

@@ -5,6 +5,7 @@ Hydra's own message for `model=nope` spans a dozen lines; ours names the bad val
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,14 +50,34 @@ def user_config_dirs(arguments: Sequence[str]) -> list[Path] | None:
     return dirs
 
 
+def shadowed_files(config_root: Path, user_root: Path) -> list[Path]:
+    """Files of the user's config folder that Hydra never reads: the built-in tree, searched first, has a
+    different file of the same name (`model/mlp.yaml`, or a copied `train.yaml`)."""
+    shadowed = []
+    for path in sorted(user_root.rglob("*.yaml")):
+        built_in = config_root / path.relative_to(user_root)
+        if built_in.is_file() and built_in.read_bytes() != path.read_bytes():
+            shadowed.append(path)
+    return shadowed
+
+
 def check_group_choices(arguments: list[str], config_root: Path) -> None:
     """Raise ConfigError for `group=option` (or a sweep over options) naming an option that does not exist.
 
-    Options in the user's own `--config-dir` count too.
+    Options in the user's own `--config-dir` count too; a user's file that a built-in one of the same name
+    hides is named in a warning.
     """
     extra_roots = user_config_dirs(arguments)
     if extra_roots is None:
         return  # Hydra reports a missing option with the search path it really used
+    for user_root in extra_roots:
+        for path in shadowed_files(config_root, user_root) if user_root.is_dir() else []:
+            name = path.relative_to(user_root)
+            print(
+                f"warning: {path} is not used: the built-in config tree has its own {name}; give yours another name",
+                file=sys.stderr,
+                flush=True,
+            )
     config_roots = [config_root, *extra_roots]
     candidates = [arg for arg in arguments if not arg.startswith("-") and "=" in arg]
     try:

@@ -10,6 +10,8 @@ from omegaconf import OmegaConf
 # File systems cap a name at 255 bytes; leave room for the time/job-number prefix and a `_2` suffix.
 MAX_DIR_NAME_BYTES = 200
 
+_created_by_unique_dir: set[str] = set()  # absolute paths of the directories `unique_dir` made in this process
+
 
 def dir_name(overrides: str) -> str:
     """Hydra's override_dirname made safe as one directory name, whatever the command line held.
@@ -34,6 +36,7 @@ def unique_dir(path: str) -> str:
     while True:
         try:
             os.makedirs(candidate)
+            _created_by_unique_dir.add(os.path.abspath(candidate))
             return candidate
         except FileExistsError:
             suffix += 1
@@ -48,6 +51,11 @@ def unique_dir(path: str) -> str:
                     "set TRAINSCOPE_OUTPUT_DIR or paths.output_root to a writable folder"
                 )
             )
+
+
+def created_by_unique_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether `unique_dir` created `path` in this process: an auto-named directory that is this run's alone."""
+    return os.path.abspath(path) in _created_by_unique_dir
 
 
 def register_resolvers() -> None:

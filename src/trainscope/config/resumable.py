@@ -27,6 +27,7 @@ USER_RESUMABLE_KEYS: tuple[str, ...] = (
     "logging.*",
     "paths.*",
     "data.root",
+    "data.cache_dir",
     "data.download",
     "data.num_workers",
     "data.loader",

@@ -9,6 +9,7 @@ keys are checked by their own plugins.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,8 +21,12 @@ from trainscope.core.errors import ConfigError
 
 
 def is_number(value: Any) -> bool:
-    """A real number, not a bool (YAML `true` is an int to Python)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite real number, not a bool (YAML `true` is an int to Python).
+
+    `inf` and `nan` parse as floats but are never a meaningful setting: `optimizer.lr=inf` would pass a
+    range check and fail much later as a NaN loss.
+    """
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def is_int(value: Any) -> bool:
@@ -70,12 +75,16 @@ def _input_shape(value: Any) -> bool:
     )
 
 
+def _path(value: Any) -> bool:
+    return isinstance(value, (str, Path)) and bool(str(value))
+
+
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 Rule = tuple[str, str, Callable[[Any], bool]]
 """A config key, what it accepts (shown to the user), and the check."""
 
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "mnist_sample", "synthetic")
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "mnist_sample", "synthetic", "image_folder", "custom")
 LOADERS = ("auto", "in_memory", "dataloader")
 
 # keys absent from the config are skipped
@@ -86,6 +95,7 @@ RULES: list[Rule] = [
     ("trainer.max_epochs", "a positive integer", _positive_int),
     ("trainer.precision", "one of 32, bf16, 16", lambda v: str(v) in ("32", "bf16", "16")),
     ("trainer.device", "auto, cpu, cuda, cuda:<index> or mps", lambda v: bool(DEVICE_PATTERN.match(str(v)))),
+    ("trainer.devices", "a positive integer (processes on this machine)", _positive_int),
     ("trainer.grad_clip", "null or a positive number", _optional(_positive_number)),
     ("trainer.seed", "an integer", is_int),
     ("trainer.deterministic", "true or false", _boolean),
@@ -106,6 +116,7 @@ RULES: list[Rule] = [
     ("logging.text", "true or false", _boolean),
     ("logging.graph", "true or false", _boolean),
     ("logging.images", "true or false", _boolean),
+    ("logging.worst_images", "true or false", _boolean),
     ("logging.confusion_matrix", "true or false", _boolean),
     ("callbacks.checkpoint.every_n_steps", "null or a positive integer", _optional(_positive_int)),
     ("monitor.metric", "a metric tag such as val/acc", lambda v: isinstance(v, str) and "/" in v),
@@ -114,7 +125,7 @@ RULES: list[Rule] = [
 
 DATA_RULES: list[Rule] = [
     ("data.dataset", f"one of {', '.join(DATASETS)}", lambda v: v in DATASETS),
-    ("data.root", "a directory path (set paths.data_dir)", lambda v: isinstance(v, (str, Path)) and bool(str(v))),
+    ("data.root", "a directory path (set paths.data_dir)", _path),
     ("data.input_shape", "[channels, height, width] of positive integers", _input_shape),
     ("data.num_classes", "an integer >= 2", _int_at_least(2)),
     ("data.batch_size", "a positive integer", _positive_int),
@@ -126,6 +137,9 @@ DATA_RULES: list[Rule] = [
     ("data.augment.crop_padding", "a non-negative integer", _int_at_least(0)),
     ("data.augment.horizontal_flip", "true or false", _boolean),
     ("data.num_samples", "a positive integer", _positive_int),  # data=synthetic only
+    ("data.max_memory_gb", "a non-negative number", lambda v: is_number(v) and v >= 0),  # data=image_folder
+    ("data.skip_bad_files", "true or false", _boolean),
+    ("data.cache_dir", "a directory path", _optional(_path)),
 ]
 """The `data` keys checked one by one; `trainscope.data.config` adds the checks that combine them."""
 
@@ -149,6 +163,31 @@ def validate_config(cfg: DictConfig) -> None:
     names = optimized_metric_names(cfg)
     if not names or not all(isinstance(name, str) and name for name in names):
         raise ConfigError(f"optimized_metric must be a metric tag or a list of tags, got {cfg.optimized_metric!r}")
+    check_validation_metrics(cfg)
+
+
+def check_validation_metrics(cfg: DictConfig) -> None:
+    """No validation split means no `val/*` metrics: refuse a config that watches one, rather than log zeros.
+
+    A run with `data.val_fraction=0` trains without validating (nothing is logged as `val/*`); checkpointing,
+    early stopping and the sweepers must then watch a training metric, or they would compare values never logged.
+    """
+    if OmegaConf.select(cfg, "data.val_fraction", default=None) != 0:
+        return
+    watched = [("monitor.metric", OmegaConf.select(cfg, "monitor.metric", default=None))]
+    watched += [("optimized_metric", name) for name in optimized_metric_names(cfg)]
+    callbacks = OmegaConf.select(cfg, "callbacks", default=None) or {}
+    watched += [
+        (f"callbacks.{name}.monitor", OmegaConf.select(cfg, f"callbacks.{name}.monitor", default=None))
+        for name in callbacks
+    ]
+    for key, metric in watched:
+        if isinstance(metric, str) and metric.startswith("val/"):
+            raise ConfigError(
+                f"data.val_fraction=0 leaves no validation split, so no val/* metric is logged, but {key} is "
+                f"{metric}; set data.val_fraction above 0, or watch a training metric: "
+                "monitor.metric=train/acc optimized_metric=train/acc"
+            )
 
 
 def optimized_metric_names(cfg: DictConfig) -> list[Any]:

@@ -4,8 +4,9 @@ The command-line entrypoints print these as `error: <message>` and exit non-zero
 anything else is a bug and keeps its traceback.
 """
 
+import errno
 import sys
-from typing import NoReturn
+from typing import NoReturn, TypeGuard
 
 EXIT_USER_ERROR = 2
 EXIT_TRAINING_FAILED = 1
@@ -27,6 +28,10 @@ class CheckpointError(TrainscopeError):
     """A checkpoint or run directory is missing, unreadable or corrupt."""
 
 
+class RunDirError(TrainscopeError):
+    """The run directory cannot be used: another process is training in it, or the disk is full."""
+
+
 class TrainingFailed(TrainscopeError):
     """Training itself went wrong (NaN loss, a health check): the run is recorded as failed."""
 
@@ -35,6 +40,11 @@ def first_line(error: BaseException) -> str:
     """The first line of an error's message (its type name when it has none), for one-line reports."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def is_disk_full(error: BaseException) -> TypeGuard[OSError]:
+    """A write failed for lack of space (or quota): no bug, the user frees space and runs again."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def report_user_error(error: TrainscopeError) -> NoReturn:

@@ -9,8 +9,11 @@ the names defined here and nowhere else:
       checkpoints/last.pt, previous.pt, best.pt         see `trainscope.core.checkpoint_io`
       train.log, eval.log                               named in conf/hydra/default.yaml and conf/eval.yaml
       events.out.tfevents.*                             the TensorBoard run
+      run.lock                                          held by the process training in it (`run_lock`)
+      .space_reserve                                    room for metrics.json on a full disk (`reserve_space`)
 
-Every file that must never be seen half-written goes through `atomic_write`.
+Every file that must never be seen half-written goes through `atomic_write`. A new run never writes into a
+directory that already holds a run (`check_run_dir_free`).
 """
 
 from __future__ import annotations
@@ -24,19 +27,24 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from trainscope.core.errors import CheckpointError
+from trainscope.core.errors import CheckpointError, ConfigError
 
 HYDRA_DIR = ".hydra"
 SAVED_CONFIG = Path(HYDRA_DIR) / "config.yaml"
 SAVED_OVERRIDES = Path(HYDRA_DIR) / "overrides.yaml"
 SAVED_HYDRA_CONFIG = Path(HYDRA_DIR) / "hydra.yaml"
 METRICS_FILE = "metrics.json"
+TRAIN_LOG = "train.log"  # Hydra's log file, named in conf/hydra/default.yaml
 CHECKPOINT_DIR = "checkpoints"
+EVENT_FILE_PREFIX = "events.out.tfevents"  # TensorBoard's name for an event file
 LAST = "last.pt"
 PREVIOUS = "previous.pt"
 BEST = "best.pt"
 CORRUPT_SUFFIX = ".corrupt"
 TMP_SUFFIX = ".tmp"
+RUN_LOCK = "run.lock"
+SPACE_RESERVE = ".space_reserve"
+SPACE_RESERVE_BYTES = 64 * 1024
 
 
 class RunStatus(str, Enum):
@@ -136,6 +144,26 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> Path:
     return path
 
 
+def reserve_space(run_dir: Path) -> None:
+    """Hold `SPACE_RESERVE_BYTES` in the run directory while the run trains (best effort).
+
+    A disk that fills during training fails TensorBoard, log and checkpoint writes alike; freeing this file
+    just before metrics.json is written (`release_space`) leaves room to record why the run failed.
+    """
+    try:
+        with open(run_dir / SPACE_RESERVE, "wb") as handle:
+            handle.write(bytes(SPACE_RESERVE_BYTES))  # written, not sparse: the space is really taken
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:
+        (run_dir / SPACE_RESERVE).unlink(missing_ok=True)
+
+
+def release_space(run_dir: Path) -> None:
+    """Give back what `reserve_space` held, for the writes that end the run."""
+    (run_dir / SPACE_RESERVE).unlink(missing_ok=True)
+
+
 def read_metrics(run_dir: Path) -> dict[str, Any]:
     """The run's metrics.json; OSError when it has none, ValueError when it is not JSON."""
     return json.loads((run_dir / METRICS_FILE).read_text())
@@ -175,3 +203,69 @@ def check_run_dir(run_dir: Path, argument: str = "run", need_checkpoint: bool = 
             "checkpoint; start it again without resume="
         )
     return run_dir
+
+
+# --------------------------------------------------------------------------------------------------
+# is this directory free for a new run?
+#
+# A directory *holds a run* when it directly contains any of `metrics.json`, `checkpoints/` or a TensorBoard
+# event file: the files a run starts writing once it trains. Anything else is free: a directory that does not
+# exist, an empty one, or one with only what Hydra writes at the start (`STARTUP_FILES`: `.hydra/`, `train.log`),
+# e.g. left by a run in a directory the user named that stopped at a config error before it trained (a new run
+# there rewrites `.hydra/` and appends to `train.log`). A run that fails before training in an auto-named
+# directory (`unique_dir` made it) removes that directory (`trainscope.cli.train`), so a config or data error
+# leaves nothing in `outputs/runs/`. `resume=<run_dir>` is the one way to write into a directory that holds a run.
+#
+# The check must run before Hydra writes `.hydra/` into the directory, or the first run's saved config would be
+# lost already: single runs are checked in a Hydra `on_run_start` callback
+# (`trainscope.cli.hydra_callbacks.RefuseTakenRunDir`), sweep jobs by the sweepers before the launcher starts
+# them (`trainscope.sweep.guarded_launcher`).
+
+
+class RunDirTaken(ConfigError):
+    """A new run was pointed at a directory that already holds another run."""
+
+    def __init__(self, run_dir: Path, found: list[str], setting: str) -> None:
+        shown = display_path(run_dir)
+        super().__init__(
+            f"{shown} already holds a run ({', '.join(found)}); continue it with resume={shown}, "
+            f"or choose another {setting}"
+        )
+
+
+def run_files_in(directory: Path) -> list[str]:
+    """What in `directory` shows that a run wrote there (`metrics.json`, `checkpoints`, ...); [] when free."""
+    if not directory.is_dir():
+        return []
+    found = [name for name in (METRICS_FILE, CHECKPOINT_DIR) if (directory / name).exists()]
+    if any(entry.name.startswith(EVENT_FILE_PREFIX) for entry in directory.iterdir()):
+        found.append("TensorBoard events")
+    return found
+
+
+STARTUP_FILES = (HYDRA_DIR, TRAIN_LOG, RUN_LOCK)
+"""What a run writes into its directory before it trains: Hydra's log, the saved config, the run lock."""
+
+
+def holds_only_startup_files(directory: Path) -> bool:
+    """Whether `directory` holds nothing but `STARTUP_FILES`: no sign of a run having started in it."""
+    return directory.is_dir() and all(entry.name in STARTUP_FILES for entry in directory.iterdir())
+
+
+def check_run_dir_free(run_dir: Path, setting: str, resume: object = None) -> None:
+    """Raise RunDirTaken unless `run_dir` is free for a new run; `setting` names the key that chose it.
+
+    `resume` is the run's `resume=` value: the run it continues may write into its own directory.
+    """
+    if resume is not None and Path(str(resume)).resolve() == run_dir.resolve():
+        return
+    found = run_files_in(run_dir)
+    if found:
+        raise RunDirTaken(run_dir, found, setting)
+
+
+def display_path(path: Path) -> str:
+    """`path` as the user would type it: relative to the working directory when inside it, else absolute."""
+    absolute = path.resolve()
+    cwd = Path(os.getcwd()).resolve()
+    return str(absolute.relative_to(cwd)) if absolute.is_relative_to(cwd) else str(absolute)

@@ -1,7 +1,9 @@
-"""Datasets as train/val/test batch sources: `build_data` is the `_target_` of every `conf/data/*.yaml`."""
+"""Datasets as train/val/test batch sources: `build_data` (`build_custom_data` for data=custom) is the
+`_target_` of every `conf/data/*.yaml`."""
 
 from trainscope.data.augment import AugmentConfig
 from trainscope.data.batching import BatchSource
 from trainscope.data.build import DataModule, build_data
+from trainscope.data.custom import build_custom_data
 
-__all__ = ["AugmentConfig", "BatchSource", "DataModule", "build_data"]
+__all__ = ["AugmentConfig", "BatchSource", "DataModule", "build_custom_data", "build_data"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from math import prod
 from typing import Any
 
@@ -13,12 +14,11 @@ from trainscope.core.errors import ConfigError
 from trainscope.data.batching import BatchSource, SplitSettings
 from trainscope.data.config import DataConfig, validate_data_config
 from trainscope.data.dataloader import DataLoaderBatchSource, UInt8ImageDataset, uint8_to_float
-from trainscope.data.files import load_split, prepare_files, split_size, torchvision_dataset
+from trainscope.data.files import load_split, split_size
+from trainscope.data.image_folder import FolderSplit, ImageFileDataset, list_image_folder, load_folder
 from trainscope.data.in_memory import InMemoryBatchSource
-from trainscope.data.synthetic import make_synthetic, synthetic_class_names
 
-# Above this many bytes of uint8 train images, loader=auto streams through a DataLoader instead.
-IN_MEMORY_LIMIT_BYTES = 4 * 1024**3
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,21 +37,41 @@ class DataModule:
 
 def split_indices(num_samples: int, val_fraction: float, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Carve val from train with `split_seed` alone: every run and every trainer.seed sees one split."""
-    num_val = round(num_samples * val_fraction)
-    if num_samples - num_val < 1:
+    train_rows, val_rows, _ = carve_indices(num_samples, val_fraction, 0.0, split_seed)
+    return train_rows, val_rows
+
+
+def carve_indices(
+    num_samples: int, val_fraction: float, test_fraction: float, split_seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train, val, test) rows: val then test taken from one `split_seed` permutation, each sorted."""
+    num_val, num_test = round(num_samples * val_fraction), round(num_samples * test_fraction)
+    if num_samples - num_val - num_test < 1:
         raise ConfigError(f"data.val_fraction={val_fraction} leaves no training samples out of {num_samples}")
+    if num_val == 0 and val_fraction > 0:  # an empty split is what val_fraction=0 asks for, never a rounding accident
+        raise ConfigError(
+            f"data.val_fraction={val_fraction} leaves no validation samples out of {num_samples}; "
+            "raise it, or set 0 to train without validation"
+        )
     order = torch.randperm(num_samples, generator=torch.Generator().manual_seed(split_seed))
-    return order[num_val:].sort().values, order[:num_val].sort().values
+    val, test, train = order[:num_val], order[num_val : num_val + num_test], order[num_val + num_test :]
+    return train.sort().values, val.sort().values, test.sort().values
+
+
+def fits_in_memory(config: DataConfig, num_images: int) -> bool:
+    """loader=auto keeps the data on the device when its uint8 images fit data.max_memory_gb."""
+    if config.loader != "auto":
+        return config.loader == "in_memory"
+    return num_images * prod(config.input_shape) <= config.max_memory_bytes
 
 
 def uses_in_memory(config: DataConfig) -> bool:
-    """loader=auto keeps the data on the device when it fits: the fast path for every bundled dataset."""
-    if config.loader != "auto":
-        return config.loader == "in_memory"
-    return split_size(config, "train") * prod(config.input_shape) <= IN_MEMORY_LIMIT_BYTES
+    """The fast path for every bundled dataset: decoded once, then batches sliced on the device."""
+    return fits_in_memory(config, split_size(config, "train"))
 
 
-def _settings(config: DataConfig, device: torch.device, shuffle: bool) -> SplitSettings:
+def settings_for(config: DataConfig, device: torch.device, shuffle: bool) -> SplitSettings:
+    """How one split is batched; the shard a torchrun rank reads comes with the config (`rank`, `world_size`)."""
     return SplitSettings(
         batch_size=config.batch_size,
         shuffle=shuffle,
@@ -60,6 +80,8 @@ def _settings(config: DataConfig, device: torch.device, shuffle: bool) -> SplitS
         std=config.std,
         seed=config.seed,
         device=device,
+        rank=config.rank,
+        world_size=config.world_size,
     )
 
 
@@ -68,40 +90,94 @@ def _build_in_memory(config: DataConfig, device: torch.device) -> tuple[list[Bat
     test = load_split(config, "test")
     train_rows, val_rows = split_indices(len(train.labels), config.val_fraction, config.split_seed)
     sources: list[BatchSource] = [
-        InMemoryBatchSource(train.images[train_rows], train.labels[train_rows], _settings(config, device, True)),
-        InMemoryBatchSource(train.images[val_rows], train.labels[val_rows], _settings(config, device, False)),
-        InMemoryBatchSource(test.images, test.labels, _settings(config, device, False)),
+        InMemoryBatchSource(train.images[train_rows], train.labels[train_rows], settings_for(config, device, True)),
+        InMemoryBatchSource(train.images[val_rows], train.labels[val_rows], settings_for(config, device, False)),
+        InMemoryBatchSource(test.images, test.labels, settings_for(config, device, False)),
     ]
     return sources, train.class_names
 
 
 def _per_sample_datasets(config: DataConfig) -> tuple[Dataset, Dataset, list[str]]:
-    from torchvision import transforms  # only this path needs it; importing torchvision costs seconds
-
-    normalize = transforms.Normalize(config.mean, config.std)
-    if config.dataset == "synthetic":
-        transform = transforms.Compose([uint8_to_float, normalize])
-        datasets = []
-        for split in ("train", "test"):
-            images, labels = make_synthetic(config.input_shape, config.num_classes, config.num_samples or 0, split)
-            datasets.append(UInt8ImageDataset(images, labels, transform))
-        return datasets[0], datasets[1], synthetic_class_names(config.num_classes)
-    prepare_files(config)
-    transform = transforms.Compose([transforms.ToTensor(), normalize])
-    train = torchvision_dataset(config, "train", transform)
-    test = torchvision_dataset(config, "test", transform)
-    return train, test, list(train.classes)  # type: ignore[attr-defined]
+    """The decoded splits behind per-sample transforms, as a torchvision dataset would serve them."""
+    transform = _per_sample_transform(config)
+    train, test = load_split(config, "train"), load_split(config, "test")
+    datasets = [UInt8ImageDataset(split.images, split.labels, transform) for split in (train, test)]
+    return datasets[0], datasets[1], train.class_names
 
 
 def _build_dataloader(config: DataConfig, device: torch.device) -> tuple[list[BatchSource], list[str]]:
     train, test, class_names = _per_sample_datasets(config)
     train_rows, val_rows = split_indices(len(train), config.val_fraction, config.split_seed)  # type: ignore[arg-type]
     sources: list[BatchSource] = [
-        DataLoaderBatchSource(Subset(train, train_rows.tolist()), _settings(config, device, True), config.num_workers),
-        DataLoaderBatchSource(Subset(train, val_rows.tolist()), _settings(config, device, False), config.num_workers),
-        DataLoaderBatchSource(test, _settings(config, device, False), config.num_workers),
+        DataLoaderBatchSource(
+            Subset(train, train_rows.tolist()), settings_for(config, device, True), config.num_workers
+        ),
+        DataLoaderBatchSource(
+            Subset(train, val_rows.tolist()), settings_for(config, device, False), config.num_workers
+        ),
+        DataLoaderBatchSource(test, settings_for(config, device, False), config.num_workers),
     ]
     return sources, class_names
+
+
+def _image_folder_sources(
+    config: DataConfig, splits: dict[str, FolderSplit], class_names: list[str], device: torch.device
+) -> list[BatchSource | None]:
+    """Train/val/test sources of an image folder; val and test carved from train when their folder is absent."""
+    in_memory = fits_in_memory(config, sum(len(split.files) for split in splits.values()))
+    pieces: dict[str, Any] = {}
+    for name, split in splits.items():
+        if in_memory:
+            pieces[name] = load_folder(split, class_names, config.input_shape, config.skip_bad_files, config.cache_dir)
+        else:
+            pieces[name] = ImageFileDataset(split, config.input_shape, _per_sample_transform(config))
+    if not in_memory:
+        log.info(
+            "%d images exceed data.max_memory_gb=%s: decoding per sample in %d DataLoader workers",
+            sum(len(split.files) for split in splits.values()),
+            config.max_memory_gb,
+            config.num_workers,
+        )
+    train = pieces.pop("train")
+    test_fraction = 0.0 if "test" in pieces else config.test_fraction
+    val_fraction = 0.0 if "val" in pieces else config.val_fraction
+    rows = carve_indices(len(train.labels) if in_memory else len(train), val_fraction, test_fraction, config.split_seed)
+    carved = dict(zip(("train", "val", "test"), rows, strict=True))
+
+    def source(name: str) -> BatchSource | None:
+        settings = settings_for(config, device, shuffle=name == "train")
+        piece, selected = (pieces[name], None) if name in pieces else (train, carved[name])
+        if name == "test" and selected is not None and len(selected) == 0:
+            return None  # no test/ folder and data.test_fraction=0: the run has no test split
+        if in_memory:
+            images, labels = (
+                (piece.images, piece.labels) if selected is None else (piece.images[selected], piece.labels[selected])
+            )
+            return InMemoryBatchSource(images, labels, settings)
+        dataset = piece if selected is None else Subset(piece, selected.tolist())
+        return DataLoaderBatchSource(dataset, settings, config.num_workers)
+
+    return [source("train"), source("val"), source("test")]
+
+
+def _per_sample_transform(config: DataConfig) -> Any:
+    """ToTensor + Normalize for uint8 CHW tensors: the DataLoader path's per-sample work."""
+    from torchvision import transforms  # only the DataLoader path needs it; importing torchvision costs seconds
+
+    return transforms.Compose([uint8_to_float, transforms.Normalize(config.mean, config.std)])
+
+
+def _build_image_folder(
+    config: DataConfig, device: torch.device
+) -> tuple[DataConfig, list[BatchSource | None], list[str]]:
+    class_names, splits = list_image_folder(config.root)
+    if config.num_classes is not None and config.num_classes != len(class_names):
+        raise ConfigError(
+            f"data.num_classes must be {len(class_names)} for {config.root} (its class folders), "
+            f"got {config.num_classes}"
+        )
+    config = replace(config, num_classes=len(class_names))
+    return config, _image_folder_sources(config, splits, class_names, device), class_names
 
 
 def build_data(
@@ -120,11 +196,20 @@ def build_data(
     std: list[float],
     augment: dict[str, Any] | None,
     num_samples: int | None = None,
+    max_memory_gb: float = 4.0,
+    test_fraction: float = 0.0,
+    skip_bad_files: bool = False,
+    cache_dir: str | None = None,
     device: torch.device | str,
     seed: int,
+    rank: int = 0,
+    world_size: int = 1,
     **_: Any,
 ) -> DataModule:
     """Build train/val/test batch sources for the `data` config on `device`, seeded by trainer `seed`.
+
+    In a distributed run, process `rank` of `world_size` reads its shard of every split (`SplitSettings.shard`);
+    `batch_size` is per process.
 
     Raises ConfigError for a bad config value and DataError for missing, unreadable or corrupt data.
     """
@@ -144,10 +229,21 @@ def build_data(
         augment=augment,
         num_samples=num_samples,
         seed=seed,
+        max_memory_gb=max_memory_gb,
+        test_fraction=test_fraction,
+        skip_bad_files=skip_bad_files,
+        cache_dir=cache_dir,
     )
+    config = replace(config, rank=rank, world_size=world_size)
     target = torch.device(device)
-    build = _build_in_memory if uses_in_memory(config) else _build_dataloader
-    (train, val, test), class_names = build(config, target)
+    if config.dataset == "custom":
+        raise ConfigError("data.dataset=custom needs data=custom (its _target_ is trainscope.data.build_custom_data)")
+    if config.dataset == "image_folder":
+        config, (train, val, test), class_names = _build_image_folder(config, target)
+    else:
+        build = _build_in_memory if uses_in_memory(config) else _build_dataloader
+        (train, val, test), class_names = build(config, target)
+    assert train is not None and val is not None and config.num_classes is not None
     return DataModule(
         train=train,
         val=val,

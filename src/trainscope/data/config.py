@@ -22,7 +22,7 @@ class DataConfig:
     dataset: str
     root: Path
     input_shape: tuple[int, int, int]
-    num_classes: int
+    num_classes: int | None  # None: counted from an image folder's class folders
     batch_size: int
     val_fraction: float
     split_seed: int
@@ -34,6 +34,31 @@ class DataConfig:
     augment: AugmentConfig
     num_samples: int | None
     seed: int
+    max_memory_gb: float = 4.0
+    test_fraction: float = 0.0
+    skip_bad_files: bool = False
+    cache_dir: Path | None = None
+    rank: int = 0  # this process's shard of every split in a torchrun job (`world_size` processes)
+    world_size: int = 1
+
+    @property
+    def max_memory_bytes(self) -> int:
+        return int(self.max_memory_gb * 1024**3)
+
+
+# ImageNet's statistics for RGB (what pretrained timm models expect), their average for grayscale.
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def default_mean(channels: int) -> tuple[float, ...]:
+    """`data.mean: null`: ImageNet's per-channel mean, or its average for other channel counts."""
+    return _IMAGENET_MEAN if channels == 3 else (round(sum(_IMAGENET_MEAN) / 3, 4),) * channels
+
+
+def default_std(channels: int) -> tuple[float, ...]:
+    """`data.std: null`: ImageNet's per-channel std, or its average for other channel counts."""
+    return _IMAGENET_STD if channels == 3 else (round(sum(_IMAGENET_STD) / 3, 4),) * channels
 
 
 def _floats(key: str, value: Any, length: int) -> tuple[float, ...]:
@@ -61,6 +86,10 @@ def validate_data_config(
     augment: Any,
     num_samples: Any,
     seed: Any,
+    max_memory_gb: Any = 4.0,
+    test_fraction: Any = 0.0,
+    skip_bad_files: Any = False,
+    cache_dir: Any = None,
 ) -> DataConfig:
     """Check types and ranges; raise ConfigError naming the key, the value and what is allowed."""
     values = {
@@ -74,12 +103,19 @@ def validate_data_config(
         "num_workers": num_workers,
         "loader": loader,
         "download": download,
+        "max_memory_gb": max_memory_gb,
+        "skip_bad_files": skip_bad_files,
+        "cache_dir": cache_dir,
     }
+    if num_classes is None and dataset == "image_folder":
+        del values["num_classes"]  # an image folder's classes are its subfolders: null means "count them"
     for key, value in values.items():
         check_value(f"data.{key}", value)
     shape = (int(input_shape[0]), int(input_shape[1]), int(input_shape[2]))
-    mean_values = _floats("mean", mean, shape[0])
-    std_values = _floats("std", std, shape[0])
+    if dataset == "image_folder" and shape[0] not in (1, 3):
+        raise ConfigError(f"data.channels must be 1 (grayscale) or 3 (RGB) for data=image_folder, got {shape[0]}")
+    mean_values = default_mean(shape[0]) if mean is None else _floats("mean", mean, shape[0])
+    std_values = default_std(shape[0]) if std is None else _floats("std", std, shape[0])
     if not all(s > 0 for s in std_values):
         raise ConfigError(f"data.std must be positive for every channel, got {list(std_values)}")
     augment = {} if augment is None else augment
@@ -95,11 +131,16 @@ def validate_data_config(
     elif num_samples is not None:
         raise ConfigError(f"data.num_samples only applies to data=synthetic, got {num_samples!r} for {dataset}")
     check_value("trainer.seed", seed)
+    if not is_number(test_fraction) or not 0 <= test_fraction < 1 or test_fraction + val_fraction >= 1:
+        raise ConfigError(
+            f"data.test_fraction must be a number in [0, 1) leaving training samples next to "
+            f"data.val_fraction={val_fraction}, got {test_fraction!r}"
+        )
     return DataConfig(
         dataset=dataset,
         root=Path(str(root)).expanduser(),
         input_shape=shape,
-        num_classes=int(num_classes),
+        num_classes=None if num_classes is None else int(num_classes),
         batch_size=int(batch_size),
         val_fraction=float(val_fraction),
         split_seed=int(split_seed),
@@ -111,4 +152,8 @@ def validate_data_config(
         augment=AugmentConfig(crop_padding=crop_padding, horizontal_flip=flip),
         num_samples=None if num_samples is None else int(num_samples),
         seed=int(seed),
+        max_memory_gb=float(max_memory_gb),
+        test_fraction=float(test_fraction),
+        skip_bad_files=skip_bad_files,
+        cache_dir=None if cache_dir is None else Path(str(cache_dir)).expanduser(),
     )

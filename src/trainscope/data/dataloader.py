@@ -11,29 +11,33 @@ from collections.abc import Iterator, Sized
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from trainscope.core.errors import TrainscopeError
 from trainscope.data.augment import augment_batch
 from trainscope.data.batching import SplitSettings
 from trainscope.data.seeding import epoch_permutation
 
 
 class EpochSampler(Sampler[int]):
-    """Yields the (seed, epoch) permutation from a start position, so a resumed epoch skips exactly."""
+    """Yields this process's shard of the (seed, epoch) permutation from a start position, so a resumed epoch
+    skips exactly (with `DistributedSampler`'s sharding in a distributed run, see `SplitSettings.shard`)."""
 
-    def __init__(self, num_samples: int, seed: int, shuffle: bool, epoch: int, start: int) -> None:
+    def __init__(self, num_samples: int, settings: SplitSettings, epoch: int, start: int) -> None:
         self.num_samples = num_samples
-        self.seed = seed
-        self.shuffle = shuffle
+        self.settings = settings
         self.epoch = epoch
         self.start = start
 
     def __iter__(self) -> Iterator[int]:
         # Built eagerly: DataLoader workers prefetch, and the order must not depend on when they ask.
-        order = epoch_permutation(self.num_samples, self.seed, self.epoch) if self.shuffle else None
-        indices = order[self.start :].tolist() if order is not None else list(range(self.start, self.num_samples))
-        return iter(indices)
+        settings = self.settings
+        if settings.shuffle:
+            order = epoch_permutation(self.num_samples, settings.seed, self.epoch)
+        else:
+            order = torch.arange(self.num_samples)
+        return iter(settings.shard(order)[self.start :].tolist())
 
     def __len__(self) -> int:
-        return self.num_samples - self.start
+        return self.settings.shard_size(self.num_samples) - self.start
 
 
 class UInt8ImageDataset(Dataset):
@@ -76,12 +80,12 @@ class DataLoaderBatchSource:
         settings = self.settings
         settings.check_start(batch_index, len(self))
         epoch = self.epoch
-        start = min(batch_index * settings.batch_size, self.num_samples)
+        start = min(batch_index * settings.batch_size, settings.shard_size(self.num_samples))
         # A loader per iteration: its sampler is frozen to this (epoch, start), whenever workers prefetch.
         loader = DataLoader(
             self.dataset,
             batch_size=settings.batch_size,
-            sampler=EpochSampler(self.num_samples, settings.seed, settings.shuffle, epoch, start),
+            sampler=EpochSampler(self.num_samples, settings, epoch, start),
             num_workers=self.num_workers,
             pin_memory=settings.device.type == "cuda",
             drop_last=False,
@@ -89,6 +93,16 @@ class DataLoaderBatchSource:
         return self._batches(loader, batch_index, epoch)
 
     def _batches(self, loader: DataLoader, batch_index: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        try:
+            yield from self._device_batches(loader, batch_index, epoch)
+        except TrainscopeError as error:
+            # A worker's error arrives as "Caught DataError in DataLoader worker ...\n<traceback>": keep its message.
+            message = str(error).strip().splitlines()[-1]
+            raise type(error)(message.split(": ", 1)[-1] if str(error).startswith("Caught ") else str(error)) from None
+
+    def _device_batches(
+        self, loader: DataLoader, batch_index: int, epoch: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         settings = self.settings
         for index, (images, labels) in enumerate(loader, start=batch_index):
             inputs = images.to(settings.device, non_blocking=True)

@@ -1,8 +1,14 @@
-"""Find, download, decode and cache datasets as uint8 tensors.
+"""Find, download, decode and cache the built-in datasets as uint8 tensors.
 
-Every dataset lives in `<root>/<dataset>/` (torchvision's layout below it). Decoding through torchvision is
-slow for CIFAR-10 and the IDX files, so the decoded split is cached as `<root>/<dataset>/cache-<split>.pt`
-together with the size and mtime of the files it came from; a changed source file means a fresh decode.
+The files are found where users keep them (the first of these that holds any of them):
+
+    <root>/<dataset>/<TorchvisionName>/raw/   what `data.download=true` leaves (torchvision's own layout)
+    <root>/<TorchvisionName>/raw/             a torchvision root, e.g. `FashionMNIST/raw` (cifar-10-batches-py)
+    <root>/<dataset>/  or  <root>/            a plain folder holding the files (IDX files may stay .gz)
+
+IDX and CIFAR files are read directly (no unpacking, no writes next to them: a read-only copy trains),
+and the decoded split is cached as `<root>/<dataset>/cache-<split>.pt` keyed on the size and mtime of the
+files it came from; a changed source file means a fresh decode.
 """
 
 from __future__ import annotations
@@ -10,20 +16,20 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import shutil
+import pickle
 import socket
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from math import prod
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from trainscope.core.errors import ConfigError, DataError
-from trainscope.core.run_dir import atomic_write
+from trainscope.data.cache import DecodedSplit, one_line, read_cache, write_cache
 from trainscope.data.config import DataConfig
 from trainscope.data.synthetic import make_synthetic, synthetic_class_names, synthetic_split_size
 
@@ -32,31 +38,30 @@ log = logging.getLogger(__name__)
 BUNDLED_MNIST_DIR = Path(__file__).resolve().parent.parent / "resources" / "mnist-5k"
 """The 5,000-image MNIST subset shipped in the package: `data=mnist_sample` trains with no network."""
 
-CACHE_VERSION = 1
 DOWNLOAD_TIMEOUT_SECONDS = 30.0
 OFFLINE_HINT = "use data=mnist_sample to train offline"
 IDX_PREFIXES = {"train": "train", "test": "t10k"}
 
-# torchvision is imported only to decode or download: importing it costs seconds (it pulls in torch._dynamo),
-# and a run whose split is cached never needs it. Its folder and file names are spelled out here instead.
-_TORCHVISION_CLASS_NAMES = {
-    "mnist": "MNIST",
-    "fashion_mnist": "FashionMNIST",
-    "mnist_sample": "MNIST",
-    "cifar10": "CIFAR10",
-}
+# torchvision is imported only to download: importing it costs seconds (it pulls in torch._dynamo).
+# Its folder names, file names and class names are spelled out here instead.
+_TORCHVISION_CLASS_NAMES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 _CIFAR10_FOLDER = "cifar-10-batches-py"  # torchvision's CIFAR10.base_folder
 _CIFAR10_FILES = {  # torchvision's CIFAR10.train_list / test_list names, and meta["filename"]
     "train": [f"data_batch_{index}" for index in range(1, 6)],
     "test": ["test_batch"],
     "meta": ["batches.meta"],
 }
-_IMAGE_SHAPES = {
-    "mnist": (1, 28, 28),
-    "fashion_mnist": (1, 28, 28),
-    "mnist_sample": (1, 28, 28),
-    "cifar10": (3, 32, 32),
-}
+_MNIST_CLASSES = [
+    f"{digit} - {name}"
+    for digit, name in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+]
+_CLASS_NAMES = {  # torchvision's MNIST.classes / FashionMNIST.classes (CIFAR-10 reads batches.meta)
+    "mnist": _MNIST_CLASSES,
+    "mnist_sample": _MNIST_CLASSES,
+    "fashion_mnist": [
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    ],
+}  # fmt: skip
 _SPLIT_SIZES = {  # (train, test), to choose a loader before decoding anything
     "mnist": (60_000, 10_000),
     "fashion_mnist": (60_000, 10_000),
@@ -65,18 +70,8 @@ _SPLIT_SIZES = {  # (train, test), to choose a loader before decoding anything
 }
 
 
-@dataclass(frozen=True)
-class DecodedSplit:
-    """One split in memory: uint8 images [N, C, H, W] and int64 labels [N], on the CPU."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    class_names: list[str]
-    from_cache: bool
-
-
 def dataset_dir(config: DataConfig) -> Path:
-    """Where this dataset's files and caches live."""
+    """Where this dataset's caches live, and where `data.download=true` puts its files."""
     return config.root / config.dataset
 
 
@@ -87,66 +82,50 @@ def split_size(config: DataConfig, split: str) -> int:
     return _SPLIT_SIZES[config.dataset][0 if split == "train" else 1]
 
 
-def _torchvision_class(dataset: str) -> Any:
-    """torchvision's dataset class for `dataset`, imported on first use (see _TORCHVISION_CLASS_NAMES)."""
-    from torchvision import datasets
-
-    return getattr(datasets, _TORCHVISION_CLASS_NAMES[dataset])
-
-
 def _is_idx(name: str) -> bool:
     return name in ("mnist", "fashion_mnist", "mnist_sample")
 
 
-def _raw_dir(config: DataConfig) -> Path:
-    """The folder torchvision reads: `MNIST/raw`, `FashionMNIST/raw` or `cifar-10-batches-py`."""
-    if _is_idx(config.dataset):
-        return dataset_dir(config) / _TORCHVISION_CLASS_NAMES[config.dataset] / "raw"
-    return dataset_dir(config) / _CIFAR10_FOLDER
+def _file_names(dataset: str, split: str) -> list[str]:
+    if _is_idx(dataset):
+        prefix = IDX_PREFIXES[split]
+        return [f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"]
+    return _CIFAR10_FILES[split] + _CIFAR10_FILES["meta"]
+
+
+def _all_file_names(dataset: str) -> list[str]:
+    return list(dict.fromkeys(_file_names(dataset, "train") + _file_names(dataset, "test")))
+
+
+def _located(directory: Path, name: str) -> Path | None:
+    """`name` in `directory`, unpacked or as `name.gz` (IDX files are read either way)."""
+    for candidate in (directory / name, directory / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _candidate_dirs(config: DataConfig) -> list[Path]:
+    """Where the files may be, most specific first; the first one is where a download puts them."""
+    if config.dataset == "mnist_sample":
+        return [BUNDLED_MNIST_DIR]
+    nested = (_TORCHVISION_CLASS_NAMES[config.dataset], "raw") if _is_idx(config.dataset) else (_CIFAR10_FOLDER,)
+    return [dataset_dir(config).joinpath(*nested), config.root.joinpath(*nested), dataset_dir(config), config.root]
+
+
+def files_dir(config: DataConfig) -> Path:
+    """The first candidate folder holding any of the dataset's files (the download folder if none does)."""
+    candidates = _candidate_dirs(config)
+    for directory in candidates:
+        if any(_located(directory, name) for name in _all_file_names(config.dataset)):
+            return directory
+    return candidates[0]
 
 
 def _source_files(config: DataConfig, split: str) -> list[Path]:
     """The files a split is decoded from; their size and mtime key the cache."""
-    raw = _raw_dir(config)
-    if _is_idx(config.dataset):
-        prefix = IDX_PREFIXES[split]
-        return [raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"]
-    return [raw / name for name in _CIFAR10_FILES[split] + _CIFAR10_FILES["meta"]]
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _gunzip(source: Path, target: Path, fix: str) -> None:
-    """Decompress atomically, so an interrupted run never leaves a half-written IDX file behind."""
-    try:
-        with gzip.open(source, "rb") as compressed:
-            atomic_write(target, lambda out: shutil.copyfileobj(compressed, out))
-    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-        raise DataError(f"{source} is corrupt or truncated ({_one_line(error)}); {fix}") from None
-
-
-def _extract_gzipped_idx(config: DataConfig) -> None:
-    """Unpack `*.gz` IDX files torchvision would otherwise re-download (it only reads unpacked files).
-
-    For mnist_sample the .gz files come from the package; a .gz newer than its unpacked file wins.
-    """
-    raw = _raw_dir(config)
-    for split in ("train", "test"):
-        for target in _source_files(config, split):
-            if config.dataset == "mnist_sample":
-                source = BUNDLED_MNIST_DIR / f"{target.name}.gz"
-                fix = "reinstall trainscope"
-            else:
-                source = raw / f"{target.name}.gz"
-                fix = "delete it and download it again"
-            if not source.exists():
-                continue
-            if not target.exists() or source.stat().st_mtime_ns > target.stat().st_mtime_ns:
-                raw.mkdir(parents=True, exist_ok=True)
-                _gunzip(source, target, fix)
+    directory = files_dir(config)
+    return [_located(directory, name) or directory / name for name in _file_names(config.dataset, split)]
 
 
 @contextmanager
@@ -164,94 +143,120 @@ def _permission_denied(path: Path | str, action: str = "read") -> DataError:
     return DataError(f"cannot {action} {path}: permission denied; fix its permissions or set paths.data_dir elsewhere")
 
 
-def _check_readable(path: Path) -> None:
+def _check_directory(path: Path) -> None:
+    """A data folder that is a file, or unreadable, is named as such (not as a missing dataset)."""
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{path} is a file, not a directory; set paths.data_dir (or data.root) to a folder")
     if path.exists() and not os.access(path, os.R_OK | os.X_OK):
         raise _permission_denied(path)
 
 
+def _missing_message(config: DataConfig, missing: list[str], where: Path) -> str:
+    wanted = ", ".join(f"{name}(.gz)" if _is_idx(config.dataset) else name for name in missing)
+    if len(missing) == len(_all_file_names(config.dataset)):
+        return f"{config.dataset} not found in {where} (wanted {wanted})"
+    return f"{config.dataset} in {where} is missing {wanted}"
+
+
 def prepare_files(config: DataConfig) -> None:
-    """Make sure the dataset's files are on disk: unpack bundled/.gz files, download if allowed."""
+    """Make sure the dataset's files are on disk: found in any accepted layout, or downloaded if allowed."""
     if config.dataset == "synthetic":
         return
-    directory = dataset_dir(config)
     try:
-        _check_readable(config.root)
-        _check_readable(directory)
-        _check_readable(_raw_dir(config))
-        if _is_idx(config.dataset):
-            _extract_gzipped_idx(config)
-        missing = [path for split in ("train", "test") for path in _source_files(config, split) if not path.exists()]
+        _check_directory(config.root)
+        if config.dataset == "mnist_sample":
+            if not all(_located(BUNDLED_MNIST_DIR, name) for name in _all_file_names("mnist_sample")):
+                raise DataError(f"bundled MNIST sample missing from {BUNDLED_MNIST_DIR}; reinstall trainscope")
+            return
+        _check_directory(dataset_dir(config))
+        where = files_dir(config)
+        _check_directory(where)
+        missing = [name for name in _all_file_names(config.dataset) if not _located(where, name)]
         if not missing:
             return
-        where = _raw_dir(config)
-        if config.dataset == "mnist_sample":
-            raise DataError(f"bundled MNIST sample missing from {BUNDLED_MNIST_DIR}; reinstall trainscope")
-        if not config.download:
-            raise DataError(
-                f"{config.dataset} not found in {where} and data.download=false; "
-                f"set data.download=true, put the files there, or {OFFLINE_HINT}"
+        found_some = len(missing) < len(_all_file_names(config.dataset))
+        if found_some or not config.download:
+            fix = (
+                "put the missing files there"
+                if found_some
+                else f"set data.download=true, put the files there, or {OFFLINE_HINT}"
             )
+            reason = "" if found_some else " and data.download=false"
+            raise DataError(f"{_missing_message(config, missing, where)}{reason}; {fix}")
+        directory = dataset_dir(config)
         directory.mkdir(parents=True, exist_ok=True)
-        tv_class = _torchvision_class(config.dataset)
+        from torchvision import datasets
+
         log.info("downloading %s into %s", config.dataset, directory)
         try:
             with _download_timeout(DOWNLOAD_TIMEOUT_SECONDS):
-                tv_class(root=str(directory), train=True, download=True)
+                getattr(datasets, _TORCHVISION_CLASS_NAMES[config.dataset])(
+                    root=str(directory), train=True, download=True
+                )
         except PermissionError:
             raise
         except Exception as error:  # torchvision wraps URLError/timeouts in RuntimeError; any failure means "no data"
-            if any(not path.exists() for path in missing):
+            if any(not _located(files_dir(config), name) for name in missing):
                 raise DataError(
-                    f"{config.dataset} not found in {where} and the download failed ({_one_line(error)}); "
+                    f"{_missing_message(config, missing, where)} and the download failed ({one_line(error)}); "
                     f"check the network or put the files there, or {OFFLINE_HINT}"
                 ) from None
     except PermissionError as error:
-        raise _permission_denied(error.filename or directory, "access") from None
+        raise _permission_denied(error.filename or config.root, "access") from None
 
 
-def _find_corrupt_file(config: DataConfig, split: str) -> tuple[Path, str] | None:
-    """Name the file a failed torchvision decode choked on, so the user knows what to replace."""
-    from torchvision.datasets import CIFAR10
-    from torchvision.datasets.mnist import read_image_file, read_label_file
-    from torchvision.datasets.utils import check_integrity
-
-    files = _source_files(config, split)
-    if _is_idx(config.dataset):
-        counts = []
-        for path, reader in zip(files, (read_image_file, read_label_file), strict=True):
-            try:
-                counts.append(len(reader(str(path))))
-            except Exception as error:  # any parse failure means this file is bad
-                return path, _one_line(error) if str(error) else "malformed IDX data"
-        if counts[0] != counts[1]:
-            return files[1], f"{counts[1]} labels for {counts[0]} images in {files[0].name}"
-        return None
-    checksums = dict(CIFAR10.train_list + CIFAR10.test_list)
-    checksums[CIFAR10.meta["filename"]] = CIFAR10.meta["md5"]
-    for path in files:
-        if not check_integrity(str(path), checksums[path.name]):
-            return path, "checksum mismatch"
-    return None
+def _read_bytes(path: Path) -> bytes:
+    if path.suffix == ".gz":
+        with gzip.open(path, "rb") as compressed:
+            return compressed.read()
+    return path.read_bytes()
 
 
-def _decode(config: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Decode a split with torchvision's own dataset class into uint8 [N, C, H, W] + int64 labels."""
-    tv_class = _torchvision_class(config.dataset)
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file (`.gz` or unpacked) of unsigned bytes as a uint8 tensor of its declared shape."""
+    data = _read_bytes(path)
+    if len(data) < 4 or data[0:2] != b"\0\0" or data[2] != 0x08:
+        raise ValueError("not an IDX file of unsigned bytes")
+    ndim = data[3]
+    shape = [int.from_bytes(data[4 + 4 * axis : 8 + 4 * axis], "big") for axis in range(ndim)]
+    payload = memoryview(data)[4 + 4 * ndim :]
+    if len(payload) != prod(shape):
+        raise ValueError(f"{len(payload)} bytes of data where its header declares {shape}")
+    return torch.frombuffer(bytearray(payload), dtype=torch.uint8).view(shape)
+
+
+def _read_cifar(path: Path) -> dict[str, Any]:
+    with path.open("rb") as file:
+        return pickle.load(file, encoding="latin1")  # the CIFAR-10 python format, as torchvision reads it
+
+
+def _decode_files(config: DataConfig, files: list[Path]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Read one split's files into uint8 [N, C, H, W] + int64 labels; a bad file names itself."""
+    current = files[0]
     try:
-        dataset: Any = tv_class(root=str(dataset_dir(config)), train=split == "train", download=False)
-        images = torch.as_tensor(dataset.data)
-        labels = torch.as_tensor(dataset.targets, dtype=torch.int64)
-        # IDX gives [N, H, W]; CIFAR gives numpy [N, H, W, C].
-        images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
-        if len(images) != len(labels):
-            raise ValueError("image and label counts differ")
-    except PermissionError:
-        raise
-    except Exception as error:  # torchvision raises assorted types for bad files; find and name the file
-        found = _find_corrupt_file(config, split)
-        path, reason = found if found else (_raw_dir(config), _one_line(error))
-        raise DataError(f"{path} is corrupt or truncated ({reason}); delete it and download it again") from None
-    return images.contiguous(), labels, list(dataset.classes)
+        if _is_idx(config.dataset):
+            images = read_idx(files[0])
+            current = files[1]
+            labels = read_idx(files[1]).to(torch.int64)
+            if images.ndim != 3 or labels.ndim != 1:
+                raise ValueError("unexpected dimensions")
+            if len(images) != len(labels):
+                raise ValueError(f"{len(labels)} labels for {len(images)} images in {files[0].name}")
+            return images.unsqueeze(1).contiguous(), labels, _CLASS_NAMES[config.dataset]
+        batches = []
+        for current in files[:-1]:
+            batch = _read_cifar(current)
+            batches.append((np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32), batch["labels"]))
+        current = files[-1]
+        class_names = list(_read_cifar(current)["label_names"])
+        images = torch.from_numpy(np.concatenate([data for data, _ in batches]))
+        labels = torch.tensor([label for _, batch_labels in batches for label in batch_labels], dtype=torch.int64)
+        return images.contiguous(), labels, class_names
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zlib.error, pickle.UnpicklingError) as error:
+        if isinstance(error, PermissionError):
+            raise
+        fix = "reinstall trainscope" if config.dataset == "mnist_sample" else "delete it and download it again"
+        raise DataError(f"{current} is corrupt or truncated ({one_line(error)}); {fix}") from None
 
 
 def _fingerprint(files: list[Path]) -> list[list[Any]]:
@@ -267,33 +272,6 @@ def cache_path(config: DataConfig, split: str) -> Path:
     return dataset_dir(config) / f"cache-{split}.pt"
 
 
-def _read_cache(path: Path, fingerprint: list[list[Any]]) -> DecodedSplit | None:
-    if not path.exists():
-        return None
-    try:
-        cached = torch.load(path, weights_only=True)
-        if cached.get("version") != CACHE_VERSION or cached.get("fingerprint") != fingerprint:
-            return None
-        return DecodedSplit(cached["images"], cached["labels"], list(cached["class_names"]), from_cache=True)
-    except Exception as error:  # a broken cache is only a missed shortcut: decode again
-        log.warning("ignoring unreadable cache %s (%s)", path, _one_line(error))
-        return None
-
-
-def _write_cache(path: Path, fingerprint: list[list[Any]], decoded: DecodedSplit) -> None:
-    payload = {
-        "version": CACHE_VERSION,
-        "fingerprint": fingerprint,
-        "images": decoded.images,
-        "labels": decoded.labels,
-        "class_names": decoded.class_names,
-    }
-    try:
-        atomic_write(path, lambda handle: torch.save(payload, handle))
-    except OSError as error:  # a read-only data dir still trains, it just decodes every time
-        log.warning("could not write cache %s (%s)", path, _one_line(error))
-
-
 def load_split(config: DataConfig, split: str) -> DecodedSplit:
     """The whole `split` ("train" or "test") as uint8 tensors, from the cache when it is current."""
     if config.dataset == "synthetic":
@@ -303,11 +281,11 @@ def load_split(config: DataConfig, split: str) -> DecodedSplit:
     path = cache_path(config, split)
     try:
         fingerprint = _fingerprint(_source_files(config, split))
-        decoded = _read_cache(path, fingerprint)
+        decoded = read_cache(path, fingerprint)
         if decoded is None:
-            images, labels, class_names = _decode(config, split)
+            images, labels, class_names = _decode_files(config, _source_files(config, split))
             decoded = DecodedSplit(images, labels, class_names, from_cache=False)
-            _write_cache(path, fingerprint, decoded)
+            write_cache(path, fingerprint, decoded)
     except PermissionError as error:
         raise _permission_denied(error.filename or path.parent) from None
     check_shape(config, tuple(decoded.images.shape[1:]), len(decoded.class_names))
@@ -322,15 +300,3 @@ def check_shape(config: DataConfig, image_shape: tuple[int, ...], num_classes: i
         )
     if config.num_classes != num_classes:
         raise ConfigError(f"data.num_classes must be {num_classes} for {config.dataset}, got {config.num_classes}")
-
-
-def torchvision_dataset(config: DataConfig, split: str, transform: Callable[[Any], Any]) -> Dataset:
-    """The per-sample torchvision dataset of the DataLoader path (files must be prepared)."""
-    tv_class = _torchvision_class(config.dataset)
-    try:
-        dataset = tv_class(root=str(dataset_dir(config)), train=split == "train", transform=transform, download=False)
-    except Exception:  # same diagnosis as the in-memory path
-        _decode(config, split)
-        raise
-    check_shape(config, _IMAGE_SHAPES[config.dataset], len(dataset.classes))  # type: ignore[attr-defined]
-    return dataset

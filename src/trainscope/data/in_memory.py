@@ -31,9 +31,15 @@ class InMemoryBatchSource:
         self.epoch = epoch
 
     def _order(self) -> torch.Tensor | None:
-        if not self.settings.shuffle:
+        """The epoch's rows in batch order; None for all rows in stored order (plain slices, no gather)."""
+        settings = self.settings
+        if not settings.shuffle and settings.world_size == 1:
             return None
-        return epoch_permutation(self.num_samples, self.settings.seed, self.epoch).to(self.settings.device)
+        if settings.shuffle:
+            order = epoch_permutation(self.num_samples, settings.seed, self.epoch)
+        else:
+            order = torch.arange(self.num_samples)
+        return settings.shard(order).to(settings.device)
 
     def iter_from(self, batch_index: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         settings = self.settings

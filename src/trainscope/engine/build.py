@@ -14,12 +14,18 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from trainscope.core.errors import ConfigError
+from trainscope.engine.distributed import device_for, process_group
+from trainscope.models.build import build_model
 
 log = logging.getLogger(__name__)
 
 
 def select_device(requested: str) -> torch.device:
-    """`auto` takes CUDA when present; asking for CUDA on a machine without it is a config error."""
+    """`auto` takes CUDA when present; asking for CUDA on a machine without it is a config error.
+
+    In a distributed run `auto` and `cuda` mean this process's own GPU, `cuda:<local_rank>`.
+    """
+    requested = device_for(requested, process_group())
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(requested)
@@ -39,11 +45,23 @@ def seed_everything(seed: int, deterministic: bool, cudnn_benchmark: bool) -> No
 
 
 def build_data_and_model(cfg: DictConfig) -> tuple[torch.device, Any, nn.Module]:
-    """The seeded device, data module and model of `cfg`: one recipe for training and `eval.py`."""
+    """The seeded device, data module and model of `cfg`: one recipe for training and `eval.py`.
+
+    Every rank seeds alike, so all build the same model (DDP also broadcasts rank 0's weights) and draw the same
+    global shuffle, of which each reads its own shard.
+    """
+    group = process_group()
     device = select_device(str(cfg.trainer.device))
     seed_everything(int(cfg.trainer.seed), bool(cfg.trainer.deterministic), bool(cfg.trainer.cudnn_benchmark))
-    data = instantiate(cfg.data, device=device, seed=int(cfg.trainer.seed), _convert_="all")
-    model = instantiate(cfg.model).to(device)
+    data = instantiate(
+        cfg.data,
+        device=device,
+        seed=int(cfg.trainer.seed),
+        rank=group.rank,
+        world_size=group.world_size,
+        _convert_="all",
+    )
+    model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
     if cfg.trainer.get("channels_last", False):
         model = model.to(memory_format=torch.channels_last)  # 4-D weights only; the trainer converts inputs
     return device, data, model

@@ -42,10 +42,12 @@ def evaluate(
     autocast_dtype: torch.dtype | None = None,
     channels_last: bool = False,
     on_batch: BatchHook | None = None,
+    reduce_sums: Callable[[Tensor], Tensor] | None = None,
 ) -> dict[str, float]:
     """`<prefix>/loss` and `<prefix>/acc` of `forward` (the model, or its compiled form) on `source`.
 
     Sums stay on the device and are read once at the end, so evaluation never waits on the GPU per batch.
+    `reduce_sums` adds up the (loss, correct, count) sums of every process when each evaluated a shard.
     """
     forward.eval()
     total = limited_length(source, limit)
@@ -61,5 +63,7 @@ def evaluate(
         sums += torch.stack((loss, correct.float(), batch_count(counts, targets.shape[0], device)))
         if on_batch is not None:
             on_batch(inputs, targets, logits)
+    if reduce_sums is not None:
+        sums = reduce_sums(sums)
     loss_sum, correct_sum, count = sums.tolist()
     return {f"{prefix}/loss": loss_sum / max(count, 1), f"{prefix}/acc": correct_sum / max(count, 1)}

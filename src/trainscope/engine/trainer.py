@@ -21,8 +21,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainscope.core.callback import CallbackList
+from trainscope.core.checkpoint_io import keep_as_best, save_checkpoint
 from trainscope.core.run_dir import STOP_STATUSES, RunStatus
 from trainscope.data import BatchSource, DataModule
+from trainscope.engine.distributed import SINGLE_PROCESS, ProcessGroup
 from trainscope.engine.evaluation import batch_count, evaluate, limited_length
 from trainscope.engine.forward import autocast, autocast_dtype, compiled, to_memory_format
 from trainscope.engine.progress import EpochProgress
@@ -59,6 +61,7 @@ class Trainer:
         run_dir: Path,
         device: torch.device,
         config_hash: str = "",
+        distributed: ProcessGroup = SINGLE_PROCESS,
     ) -> None:
         self.settings = settings
         self.model = model
@@ -70,6 +73,7 @@ class Trainer:
         self.tensorboard = tensorboard
         self.run_dir = run_dir
         self.device = device
+        self.distributed = distributed
         self.state = TrainState()
         self.config_hash = config_hash  # written into every checkpoint, checked on resume
         self.status = RunStatus.RUNNING
@@ -87,6 +91,12 @@ class Trainer:
         # The compiled module shares the model's parameters; `self.model` stays the plain module, so
         # checkpoints and callbacks see its state_dict without torch.compile's `_orig_mod.` prefix.
         self.forward = compiled(model, settings.compile)
+        # Training goes through DistributedDataParallel in a process group: it averages gradients across ranks
+        # inside backward(). Evaluation keeps the plain module: ranks evaluate shards of different lengths, and
+        # DDP's forward may start collectives that every rank would have to join.
+        self.train_forward = (
+            compiled(distributed.wrap(model, device), settings.compile) if distributed.enabled else self.forward
+        )
 
     # ----------------------------------------------------------------------------------------------
     # control
@@ -104,20 +114,44 @@ class Trainer:
     def stopping(self) -> bool:
         return self.status in STOP_STATUSES
 
+    @property
+    def batches_per_epoch(self) -> int:
+        """Training batches in one epoch, after `limit_train_batches`."""
+        return limited_length(self.data.train, self.settings.limit_train_batches)
+
+    def _agree_on_stop(self) -> None:
+        """Every rank stops at the same step: a stop requested on any rank (pruning or early stopping on rank 0,
+        a signal) reaches the others here, or they would wait forever in the next gradient all-reduce."""
+        if not self.distributed.enabled:
+            return
+        code = STOP_STATUSES.index(self.status) + 1 if self.stopping else 0
+        agreed, reason = self.distributed.agree_on_stop(code, self.stop_reason)
+        if agreed and not self.stopping:
+            self.request_stop(reason, STOP_STATUSES[agreed - 1])
+
+    def save_checkpoint(self, best: bool = False) -> None:
+        """Write `checkpoints/last.pt` (and `best.pt`). Every rank holds the same state, so rank 0 alone writes."""
+        if not self.distributed.is_main:
+            return
+        self.tensorboard.flush()  # the step's points reach the event file before a checkpoint claims the step
+        save_checkpoint(self.run_dir, self, self.config_hash)
+        if best:
+            keep_as_best(self.run_dir)
+
     # ----------------------------------------------------------------------------------------------
     # the loop
 
     def fit(self) -> None:
         """Train until max_epochs or a stop request; `self.status` says how it ended."""
         self.callbacks.call("on_fit_start", self)
+        self._agree_on_stop()
         try:
             while self.state.epoch < self.max_epochs and not self.stopping:
                 train_metrics = self._train_epoch()
                 if self.status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
                     break  # an interrupted epoch is finished by the resumed run, not validated now
-                val_metrics = self.evaluate(self.data.val, "val", self.settings.limit_val_batches)
-                self.callbacks.call("on_validation_end", self, val_metrics)
-                self._end_epoch(train_metrics, val_metrics)
+                self._end_epoch(train_metrics, self._validate())
+                self._agree_on_stop()
             if not self.stopping:
                 self.status = RunStatus.COMPLETED
         except BaseException as error:
@@ -132,7 +166,7 @@ class Trainer:
     def _train_epoch(self) -> dict[str, float]:
         source = self.data.train
         epoch = self.state.epoch
-        total = limited_length(source, self.settings.limit_train_batches)
+        total = self.batches_per_epoch
         source.set_epoch(epoch)
         self.model.train()
         self.callbacks.call("on_train_epoch_start", self)
@@ -147,7 +181,9 @@ class Trainer:
         for inputs, targets in source.iter_from(self.state.batch_in_epoch):
             if self.state.batch_in_epoch >= total:
                 break
-            self.running_sums += self._train_step(inputs, targets)  # both rows: epoch and window
+            # Summed over ranks at every step (queued on the GPU stream, no host wait), so every rank holds the
+            # group's sums: the logged train/* metrics are global and rank 0's checkpoint keeps the whole epoch.
+            self.running_sums += self.distributed.all_reduce_sum(self._train_step(inputs, targets))  # both rows
             self.state.global_step += 1
             self.state.batch_in_epoch += 1
 
@@ -158,6 +194,7 @@ class Trainer:
                 window_start = time.perf_counter()
             self.progress.advance(self.state.batch_in_epoch, step_metrics)
             self.callbacks.call("on_train_batch_end", self, step_metrics)
+            self._agree_on_stop()
             if self.stopping:
                 break
 
@@ -179,10 +216,19 @@ class Trainer:
         self.callbacks.call("on_train_epoch_end", self, metrics)
         return metrics
 
+    def _validate(self) -> dict[str, float]:
+        """`val/loss` and `val/acc`; none at all without a validation split (`data.val_fraction=0`), rather
+        than zeros that would read as real metrics."""
+        if len(self.data.val) == 0:
+            return {}
+        val_metrics = self.evaluate(self.data.val, "val", self.settings.limit_val_batches)
+        self.callbacks.call("on_validation_end", self, val_metrics)
+        return val_metrics
+
     def _train_step(self, inputs: Tensor, targets: Tensor) -> Tensor:
         """One optimizer step; returns (loss * n, correct, n) on the device, without syncing."""
         with autocast(self.device, self.autocast_dtype):
-            logits = self.forward(to_memory_format(inputs, self.channels_last))
+            logits = self.train_forward(to_memory_format(inputs, self.channels_last))
             loss = F.cross_entropy(logits, targets)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -230,21 +276,27 @@ class Trainer:
                 self.callbacks.call("on_validation_batch_end", self, inputs, targets, logits)
 
         return evaluate(
-            self.forward, source, self.device, prefix, limit, self.autocast_dtype, self.channels_last, on_batch
+            self.forward,
+            source,
+            self.device,
+            prefix,
+            limit,
+            self.autocast_dtype,
+            self.channels_last,
+            on_batch,
+            # each rank evaluated its own shard: the sums of all shards cover the split exactly once
+            reduce_sums=self.distributed.all_reduce_sum,
         )
 
     def _end_epoch(self, train_metrics: dict[str, float], val_metrics: dict[str, float]) -> None:
         self.state.epoch += 1
         self.state.batch_in_epoch = 0
-        if val_metrics["val/acc"] > self.state.best_val_acc:
-            self.state.best_val_acc = val_metrics["val/acc"]
-        metrics = {
-            **train_metrics,
-            **val_metrics,
-            "val/acc_best": self.state.best_val_acc,
-            "epoch": float(self.state.epoch),
-        }
-        if not self.stopping and not math.isfinite(val_metrics["val/loss"]):
+        metrics = {**train_metrics, **val_metrics}
+        if val_metrics:
+            self.state.best_val_acc = max(self.state.best_val_acc, val_metrics["val/acc"])
+            metrics["val/acc_best"] = self.state.best_val_acc
+        metrics["epoch"] = float(self.state.epoch)
+        if not self.stopping and not math.isfinite(val_metrics.get("val/loss", 0.0)):
             self.request_stop(
                 f"val loss is {val_metrics['val/loss']} in epoch {self.state.epoch}: "
                 "try a lower optimizer.lr or trainer.grad_clip",
@@ -259,14 +311,12 @@ class Trainer:
             else:
                 self.scheduler.step()
         self.callbacks.call("on_epoch_end", self, metrics)
+        shown = ("train/loss", "train/acc", "val/loss", "val/acc")
         log.info(
-            "epoch %d/%d  train/loss %.4f  train/acc %.4f  val/loss %.4f  val/acc %.4f  (%.1fs)",
+            "epoch %d/%d  %s  (%.1fs)",
             self.state.epoch,
             self.max_epochs,
-            metrics["train/loss"],
-            metrics["train/acc"],
-            metrics["val/loss"],
-            metrics["val/acc"],
+            "  ".join(f"{tag} {metrics[tag]:.4f}" for tag in shown if tag in metrics),
             metrics["time/epoch_seconds"],
         )
 

@@ -8,11 +8,14 @@ metrics, so the numbers match what training logged for the same checkpoint. No t
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from trainscope.config.targets import check_targets
+from trainscope.config.yaml_files import load_yaml
 from trainscope.core.checkpoint_io import find_checkpoint, load_checkpoint
 from trainscope.core.errors import DataError
 from trainscope.core.run_dir import METRICS_FILE, SAVED_CONFIG, check_run_dir, read_metrics, write_metrics
@@ -27,15 +30,22 @@ log = logging.getLogger(__name__)
 
 def load_run_config(run_dir: Path, device: str | None = None) -> DictConfig:
     """The run's saved config; `device` (if given) replaces its trainer.device."""
-    cfg = OmegaConf.load(check_run_dir(run_dir) / SAVED_CONFIG)
+    cfg = load_yaml(check_run_dir(run_dir) / SAVED_CONFIG)
     if device is not None:
         cfg.trainer.device = device
     return cfg
 
 
-def evaluate_run(run_dir: Path, checkpoint: str = "best", device: str | None = None) -> dict[str, float]:
-    """Test the run's checkpoint; write test/* into its metrics.json and its TensorBoard run; return them."""
+def evaluate_run(
+    run_dir: Path, checkpoint: str = "best", device: str | None = None, allow_targets: Sequence[str] = ()
+) -> dict[str, float]:
+    """Test the run's checkpoint; write test/* into its metrics.json and its TensorBoard run; return them.
+
+    The run directory is untrusted input: its config builds only the `_target_`s `check_targets` allows
+    (plus modules in `allow_targets`).
+    """
     cfg = load_run_config(run_dir, device)
+    check_targets(cfg, run_dir, allow_targets, "run")
     checkpoint_path = find_checkpoint(run_dir, checkpoint)
     torch_device, data, model = build_data_and_model(cfg)
     if data.test is None:

@@ -56,10 +56,13 @@ def load_resume_checkpoint(cfg: DictConfig) -> dict[str, Any]:
 def purge_step(checkpoint: dict[str, Any] | None) -> int:
     """First step TensorBoard must forget: anything a killed segment logged after its checkpoint.
 
-    Points *at* the checkpoint's step were logged before it was written (step metrics, epoch metrics),
-    so they stay; the resumed run logs from the next step on. A fresh run gets 0: its writer then opens
-    with a session-start marker too, because TensorBoard's Python loader (`--load_fast=false`) treats
-    the first marker of a run as the initial start and purges only on later ones.
+    Points *at* the checkpoint's step were logged and flushed before it was written (the checkpoint callback
+    runs after every other callback and flushes first), so they stay; the resumed run logs from the next step
+    on. A kill before the new checkpoint's rename leaves the old one, whose purge drops the half-logged step
+    (a mid-epoch checkpoint is never written at an epoch's last step, whose epoch-end points come after it).
+    A fresh run gets 0: its writer then opens with a session-start marker too, because TensorBoard's Python
+    loader (`--load_fast=false`) treats the first marker of a run as the initial start and purges only on
+    later ones.
     """
     if checkpoint is None:
         return 0

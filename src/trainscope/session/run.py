@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +16,26 @@ from omegaconf import DictConfig
 from trainscope.callbacks.build import STOP_ON_SIGNAL, build_callbacks
 from trainscope.config.resumable import config_hash
 from trainscope.config.schema import optimized_metric_names
-from trainscope.core.checkpoint_io import load_checkpoint, save_checkpoint
-from trainscope.core.errors import ConfigError, TrainingFailed
-from trainscope.core.interruption import RunInterrupted
-from trainscope.core.run_dir import BEST, CHECKPOINT_DIR, RunStatus, best_values, write_metrics
+from trainscope.core.checkpoint_io import load_checkpoint
+from trainscope.core.errors import ConfigError, RunDirError, TrainingFailed, TrainscopeError, is_disk_full
+from trainscope.core.interruption import RunInterrupted, resume_command
+from trainscope.core.run_dir import (
+    BEST,
+    CHECKPOINT_DIR,
+    METRICS_FILE,
+    RunStatus,
+    best_values,
+    release_space,
+    reserve_space,
+    write_metrics,
+)
 from trainscope.engine.build import (
     build_data_and_model,
     build_optimizer,
     build_scheduler,
     count_parameters,
 )
+from trainscope.engine.distributed import process_group
 from trainscope.engine.settings import TrainerSettings
 from trainscope.engine.trainer import Trainer
 from trainscope.session.resume import load_resume_checkpoint, purge_step
@@ -33,6 +43,10 @@ from trainscope.tensorboard.hparams import HParamsSession
 from trainscope.tensorboard.writer import RunWriter
 
 log = logging.getLogger(__name__)
+
+RANK_ZERO_ONLY_CALLBACKS = ("optuna_pruning",)
+"""Callbacks that talk to the outside world (the Optuna study) from rank 0 alone; their stop requests reach the
+other ranks through the trainer's stop agreement."""
 
 
 @dataclass
@@ -52,11 +66,19 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
     device, data, model = build_data_and_model(cfg)
     optimizer = build_optimizer(cfg, model)
     scheduler, interval = build_scheduler(cfg, optimizer, steps_per_epoch=len(data.train))
+    group = process_group()  # one process of a torchrun job, or the only one
     callbacks = build_callbacks(cfg)
     stop_on_signal = callbacks.callbacks[STOP_ON_SIGNAL]
-    tensorboard = RunWriter(run_dir, flush_secs=float(cfg.logging.flush_secs), purge_step=purge_step(resumed))
+    if not group.is_main:
+        for name in RANK_ZERO_ONLY_CALLBACKS:
+            callbacks.callbacks.pop(name, None)
+    # Rank 0 writes the run's one event file; the other ranks log through a writer that keeps nothing.
+    tensorboard = RunWriter(
+        run_dir, flush_secs=float(cfg.logging.flush_secs), purge_step=purge_step(resumed), enabled=group.is_main
+    )
+    settings = TrainerSettings.from_config(cfg)
     trainer = Trainer(
-        TrainerSettings.from_config(cfg),
+        replace(settings, progress_bar=settings.progress_bar and group.is_main),  # one progress bar per run
         model,
         data,
         optimizer,
@@ -68,47 +90,124 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
         device,
         # Resolving and hashing the config costs tens of ms: once per run, not at every checkpoint.
         config_hash=config_hash(cfg),
+        distributed=group,
     )
     if resumed is not None:
         trainer.load_state_dict(resumed)
 
     log.info("run directory: %s  |  watch it live: tensorboard --logdir %s", run_dir, run_dir)
     log.info("model %s: %d parameters, device %s", cfg.model._target_, count_parameters(model), device)
+    if group.enabled:
+        log.info(
+            "distributed: %d processes, %d samples per step (data.batch_size=%d per process)",
+            group.world_size,
+            group.world_size * int(cfg.data.batch_size),
+            int(cfg.data.batch_size),
+        )
     session = HParamsSession.from_config(cfg, tensorboard.writer, run_dir)
-    if resumed is None:
-        session.start()
-    else:
-        session.resume()  # one session per run: the first segment wrote its start info
-    test_metrics: dict[str, float] = {}
+    closing = _RunClosing(cfg, trainer, session, tensorboard, started, writes_files=group.is_main)
+    if group.is_main:
+        reserve_space(run_dir)
     stop_on_signal.install()
     try:
-        trainer.fit()
-        if trainer.status == RunStatus.INTERRUPTED:
-            # mid-epoch too: the resumed run finishes this epoch exactly
-            save_checkpoint(run_dir, trainer, trainer.config_hash)
-        if (
-            cfg.trainer.test
-            and data.test is not None
-            and trainer.status
-            in (
-                RunStatus.COMPLETED,
-                RunStatus.STOPPED_EARLY,
-            )
-        ):
-            test_metrics = _test_best_model(trainer)
-    finally:
-        metrics = _run_metrics(cfg, trainer, test_metrics, time.time() - started)
-        write_metrics(run_dir, metrics)
-        session.end(trainer.status, trainer.state.global_step)
-        tensorboard.close()
+        if resumed is None:
+            session.start()
+        else:
+            session.resume()  # one session per run: the first segment wrote its start info
+        test_metrics = _fit_and_test(cfg, trainer)
+    except BaseException as error:
+        if is_disk_full(error):  # rather than the loop's `OSError: [Errno 28] ...`: what happened, in words
+            trainer.status = RunStatus.FAILED
+            trainer.stop_reason = f"disk full: could not write to {run_dir} ({error.strerror})"
+        closing.close({})
         stop_on_signal.restore()
+        reported = closing.one_line_error(error)
+        if reported is error:
+            raise
+        raise reported from error
+    metrics = closing.close(test_metrics)
+    stop_on_signal.restore()
+    if closing.write_error is not None:
+        raise closing.one_line_error(closing.write_error) from closing.write_error
     if trainer.status == RunStatus.INTERRUPTED:
         interrupted = RunInterrupted(run_dir, stop_on_signal.signal_number, trainer.state.global_step)
         log.warning("%s", interrupted)
         raise interrupted
     if trainer.status == RunStatus.FAILED:
         raise TrainingFailed(f"training failed: {trainer.stop_reason}")
-    return RunResult(trainer.status, trainer.stop_reason, metrics["final"], _objective(cfg, metrics["final"]))
+    return RunResult(trainer.status, trainer.stop_reason, metrics["final"], objective(cfg, metrics["final"]))
+
+
+def _fit_and_test(cfg: DictConfig, trainer: Trainer) -> dict[str, float]:
+    """Train; then test the best model if the run completed or stopped early. The test metrics."""
+    trainer.fit()
+    if trainer.status == RunStatus.INTERRUPTED:
+        # mid-epoch too: the resumed run finishes this epoch exactly
+        trainer.save_checkpoint()
+    tested = cfg.trainer.test and trainer.data.test is not None
+    if tested and trainer.status in (RunStatus.COMPLETED, RunStatus.STOPPED_EARLY):
+        return _test_best_model(trainer)
+    return {}
+
+
+class _RunClosing:
+    """The end of every run, however it ends: metrics.json, the HParams session end, TensorBoard closed.
+
+    Each step is tried even when an earlier one could not write (a full disk), metrics.json first since
+    sweepers and scripts read it; what could not be written is remembered for the one error line.
+    """
+
+    def __init__(
+        self,
+        cfg: DictConfig,
+        trainer: Trainer,
+        session: HParamsSession,
+        tensorboard: RunWriter,
+        started: float,
+        writes_files: bool,
+    ) -> None:
+        self.cfg = cfg
+        self.trainer = trainer
+        self.session = session
+        self.tensorboard = tensorboard
+        self.started = started
+        self.writes_files = writes_files  # rank 0 (or the only process): every rank holds the same metrics
+        self.metrics_error: OSError | None = None
+        self.write_error: OSError | None = None  # the first one, metrics.json's included
+
+    def close(self, test_metrics: dict[str, float]) -> dict[str, Any]:
+        """Write everything that ends the run; the content of metrics.json (written or not)."""
+        trainer = self.trainer
+        metrics = _run_metrics(self.cfg, trainer, test_metrics, time.time() - self.started)
+        if self.writes_files:
+            release_space(trainer.run_dir)
+            try:
+                write_metrics(trainer.run_dir, metrics)
+            except OSError as error:
+                self.metrics_error = self.write_error = error
+        for step in (lambda: self.session.end(trainer.status, trainer.state.global_step), self.tensorboard.close):
+            try:
+                step()
+            except OSError as error:
+                self.write_error = self.write_error or error
+        return metrics
+
+    def one_line_error(self, error: BaseException) -> BaseException:
+        """The error to report for `error`: a full disk becomes one line saying what is kept and what to run;
+        a one-line error gains a note when metrics.json is missing; anything else is returned unchanged."""
+        run_dir = self.trainer.run_dir
+        if self.metrics_error is not None:
+            note = f"{METRICS_FILE} could not be written either ({self.metrics_error.strerror})"
+        else:
+            note = f"{METRICS_FILE} records the run as {self.trainer.status}"
+        if is_disk_full(error):
+            return RunDirError(
+                f"disk full: could not write to {run_dir} ({error.strerror}); {note}, and the last checkpoint is "
+                f"kept: free disk space, then resume with: {resume_command(run_dir)}"
+            )
+        if isinstance(error, TrainscopeError) and self.metrics_error is not None:
+            return type(error)(f"{error}; {note}")
+        return error
 
 
 def _test_best_model(trainer: Trainer) -> dict[str, float]:
@@ -146,7 +245,7 @@ def _run_metrics(cfg: DictConfig, trainer: Trainer, test_metrics: dict[str, floa
     }
 
 
-def _objective(cfg: DictConfig, final: dict[str, float]) -> float | tuple[float, ...]:
+def objective(cfg: DictConfig, final: dict[str, float]) -> float | tuple[float, ...]:
     """The value(s) named by `optimized_metric`, for sweepers: one float, or a tuple for several."""
     names = optimized_metric_names(cfg)
     missing = [name for name in names if name not in final]

@@ -13,9 +13,9 @@ from pathlib import Path
 from hydra.core.utils import JobReturn
 
 from trainscope.core.interruption import exit_code_of
-from trainscope.core.run_dir import RunStatus, read_metrics
+from trainscope.core.run_dir import RunStatus, display_path, read_metrics
 from trainscope.sweep.grid_rerun import Action, PlannedJob
-from trainscope.sweep.jobs import display_path, job_failed, job_run_dir
+from trainscope.sweep.jobs import job_failed, job_run_dir
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """A grid sweep rerun in the same `hydra.sweep.dir` continues it: finished runs are kept, interrupted ones resume.
 
-Before a job starts, the sweeper looks at the run directory the launcher will give it (composing the job's
-config as the launcher does) and decides:
+Before a job starts, the sweeper looks at the run directory the launcher will give it
+(`GuardedLauncher.job_run_dir`) and decides:
 
-- nothing there, or only what Hydra writes at a run's start (`.hydra/`, `train.log`): **run** it there;
+- no run there yet (no `metrics.json`, checkpoints or TensorBoard events: `run_files_in`): **run** it there;
 - a run of the same overrides that ended (`completed`, `stopped_early`, `pruned`): **keep** it, no job starts;
 - a run of the same overrides that was interrupted (SIGTERM, Ctrl-C, a killed sweep) and has a checkpoint:
   **resume** it in place with `resume=<run_dir>`, the same path as `python train.py resume=<run_dir>`;
@@ -24,16 +24,13 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from hydra.core.config_loader import ConfigLoader
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from trainscope.config.overrides import hydra_quote
-from trainscope.core.run_dir import HYDRA_DIR, SAVED_OVERRIDES, RunStatus, has_checkpoint, read_metrics
+from trainscope.core.run_dir import SAVED_OVERRIDES, RunStatus, has_checkpoint, read_metrics, run_files_in
 
 FINISHED = (RunStatus.COMPLETED, RunStatus.STOPPED_EARLY, RunStatus.PRUNED)
-STARTUP_FILES = (HYDRA_DIR, "train.log")  # what Hydra writes into a run directory before the task starts
 
 
 class Action(str, Enum):
@@ -49,24 +46,6 @@ class PlannedJob:
     action: Action
     run_dir: Path
     overrides: list[str]  # what the launcher gets (with `resume=` / `hydra.sweep.subdir=` when needed)
-
-
-def planned_run_dir(config_loader: ConfigLoader, config: DictConfig, overrides: Sequence[str], job_num: int) -> Path:
-    """The run directory the launcher will give this job (composing its config as the launcher does).
-
-    Raises, as Hydra does, when an override does not compose: a typo fails before any job runs.
-    """
-    job_config = config_loader.load_sweep_config(config, list(overrides))
-    with open_dict(job_config):
-        job_config.hydra.job.id = job_num
-        job_config.hydra.job.num = job_num
-    hydra_config = HydraConfig.instance()
-    saved = hydra_config.cfg
-    hydra_config.set_config(job_config)  # `${hydra:...}` and `${hydra.job.num}` resolve as in run_job
-    try:
-        return Path(os.path.abspath(Path(str(job_config.hydra.sweep.dir)) / str(job_config.hydra.sweep.subdir)))
-    finally:
-        hydra_config.cfg = saved
 
 
 def plan_job(overrides: Sequence[str], run_dir: Path, rerun_failed: bool) -> PlannedJob:
@@ -105,12 +84,8 @@ def _attempts(run_dir: Path) -> list[Path]:
     return found
 
 
-def _holds_run(directory: Path) -> bool:
-    return any(entry.name not in STARTUP_FILES for entry in directory.iterdir())
-
-
 def _current_attempt(run_dir: Path) -> Path | None:
-    holding = [attempt for attempt in _attempts(run_dir) if _holds_run(attempt)]
+    holding = [attempt for attempt in _attempts(run_dir) if run_files_in(attempt)]
     return holding[-1] if holding else None
 
 

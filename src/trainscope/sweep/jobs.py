@@ -6,7 +6,6 @@ A job failed when it raised, or when its run recorded a failed or interrupted st
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from collections.abc import Iterable
@@ -16,7 +15,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from trainscope.core.errors import TrainscopeError
-from trainscope.core.run_dir import RunStatus, read_metrics
+from trainscope.core.run_dir import RunStatus, display_path, read_metrics
 
 FAILED_RUN_STATUSES = (RunStatus.FAILED, RunStatus.INTERRUPTED)
 """`metrics.json` statuses that count as a failed run even though the job returned normally."""
@@ -51,10 +50,3 @@ def report_failed_jobs(jobs: Iterable[JobReturn]) -> None:
             details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
             where = display_path(job_run_dir(job))
             print(f"run failed: {where}\n{details}", file=sys.stderr, end="", flush=True)
-
-
-def display_path(path: Path) -> str:
-    """The run dir relative to the working directory when inside it (`outputs/...`), else absolute."""
-    absolute = path.resolve()
-    cwd = Path(os.getcwd()).resolve()
-    return str(absolute.relative_to(cwd)) if absolute.is_relative_to(cwd) else str(absolute)

@@ -18,7 +18,6 @@ import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobStatus
 from hydra.errors import HydraException
-from hydra.plugins.launcher import Launcher
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -30,6 +29,7 @@ from optuna.trial import Trial, TrialState
 from trainscope.config.overrides import hydra_quote
 from trainscope.core.errors import ConfigError, first_line
 from trainscope.core.run_dir import RunStatus
+from trainscope.sweep.guarded_launcher import GuardedLauncher
 from trainscope.sweep.jobs import report_failed_jobs
 from trainscope.sweep.results import results_line, study_results, write_results
 from trainscope.sweep.search_space import (
@@ -294,7 +294,7 @@ class OptunaSweep:
             return f"{counts.failed} trials failed, reaching hydra.sweeper.max_failures={limit}"
         return None
 
-    def run_trials(self, launcher: Launcher) -> None:
+    def run_trials(self, launcher: GuardedLauncher) -> None:
         assert self.study is not None
         while True:
             if self.deadline is not None and time.time() >= self.deadline:
@@ -360,7 +360,7 @@ class OptunaSweep:
         say(f"trial {trial.number} continues the interrupted run {interrupted} from its checkpoint")
         return [*self.space.trial_overrides(trial.params), *channel, *resume_overrides(interrupted)]
 
-    def run_trial(self, launcher: Launcher, trial: Trial) -> None:
+    def run_trial(self, launcher: GuardedLauncher, trial: Trial) -> None:
         assert self.study is not None
         params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
         say(f"trial {trial.number} started: {params}")
@@ -406,7 +406,7 @@ class OptunaSweep:
         if verdict.interrupted:
             reason = f"interrupted: {verdict.reason or 'stopped by a signal'}; retried once"
             fail_as_interrupted(self.study, storage.get_trial(trial_id), reason)
-            record_trial_in_metrics(verdict.run_dir, trial.number, TrialState.FAIL, reason)
+            record_trial_in_metrics(verdict.own_run_dir, trial.number, TrialState.FAIL, reason)
             say(f"trial {trial.number} interrupted {where}")
             raise KeyboardInterrupt
         if verdict.state == TrialState.FAIL:
@@ -424,7 +424,7 @@ class OptunaSweep:
             self.tell(trial, verdict.values)
             shown = ", ".join(f"{m}={v:.6g}" for m, v in zip(self.metric_names, verdict.values, strict=True))
             say(f"trial {trial.number} COMPLETE: {shown} {where}")
-        record_trial_in_metrics(verdict.run_dir, trial.number, verdict.state, verdict.reason)
+        record_trial_in_metrics(verdict.own_run_dir, trial.number, verdict.state, verdict.reason)
 
     def tell(self, trial: Trial, values: Sequence[float] | None = None, state: TrialState | None = None) -> None:
         assert self.study is not None

@@ -18,7 +18,7 @@ from optuna import TrialPruned
 from optuna.trial import TrialState
 
 from trainscope.core.errors import first_line
-from trainscope.core.run_dir import RunStatus, read_metrics, write_metrics
+from trainscope.core.run_dir import RunDirTaken, RunStatus, read_metrics, write_metrics
 from trainscope.sweep.jobs import job_run_dir
 
 
@@ -32,10 +32,21 @@ class TrialVerdict:
     values: list[float] | None = None
     reason: str = ""
     interrupted: bool = False  # the run was stopped by a signal: not the trial's fault, retried once
+    owns_run_dir: bool = True  # False: the directory held another run, so the trial never started there
+
+    @property
+    def own_run_dir(self) -> Path | None:
+        """The run directory whose metrics.json is this trial's to record into; None when it is not."""
+        return self.run_dir if self.owns_run_dir else None
 
 
 def judge_job(job: JobReturn, metric_names: Sequence[str]) -> TrialVerdict:
     run_dir = job_run_dir(job)
+    if job.status != JobStatus.COMPLETED and isinstance(job._return_value, RunDirTaken):
+        # Not started: the metrics.json there is another run's, never read as this trial's nor written.
+        return TrialVerdict(
+            TrialState.FAIL, RunStatus.FAILED.value, run_dir, reason=str(job._return_value), owns_run_dir=False
+        )
     try:
         metrics = read_metrics(run_dir)
     except (OSError, ValueError):

@@ -101,7 +101,7 @@ class ConfusionMatrixLogger(Callback):
         matrix, self._matrix = self._matrix, None
         if matrix is None:
             return
-        matrix = matrix.cpu()
+        matrix = trainer.distributed.all_reduce_sum(matrix).cpu()  # each rank counted its own shard of val
         step = trainer.state.global_step
         writer = trainer.tensorboard.writer
         names = list(trainer.data.class_names)

@@ -1,10 +1,11 @@
 """HParams sessions and experiment declarations, written with TensorBoard's own protos (no TensorFlow).
 
-One run directory is one HParams session. Its start info (hyperparameters, a group name unique to
-the run, the run directory as `model_uri`, the start time) and, at the very end, its end info go
-into the run's own event file through the run's one `SummaryWriter`: no sub-run, so the session's
-metrics are the run's own scalar tags (`val/acc`, `val/acc_best`, ...) and their values in the
-HParams tab are the last logged points, updating live while the run trains.
+One run directory is one HParams session. Its start info (hyperparameters, no group name, so each run is
+its own row named by its path relative to the logdir, the run directory as `model_uri`, the start time)
+and, at the very end, its end info go into the run's own event file through the run's one
+`SummaryWriter`: no sub-run, so the session's metrics are the run's own scalar tags (`val/acc`,
+`val/acc_best`, ...) and their values in the HParams tab are the last logged points, updating live
+while the run trains.
 
 TensorBoard keeps only the first summary metadata of a tag in a run, so a second start or end info
 in the same run is silently ignored: `HParamsSession` writes each exactly once. While a run trains
@@ -114,35 +115,27 @@ class HParamsSession:
         writer: SummaryWriter,
         run_dir: str | Path,
         hparams: Mapping[str, HParamValue],
-        group_name: str | None = None,
     ) -> None:
         self.writer = writer
         self.run_dir = Path(run_dir).resolve()
         self.hparams = _normalized_hparams(hparams)
-        # The group name must differ between runs, or TensorBoard merges runs with identical hparams
-        # (e.g. two seeds) into one row and averages their metrics; the absolute run dir is unique.
-        self.group_name = group_name or str(self.run_dir)
         self.started = False
         self.ended = False
 
     @classmethod
-    def from_config(
-        cls, cfg: DictConfig, writer: SummaryWriter, run_dir: str | Path, group_name: str | None = None
-    ) -> HParamsSession:
+    def from_config(cls, cfg: DictConfig, writer: SummaryWriter, run_dir: str | Path) -> HParamsSession:
         """The session of a Hydra run: hyperparameters from `cfg`, the group choices and `cfg.hparams`."""
         choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
         include = OmegaConf.select(cfg, "hparams.include", default=None) or ["*"]
         exclude = OmegaConf.select(cfg, "hparams.exclude", default=None) or []
         hparams = hparams_from_config(cfg, choices, include=list(include), exclude=list(exclude))
-        return cls(writer, run_dir, hparams, group_name)
+        return cls(writer, run_dir, hparams)
 
     def start(self, start_time_secs: float | None = None) -> None:
         """Write the session start info and flush, so the run appears in the HParams tab at once."""
         if self.started:
             return
-        summary = session_start_summary(
-            self.hparams, self.group_name, model_uri=str(self.run_dir), start_time_secs=start_time_secs
-        )
+        summary = session_start_summary(self.hparams, model_uri=str(self.run_dir), start_time_secs=start_time_secs)
         _file_writer(self.writer).add_summary(summary, global_step=0)
         self.writer.flush()
         self.started = True
@@ -175,14 +168,22 @@ class HParamsSession:
 
 def session_start_summary(
     hparams: Mapping[str, HParamValue],
-    group_name: str,
     model_uri: str = "",
     start_time_secs: float | None = None,
 ) -> summary_pb2.Summary:
-    """A `_hparams_/session_start_info` summary (TensorBoard's `hparams_pb` plus `model_uri`)."""
-    summary = summary_v2.hparams_pb(_normalized_hparams(hparams), trial_id=group_name, start_time_secs=start_time_secs)
+    """A `_hparams_/session_start_info` summary (TensorBoard's `hparams_pb` plus `model_uri`), with no group name.
+
+    Without a group name TensorBoard makes the session its own group, named by the run's path relative to
+    the logdir it was started with: the *Trial ID* column then reads `3_model=cnn,optimizer.lr=0.01` for
+    `--logdir <sweep_dir>` and `multirun/<date>/<time>/3_model=...` for `--logdir outputs`, unique per
+    run directory either way. (`hparams_pb` would name the group by a hash of the hparams, which merges
+    runs with identical hparams, e.g. two seeds, into one row with averaged metrics; a fixed path written
+    at training time cannot be relative to a logdir chosen later.)
+    """
+    summary = summary_v2.hparams_pb(_normalized_hparams(hparams), start_time_secs=start_time_secs)
     value = summary.value[0]
     plugin_data = metadata.parse_session_start_info_plugin_data(value.metadata.plugin_data.content)
+    plugin_data.group_name = ""
     plugin_data.model_uri = model_uri
     value.metadata.CopyFrom(
         metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(session_start_info=plugin_data))

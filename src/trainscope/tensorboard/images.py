@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import Tensor
@@ -71,11 +73,12 @@ def labelled_tiles(images: Tensor, captions: Sequence[str]) -> Tensor:
     return torch.stack(tiles)
 
 
-def grid(images: Tensor, columns: int = 8) -> np.ndarray:
-    """An [H, W, 3] uint8 grid with a thin gap between tiles."""
+def grid(images: Tensor) -> np.ndarray:
+    """A near-square [H, W, 3] uint8 grid (16 tiles: 4 x 4) with a thin gap between tiles."""
     from torchvision.utils import make_grid  # here: importing torchvision costs scalar-only runs seconds
 
-    tiled = make_grid(images, nrow=min(columns, max(len(images), 1)), padding=2, pad_value=0.5)
+    columns = max(1, math.ceil(math.sqrt(len(images))))
+    tiled = make_grid(images, nrow=columns, padding=2, pad_value=0.5)
     return (tiled.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
 
 
@@ -121,47 +124,106 @@ class InputImages(Callback):
         add_png(trainer.tensorboard.writer, "images/train_inputs", grid(labelled_tiles(images, captions)), 0)
 
 
-class MisclassifiedImages(Callback):
-    """Misclassified validation examples captioned `predicted / true`, every `every_n_epochs` validations.
+class KeptExamples:
+    """The `capacity` highest-scoring examples of a whole pass, kept on the device without a host sync.
 
-    Only the first validation batches are kept (up to `4 * num_images` examples) and they are compared at
-    validation end, so collecting costs one device-to-host copy per validation, not one per batch.
+    Each batch's best candidates (`topk`: fixed shapes, nothing read back) are merged with those kept so
+    far, so memory stays at `capacity` examples however long the pass; `take` reads them once at the end.
+    A score of -inf marks an example that must never be shown.
     """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._kept: tuple[Tensor, ...] | None = None  # scores, inputs, targets, predicted; best first
+
+    def offer(self, scores: Tensor, inputs: Tensor, targets: Tensor, predicted: Tensor) -> None:
+        candidates = self._best((scores, inputs, targets, predicted))  # gather a few, never copy the batch
+        if self._kept is not None:
+            candidates = self._best(tuple(torch.cat(pair) for pair in zip(self._kept, candidates, strict=True)))
+        self._kept = candidates
+
+    def _best(self, examples: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        best = examples[0].topk(min(self.capacity, len(examples[0]))).indices
+        return tuple(tensor[best] for tensor in examples)
+
+    def take(self) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+        """Scores, inputs, targets and predictions of the kept examples with a finite score (None if none); resets."""
+        kept, self._kept = self._kept, None
+        if kept is None:
+            return None
+        scores = kept[0].cpu()
+        shown = (scores > float("-inf")).nonzero().flatten()
+        if len(shown) == 0:
+            return None
+        return scores[shown], kept[1][shown.to(kept[1].device)], kept[2].cpu()[shown], kept[3].cpu()[shown]
+
+
+class ValidationExamples(Callback):
+    """A grid of `num_images` validation examples picked by `scores` over the whole validation pass.
+
+    Every `every_n_epochs` validations (and the last), at the step of that validation. Picking happens on
+    the device, batch by batch (`KeptExamples`), and is read once at validation end: no per-batch sync.
+    """
+
+    tag = ""
 
     def __init__(self, num_images: int = 16, every_n_epochs: int = 1) -> None:
         self.num_images, self.every_n_epochs = num_images, max(1, every_n_epochs)
-        self._batches: list[tuple[Tensor, Tensor, Tensor]] = []
-        self._kept = 0
+        self._examples = KeptExamples(num_images)
+        self._seen = 0  # validation examples offered so far in this pass
+
+    def scores(self, logits: Tensor, targets: Tensor, predicted: Tensor, first_position: int) -> Tensor:
+        """Per example: higher is shown first, -inf never; `first_position` numbers the batch's first example."""
+        raise NotImplementedError
+
+    def caption(self, names: Sequence[str], predicted: Tensor, target: Tensor, score: float) -> str:
+        return f"{_name(names, predicted)} / {_name(names, target)}"
 
     def _active(self, trainer: Trainer) -> bool:
         epoch = trainer.state.epoch + 1  # validation runs before the epoch is counted
         return epoch % self.every_n_epochs == 0 or epoch == trainer.max_epochs
 
     def on_validation_batch_end(self, trainer: Trainer, inputs: Tensor, targets: Tensor, logits: Tensor) -> None:
-        if self._kept >= 4 * self.num_images or not self._active(trainer):
+        if not self._active(trainer):
             return
-        self._batches.append((inputs.detach(), targets.detach(), logits.detach().argmax(dim=1)))
-        self._kept += len(targets)
+        logits = logits.detach()
+        predicted = logits.argmax(dim=1)
+        self._examples.offer(self.scores(logits, targets, predicted, self._seen), inputs.detach(), targets, predicted)
+        self._seen += len(targets)
 
     def on_validation_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
-        batches, self._batches, self._kept = self._batches, [], 0
-        if not batches:
+        self._seen = 0
+        kept = self._examples.take()
+        if kept is None:
             return
-        inputs = torch.cat([batch[0] for batch in batches])
-        targets = torch.cat([batch[1] for batch in batches]).cpu()
-        predicted = torch.cat([batch[2] for batch in batches]).cpu()
-        wrong = (predicted != targets).nonzero().flatten()[: self.num_images]
-        if len(wrong) == 0:
-            return
+        scores, inputs, targets, predicted = kept
         names = trainer.data.class_names
-        captions = [f"{_name(names, predicted[i])} / {_name(names, targets[i])}" for i in wrong.tolist()]
-        images = unnormalize(inputs[wrong.to(inputs.device)], trainer.data.mean, trainer.data.std)
-        add_png(
-            trainer.tensorboard.writer,
-            "images/val_misclassified",
-            grid(labelled_tiles(images, captions)),
-            trainer.state.global_step,
-        )
+        captions = [self.caption(names, predicted[i], targets[i], float(scores[i])) for i in range(len(targets))]
+        images = unnormalize(inputs, trainer.data.mean, trainer.data.std)
+        add_png(trainer.tensorboard.writer, self.tag, grid(labelled_tiles(images, captions)), trainer.state.global_step)
+
+
+class MisclassifiedImages(ValidationExamples):
+    """The first `num_images` misclassified validation examples, captioned `predicted / true`."""
+
+    tag = "images/val_misclassified"
+
+    def scores(self, logits: Tensor, targets: Tensor, predicted: Tensor, first_position: int) -> Tensor:
+        # float32 (MPS has no float64) numbers positions exactly up to 2**24 examples, far beyond a val split.
+        positions = torch.arange(first_position, first_position + len(targets), device=targets.device)
+        return torch.where(predicted != targets, -positions.float(), float("-inf"))
+
+
+class WorstImages(ValidationExamples):
+    """The `num_images` validation examples with the highest loss, captioned `predicted / true (loss)`."""
+
+    tag = "images/val_worst"
+
+    def scores(self, logits: Tensor, targets: Tensor, predicted: Tensor, first_position: int) -> Tensor:
+        return F.cross_entropy(logits.float(), targets, reduction="none")
+
+    def caption(self, names: Sequence[str], predicted: Tensor, target: Tensor, score: float) -> str:
+        return f"{super().caption(names, predicted, target, score)} ({score:.2f})"
 
 
 def _name(names: Sequence[str], label: Tensor) -> str:

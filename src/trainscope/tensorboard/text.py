@@ -66,13 +66,14 @@ class RunText(Callback):
 
 
 class ModelGraph(Callback):
-    """The model's graph (`add_graph`, traced with one validation batch) in TensorBoard's Graphs tab."""
+    """The model's graph (`add_graph`) in TensorBoard's Graphs tab, traced with one validation batch (a training
+    batch when there is no validation split)."""
 
     def on_fit_start(self, trainer: Trainer) -> None:
         if trainer.state.global_step > 0:
             return
         with torch.random.fork_rng(devices=[]):  # a DataLoader draws its base seed: keep the run's RNG as is
-            inputs, _ = next(iter(trainer.data.val))
+            inputs, _ = next(iter(trainer.data.val if len(trainer.data.val) else trainer.data.train))
         was_training = trainer.model.training
         trainer.model.eval()
         try:

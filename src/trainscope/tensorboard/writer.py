@@ -6,19 +6,62 @@ the HParams session of a run stay together.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
 from torch.utils.tensorboard import SummaryWriter
+
+_default_thread_excepthook = threading.excepthook
+
+
+def _quiet_event_writer_threads(args: threading.ExceptHookArgs) -> None:
+    """Let TensorBoard's writer thread fail silently: it only stores its error (a full disk) and dies, and the
+    run's next write raises that same error in the main thread, which reports it in one line. Without this,
+    Python prints the thread's traceback as well."""
+    if not isinstance(args.thread, _AsyncWriterThread):
+        _default_thread_excepthook(args)
+
+
+threading.excepthook = _quiet_event_writer_threads
+
+
+class _DiscardingFileWriter:
+    """Takes every event a `SummaryWriter` produces and keeps none: no file is ever created."""
+
+    def add_event(self, *args: Any, **kwargs: Any) -> None: ...
+    def add_summary(self, *args: Any, **kwargs: Any) -> None: ...
+    def add_graph(self, *args: Any, **kwargs: Any) -> None: ...
+    def add_onnx_graph(self, *args: Any, **kwargs: Any) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+    def reopen(self) -> None: ...
+
+
+class _SilentSummaryWriter(SummaryWriter):
+    """A SummaryWriter that writes nothing: every `add_*` of torch's writer ends in `_get_file_writer()`."""
+
+    def _get_file_writer(self) -> Any:
+        if self.file_writer is None:
+            self.file_writer = _DiscardingFileWriter()
+        return self.file_writer
 
 
 class RunWriter:
-    """Wraps `SummaryWriter` (as `.writer`); flushes on a wall-clock interval so a live TensorBoard sees new points."""
+    """Wraps `SummaryWriter` (as `.writer`); flushes on a wall-clock interval so a live TensorBoard sees new points.
 
-    def __init__(self, run_dir: Path, flush_secs: float = 5.0, purge_step: int | None = None) -> None:
-        self.writer = SummaryWriter(log_dir=str(run_dir), flush_secs=flush_secs, purge_step=purge_step)
+    With `enabled=False` (every rank but 0 of a distributed run) it has the same interface and writes nothing, so
+    callbacks and the HParams session log the same way on every rank and the run has one event file.
+    """
+
+    def __init__(
+        self, run_dir: Path, flush_secs: float = 5.0, purge_step: int | None = None, enabled: bool = True
+    ) -> None:
+        writer_class = SummaryWriter if enabled else _SilentSummaryWriter
+        self.writer = writer_class(log_dir=str(run_dir), flush_secs=flush_secs, purge_step=purge_step)
         self.flush_secs = flush_secs
         self._last_flush = time.monotonic()
 

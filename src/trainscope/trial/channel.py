@@ -14,7 +14,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from trainscope.config.yaml_files import load_yaml
 from trainscope.core.errors import ConfigError
+from trainscope.core.run_dir import SAVED_HYDRA_CONFIG
 
 STORAGE_VAR = "TRAINSCOPE_TRIAL_STORAGE"
 STUDY_VAR = "TRAINSCOPE_TRIAL_STUDY"
@@ -84,7 +86,7 @@ class TrialAddress:
 def recorded_trial(run_dir: Path) -> TrialAddress | None:
     """The trial a run directory was launched as (its `.hydra/hydra.yaml` keeps `hydra.job.env_set`)."""
     try:
-        env_set = OmegaConf.select(OmegaConf.load(run_dir / ".hydra" / "hydra.yaml"), "hydra.job.env_set")
+        env_set = OmegaConf.select(load_yaml(run_dir / SAVED_HYDRA_CONFIG), "hydra.job.env_set")
         return TrialAddress.from_env({str(k): str(v) for k, v in (env_set or {}).items()})
     except (OSError, ValueError, ConfigError):
         return None

@@ -1,0 +1,35 @@
+"""The run's `.hydra/` files (composed config, Hydra's config, the command line), written by us, not Hydra.
+
+Hydra writes them with a plain `open(..., "w")` before the task starts: on a full disk that truncates a resumed
+run's saved config and ends in a traceback. `conf/hydra/default.yaml` sets `hydra.output_subdir: null`, and the
+task writes the same three files (same names, same YAML) atomically here, with a one-line error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from trainscope.core.errors import RunDirError
+from trainscope.core.run_dir import SAVED_CONFIG, SAVED_HYDRA_CONFIG, SAVED_OVERRIDES, atomic_write
+
+
+def save_run_config(run_dir: Path, cfg: DictConfig) -> None:
+    """Write `<run_dir>/.hydra/{config,hydra,overrides}.yaml` as Hydra would; RunDirError if the disk is full."""
+    hydra_cfg = HydraConfig.instance().cfg
+    files = {
+        SAVED_CONFIG: cfg,
+        SAVED_HYDRA_CONFIG: hydra_cfg,
+        SAVED_OVERRIDES: hydra_cfg.hydra.overrides.task,
+    }
+    for name, content in files.items():
+        path = run_dir / name
+        try:
+            atomic_write(path, OmegaConf.to_yaml(content).encode())
+        except OSError as error:
+            raise RunDirError(
+                f"could not write {path} ({error.strerror or error}); free disk space (or make it writable), then "
+                "run the same command again: the run's existing files are unchanged"
+            ) from error

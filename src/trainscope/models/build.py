@@ -1,0 +1,72 @@
+"""`build_model`: any `nn.Module` from the `model` config, given the data's input shape and class count.
+
+Built-in models, timm models and the user's own module (`model=custom model._target_=my_pkg.MyNet`) all
+come through here. `input_shape` and `num_classes` are passed when the constructor takes them and the
+config leaves them null, so a model config never has to repeat what the data already knows.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import get_object, instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from trainscope.core.errors import ConfigError, TrainscopeError, first_line
+
+DATA_ARGUMENTS = ("input_shape", "num_classes")
+
+
+def _target(target: str) -> Callable[..., Any]:
+    try:
+        return get_object(target)
+    except Exception as error:  # ImportError, AttributeError, ...: Hydra wraps them all
+        cause = error.__cause__ or error
+        raise ConfigError(
+            f"model._target_={target} cannot be imported ({first_line(cause)}); check the name and PYTHONPATH"
+        ) from None
+
+
+def _parameters(factory: Callable[..., Any]) -> tuple[set[str], bool]:
+    """The keyword names `factory` takes, and whether it also takes **kwargs."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: pass only what the config says
+        return set(), True
+    names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return names, any(p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def build_model(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: int) -> nn.Module:
+    """Instantiate `model_cfg`, filling null/absent `input_shape`/`num_classes` from the data."""
+    options: dict[str, Any] = OmegaConf.to_container(model_cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
+    target = options.get("_target_")
+    if not isinstance(target, str) or not target:
+        raise ConfigError("model._target_ must name an nn.Module class or a function returning one")
+    factory = _target(target)
+    accepted, takes_any = _parameters(factory)
+    unknown = [key for key in options if not key.startswith("_") and key not in accepted and not takes_any]
+    if unknown:
+        raise ConfigError(
+            f"model._target_={target} does not take model.{unknown[0]}; start from model=custom "
+            f"(python train.py model=custom model._target_={target}) or drop it with ~model.{unknown[0]}"
+        )
+    from_data = {"input_shape": list(input_shape), "num_classes": num_classes}
+    for key in DATA_ARGUMENTS:
+        if options.get(key) is None and key in accepted:
+            options[key] = from_data[key]
+        elif options.get(key) is None:
+            options.pop(key, None)
+    try:
+        model = instantiate(options)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, TrainscopeError):  # our own one-line message, not Hydra's wrapper
+            raise error.__cause__ from None
+        raise
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model._target_={target} returned a {type(model).__name__}, not a torch.nn.Module")
+    return model

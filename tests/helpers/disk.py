@@ -1,0 +1,33 @@
+"""A real small file system for tests of a full disk: a tmpfs mounted for the test, and a way to fill it."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def small_disk(directory: Path, size_bytes: int) -> Iterator[Path]:
+    """A tmpfs of `size_bytes` at `directory`, unmounted afterwards. Needs root (CI and the dev machine have it):
+    the test fails, not skips, without it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(directory)], capture_output=True, text=True
+    )
+    assert mount.returncode == 0, f"cannot mount a tmpfs (run the tests as root): {mount.stderr}"
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Write one file until the disk has no byte left; the file, to delete to free the space again."""
+    filler = disk / "filler"
+    with open(filler, "wb") as handle, contextlib.suppress(OSError):
+        while True:
+            handle.write(b"\0" * 65536)
+            handle.flush()
+    return filler
