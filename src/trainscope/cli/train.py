@@ -23,6 +23,9 @@ from trainscope.core.errors import report_user_error
 from trainscope.core.interruption import RunInterrupted
 
 log = logging.getLogger("trainscope")
+# At import, not only in main(): a launcher's worker process (joblib, submitit) imports this module to
+# unpickle `task`, then composes each job's config, whose run-directory names use these resolvers.
+register_resolvers()
 
 
 def task(cfg: DictConfig) -> float | tuple[float, ...]:
