@@ -72,7 +72,13 @@ class TrainscopeOptunaSweeper(Sweeper):
                     raise
             return sweep.finish()
         worker = make_worker(sweep, self.hydra_context, self.task_function)
-        stopped_by = LocalWorkers(sweep, worker).run() if in_process else run_worker_jobs(sweep, self.launcher, worker)
+        if in_process:
+            stopped_by = LocalWorkers(sweep, worker).run()
+        else:  # the configured launcher, running worker jobs instead of single trials
+            launcher = Plugins.instance().instantiate_launcher(
+                hydra_context=self.hydra_context, task_function=worker, config=self.config
+            )
+            stopped_by = run_worker_jobs(sweep, launcher)
         if stopped_by is not None:
             for trial in sweep.fail_abandoned():  # a worker stopped before it could record its trial
                 say(f"trial {trial.number} marked FAIL (interrupted), retried on resume")

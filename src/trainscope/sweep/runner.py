@@ -245,6 +245,10 @@ class OptunaSweep:
         assert self.study is not None
         return fail_abandoned_trials(self.study)
 
+    def finished_trials(self) -> int:
+        assert self.study is not None
+        return count_trials(self.study.get_trials(deepcopy=False)).finished
+
     def needs_trials(self) -> bool:
         """Whether the study still needs trials to reach `n_trials` (and no timeout or failure limit stops it)."""
         assert self.study is not None

@@ -43,7 +43,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict, read_write
 
-from trainscope.core.errors import TrainscopeError, first_line, report_user_error
+from trainscope.core.errors import ConfigError, TrainscopeError, first_line, report_user_error
 from trainscope.core.interruption import exit_code_for
 from trainscope.sweep.runner import say
 from trainscope.sweep.settings import OptunaSettings
@@ -170,12 +170,15 @@ def make_worker(sweep: Any, hydra_context: HydraContext, task_function: TaskFunc
     )
 
 
-def worker_job_overrides(sweep_dir: Path, index: int) -> list[str]:
-    """A worker job's own Hydra overrides: its directory (for its log and `worker.json`), no `.hydra/` copy."""
+def worker_job_overrides(sweep: Any, index: int) -> list[str]:
+    """A worker job's overrides: the sweep's fixed ones (which may pick the sweeper, e.g. `hparams_search=`,
+    so the job's config composes like the sweep's), its own directory (its log and `worker.json`) and no
+    `.hydra/` copy (it is no run)."""
     from trainscope.config.overrides import hydra_quote
 
     return [
-        f"hydra.sweep.dir={hydra_quote(str(sweep_dir))}",
+        *sweep.space.fixed_overrides.values(),
+        f"hydra.sweep.dir={hydra_quote(str(sweep.sweep_dir))}",
         f"hydra.sweep.subdir={WORKER_DIR_PREFIX}{index}",
         "hydra.output_subdir=null",
     ]
@@ -220,44 +223,51 @@ def signal_workers_on_this_host(sweep_dir: Path, signum: int) -> None:
 
 
 # ------------------------------------------------------------------------------------ through a launcher
-def run_worker_jobs(sweep: Any, launcher: Launcher, worker: TrialWorker) -> int | None:
-    """Launch `n_jobs` worker jobs through the configured Hydra launcher and wait for them.
+def run_worker_jobs(sweep: Any, launcher: Launcher) -> int | None:
+    """Launch `n_jobs` worker jobs through the configured Hydra launcher (set up with a `TrialWorker` as its
+    task function) and wait for them.
 
     Returns the signal that stopped the sweep, or None. While they run, a dead worker's trial is
     reported (and retried once) as soon as it is noticed; when the batch returns with trials still to
-    run (a worker died), a new batch of workers is launched.
+    run (a worker died) and it made progress, a new batch of workers is launched.
     """
-    batches = 0
     with forwarding_signals(lambda signum: signal_workers_on_this_host(sweep.sweep_dir, signum)) as seen:
         while True:
-            batches += 1
-            overrides = [worker_job_overrides(sweep.sweep_dir, index) for index in range(sweep.n_jobs)]
+            finished_before = sweep.finished_trials()
+            overrides = [worker_job_overrides(sweep, index) for index in range(sweep.n_jobs)]
+            problems: list[str] = []
             with watching_for_dead_workers(sweep):
                 try:
                     jobs: Sequence[JobReturn] = launcher.launch(overrides, initial_job_idx=0)
                 except Exception as error:  # noqa: BLE001 - e.g. joblib's TerminatedWorkerError
-                    say(f"a worker job ended abnormally: {type(error).__name__}: {first_line(error)}")
+                    problems.append(f"{type(error).__name__}: {first_line(error)}")
                     jobs = []
-            stopped = [report_worker_job(job) for job in jobs]
-            signals = [s for s in stopped if s is not None]
-            if seen or signals:
-                return seen[0] if seen else signals[0]
+            signals = [report_worker_job(job, problems) for job in jobs]
+            for problem in problems:
+                say(f"a worker job ended abnormally: {problem}")
+            stopped = seen or [s for s in signals if s is not None]
+            if stopped:
+                return stopped[0]
             sweep.fail_abandoned()
-            if not sweep.needs_trials() or batches > sweep.n_trials:
+            if not sweep.needs_trials():
                 return None
+            if sweep.finished_trials() == finished_before:
+                why = problems[0] if problems else "no error"
+                raise ConfigError(
+                    f"the sweep's worker jobs ended without finishing a trial ({why}); "
+                    "check the launcher's settings and logs"
+                )
             say(f"the study still needs trials after its workers ended: launching {sweep.n_jobs} new worker jobs")
 
 
-def report_worker_job(job: JobReturn) -> int | None:
-    """Say how a worker job ended; returns the signal that stopped it, if one did."""
+def report_worker_job(job: JobReturn, problems: list[str]) -> int | None:
+    """The signal that stopped a worker job, if one did; a failed job's error goes into `problems`."""
     if job.status != JobStatus.COMPLETED:
         error = job._return_value  # noqa: SLF001 - `return_value` re-raises a failed job's exception
-        say(f"a worker job failed: {type(error).__name__}: {first_line(error)}")
+        problems.append(f"{type(error).__name__}: {first_line(error)}")
         return None
     report = job.return_value
-    if isinstance(report, WorkerReport):
-        return report.signal_number
-    return None
+    return report.signal_number if isinstance(report, WorkerReport) else None
 
 
 @contextlib.contextmanager
