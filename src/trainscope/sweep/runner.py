@@ -362,9 +362,10 @@ class OptunaSweep:
                 (job,) = launcher.launch([self.trial_overrides(trial)], initial_job_idx=trial.number)
         except KeyboardInterrupt:
             frozen = study_storage(self.study).get_trial(trial._trial_id)
-            fail_as_interrupted(
-                self.study, frozen, "interrupted: the sweep was stopped (Ctrl-C or SIGTERM); retried on resume"
-            )
+            reason = "interrupted: the sweep was stopped (Ctrl-C or SIGTERM); retried on resume"
+            fail_as_interrupted(self.study, frozen, reason)
+            run_dir = frozen.user_attrs.get(RUN_DIR_ATTR)  # set by the job when it opened its trial
+            record_trial_in_metrics(Path(run_dir) if run_dir else None, trial.number, TrialState.FAIL, reason)
             say(f"trial {trial.number} interrupted; rerun the same command to continue the study")
             raise
         except HydraException as error:  # e.g. a sampled value that does not merge into the app's config
