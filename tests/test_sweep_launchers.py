@@ -78,3 +78,11 @@ def test_grid_sweep_runs_through_the_launcher(launcher: str, train: Any, tmp_pat
         assert yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())["optimizer"]["lr"] == lr
         pids.add(int(next(run_dir.glob("events.out.tfevents.*")).name.split(".")[-2]))
     assert len(pids) == 2  # each run in a process of the launcher (the basic one runs both in the sweep's)
+
+
+def test_the_slurm_launcher_config_composes_into_submitit_slurm(train: Any) -> None:
+    result = train("hparams_search=synthetic", "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "--cfg", "hydra")
+    assert result.returncode == 0, result.stderr[-3000:]
+    launcher = yaml.safe_load(result.stdout)["hydra"]["launcher"]
+    assert launcher["_target_"] == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher["partition"], launcher["gpus_per_node"], launcher["array_parallelism"]) == ("gpu", 1, 256)
