@@ -213,13 +213,19 @@ def forwarding_signals(forward: Any) -> Iterator[list[int]]:
 
 
 def signal_workers_on_this_host(sweep_dir: Path, signum: int) -> None:
-    """Send `signum` to every worker of this sweep running on this machine (a launcher's processes)."""
+    """Send `signum` to this sweep's workers on this machine that run in another process group.
+
+    Workers in the sweep's own process group (joblib's pool) already got a signal sent to the group (a
+    terminal's Ctrl-C, `kill -TERM -<pgid>`, systemd, `scancel`); sending it again would make their
+    training runs exit at once, without a checkpoint.
+    """
     host = socket.gethostname()
     for path in sweep_dir.glob(f"{WORKER_DIR_PREFIX}*/{WORKER_FILE}"):
         with contextlib.suppress(OSError, ValueError, KeyError):
             identity = json.loads(path.read_text())
-            if identity["host"] == host and int(identity["pid"]) != os.getpid():
-                os.kill(int(identity["pid"]), signum)
+            pid = int(identity["pid"])
+            if identity["host"] == host and pid != os.getpid() and os.getpgid(pid) != os.getpgrp():
+                os.kill(pid, signum)
 
 
 # ------------------------------------------------------------------------------------ through a launcher
