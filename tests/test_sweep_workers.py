@@ -92,10 +92,20 @@ def test_sigterm_stops_every_worker_saves_their_trials_and_the_rerun_finishes(tm
         assert metrics["optuna"]["state"] == "FAIL"
         assert (run_dir / "checkpoints" / "last.pt").is_file()
 
+    interrupted = {t.number: Path(t.user_attrs[RUN_DIR_ATTR]) for t in trials if t.state == TrialState.FAIL}
+
     resumed = rerun(command, tmp_path, data_dir)  # the same command again
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    counts = count_trials(load_study(sweep_dir).trials)
+    trials = load_study(sweep_dir).trials
+    counts = count_trials(trials)
     assert (counts.complete, counts.interrupted, counts.running, counts.waiting) == (3, 2, 0, 0)
+    for number, run_dir in interrupted.items():  # each retry continued its run from the checkpoint
+        retry = next(t for t in trials if t.system_attrs.get("failed_trial") == number)
+        assert retry.state == TrialState.COMPLETE and retry.user_attrs[RUN_DIR_ATTR] == str(run_dir)
+        assert f"resuming {run_dir} from last.pt" in (run_dir / "train.log").read_text()
+        metrics = yaml.safe_load((run_dir / "metrics.json").read_text())
+        assert (metrics["status"], metrics["epochs_run"]) == ("completed", 12)
+        assert metrics["optuna"] == {"trial": retry.number, "state": "COMPLETE", "reason": ""}
     assert "optuna: 3 trials: 3 complete, 0 pruned, 0 failed (2 interrupted and retried)" in last_line(resumed)
 
 

@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from trainscope.config.overrides import hydra_quote
 from trainscope.core.errors import ConfigError, first_line
-from trainscope.core.run_dir import RunStatus
+from trainscope.core.run_dir import CHECKPOINT_DIR, LAST, RunStatus, read_metrics
 from trainscope.sweep.jobs import report_failed_jobs
 from trainscope.sweep.results import results_line, study_results, write_results
 from trainscope.sweep.search_space import (
@@ -105,13 +105,10 @@ def _as_list(value: Any) -> list[Any]:
 
 
 class OptunaSweep:
-    def __init__(
-        self, settings: OptunaSettings, config: DictConfig, arguments: Sequence[str], worker_index: int = 0
-    ) -> None:
+    def __init__(self, settings: OptunaSettings, config: DictConfig, arguments: Sequence[str]) -> None:
         self.settings = settings
         self.config = config
         self.arguments = list(arguments)
-        self.worker_index = worker_index
         self.trials_run = 0
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         self.n_trials = settings.n_trials
@@ -348,8 +345,37 @@ class OptunaSweep:
         address = TrialAddress(self.storage, self.study_name, trial._trial_id, trial.number, self.pruning_metric)
         channel = [f"++hydra.job.env_set.{name}={hydra_quote(value)}" for name, value in address.env().items()]
         # The sweep dir resolved once: re-resolving its interpolation in a worker would create a new one.
-        sweep_dir = f"hydra.sweep.dir={hydra_quote(str(self.sweep_dir))}"
-        return [*self.space.trial_overrides(trial.params), *channel, sweep_dir]
+        where = [f"hydra.sweep.dir={hydra_quote(str(self.sweep_dir))}"]
+        interrupted_run = self.interrupted_run_to_continue(trial)
+        if interrupted_run is not None:  # `resume=<run dir>` in that run's own directory, as on the command line
+            where = [
+                f"hydra.sweep.dir={hydra_quote(str(interrupted_run.parent))}",
+                f"hydra.sweep.subdir={hydra_quote(interrupted_run.name)}",
+                f"resume={hydra_quote(str(interrupted_run))}",
+            ]
+        return [*self.space.trial_overrides(trial.params), *channel, *where]
+
+    def interrupted_run_to_continue(self, trial: Trial) -> Path | None:
+        """The run directory this retry continues: that of the trial it retries, when a signal stopped it.
+
+        A trainscope run stopped by Ctrl-C or SIGTERM saved a checkpoint and says `interrupted` in its
+        metrics.json; its retry resumes it (`resume=`, a key of the app's config) instead of starting over.
+        A run whose worker was killed outright is started over: its last checkpoint may be an epoch old.
+        """
+        assert self.study is not None
+        storage = study_storage(self.study)
+        retried = storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
+        if retried is None or "resume" not in self.config:
+            return None
+        retried_id = storage.get_trial_id_from_study_id_trial_number(self.study._study_id, retried)  # noqa: SLF001
+        run_dir = storage.get_trial(retried_id).user_attrs.get(RUN_DIR_ATTR)
+        if not run_dir or not (Path(run_dir) / CHECKPOINT_DIR / LAST).is_file():
+            return None
+        try:
+            interrupted = read_metrics(Path(run_dir)).get("status") == RunStatus.INTERRUPTED
+        except (OSError, ValueError):
+            return None
+        return Path(run_dir) if interrupted else None
 
     def run_trial(self, launcher: Launcher, trial: Trial) -> None:
         assert self.study is not None

@@ -132,21 +132,19 @@ class TrialWorker:
         (directory / WORKER_FILE).write_text(json.dumps(identity))
         launcher = BasicLauncher()  # each trial: one Hydra job of the app, in this process
         launcher.setup(hydra_context=self.hydra_context, task_function=self.task_function, config=self.config)
-        sweep = OptunaSweep(self.settings, self.config, self.arguments, worker_index=index)
+        sweep = OptunaSweep(self.settings, self.config, self.arguments)
         sweep.deadline = self.deadline
         old_cwd = os.getcwd()
-        trials_before = 0
         with signals_interrupt() as seen:
             try:
                 os.chdir(str(self.config.hydra.runtime.cwd))  # trials see the sweep's working directory
                 sweep.open()
-                trials_before = sweep.trials_run
                 sweep.run_trials(launcher)
             except KeyboardInterrupt as error:
                 return WorkerReport(index, identity["host"], identity["pid"], sweep.trials_run, signal_of(error, seen))
             finally:
                 os.chdir(old_cwd)
-        return WorkerReport(index, identity["host"], identity["pid"], sweep.trials_run - trials_before)
+        return WorkerReport(index, identity["host"], identity["pid"], sweep.trials_run)
 
 
 def make_worker(sweep: Any, hydra_context: HydraContext, task_function: TaskFunction) -> TrialWorker:
@@ -158,7 +156,6 @@ def make_worker(sweep: Any, hydra_context: HydraContext, task_function: TaskFunc
     config = copy.deepcopy(sweep.config)
     with read_write(config), open_dict(config):
         config.hydra.sweep.dir = str(sweep.sweep_dir)
-        config.hydra.runtime.cwd = os.getcwd()
     return TrialWorker(
         settings=sweep.settings,
         config=config,
