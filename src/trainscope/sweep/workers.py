@@ -297,8 +297,9 @@ class LocalWorkers:
     """`n_jobs` worker processes on this machine, for the `basic` launcher (which runs jobs one by one).
 
     Each is `python -m trainscope.sweep.worker_process <index> <dir>`, fed the pickled `TrialWorker` on
-    stdin (with cloudpickle: an app's task function defined in a script or notebook travels by value), its
-    output in `<sweep_dir>/optuna_worker_<i>/worker.log`. A worker that dies is reported at once, its trial
+    stdin (with cloudpickle: an app's task function defined in a script or notebook travels by value). Its
+    output goes to the sweep's own stdout and stderr, line by line, and to
+    `<sweep_dir>/optuna_worker_<i>/worker.log`. A worker that dies is reported at once, its trial
     failed and retried once, and a new worker takes its place.
     """
 
@@ -309,21 +310,32 @@ class LocalWorkers:
         # sys.path first, in a pickle of its own: the worker may name modules only this path finds
         self.payload = pickle.dumps(list(sys.path)) + cloudpickle.dumps(worker)
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.relays: list[threading.Thread] = []
+        self.log_files: list[Any] = []
         self.next_index = 0
 
     def start(self) -> None:
         index, self.next_index = self.next_index, self.next_index + 1
         directory = worker_dir(self.sweep.sweep_dir, index)
         directory.mkdir(parents=True, exist_ok=True)
-        with open(directory / "worker.log", "ab") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "trainscope.sweep.worker_process", str(index), str(directory)],
-                stdin=subprocess.PIPE,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C reaches the sweep only, which passes it on exactly once
-            )
-        assert process.stdin is not None
+        process = subprocess.Popen(
+            [sys.executable, "-m", "trainscope.sweep.worker_process", str(index), str(directory)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C reaches the sweep only, which passes it on exactly once
+        )
+        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+        log_file = open(directory / "worker.log", "ab")  # noqa: SIM115 - closed once the worker ended
+        self.log_files.append(log_file)
+        lock = threading.Lock()
+        relays = [
+            threading.Thread(target=relay, args=(process.stdout, sys.stdout, log_file, lock), daemon=True),
+            threading.Thread(target=relay, args=(process.stderr, sys.stderr, log_file, lock), daemon=True),
+        ]
+        for thread in relays:
+            thread.start()
+        self.relays.extend(relays)
         process.stdin.write(self.payload)
         process.stdin.close()
         self.processes[index] = process
@@ -368,6 +380,11 @@ class LocalWorkers:
             except BaseException:
                 self.forward(signal.SIGKILL)
                 raise
+            finally:
+                for thread in self.relays:
+                    thread.join(timeout=5)
+                for log_file in self.log_files:
+                    log_file.close()
         if seen:
             return seen[0]
         return stopped_by
@@ -380,6 +397,19 @@ class LocalWorkers:
         say(f"worker {index} {how}; see {self.log_of(index)}")
         for trial in self.sweep.fail_abandoned():
             say(f"trial {trial.number} of worker {index} marked FAIL (interrupted) and retried once")
+
+
+def relay(source: Any, terminal: Any, log_file: Any, lock: threading.Lock) -> None:
+    """Copy a worker's output, line by line, to the sweep's terminal stream and the worker's log file."""
+    for line in iter(source.readline, b""):
+        text = line.decode(errors="replace")
+        with contextlib.suppress(ValueError, OSError):  # the terminal stream or log may be closed at exit
+            terminal.write(text)
+            terminal.flush()
+        with lock, contextlib.suppress(ValueError, OSError):
+            log_file.write(line)
+            log_file.flush()
+    source.close()
 
 
 def worker_process_main(argv: Sequence[str]) -> int:
