@@ -47,6 +47,7 @@ from trainscope.core.errors import ConfigError, TrainscopeError, first_line, rep
 from trainscope.core.interruption import exit_code_for
 from trainscope.sweep.runner import say
 from trainscope.sweep.settings import OptunaSettings
+from trainscope.sweep.study import OWNER_ATTR
 
 WORKER_DIR_PREFIX = "optuna_worker_"
 WORKER_FILE = "worker.json"
@@ -281,7 +282,12 @@ def watching_for_dead_workers(sweep: Any, interval: float = 1.0) -> Iterator[Non
     def watch() -> None:
         while not stop.wait(interval):
             with contextlib.suppress(Exception):  # a storage hiccup here must not end the sweep
-                sweep.fail_abandoned()
+                for trial in sweep.fail_abandoned():
+                    owner = trial.system_attrs.get(OWNER_ATTR) or {}
+                    say(
+                        f"the worker of trial {trial.number} (pid {owner.get('pid')} on {owner.get('host')}) died: "
+                        "trial marked FAIL (interrupted) and retried once"
+                    )
 
     thread = threading.Thread(target=watch, name="optuna-dead-worker-watch", daemon=True)
     thread.start()
