@@ -252,7 +252,7 @@ def run_worker_jobs(sweep: Any, launcher: Launcher) -> int | None:
             stopped = seen or [s for s in signals if s is not None]
             if stopped:
                 return stopped[0]
-            sweep.fail_abandoned()
+            fail_abandoned_trials_of_dead_workers(sweep)  # e.g. joblib ends its whole pool when one worker dies
             if not sweep.needs_trials():
                 return None
             if sweep.finished_trials() == finished_before:
@@ -274,6 +274,16 @@ def report_worker_job(job: JobReturn, problems: list[str]) -> int | None:
     return report.signal_number if isinstance(report, WorkerReport) else None
 
 
+def fail_abandoned_trials_of_dead_workers(sweep: Any) -> None:
+    """Fail (and retry once) the running trials whose worker died, saying so."""
+    for trial in sweep.fail_abandoned():
+        owner = trial.system_attrs.get(OWNER_ATTR) or {}
+        say(
+            f"the worker of trial {trial.number} (pid {owner.get('pid')} on {owner.get('host')}) died: "
+            "trial marked FAIL (interrupted) and retried once"
+        )
+
+
 @contextlib.contextmanager
 def watching_for_dead_workers(sweep: Any, interval: float = 1.0) -> Iterator[None]:
     """While workers run, fail (and retry once) the trials of a worker that died, as soon as it is noticed."""
@@ -282,12 +292,7 @@ def watching_for_dead_workers(sweep: Any, interval: float = 1.0) -> Iterator[Non
     def watch() -> None:
         while not stop.wait(interval):
             with contextlib.suppress(Exception):  # a storage hiccup here must not end the sweep
-                for trial in sweep.fail_abandoned():
-                    owner = trial.system_attrs.get(OWNER_ATTR) or {}
-                    say(
-                        f"the worker of trial {trial.number} (pid {owner.get('pid')} on {owner.get('host')}) died: "
-                        "trial marked FAIL (interrupted) and retried once"
-                    )
+                fail_abandoned_trials_of_dead_workers(sweep)
 
     thread = threading.Thread(target=watch, name="optuna-dead-worker-watch", daemon=True)
     thread.start()
