@@ -56,8 +56,10 @@ class TrainscopeOptunaSweeper(Sweeper):
         from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 
         from trainscope.sweep.experiment import group_names
+        from trainscope.sweep.local_workers import LocalWorkers
         from trainscope.sweep.runner import OptunaSweep, say
-        from trainscope.sweep.workers import LocalWorkers, make_worker, run_worker_jobs, signal_of, signals_interrupt
+        from trainscope.sweep.worker_jobs import run_worker_jobs
+        from trainscope.sweep.workers import make_worker, signal_of, signals_interrupt
 
         assert self.config is not None
         sweep = OptunaSweep(self.settings, self.config, arguments)
