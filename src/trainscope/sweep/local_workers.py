@@ -7,6 +7,7 @@ nothing depends on how the sweep itself was started (`trainscope.sweep.workers`)
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import signal
 import subprocess
@@ -56,6 +57,7 @@ class LocalWorkers:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # a Ctrl-C reaches the sweep only, which passes it on exactly once
+            env=self.environment(),
         )
         assert process.stdin is not None and process.stdout is not None and process.stderr is not None
         log_file = open(directory / "worker.log", "ab")  # noqa: SIM115 - closed once the worker ended
@@ -71,6 +73,16 @@ class LocalWorkers:
         process.stdin.write(self.payload)
         process.stdin.close()
         self.processes[index] = process
+
+    def environment(self) -> dict[str, str]:
+        """The sweep's environment, with the machine's cores split between the workers (as joblib does).
+
+        Every training process would otherwise start one thread per core, and n_jobs of them fight for the
+        cores (measured in benchmarks/RESULTS.md); a thread count the user set is kept.
+        """
+        env = dict(os.environ)
+        env.setdefault("OMP_NUM_THREADS", str(max((os.cpu_count() or 1) // self.sweep.n_jobs, 1)))
+        return env
 
     def forward(self, signum: int) -> None:
         for process in self.processes.values():
