@@ -41,15 +41,15 @@ class TrainscopeOptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from trainscope.cli.errors import exit_on_user_error
         from trainscope.core.interruption import exit_code_for
+        from trainscope.sweep.workers import SweepInterrupted
 
         try:
             with exit_on_user_error():
                 return self._sweep(arguments)
-        except KeyboardInterrupt as error:
-            # A trial that was training saved itself and says which signal stopped it (SIGTERM: 143).
-            signal_number = getattr(error.__cause__, "signal_number", None) or getattr(error, "signal_number", None)
+        except (SweepInterrupted, KeyboardInterrupt) as error:
+            # Every running trial saved itself and was recorded; SIGTERM exits 143, Ctrl-C 130.
             print("[optuna] interrupted: rerun the same command to continue the study", file=sys.stderr, flush=True)
-            raise SystemExit(exit_code_for(signal_number)) from None
+            raise SystemExit(exit_code_for(getattr(error, "signal_number", None))) from None
 
     def _sweep(self, arguments: list[str]) -> Any:
         # Imported here: Hydra imports every plugin module on each start, even for `--help`.
@@ -59,7 +59,7 @@ class TrainscopeOptunaSweeper(Sweeper):
         from trainscope.sweep.local_workers import LocalWorkers
         from trainscope.sweep.runner import OptunaSweep, say
         from trainscope.sweep.worker_jobs import run_worker_jobs
-        from trainscope.sweep.workers import make_worker, signal_of, signals_interrupt
+        from trainscope.sweep.workers import SweepInterrupted, make_worker, signal_of, signals_interrupt
 
         assert self.config is not None
         sweep = OptunaSweep(self.settings, self.config, arguments)
@@ -70,8 +70,7 @@ class TrainscopeOptunaSweeper(Sweeper):
                 try:
                     sweep.run_trials(self.launcher)
                 except KeyboardInterrupt as error:
-                    error.signal_number = signal_of(error, seen)  # type: ignore[attr-defined]
-                    raise
+                    raise SweepInterrupted(signal_of(error, seen)) from error
             return sweep.finish()
         worker = make_worker(sweep, self.hydra_context, self.task_function)
         if in_process:
@@ -84,7 +83,5 @@ class TrainscopeOptunaSweeper(Sweeper):
         if stopped_by is not None:
             for trial in sweep.fail_abandoned():  # a worker stopped before it could record its trial
                 say(f"trial {trial.number} marked FAIL (interrupted), retried on resume")
-            interrupted = KeyboardInterrupt()
-            interrupted.signal_number = stopped_by  # type: ignore[attr-defined]
-            raise interrupted
+            raise SweepInterrupted(stopped_by)
         return sweep.finish()

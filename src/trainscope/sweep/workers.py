@@ -85,6 +85,14 @@ def signals_interrupt() -> Iterator[list[int]]:
             signal.signal(signum, handler)
 
 
+class SweepInterrupted(Exception):
+    """Ctrl-C or SIGTERM stopped the sweep after every running trial was saved and recorded."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signal_number).name}")
+        self.signal_number = signal_number
+
+
 def signal_of(error: BaseException, seen: Sequence[int]) -> int:
     """The signal that stopped a worker: the one its training run saw, else the one its handler caught."""
     run_signal = getattr(error.__cause__, "signal_number", None)
