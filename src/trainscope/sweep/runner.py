@@ -399,8 +399,8 @@ class OptunaSweep:
         assert self.study is not None
         storage = study_storage(self.study)
         trial_id = trial._trial_id
-        if verdict.run_dir is not None:
-            storage.set_trial_user_attr(trial_id, RUN_DIR_ATTR, str(verdict.run_dir))
+        if verdict.own_run_dir is not None:  # never another run's directory this trial was refused from
+            storage.set_trial_user_attr(trial_id, RUN_DIR_ATTR, str(verdict.own_run_dir))
         storage.set_trial_user_attr(trial_id, STATUS_ATTR, verdict.run_status)
         where = f"({verdict.run_dir})" if verdict.run_dir is not None else "(no run directory)"
         if verdict.interrupted:
