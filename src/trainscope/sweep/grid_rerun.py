@@ -28,6 +28,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from trainscope.config.overrides import hydra_quote
+from trainscope.config.yaml_files import load_yaml
 from trainscope.core.run_dir import SAVED_OVERRIDES, RunStatus, has_checkpoint, read_metrics, run_files_in
 
 FINISHED = (RunStatus.COMPLETED, RunStatus.STOPPED_EARLY, RunStatus.PRUNED)
@@ -99,7 +100,7 @@ def _same_job(attempt: Path, overrides: Sequence[str]) -> bool:
     saved_file = attempt / SAVED_OVERRIDES
     if not saved_file.is_file():
         return False
-    saved = [str(item) for item in OmegaConf.load(saved_file) if not str(item).startswith("resume=")]
+    saved = [str(item) for item in load_yaml(saved_file) if not str(item).startswith("resume=")]
     return saved == [item for item in overrides if not item.startswith("hydra.")]
 
 
