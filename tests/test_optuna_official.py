@@ -171,11 +171,7 @@ def test_optuna_example(with_commandline: bool, tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'test.db'}"
     study_name = "test-optuna-example"
     args = [
-        "--multirun",
-        f"hydra.sweep.dir={tmp_path}",
-        "hydra.job.chdir=True",
-        "hydra.sweeper.n_trials=20",
-        "hydra.sweeper.n_jobs=1",
+        *sweep_args(tmp_path, n_jobs=1),
         f"hydra.sweeper.storage={storage}",
         f"hydra.sweeper.study_name={study_name}",
         "hydra/sweeper/sampler=tpe",
@@ -223,6 +219,17 @@ def test_example_with_grid_sampler(tmp_path: Path, num_trials: int) -> None:
     assert bz in ["foo", "bar"]
 
 
+def sweep_args(sweep_dir: Path, n_jobs: int) -> list[str]:
+    """The arguments every example sweep below shares: 20 trials in `sweep_dir`, as the official tests run them."""
+    return [
+        "--multirun",
+        f"hydra.sweep.dir={sweep_dir}",
+        "hydra.job.chdir=True",
+        "hydra.sweeper.n_trials=20",
+        f"hydra.sweeper.n_jobs={n_jobs}",
+    ]
+
+
 def dominates(a: list[float], b: list[float]) -> bool:
     return all(x <= y for x, y in zip(a, b, strict=True)) and any(x < y for x, y in zip(a, b, strict=True))
 
@@ -230,11 +237,7 @@ def dominates(a: list[float], b: list[float]) -> bool:
 @pytest.mark.parametrize("with_commandline", [True, False])
 def test_optuna_multi_objective_example(with_commandline: bool, tmp_path: Path) -> None:
     args = [
-        "--multirun",
-        f"hydra.sweep.dir={tmp_path}",
-        "hydra.job.chdir=True",
-        "hydra.sweeper.n_trials=20",
-        "hydra.sweeper.n_jobs=1",
+        *sweep_args(tmp_path, n_jobs=1),
         "hydra/sweeper/sampler=random",
         "hydra.sweeper.sampler.seed=123",
     ]
@@ -255,11 +258,7 @@ def test_optuna_multi_objective_example(with_commandline: bool, tmp_path: Path) 
 def test_optuna_custom_search_space_example(tmp_path: Path) -> None:
     max_z_difference_from_x = 0.3
     args = [
-        "--multirun",
-        f"hydra.sweep.dir={tmp_path}",
-        "hydra.job.chdir=True",
-        "hydra.sweeper.n_trials=20",
-        "hydra.sweeper.n_jobs=1",
+        *sweep_args(tmp_path, n_jobs=1),
         "hydra/sweeper/sampler=random",
         "hydra.sweeper.sampler.seed=123",
         f"max_z_difference_from_x={max_z_difference_from_x}",
@@ -274,11 +273,7 @@ def test_optuna_custom_search_space_example(tmp_path: Path) -> None:
 @pytest.mark.parametrize("max_failure_rate", [0.5, 1.0])
 def test_failure_rate(max_failure_rate: float, tmp_path: Path) -> None:
     args = [
-        "--multirun",
-        f"hydra.sweep.dir={tmp_path}",
-        "hydra.job.chdir=True",
-        "hydra.sweeper.n_trials=20",
-        "hydra.sweeper.n_jobs=2",
+        *sweep_args(tmp_path, n_jobs=2),
         "hydra/sweeper/sampler=random",
         "hydra.sweeper.sampler.seed=123",
         f"hydra.sweeper.max_failure_rate={max_failure_rate}",
