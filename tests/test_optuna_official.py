@@ -143,8 +143,8 @@ def test_create_params_from_overrides(
 
 
 def test_launch_jobs(hydra_sweep_runner: TSweepRunner, tmp_path: Path) -> None:
-    # n_jobs=1, not the official 3: above 1 our sweeper re-executes the command line in worker processes,
-    # which in this in-process runner is pytest itself.
+    # The official case at n_jobs=3, started inside pytest's process: the sweep's worker processes get the
+    # task function pickled, not a re-run of the command line (which here would be pytest itself).
     sweep = hydra_sweep_runner(
         calling_file=None,
         calling_module="hydra.test_utils.a_module",
@@ -156,7 +156,7 @@ def test_launch_jobs(hydra_sweep_runner: TSweepRunner, tmp_path: Path) -> None:
             "hydra/launcher=basic",
             "hydra.job.chdir=False",  # the runner composes with version_base=None: no chdir warning
             "hydra.sweeper.n_trials=8",
-            "hydra.sweeper.n_jobs=1",
+            "hydra.sweeper.n_jobs=3",
         ],
         temp_dir=tmp_path,
     )
@@ -164,6 +164,9 @@ def test_launch_jobs(hydra_sweep_runner: TSweepRunner, tmp_path: Path) -> None:
         # The official sweeper returns None; ours returns what it wrote to optimization_results.yaml.
         assert sweep.returns["name"] == "optuna"
         assert sweep.returns["counts"]["complete"] == 8
+        trials = journal_study(tmp_path, sweep.returns["study_name"]).trials
+        workers = {t.system_attrs["trainscope:owner"]["pid"] for t in trials}
+        assert os.getpid() not in workers and 1 <= len(workers) <= 3
 
 
 @pytest.mark.parametrize("with_commandline", [True, False])

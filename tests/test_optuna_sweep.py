@@ -237,7 +237,7 @@ def test_n_jobs_runs_trials_in_worker_processes(train: Any, tmp_path: Path) -> N
     trials = load_study(sweep_dir).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     assert len({t.system_attrs[OWNER_ATTR]["pid"] for t in trials}) == 2
-    assert (sweep_dir / "optuna_worker_1.log").is_file()
+    assert (sweep_dir / "optuna_worker_1" / "worker.log").is_file()
     assert "optuna: 4 trials: 4 complete" in last_line(result)
 
 

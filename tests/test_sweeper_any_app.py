@@ -8,6 +8,7 @@ Each app (tests/any_app/) reports a rising curve to `trainscope.sweep.trial()` a
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -140,3 +141,30 @@ def test_the_documented_example_app_prunes(tmp_path: Path) -> None:
     assert results["counts"]["complete"] + results["counts"]["pruned"] == 8
     alone = subprocess.run([sys.executable, "-W", "error", str(app), "lr=0.3"], env=env, capture_output=True, text=True)
     assert alone.returncode == 0, alone.stderr  # outside a sweep trial() is None and the app just runs
+
+
+def test_a_schema_app_runs_in_two_worker_processes_under_w_error(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    result = sweep(
+        "dataclass_app.py",
+        sweep_dir,
+        "hydra.sweep.subdir=${hydra.job.override_dirname}",
+        "hydra.sweeper.n_jobs=2",
+        f"hydra.sweeper.n_trials={len(VALUES)}",
+        "hydra/sweeper/pruner=median",
+        "hydra.sweeper.pruner.n_startup_trials=1",
+        f"x=choice({','.join(map(str, VALUES))})",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr  # workers ran under -W error too
+
+    workers = {
+        json.loads((sweep_dir / f"optuna_worker_{index}" / "worker.json").read_text())["pid"] for index in (0, 1)
+    }
+    trials = load_study(sweep_dir).trials
+    assert len(trials) == len(VALUES)
+    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert {t.system_attrs["trainscope:owner"]["pid"] for t in trials} <= workers  # none in the sweep's process
+    for trial in trials:
+        config = yaml.safe_load((sweep_dir / f"x={trial.params['x']}" / ".hydra" / "config.yaml").read_text())
+        assert set(config) == {"x", "steps"}  # the ConfigStore schema reached the workers; nothing injected

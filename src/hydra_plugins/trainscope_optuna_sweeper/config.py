@@ -140,7 +140,7 @@ class TrainscopeOptunaSweeperConf:
     direction: Any = "maximize"
     # Trials that count: complete, pruned and failed ones; trials a killed sweep left behind do not.
     n_trials: int = 20
-    # Trials at once; above 1 the sweeper starts n_jobs - 1 worker processes on the same study.
+    # Trials at once: n_jobs worker jobs (hydra/launcher places them) each pull trials until the study is done.
     n_jobs: int = 1
     # Defaults to the hparams_search option (or the job name); with `storage` it identifies the study.
     study_name: str | None = None

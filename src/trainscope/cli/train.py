@@ -30,6 +30,9 @@ from trainscope.core.run_dir import holds_only_startup_files
 from trainscope.core.run_lock import run_lock
 
 log = logging.getLogger("trainscope")
+# At import, not only in main(): a launcher's worker process (joblib, submitit) imports this module to
+# unpickle `task`, then composes each job's config, whose run-directory names use these resolvers.
+register_resolvers()
 
 RESUME_ARGUMENTS = ("resume=", "allow_targets=", "+allow_targets=")
 """Arguments handled before Hydra starts (`trainscope.cli.resume_arguments`)."""

@@ -1,7 +1,8 @@
 """One process's share of an Optuna sweep: open the study, claim trials, launch them, record how they end.
 
 Used by the `trainscope_optuna` Hydra sweeper; every process working on a study (the sweep, its worker
-processes, a resumed sweep, hand-started cooperating sweeps) runs this same loop against the storage.
+jobs (`trainscope.sweep.workers`), a resumed sweep, hand-started cooperating sweeps) runs this same loop
+against the storage.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage
 from optuna.storages._heartbeat import is_heartbeat_enabled
-from optuna.trial import Trial, TrialState
+from optuna.trial import FrozenTrial, Trial, TrialState
 
 from trainscope.config.overrides import hydra_quote
 from trainscope.core.errors import ConfigError, first_line
@@ -56,6 +57,7 @@ from trainscope.sweep.study import (
     STATUS_ATTR,
     claim_trial,
     count_trials,
+    counts_toward_budget,
     fail_abandoned_trials,
     fail_as_interrupted,
     is_failure,
@@ -109,12 +111,11 @@ def _as_list(value: Any) -> list[Any]:
 
 
 class OptunaSweep:
-    def __init__(
-        self, settings: OptunaSettings, config: DictConfig, arguments: Sequence[str], worker_index: int = 0
-    ) -> None:
+    def __init__(self, settings: OptunaSettings, config: DictConfig, arguments: Sequence[str]) -> None:
         self.settings = settings
         self.config = config
-        self.worker_index = worker_index
+        self.arguments = list(arguments)
+        self.trials_run = 0
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         self.n_trials = settings.n_trials
         self.n_jobs = settings.n_jobs
@@ -152,6 +153,7 @@ class OptunaSweep:
         self.database_settings = settings.database
         self.pruning_metric = settings.pruning_metric or (self.metric_names[0] if len(self.metric_names) == 1 else None)
         self.study: optuna.Study | None = None
+        self.abandoned: list[FrozenTrial] = []
         self.stop_reason = ""
         self._waiting = False
 
@@ -188,6 +190,22 @@ class OptunaSweep:
             return instantiate(self.sampler_config, **kwargs)
 
     def start(self, groups: Sequence[str] | None = None) -> optuna.Study:
+        """Open the study, say where it is and how far it got, and declare the HParams experiment."""
+        study = self.open()
+        for trial in self.abandoned:
+            say(f"trial {trial.number} was left RUNNING by a killed sweep: marked FAIL, retried once")
+        counts = count_trials(study.get_trials(deepcopy=False))
+        objectives = ", ".join(f"{d} {m}" for d, m in zip(self.directions, self.metric_names, strict=True))
+        say(
+            f"study '{self.study_name}' ({objectives}): {counts.finished} of {self.n_trials} trials done, "
+            f"storage: {redact(self.storage)}"
+        )
+        say(f"dashboard: {dashboard_command(redact(self.storage))}")
+        self._declare_experiment(groups)
+        return study
+
+    def open(self) -> optuna.Study:
+        """Create or load the study (a worker job only opens it); fail the trials of killed sweeps."""
         claim_sweep_dir(  # held until this process ends: no other study's runs in this directory
             self.sweep_dir,
             optuna_owner(self.study_name, redact(self.storage)),
@@ -228,18 +246,7 @@ class OptunaSweep:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names(self.metric_names)
 
-        abandoned = fail_abandoned_trials(study)
-        if self.worker_index == 0:
-            for trial in abandoned:
-                say(f"trial {trial.number} was left RUNNING by a killed sweep: marked FAIL, retried once")
-            counts = count_trials(study.get_trials(deepcopy=False))
-            objectives = ", ".join(f"{d} {m}" for d, m in zip(self.directions, self.metric_names, strict=True))
-            say(
-                f"study '{self.study_name}' ({objectives}): {counts.finished} of {self.n_trials} trials done, "
-                f"storage: {redact(self.storage)}"
-            )
-            say(f"dashboard: {dashboard_command(redact(self.storage))}")
-            self._declare_experiment(groups)
+        self.abandoned = fail_abandoned_trials(study)
         return study
 
     def _check_search_space(self) -> None:
@@ -254,6 +261,22 @@ class OptunaSweep:
                 f"{describe_domain(recorded.get(name))}, this sweep from {describe_domain(domains.get(name))}; "
                 "a study keeps one search space: use the study's, or set hydra.sweeper.study_name to start a new study"
             )
+
+    def fail_abandoned(self) -> list[FrozenTrial]:
+        """Fail (and retry once) the RUNNING trials whose worker died; returns them."""
+        assert self.study is not None
+        return fail_abandoned_trials(self.study)
+
+    def finished_trials(self) -> int:
+        assert self.study is not None
+        return count_trials(self.study.get_trials(deepcopy=False)).finished
+
+    def needs_trials(self) -> bool:
+        """Whether the study still needs trials to reach `n_trials` (and no timeout or failure limit stops it)."""
+        assert self.study is not None
+        if (self.deadline is not None and time.time() >= self.deadline) or self.failure_limit() is not None:
+            return False
+        return sum(counts_toward_budget(t) for t in self.study.get_trials(deepcopy=False)) < self.n_trials
 
     def _set_study_attr(self, key: str, value: Any) -> None:
         assert self.study is not None
@@ -364,13 +387,17 @@ class OptunaSweep:
         assert self.study is not None
         params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
         say(f"trial {trial.number} started: {params}")
+        self.trials_run += 1
         storage = study_storage(self.study)
         try:
             with _Heartbeat(storage, trial._trial_id):
                 (job,) = launcher.launch([self.trial_overrides(trial)], initial_job_idx=trial.number)
         except KeyboardInterrupt:
             frozen = study_storage(self.study).get_trial(trial._trial_id)
-            fail_as_interrupted(self.study, frozen, "interrupted: the sweep was stopped (Ctrl-C); retried on resume")
+            reason = "interrupted: the sweep was stopped (Ctrl-C or SIGTERM); retried on resume"
+            fail_as_interrupted(self.study, frozen, reason)
+            run_dir = frozen.user_attrs.get(RUN_DIR_ATTR)  # set by the job when it opened its trial
+            record_trial_in_metrics(Path(run_dir) if run_dir else None, trial.number, TrialState.FAIL, reason)
             say(f"trial {trial.number} interrupted; rerun the same command to continue the study")
             raise
         except HydraException as error:  # e.g. a sampled value that does not merge into the app's config

@@ -1,0 +1,186 @@
+"""Worker processes of our own, for Hydra's `basic` launcher (which runs jobs one after another in-process).
+
+Started as `python -m trainscope.sweep.worker_process`, each fed the pickled `TrialWorker` on stdin, so
+nothing depends on how the sweep itself was started (`trainscope.sweep.workers`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from optuna.trial import TrialState
+
+from trainscope.core.errors import TrainscopeError, report_user_error
+from trainscope.core.interruption import exit_code_for
+from trainscope.sweep.runner import say
+from trainscope.sweep.study import OWNER_ATTR, is_interrupted
+from trainscope.sweep.workers import STOP_SIGNALS, WORKER_DIR_PREFIX, TrialWorker, forwarding_signals, worker_dir
+
+
+class LocalWorkers:
+    """`n_jobs` worker processes on this machine, for the `basic` launcher (which runs jobs one by one).
+
+    Each is `python -m trainscope.sweep.worker_process <index> <dir>`, fed the pickled `TrialWorker` on
+    stdin (with cloudpickle: an app's task function defined in a script or notebook travels by value). Its
+    output goes to the sweep's own stdout and stderr, line by line, and to
+    `<sweep_dir>/optuna_worker_<i>/worker.log`. A worker that dies is reported at once, its trial
+    failed and retried once, and a new worker takes its place.
+    """
+
+    def __init__(self, sweep: Any, worker: TrialWorker) -> None:
+        import cloudpickle
+
+        self.sweep = sweep
+        # sys.path first, in a pickle of its own: the worker may name modules only this path finds
+        self.payload = pickle.dumps(list(sys.path)) + cloudpickle.dumps(worker)
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.relays: list[threading.Thread] = []
+        self.log_files: list[Any] = []
+        self.next_index = 0
+
+    def start(self) -> None:
+        index, self.next_index = self.next_index, self.next_index + 1
+        directory = worker_dir(self.sweep.sweep_dir, index)
+        directory.mkdir(parents=True, exist_ok=True)
+        warning_options = [f"-W{option}" for option in sys.warnoptions]  # `python -W error` holds in workers too
+        process = subprocess.Popen(
+            [sys.executable, *warning_options, "-m", "trainscope.sweep.worker_process", str(index), str(directory)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C reaches the sweep only, which passes it on exactly once
+            env=self.environment(),
+        )
+        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+        log_file = open(directory / "worker.log", "ab")  # noqa: SIM115 - closed once the worker ended
+        self.log_files.append(log_file)
+        lock = threading.Lock()
+        relays = [
+            threading.Thread(target=relay, args=(process.stdout, sys.stdout, log_file, lock), daemon=True),
+            threading.Thread(target=relay, args=(process.stderr, sys.stderr, log_file, lock), daemon=True),
+        ]
+        for thread in relays:
+            thread.start()
+        self.relays.extend(relays)
+        process.stdin.write(self.payload)
+        process.stdin.close()
+        self.processes[index] = process
+
+    def environment(self) -> dict[str, str]:
+        """The sweep's environment, with the machine's cores split between the workers (as joblib does).
+
+        Every training process would otherwise start one thread per core, and n_jobs of them fight for the
+        cores (measured in benchmarks/RESULTS.md); a thread count the user set is kept.
+        """
+        env = dict(os.environ)
+        env.setdefault("OMP_NUM_THREADS", str(max((os.cpu_count() or 1) // self.sweep.n_jobs, 1)))
+        return env
+
+    def forward(self, signum: int) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signum)
+
+    def run(self) -> int | None:
+        """Start the workers and supervise them until all have ended; returns the signal that stopped the sweep."""
+        log_pattern = self.sweep.sweep_dir / f"{WORKER_DIR_PREFIX}*" / "worker.log"
+        replacements = 0
+        with forwarding_signals(self.forward) as seen:
+            try:
+                for _ in range(self.sweep.n_jobs):
+                    self.start()
+                say(f"{self.sweep.n_jobs} worker processes started (logs: {log_pattern})")
+                stopped_by: int | None = None
+                while self.processes:
+                    time.sleep(0.2)
+                    for index, process in list(self.processes.items()):
+                        code = process.poll()
+                        if code is None:
+                            continue
+                        del self.processes[index]
+                        if code == 2:  # a user-facing error, explained in its log
+                            say(f"worker {index} stopped with an error; see {self.log_of(index)}")
+                        if code in (0, 2):
+                            continue
+                        if code in (exit_code_for(s) for s in STOP_SIGNALS):  # saved its trial and stopped
+                            stopped_by = stopped_by or code - 128
+                            continue
+                        if seen:  # a second signal ended it at once
+                            continue
+                        self.report_dead(index, process.pid, code)
+                        if self.sweep.needs_trials() and replacements < self.sweep.n_trials:
+                            replacements += 1
+                            self.start()
+                            say(f"worker {self.next_index - 1} started in place of worker {index}")
+            except BaseException:
+                self.forward(signal.SIGKILL)
+                raise
+            finally:
+                for thread in self.relays:
+                    thread.join(timeout=5)
+                for log_file in self.log_files:
+                    log_file.close()
+        if seen:
+            return seen[0]
+        return stopped_by
+
+    def log_of(self, index: int) -> Path:
+        return worker_dir(self.sweep.sweep_dir, index) / "worker.log"
+
+    def report_dead(self, index: int, pid: int, code: int) -> None:
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        say(f"worker {index} {how}; see {self.log_of(index)}")
+        self.sweep.fail_abandoned()  # unless another worker's claim already did
+        for trial in self.sweep.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+            if (trial.system_attrs.get(OWNER_ATTR) or {}).get("pid") == pid and is_interrupted(trial):
+                say(f"trial {trial.number} of worker {index} marked FAIL (interrupted) and retried once")
+
+
+def relay(source: Any, terminal: Any, log_file: Any, lock: threading.Lock) -> None:
+    """Copy a worker's output, line by line, to the sweep's terminal stream and the worker's log file."""
+    for line in iter(source.readline, b""):
+        text = line.decode(errors="replace")
+        with contextlib.suppress(ValueError, OSError):  # the terminal stream or log may be closed at exit
+            terminal.write(text)
+            terminal.flush()
+        with lock, contextlib.suppress(ValueError, OSError):
+            log_file.write(line)
+            log_file.flush()
+    source.close()
+
+
+def worker_process_main(argv: Sequence[str]) -> int:
+    """The entry of a worker process `LocalWorkers` started: unpickle the worker from stdin and run it."""
+    from hydra.core.utils import setup_globals
+
+    index, directory = int(argv[0]), Path(argv[1])
+    _die_with_parent()
+    sys.path[:] = pickle.load(sys.stdin.buffer)
+    worker: TrialWorker = pickle.load(sys.stdin.buffer)
+    Singleton.set_state(worker.singleton_state)
+    setup_globals()
+    try:
+        report = worker.run(index, directory)
+    except TrainscopeError as error:  # e.g. the storage gone for longer than reconnect_timeout
+        report_user_error(error)
+    return 0 if report.signal_number is None else exit_code_for(report.signal_number)
+
+
+def _die_with_parent() -> None:
+    """A worker ends with the sweep (even on SIGKILL), so its running trial counts as interrupted."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

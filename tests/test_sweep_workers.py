@@ -1,0 +1,146 @@
+"""`hydra.sweeper.n_jobs=2` with the default launcher: worker processes pulling trials, under signals and kills.
+
+Real sweeps (`python train.py -m hparams_search=synthetic`) in the background, signalled or killed the way
+a user, a scheduler or the kernel does it; the study, the run directories and the exit codes are checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+from optuna.trial import TrialState
+
+from tests.helpers.cli import REPO_ROOT, cli_env
+from tests.test_optuna_sweep import SEARCH, last_line, load_study
+from trainscope.sweep.study import FAIL_REASON_ATTR, OWNER_ATTR, count_trials
+from trainscope.trial.handle import RUN_DIR_ATTR
+
+
+def sweep_command(sweep_dir: Path, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "train.py",
+        "-m",
+        *SEARCH,
+        f"hydra.sweep.dir={sweep_dir}",
+        "hydra.sweeper.n_jobs=2",
+        "hydra/sweeper/pruner=none",
+        *args,
+    ]
+
+
+def start(command: list[str], tmp_path: Path, data_dir: Path, log: Path) -> subprocess.Popen[str]:
+    with open(log, "w") as handle:
+        return subprocess.Popen(
+            command, cwd=REPO_ROOT, env=cli_env(tmp_path / "outputs", data_dir), stdout=handle, stderr=subprocess.STDOUT
+        )
+
+
+def rerun(command: list[str], tmp_path: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = cli_env(tmp_path / "outputs", data_dir)
+    return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
+
+
+def wait_until(condition: Callable[[], bool], process: subprocess.Popen[str], log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, f"the sweep ended early:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"timed out:\n{log.read_text()[-3000:]}"
+        time.sleep(0.1)
+
+
+def worker_pid(sweep_dir: Path, index: int) -> int:
+    return int(json.loads((sweep_dir / f"optuna_worker_{index}" / "worker.json").read_text())["pid"])
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_sigterm_stops_every_worker_saves_their_trials_and_the_rerun_finishes(tmp_path: Path, data_dir: Path) -> None:
+    sweep_dir, log = tmp_path / "sweep", tmp_path / "sweep.log"
+    command = sweep_command(sweep_dir, "hydra.sweeper.n_trials=3", "trainer.max_epochs=12")
+    process = start(command, tmp_path, data_dir, log)
+    wait_until(lambda: len(list(sweep_dir.glob("*/checkpoints/last.pt"))) >= 2, process, log)  # both training
+    workers = [worker_pid(sweep_dir, index) for index in (0, 1)]
+    process.send_signal(signal.SIGTERM)  # to the sweep only, as `kill <pid>` does
+    assert process.wait(timeout=60) == 143, log.read_text()[-3000:]
+    assert not any(is_alive(pid) for pid in workers)
+
+    trials = load_study(sweep_dir).trials
+    counts = count_trials(trials)
+    assert (counts.interrupted, counts.running) == (2, 0), [t.state for t in trials]
+    for trial in trials:
+        if trial.state != TrialState.FAIL:
+            continue
+        assert trial.user_attrs[FAIL_REASON_ATTR].startswith("interrupted")
+        run_dir = Path(trial.user_attrs[RUN_DIR_ATTR])
+        metrics = yaml.safe_load((run_dir / "metrics.json").read_text())
+        assert metrics["status"] == "interrupted" and metrics["epochs_run"] < 12  # stopped, not finished
+        assert metrics["optuna"]["state"] == "FAIL"
+        assert (run_dir / "checkpoints" / "last.pt").is_file()
+
+    interrupted = {t.number: Path(t.user_attrs[RUN_DIR_ATTR]) for t in trials if t.state == TrialState.FAIL}
+
+    resumed = rerun(command, tmp_path, data_dir)  # the same command again
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    trials = load_study(sweep_dir).trials
+    counts = count_trials(trials)
+    assert (counts.complete, counts.interrupted, counts.running, counts.waiting) == (3, 2, 0, 0)
+    for number, run_dir in interrupted.items():  # each retry continued its run from the checkpoint
+        retry = next(t for t in trials if t.system_attrs.get("failed_trial") == number)
+        assert retry.state == TrialState.COMPLETE and retry.user_attrs[RUN_DIR_ATTR] == str(run_dir)
+        assert f"resuming {run_dir} from last.pt" in (run_dir / "train.log").read_text()
+        metrics = yaml.safe_load((run_dir / "metrics.json").read_text())
+        assert (metrics["status"], metrics["epochs_run"]) == ("completed", 12)
+        assert metrics["optuna"] == {"trial": retry.number, "state": "COMPLETE", "reason": ""}
+    assert "optuna: 3 trials: 3 complete, 0 pruned, 0 failed (2 interrupted and retried)" in last_line(resumed)
+
+
+def test_sigterm_while_workers_set_up_leaves_a_consistent_study(tmp_path: Path, data_dir: Path) -> None:
+    sweep_dir, log = tmp_path / "sweep", tmp_path / "sweep.log"
+    command = sweep_command(sweep_dir, "hydra.sweeper.n_trials=2", "trainer.max_epochs=1")
+    process = start(command, tmp_path, data_dir, log)
+    wait_until(lambda: "worker processes started" in log.read_text(), process, log)
+    process.send_signal(signal.SIGTERM)  # the workers are importing, claiming or building their first trial
+    assert process.wait(timeout=60) == 143, log.read_text()[-3000:]
+    assert count_trials(load_study(sweep_dir).trials).running == 0
+
+    resumed = rerun(command, tmp_path, data_dir)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    counts = count_trials(load_study(sweep_dir).trials)
+    assert (counts.complete, counts.running, counts.waiting) == (2, 0, 0)
+
+
+def test_a_killed_worker_is_reported_at_once_and_replaced(tmp_path: Path, data_dir: Path) -> None:
+    sweep_dir, log = tmp_path / "sweep", tmp_path / "sweep.log"
+    command = sweep_command(sweep_dir, "hydra.sweeper.n_trials=3", "trainer.max_epochs=6")
+    process = start(command, tmp_path, data_dir, log)
+    wait_until(lambda: len(list(sweep_dir.glob("*/checkpoints/last.pt"))) >= 1, process, log)
+    victim = worker_pid(sweep_dir, 0)
+    running = [t for t in load_study(sweep_dir).trials if t.state == TrialState.RUNNING]
+    killed = next(t for t in running if t.system_attrs[OWNER_ATTR]["pid"] == victim)
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: "worker 2 started in place of worker 0" in log.read_text(), process, log, timeout=30)
+    assert "[optuna] worker 0 was killed by SIGKILL" in log.read_text()  # said while the sweep still runs
+    assert f"trial {killed.number} of worker 0 marked FAIL (interrupted) and retried once" in log.read_text()
+
+    assert process.wait(timeout=240) == 0, log.read_text()[-3000:]
+    trials = load_study(sweep_dir).trials
+    counts = count_trials(trials)
+    assert (counts.complete, counts.interrupted, counts.running) == (3, 1, 0)
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == killed.number)
+    assert retry.state == TrialState.COMPLETE and retry.params == killed.params
+    assert "optuna: 3 trials: 3 complete, 0 pruned, 0 failed (1 interrupted and retried)" in log.read_text()
