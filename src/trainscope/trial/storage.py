@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from trainscope.core.errors import ConfigError, first_line
@@ -206,7 +206,6 @@ class ReconnectingRDBStorage(RDBStorage):
                 engine_kwargs=engine_options(url),
                 heartbeat_interval=settings.heartbeat_interval if heartbeat else None,
                 grace_period=settings.heartbeat_grace_period if heartbeat else None,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1) if heartbeat else None,
             )
         self.display_url = display_url
         self.reconnect_timeout = settings.reconnect_timeout
