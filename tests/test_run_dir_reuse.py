@@ -8,6 +8,7 @@ first run, `.hydra/` and `train.log` included, stays byte-identical.
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from tests.helpers.cli import TINY, TrainCLI, resume_cli
+from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, cli_env, resume_cli
 from trainscope.sweep.storage import open_storage
 from trainscope.sweep.study import FAIL_REASON_ATTR
 
@@ -61,6 +62,27 @@ def test_a_second_run_into_a_run_dir_is_refused_and_loses_nothing(tmp_path: Path
     resumed = resume_cli(run_dir, data_dir, "trainer.max_epochs=3")  # the one way to write into it
     assert resumed.returncode == 0, output(resumed)
     assert yaml.safe_load((run_dir / "metrics.json").read_text())["epochs_run"] == 3
+
+
+def test_a_stray_rank_in_the_environment_is_not_a_torchrun_job(tmp_path: Path, data_dir: Path) -> None:
+    train = TrainCLI(tmp_path / "outputs", data_dir)
+    run_dir = tmp_path / "exp1"
+    assert train(*TINY, f"hydra.run.dir={run_dir}").returncode == 0
+    before = snapshot(run_dir)
+    env = {**cli_env(tmp_path / "outputs", data_dir), "RANK": "1", "WORLD_SIZE": "2"}  # e.g. left by an MPI wrapper
+
+    second = subprocess.run(
+        [sys.executable, "train.py", *TINY, f"hydra.run.dir={run_dir}"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert second.returncode == 2, output(second)  # checked like any single run, not skipped as "rank 1"
+    assert second.stderr.strip() == refusal(run_dir, "hydra.run.dir")
+    assert snapshot(run_dir) == before
 
 
 def test_a_directory_left_by_a_config_error_is_free(tmp_path: Path, data_dir: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from omegaconf import DictConfig
 
 from trainscope.cli.errors import exit_on_user_error
 from trainscope.core.run_dir import check_run_dir_free
+from trainscope.core.torchrun_env import torchrun_rank
 
 
 class RefuseTakenRunDir(Callback):
@@ -23,7 +23,7 @@ class RefuseTakenRunDir(Callback):
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if os.environ.get("RANK", "0") != "0":
+        if torchrun_rank() != 0:
             return  # another process of a torchrun job: it trains in the directory its rank 0 chose
         HydraConfig.instance().set_config(config)  # `${hydra:...}` in hydra.run.dir resolves as in run_job
         with exit_on_user_error():

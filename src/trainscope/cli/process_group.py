@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from trainscope.config.overrides import hydra_quote
 from trainscope.core.run_dir import CHECKPOINT_DIR, LAST, PREVIOUS
+from trainscope.core.torchrun_env import in_torchrun_job
 
 if TYPE_CHECKING:
     from trainscope.engine.distributed import ProcessGroup
@@ -28,11 +29,6 @@ log = logging.getLogger(__name__)
 
 RUN_DIR_NOTE = "trainscope-run-dir"
 """The file in torchrun's per-job log folder that names the job's run directory."""
-
-
-def in_torchrun_job() -> bool:
-    """Started by torchrun (or `trainer.devices=N`): checked without importing torch."""
-    return "WORLD_SIZE" in os.environ and "RANK" in os.environ
 
 
 def join() -> ProcessGroup:

@@ -28,6 +28,7 @@ from trainscope.core.errors import ConfigError, report_user_error
 from trainscope.core.interruption import RunInterrupted
 from trainscope.core.run_dir import holds_only_startup_files
 from trainscope.core.run_lock import run_lock
+from trainscope.core.torchrun_env import in_torchrun_job
 
 log = logging.getLogger("trainscope")
 # At import, not only in main(): a launcher's worker process (joblib, submitit) imports this module to
@@ -43,7 +44,7 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     writes_run_dir = True  # rank 0 of a torchrun job, or the only process
-    if process_group.in_torchrun_job():
+    if in_torchrun_job():
         group = process_group.join()  # joined in main(): returns that group
         writes_run_dir = group.is_main
         if group.is_main:
@@ -55,7 +56,7 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
             save_run_config(run_dir, cfg)
         validate_config(cfg)
         devices = int(cfg.trainer.get("devices", 1))
-        if devices > 1 and not process_group.in_torchrun_job():
+        if devices > 1 and not in_torchrun_job():
             from trainscope.session.launch import train_on_devices  # torch's elastic agent starts the processes
 
             return train_on_devices(cfg, run_dir, devices, list(HydraConfig.get().overrides.task)).objective
@@ -111,7 +112,7 @@ def main() -> None:
         with exit_on_user_error():
             conf = config_dir()
             check_yaml_tree(conf)
-            group = process_group.join() if process_group.in_torchrun_job() else None
+            group = process_group.join() if in_torchrun_job() else None
             if group is not None and any(argument in ("-m", "--multirun") for argument in sys.argv[1:]):
                 raise ConfigError(
                     "torchrun trains one run; for a sweep of distributed runs use python train.py -m "

@@ -23,14 +23,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from trainscope.core.torchrun_env import in_torchrun_job
+
 log = logging.getLogger(__name__)
-
-LAUNCH_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-"""What torchrun's elastic agent sets for every worker; `init_process_group("env://")` reads it."""
-
-
-def launched_by_torchrun() -> bool:
-    return all(name in os.environ for name in LAUNCH_ENV)
 
 
 @dataclass(frozen=True)
@@ -111,7 +106,7 @@ def start() -> ProcessGroup:
     GPU machine; without CUDA everything goes through gloo.
     """
     global _current
-    if _current.enabled or not launched_by_torchrun():
+    if _current.enabled or not in_torchrun_job():
         return _current
     local_rank = int(os.environ["LOCAL_RANK"])
     backend = "gloo"
