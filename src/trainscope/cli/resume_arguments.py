@@ -17,7 +17,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from trainscope.config.overrides import hydra_quote, unquote, user_config_dirs
+from trainscope.config.overrides import hydra_quote, override_key, unquote, user_config_dirs
 from trainscope.config.paths import CONFIG_DIR_FLAGS
 from trainscope.config.resumable import is_resumable_key, resumable_keys_text
 from trainscope.config.targets import check_targets
@@ -30,12 +30,6 @@ log = logging.getLogger(__name__)
 
 RESUME_KEY = "resume"
 ALLOW_TARGETS_KEY = "allow_targets"
-
-
-def override_key(override: str) -> str:
-    """The config key (or group) an override sets: `+a.b=1` → `a.b`, `~model` → `model`."""
-    key = override.split("=", 1)[0]
-    return key.lstrip("~+")
 
 
 def find_resume_dir(arguments: list[str]) -> tuple[Path | None, list[str]]:
@@ -67,7 +61,7 @@ def _conflict(run_dir: Path, key: str, saved: Any, new: Any) -> ConfigError:
     )
 
 
-def _check_group_choices(run_dir: Path, overrides: list[str], config_root: Path) -> None:
+def _check_same_group_choices(run_dir: Path, overrides: list[str], config_root: Path) -> None:
     """`model=mlp` on a run trained with `model=cnn`: name the group, not one of its many keys."""
     hydra_file = run_dir / SAVED_HYDRA_CONFIG
     if not hydra_file.is_file():
@@ -215,7 +209,7 @@ def resume_arguments(arguments: list[str], config_root: Path) -> list[str]:
     ]
     replaced = {override_key(item) for item in new_overrides}
     merged = [item for item in saved_overrides if override_key(item) not in replaced] + new_overrides
-    _check_group_choices(run_dir, new_overrides, config_root)
+    _check_same_group_choices(run_dir, new_overrides, config_root)
     saved = OmegaConf.to_container(load_yaml(run_dir / SAVED_CONFIG), resolve=False)
     as_started = _compose(saved_overrides, config_root, user_dirs)
     composed = as_started if merged == saved_overrides else _compose(merged, config_root, user_dirs)

@@ -21,6 +21,12 @@ def hydra_quote(value: object) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def override_key(override: str) -> str:
+    """The config key (or group) an override sets: `+a.b=1` → `a.b`, `~model` → `model`."""
+    key = override.split("=", 1)[0]
+    return key.lstrip("~+")
+
+
 def unquote(text: str) -> str:
     """An override value without the one pair of quotes around it, if any."""
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":

@@ -169,6 +169,18 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / METRICS_FILE).read_text())
 
 
+def run_status(run_dir: Path) -> RunStatus | None:
+    """The status the run recorded; None when it recorded none it could read back.
+
+    None covers a process killed before it wrote metrics.json (SIGKILL, power loss), a torn or foreign
+    file, and a task that is not a trainscope run: each caller says what that means for it.
+    """
+    try:
+        return RunStatus(read_metrics(run_dir).get("status"))
+    except (OSError, ValueError, AttributeError):  # AttributeError: JSON that is not an object
+        return None
+
+
 # --------------------------------------------------------------------------------------------------
 # is this a run directory?
 
@@ -210,11 +222,13 @@ def check_run_dir(run_dir: Path, argument: str = "run", need_checkpoint: bool = 
 #
 # A directory *holds a run* when it directly contains any of `metrics.json`, `checkpoints/` or a TensorBoard
 # event file: the files a run starts writing once it trains. Anything else is free: a directory that does not
-# exist, an empty one, or one with only what Hydra writes at the start (`STARTUP_FILES`: `.hydra/`, `train.log`),
-# e.g. left by a run in a directory the user named that stopped at a config error before it trained (a new run
-# there rewrites `.hydra/` and appends to `train.log`). A run that fails before training in an auto-named
-# directory (`unique_dir` made it) removes that directory (`trainscope.cli.train`), so a config or data error
-# leaves nothing in `outputs/runs/`. `resume=<run_dir>` is the one way to write into a directory that holds a run.
+# exist, an empty one, or one with only what a run writes before it trains (`STARTUP_FILES`: `.hydra/`,
+# `train.log`, `run.lock`), e.g. left by a run in a directory the user named that stopped at a config error (a
+# new run there rewrites `.hydra/` and appends to `train.log`). A run that fails before training in an
+# auto-named directory (`unique_dir` made it) removes that directory (`trainscope.cli.train`), so a config or
+# data error leaves nothing in `outputs/runs/`; that deletion asks the opposite, stricter question
+# (`holds_only_startup_files`: nothing but `STARTUP_FILES`), so a file it does not know is never deleted.
+# `resume=<run_dir>` is the one way to write into a directory that holds a run.
 #
 # The check must run before Hydra writes `.hydra/` into the directory, or the first run's saved config would be
 # lost already: single runs are checked in a Hydra `on_run_start` callback

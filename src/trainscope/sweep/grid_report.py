@@ -13,7 +13,7 @@ from pathlib import Path
 from hydra.core.utils import JobReturn
 
 from trainscope.core.interruption import exit_code_of
-from trainscope.core.run_dir import RunStatus, display_path, read_metrics
+from trainscope.core.run_dir import RunStatus, display_path, run_status
 from trainscope.sweep.grid_rerun import Action, PlannedJob
 from trainscope.sweep.jobs import job_failed, job_run_dir
 
@@ -62,11 +62,7 @@ def interrupted_exit(stop: KeyboardInterrupt, planned: Sequence[PlannedJob], swe
 
 
 def _has_ended(run_dir: Path) -> bool:
-    try:
-        status = read_metrics(run_dir).get("status")
-    except (OSError, ValueError):
-        return False
-    return status not in (RunStatus.INTERRUPTED, RunStatus.RUNNING)
+    return run_status(run_dir) not in (None, RunStatus.INTERRUPTED, RunStatus.RUNNING)
 
 
 def finish_grid_sweep(jobs: Iterable[JobReturn], planned: Sequence[PlannedJob] = ()) -> GridReport:

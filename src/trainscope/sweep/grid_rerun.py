@@ -27,9 +27,9 @@ from pathlib import Path
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
-from trainscope.config.overrides import hydra_quote
+from trainscope.config.overrides import hydra_quote, override_key
 from trainscope.config.yaml_files import load_yaml
-from trainscope.core.run_dir import SAVED_OVERRIDES, RunStatus, has_checkpoint, read_metrics, run_files_in
+from trainscope.core.run_dir import SAVED_OVERRIDES, RunStatus, has_checkpoint, run_files_in, run_status
 
 FINISHED = (RunStatus.COMPLETED, RunStatus.STOPPED_EARLY, RunStatus.PRUNED)
 
@@ -54,7 +54,7 @@ def plan_job(overrides: Sequence[str], run_dir: Path, rerun_failed: bool) -> Pla
     attempt = _current_attempt(run_dir)
     if attempt is None or not _same_job(attempt, overrides):
         return PlannedJob(Action.RUN, run_dir, list(overrides))
-    status = _status(attempt)
+    status = run_status(attempt)  # None: killed before it wrote metrics.json, i.e. interrupted
     if status in FINISHED or (status == RunStatus.FAILED and not rerun_failed):
         return PlannedJob(Action.KEEP, attempt, list(overrides))
     subdir = [] if attempt == run_dir else [f"hydra.sweep.subdir={hydra_quote(attempt.name)}"]
@@ -100,12 +100,5 @@ def _same_job(attempt: Path, overrides: Sequence[str]) -> bool:
     saved_file = attempt / SAVED_OVERRIDES
     if not saved_file.is_file():
         return False
-    saved = [str(item) for item in load_yaml(saved_file) if not str(item).startswith("resume=")]
-    return saved == [item for item in overrides if not item.startswith("hydra.")]
-
-
-def _status(attempt: Path) -> str | None:
-    try:
-        return str(read_metrics(attempt).get("status"))
-    except (OSError, ValueError):
-        return None  # killed before it wrote metrics.json (SIGKILL, power loss): interrupted
+    saved = [str(item) for item in load_yaml(saved_file) if override_key(str(item)) != "resume"]
+    return saved == [item for item in overrides if not override_key(item).startswith("hydra.")]

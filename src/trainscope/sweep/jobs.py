@@ -15,7 +15,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from trainscope.core.errors import TrainscopeError
-from trainscope.core.run_dir import RunStatus, display_path, read_metrics
+from trainscope.core.run_dir import RunStatus, display_path, run_status
 
 FAILED_RUN_STATUSES = (RunStatus.FAILED, RunStatus.INTERRUPTED)
 """`metrics.json` statuses that count as a failed run even though the job returned normally."""
@@ -30,11 +30,7 @@ def job_failed(job: JobReturn) -> bool:
     """A job failed when it raised, or when its run recorded a failed/interrupted status in metrics.json."""
     if job.status != JobStatus.COMPLETED:
         return True
-    try:
-        status = read_metrics(job_run_dir(job)).get("status")
-    except (OSError, ValueError):
-        return False  # a task without a metrics.json (not a trainscope run) succeeded if it returned
-    return status in FAILED_RUN_STATUSES
+    return run_status(job_run_dir(job)) in FAILED_RUN_STATUSES  # no status: not a trainscope run, and it returned
 
 
 def report_failed_jobs(jobs: Iterable[JobReturn]) -> None:

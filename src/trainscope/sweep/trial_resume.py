@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from optuna.trial import FrozenTrial
 
 from trainscope.config.overrides import hydra_quote
-from trainscope.core.run_dir import RunStatus, has_checkpoint, read_metrics
+from trainscope.core.run_dir import RunStatus, has_checkpoint, run_status
 from trainscope.trial.handle import RUN_DIR_ATTR
 
 RETRY_OF_ATTR = "failed_trial"  # set by Optuna's RetryHeartbeatStaleTrialCallback on the retry
@@ -33,11 +33,7 @@ def run_to_resume(trial: FrozenTrial, sweep_dir: Path, config: DictConfig) -> Pa
     run_dir = Path(str(recorded))
     if run_dir.parent.resolve() != sweep_dir.resolve() or not has_checkpoint(run_dir):
         return None
-    try:
-        status = read_metrics(run_dir).get("status")
-    except (OSError, ValueError):
-        status = None  # killed before it wrote metrics.json
-    if status not in (None, RunStatus.INTERRUPTED):
+    if run_status(run_dir) not in (None, RunStatus.INTERRUPTED):  # None: killed before it wrote metrics.json
         return None  # it ended after all (its sweep died while recording it): never write into it again
     return run_dir
 
