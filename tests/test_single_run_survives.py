@@ -124,11 +124,12 @@ def test_sigkill_around_the_checkpoint_write_loses_no_point(
 # ---------------------------------------------------------------- two resume= at once
 
 
-def test_a_second_resume_is_refused_while_the_first_trains_and_a_killed_ones_lock_does_not_block(
+def test_a_second_resume_or_an_eval_is_refused_while_the_first_trains_and_a_killed_ones_lock_does_not_block(
     tmp_path: Path, data_dir: Path
 ) -> None:
     output_root = tmp_path / "outputs"
-    first = run_script("train.py", [*TINY, "trainer.max_epochs=1"], output_root, data_dir)
+    no_early_stop = "callbacks.early_stopping=null"  # the resumed run must still train when eval.py comes
+    first = run_script("train.py", [*TINY, "trainer.max_epochs=1", no_early_stop], output_root, data_dir)
     assert first.returncode == 0, first.stderr
     run_dir = single_run_dir(output_root)
     lock = run_dir / "run.lock"
@@ -152,6 +153,11 @@ def test_a_second_resume_is_refused_while_the_first_trains_and_a_killed_ones_loc
         line = error_line(second)
         assert f"is locked by pid {training.pid}" in line, line
         assert time.monotonic() - started < 30  # refused at once, not after training
+        metrics_before = (run_dir / "metrics.json").read_bytes()
+        evaluated = run_script("eval.py", [f"run={run_dir}"], tmp_path / "unused", data_dir)
+        assert evaluated.returncode == 2  # eval writes metrics.json too: not while a run trains there
+        assert f"is locked by pid {training.pid}" in error_line(evaluated), evaluated.stderr
+        assert (run_dir / "metrics.json").read_bytes() == metrics_before
         assert training.poll() is None, "the refused resume must not disturb the one training"
     finally:
         training.send_signal(signal.SIGKILL)

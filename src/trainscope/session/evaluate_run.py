@@ -19,6 +19,7 @@ from trainscope.config.yaml_files import load_yaml
 from trainscope.core.checkpoint_io import find_checkpoint, load_checkpoint
 from trainscope.core.errors import DataError
 from trainscope.core.run_dir import METRICS_FILE, SAVED_CONFIG, check_run_dir, read_metrics, write_metrics
+from trainscope.core.run_lock import run_lock
 from trainscope.engine.build import build_data_and_model
 from trainscope.engine.evaluation import evaluate
 from trainscope.engine.forward import autocast_dtype, compiled
@@ -46,6 +47,11 @@ def evaluate_run(
     """
     cfg = load_run_config(run_dir, device)
     check_targets(cfg, run_dir, allow_targets, "run")
+    with run_lock(run_dir):  # a run still training rewrites metrics.json: one writer at a time
+        return _evaluate(run_dir, cfg, checkpoint)
+
+
+def _evaluate(run_dir: Path, cfg: DictConfig, checkpoint: str) -> dict[str, float]:
     checkpoint_path = find_checkpoint(run_dir, checkpoint)
     torch_device, data, model = build_data_and_model(cfg)
     if data.test is None:
