@@ -26,7 +26,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
-from trainscope.sweep.storage import open_storage  # noqa: E402
+from trainscope.trial.storage import open_storage  # noqa: E402
 from trainscope.sweep.study import OWNER_ATTR  # noqa: E402
 
 VARIANTS = {  # name: overrides

@@ -24,7 +24,7 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.helpers.cli import REPO_ROOT
-from trainscope.sweep.storage import open_storage
+from trainscope.trial.storage import open_storage
 
 SOURCES = ("pyproject.toml", "README.md", "src", "conf", "experiments")
 TINY_RUN = ["data=synthetic", "data.num_samples=128", "model=mlp", "trainer.max_epochs=1", "logging.progress_bar=false"]

@@ -23,9 +23,9 @@ from tensorboard.plugins.hparams import metadata
 from tests.helpers.cli import REPO_ROOT, cli_env
 from tests.helpers.events import read_events
 from trainscope.core.run_dir import SPACE_RESERVE
-from trainscope.sweep.storage import open_storage
 from trainscope.sweep.study import FAIL_REASON_ATTR, OWNER_ATTR, count_trials
 from trainscope.trial.handle import RUN_DIR_ATTR
+from trainscope.trial.storage import open_storage
 
 SEARCH = ["hparams_search=synthetic", "logging.log_every_n_steps=4"]
 # SGD on the synthetic data: 0.3 and 0.2 learn in one epoch, 1e-6..3e-6 stay at chance level,

@@ -25,7 +25,6 @@ from tensorboard.backend.event_processing.event_multiplexer import EventMultiple
 from tests.helpers.cli import REPO_ROOT, cli_env
 from tests.helpers.postgres_server import PostgresServer, free_port, running_server
 from trainscope.core.errors import ConfigError
-from trainscope.sweep.storage import DatabaseSettings, StorageError, open_storage
 from trainscope.sweep.study import (
     FAIL_REASON_ATTR,
     HOST_ATTR,
@@ -34,6 +33,7 @@ from trainscope.sweep.study import (
     fail_abandoned_trials,
 )
 from trainscope.trial.handle import RUN_DIR_ATTR
+from trainscope.trial.storage import DatabaseSettings, StorageError, open_storage
 
 # Seconds, not minutes: a dead worker's trial is retried 5 s after its last heartbeat.
 HEARTBEAT = ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.heartbeat_grace_period=5"]
@@ -129,7 +129,7 @@ def test_workers_starting_at_once_create_the_tables_once(postgres: PostgresServe
     url = postgres.create_database("fresh_tables")
     start_at = time.time() + 3  # after every interpreter has imported Optuna
     code = (
-        "import sys, time; from trainscope.sweep.storage import open_storage; "
+        "import sys, time; from trainscope.trial.storage import open_storage; "
         "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); open_storage(sys.argv[1]); print('opened')"
     )
     workers = [

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import pwd
 import shutil
 import socket
 import stat
@@ -64,7 +65,8 @@ class PostgresServer:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "utf8", "--no-sync")
 
     def _run(self, program: str, *args: str) -> None:
-        user = {"user": UNPRIVILEGED_USER, "group": "nogroup", "extra_groups": []} if self._as_root else {}
+        group = pwd.getpwnam(UNPRIVILEGED_USER).pw_gid  # its own group: `nogroup` on Debian, `nobody` elsewhere
+        user = {"user": UNPRIVILEGED_USER, "group": group, "extra_groups": []} if self._as_root else {}
         result = subprocess.run(
             [str(self.bin / program), *args], capture_output=True, text=True, timeout=60, cwd=self.root, **user
         )

@@ -18,9 +18,10 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from trainscope.core.run_dir import atomic_write, read_metrics
-from trainscope.sweep.storage import dashboard_command, redact
+from trainscope.sweep.storage import dashboard_command
 from trainscope.sweep.study import count_trials
 from trainscope.trial.handle import RUN_DIR_ATTR
+from trainscope.trial.storage import redact
 
 RESULTS_FILE = "optimization_results.yaml"
 

@@ -42,13 +42,7 @@ from trainscope.sweep.search_space import (
     search_space_domains,
 )
 from trainscope.sweep.settings import OptunaSettings
-from trainscope.sweep.storage import (
-    StorageError,
-    dashboard_command,
-    open_storage,
-    redact,
-    resolve_storage,
-)
+from trainscope.sweep.storage import dashboard_command, resolve_storage
 from trainscope.sweep.study import (
     FAIL_REASON_ATTR,
     METRICS_STUDY_ATTR,
@@ -69,6 +63,7 @@ from trainscope.sweep.trial_resume import resume_overrides, run_to_resume
 from trainscope.sweep.verdict import TrialVerdict, judge_job, record_trial_in_metrics
 from trainscope.trial.channel import TrialAddress
 from trainscope.trial.handle import PRUNER_STUDY_ATTR, RUN_DIR_ATTR
+from trainscope.trial.storage import StorageError, open_storage, redact
 
 
 def say(message: str) -> None:

@@ -4,7 +4,7 @@ The journal file needs no server and is safe for several processes on one machin
 sweep can be killed and resumed, and several `python train.py -m ...` can share it. A database URL
 (`postgresql://...`) is the study for sweeps on many machines. Opening a storage (drivers, table-creation
 lock, heartbeats, waiting out lost connections) lives in `trainscope.trial.storage`, which a trial's job
-uses too; its names are re-exported here for the sweep side.
+uses too; this module only says where the sweep's study is.
 """
 
 from __future__ import annotations
@@ -13,27 +13,7 @@ import os
 import shlex
 from pathlib import Path
 
-from trainscope.trial.storage import (
-    DatabaseSettings,
-    StorageError,
-    exclusive,
-    is_rdb_url,
-    open_storage,
-    redact,
-    with_psycopg,
-)
-
-__all__ = [
-    "JOURNAL_FILE_NAME",
-    "DatabaseSettings",
-    "StorageError",
-    "dashboard_command",
-    "exclusive",
-    "is_rdb_url",
-    "open_storage",
-    "redact",
-    "resolve_storage",
-]
+from trainscope.trial.storage import is_rdb_url, with_psycopg
 
 JOURNAL_FILE_NAME = "optuna_journal.log"
 

@@ -29,7 +29,7 @@ from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from trainscope.sweep.storage import exclusive, is_rdb_url
+from trainscope.trial.storage import exclusive, is_rdb_url
 
 OWNER_ATTR = "trainscope:owner"
 INTERRUPTED_ATTR = "trainscope:interrupted"
