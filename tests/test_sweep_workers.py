@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from tests.helpers.cli import REPO_ROOT, cli_env
 from tests.test_optuna_sweep import SEARCH, last_line, load_study
@@ -61,6 +61,18 @@ def worker_pid(sweep_dir: Path, index: int) -> int:
     return int(json.loads((sweep_dir / f"optuna_worker_{index}" / "worker.json").read_text())["pid"])
 
 
+def training_trials(sweep_dir: Path) -> list[FrozenTrial]:
+    """The RUNNING trials whose run has written its first checkpoint (a worker may still be starting up)."""
+    if not (sweep_dir / "optuna_journal.log").is_file():
+        return []
+    try:
+        trials = load_study(sweep_dir).trials
+    except KeyError:  # the sweep has not created its study yet
+        return []
+    running = [t for t in trials if t.state == TrialState.RUNNING and RUN_DIR_ATTR in t.user_attrs]
+    return [t for t in running if (Path(t.user_attrs[RUN_DIR_ATTR]) / "checkpoints" / "last.pt").is_file()]
+
+
 def is_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -71,9 +83,10 @@ def is_alive(pid: int) -> bool:
 
 def test_sigterm_stops_every_worker_saves_their_trials_and_the_rerun_finishes(tmp_path: Path, data_dir: Path) -> None:
     sweep_dir, log = tmp_path / "sweep", tmp_path / "sweep.log"
-    command = sweep_command(sweep_dir, "hydra.sweeper.n_trials=3", "trainer.max_epochs=12")
+    # 2048 samples: an epoch lasts long enough that neither trial ends between the check below and the signal
+    command = sweep_command(sweep_dir, "hydra.sweeper.n_trials=3", "trainer.max_epochs=12", "data.num_samples=2048")
     process = start(command, tmp_path, data_dir, log)
-    wait_until(lambda: len(list(sweep_dir.glob("*/checkpoints/last.pt"))) >= 2, process, log)  # both training
+    wait_until(lambda: len(training_trials(sweep_dir)) == 2, process, log)  # a trial of each worker is training
     workers = [worker_pid(sweep_dir, index) for index in (0, 1)]
     process.send_signal(signal.SIGTERM)  # to the sweep only, as `kill <pid>` does
     assert process.wait(timeout=60) == 143, log.read_text()[-3000:]
