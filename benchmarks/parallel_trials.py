@@ -26,8 +26,8 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
-from trainscope.trial.storage import open_storage  # noqa: E402
 from trainscope.sweep.study import OWNER_ATTR  # noqa: E402
+from trainscope.trial.storage import open_storage  # noqa: E402
 
 VARIANTS = {  # name: overrides
     "default, 1 worker": ["hydra.sweeper.n_jobs=1"],

@@ -26,7 +26,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -61,28 +61,40 @@ class WorkerReport:
 
 
 @contextlib.contextmanager
-def signals_interrupt() -> Iterator[list[int]]:
-    """SIGINT and SIGTERM raise KeyboardInterrupt in this worker, whatever it is doing; yields the signals seen.
+def on_stop_signals(action: Callable[[int], None]) -> Iterator[list[int]]:
+    """While inside, SIGINT and SIGTERM call `action(signum)`; yields the signals seen so far.
 
-    A trial that is training replaces these handlers with its own (stop after the step, checkpoint); a
-    signal anywhere else (claiming, composing, building the model) unwinds the trial, which the runner
-    records as interrupted and retries once. Off the main thread signals cannot be handled: nothing changes.
+    Off the main thread signals cannot be handled: nothing changes there.
     """
     seen: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield seen
         return
 
-    def interrupt(signum: int, frame: FrameType | None) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
         seen.append(signum)
-        raise KeyboardInterrupt
+        action(signum)
 
-    previous = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
+    previous = {signum: signal.signal(signum, handle) for signum in STOP_SIGNALS}
     try:
         yield seen
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def signals_interrupt() -> contextlib.AbstractContextManager[list[int]]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt in this worker, whatever it is doing; yields the signals seen.
+
+    A trial that is training replaces these handlers with its own (stop after the step, checkpoint); a
+    signal anywhere else (claiming, composing, building the model) unwinds the trial, which the runner
+    records as interrupted and retries once.
+    """
+    return on_stop_signals(_raise_keyboard_interrupt)
+
+
+def _raise_keyboard_interrupt(signum: int) -> None:
+    raise KeyboardInterrupt
 
 
 class SweepInterrupted(Exception):
@@ -168,28 +180,16 @@ def make_worker(sweep: Any, hydra_context: HydraContext, task_function: TaskFunc
     )
 
 
-@contextlib.contextmanager
-def forwarding_signals(forward: Any) -> Iterator[list[int]]:
+def forwarding_signals(forward: Callable[[int], None]) -> contextlib.AbstractContextManager[list[int]]:
     """While the sweep waits for its workers, pass SIGINT/SIGTERM on to them (`forward(signum)`) once each.
 
     The workers then stop after their current training step, save and record their trials, and return;
     the sweep exits with 128 + the signal number. A second signal is passed on again (workers exit at once).
     """
-    seen: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield seen
-        return
 
-    def handle(signum: int, frame: FrameType | None) -> None:
-        seen.append(signum)
-        os.write(
-            2, f"\n[optuna] {signal.Signals(signum).name}: stopping every worker after its current step\n".encode()
-        )
+    def announce_and_forward(signum: int) -> None:
+        name = signal.Signals(signum).name
+        os.write(2, f"\n[optuna] {name}: stopping every worker after its current step\n".encode())
         forward(signum)
 
-    previous = {signum: signal.signal(signum, handle) for signum in STOP_SIGNALS}
-    try:
-        yield seen
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    return on_stop_signals(announce_and_forward)
