@@ -32,8 +32,26 @@ from tests.helpers.events import read_events
         ("optimizer.lr=abc", "optimizer.lr must be a positive number, got 'abc'"),
         ("trainer.max_epochs=0", "trainer.max_epochs must be a positive integer, got 0"),
         ("data.batch_size=-1", "data.batch_size must be a positive integer, got -1"),
+        (  # Hydra's own five-line message, folded
+            "trainer.nope=3",
+            "Could not override 'trainer.nope'; To append to your config use +trainer.nope=3; "
+            "Key 'nope' is not in struct",
+        ),
+        (
+            "trainer.max_epochs=[3",
+            "cannot parse the override trainer.max_epochs=[3; no viable alternative at input '[3'",
+        ),
+        ("hydra.job.chdir=maybe", "Error merging override hydra.job.chdir=maybe; Value 'maybe' is not a valid bool"),
     ],
-    ids=["unknown_group_option", "wrong_type", "out_of_range", "out_of_range_data"],
+    ids=[
+        "unknown_group_option",
+        "wrong_type",
+        "out_of_range",
+        "out_of_range_data",
+        "unknown_key",
+        "unparsable",
+        "hydra_key",
+    ],
 )
 def test_config_mistakes(train: TrainCLI, override: str, message: str) -> None:
     result = train(*TINY, override)

@@ -157,3 +157,17 @@ def test_a_killed_worker_is_reported_at_once_and_replaced(tmp_path: Path, data_d
     retry = next(t for t in trials if t.system_attrs.get("failed_trial") == killed.number)
     assert retry.state == TrialState.COMPLETE and retry.params == killed.params
     assert "optuna: 3 trials: 3 complete, 0 pruned, 0 failed (1 interrupted and retried)" in log.read_text()
+
+
+def test_no_more_workers_than_trials_and_n_jobs_below_one_is_one_line(tmp_path: Path, data_dir: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    command = sweep_command(sweep_dir, "hydra.sweeper.n_trials=2", "trainer.max_epochs=1", "hydra.sweeper.n_jobs=5")
+    result = rerun(command, tmp_path, data_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "[optuna] 2 worker processes started" in result.stdout  # 5 asked, 2 trials to run
+    assert sorted(path.name for path in sweep_dir.glob("optuna_worker_*")) == ["optuna_worker_0", "optuna_worker_1"]
+    assert count_trials(load_study(sweep_dir).trials).complete == 2
+
+    refused = rerun(sweep_command(tmp_path / "other", "hydra.sweeper.n_jobs=-1"), tmp_path, data_dir)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == "error: hydra.sweeper.n_jobs (trials at once) must be a positive integer, got -1"

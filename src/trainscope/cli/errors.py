@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
-from hydra.errors import InstantiationException
+from hydra.errors import CompactHydraException, InstantiationException, OverrideParseException
 from omegaconf.errors import MissingMandatoryValue
 
 from trainscope.core.errors import (
@@ -48,3 +49,41 @@ def exit_on_user_error() -> Iterator[None]:
         yield
     except TrainscopeError as error:
         report_user_error(error)
+
+
+HYDRA_FULL_ERROR = "HYDRA_FULL_ERROR"
+HYDRA_DETAIL_LINES = ("full_key:", "object_type=", "reference_type=", "See https://hydra.cc/")
+
+
+@contextlib.contextmanager
+def hydra_errors_in_one_line() -> Iterator[None]:
+    """Hydra's own input errors (an unknown key, a value of the wrong type, an override that does not parse)
+    as one `error:` line and exit 2, like every other mistake in the input.
+
+    Hydra prints them over five to seven lines and exits 1, and lets them propagate only when
+    `HYDRA_FULL_ERROR=1`; so that is set while Hydra runs. A user who set it gets Hydra's traceback.
+    """
+    user_setting = os.environ.get(HYDRA_FULL_ERROR)
+    os.environ[HYDRA_FULL_ERROR] = "1"
+    try:
+        yield
+    except CompactHydraException as error:
+        if user_setting == "1":
+            raise
+        report_user_error(ConfigError(hydra_message(error)))
+    finally:
+        if user_setting is None:
+            os.environ.pop(HYDRA_FULL_ERROR, None)
+        else:
+            os.environ[HYDRA_FULL_ERROR] = user_setting
+
+
+def hydra_message(error: BaseException) -> str:
+    """A Hydra error and its cause on one line, without the lines that only repeat where it happened."""
+    lines = str(error).splitlines() + (str(error.__cause__).splitlines() if error.__cause__ is not None else [])
+    kept = [
+        line.strip().rstrip(".") for line in lines if line.strip() and not line.strip().startswith(HYDRA_DETAIL_LINES)
+    ]
+    if isinstance(error, OverrideParseException):  # its message does not say which argument it could not read
+        kept.insert(0, f"cannot parse the override {error.override}")
+    return "; ".join(dict.fromkeys(kept))

@@ -12,7 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from trainscope.cli.errors import as_user_error, exit_on_user_error
+from trainscope.cli.errors import as_user_error, exit_on_user_error, hydra_errors_in_one_line
 from trainscope.config.overrides import hydra_quote, unquote
 from trainscope.config.paths import config_dir
 from trainscope.config.resolvers import register_resolvers
@@ -67,7 +67,8 @@ def main() -> None:
         conf = config_dir()
         if not any(arg.startswith(("--help", "-h", "--cfg", "--info", "--hydra-help")) for arg in sys.argv[1:]):
             sys.argv[1:] = quote_path_arguments(sys.argv[1:])
-    hydra.main(version_base="1.3", config_path=str(conf), config_name="eval")(task)()
+    with hydra_errors_in_one_line():
+        hydra.main(version_base="1.3", config_path=str(conf), config_name="eval")(task)()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from trainscope.cli import process_group
-from trainscope.cli.errors import as_user_error, exit_on_user_error
+from trainscope.cli.errors import as_user_error, exit_on_user_error, hydra_errors_in_one_line
 from trainscope.cli.saved_config import save_run_config
 from trainscope.config.overrides import check_group_choices, user_config_dirs
 from trainscope.config.paths import config_dir, with_user_config_dir
@@ -139,7 +139,8 @@ def main() -> None:
                     check_yaml_tree(user_dir)
                 check_group_choices(sys.argv[1:], conf)
         try:
-            hydra.main(version_base="1.3", config_path=str(conf), config_name="train")(task)()
+            with hydra_errors_in_one_line():
+                hydra.main(version_base="1.3", config_path=str(conf), config_name="train")(task)()
         finally:
             process_group.leave()
 

@@ -48,6 +48,7 @@ class LocalWorkers:
         self.relays: list[threading.Thread] = []
         self.log_files: list[Any] = []
         self.next_index = 0
+        self.workers = sweep.workers_wanted()
 
     def start(self) -> None:
         index, self.next_index = self.next_index, self.next_index + 1
@@ -84,7 +85,7 @@ class LocalWorkers:
         cores (measured in benchmarks/RESULTS.md); a thread count the user set is kept.
         """
         env = dict(os.environ)
-        env.setdefault("OMP_NUM_THREADS", str(max((os.cpu_count() or 1) // self.sweep.n_jobs, 1)))
+        env.setdefault("OMP_NUM_THREADS", str(max((os.cpu_count() or 1) // self.workers, 1)))
         return env
 
     def forward(self, signum: int) -> None:
@@ -99,9 +100,9 @@ class LocalWorkers:
         replacements = 0
         with forwarding_signals(self.forward) as seen:
             try:
-                for _ in range(self.sweep.n_jobs):
+                for _ in range(self.workers):
                     self.start()
-                say(f"{self.sweep.n_jobs} worker processes started (logs: {log_pattern})")
+                say(f"{self.workers} worker processes started (logs: {log_pattern})")
                 stopped_by: int | None = None
                 while self.processes:
                     time.sleep(0.2)

@@ -266,6 +266,12 @@ class OptunaSweep:
         assert self.study is not None
         return count_trials(self.study.get_trials(deepcopy=False)).finished
 
+    def workers_wanted(self) -> int:
+        """`n_jobs`, but no more workers than trials the study still needs (a rerun may need only one)."""
+        assert self.study is not None
+        counted = sum(counts_toward_budget(t) for t in self.study.get_trials(deepcopy=False))
+        return max(1, min(self.n_jobs, self.n_trials - counted))
+
     def needs_trials(self) -> bool:
         """Whether the study still needs trials to reach `n_trials` (and no timeout or failure limit stops it)."""
         assert self.study is not None

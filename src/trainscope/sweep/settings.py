@@ -89,6 +89,9 @@ class OptunaSettings:
         n_trials = int(values["n_trials"])
         if n_trials < 1:
             raise ConfigError(f"hydra.sweeper.n_trials must be a positive integer, got {n_trials}")
+        n_jobs = int(values.get("n_jobs") or 1)  # null: one at a time
+        if n_jobs < 1:  # not joblib's -1 = "every core": each worker trains on its own cores or GPU
+            raise ConfigError(f"hydra.sweeper.n_jobs (trials at once) must be a positive integer, got {n_jobs}")
         rate = values.get("max_failure_rate")
         if rate is not None and not 0.0 <= float(rate) <= 1.0:
             raise ConfigError(f"hydra.sweeper.max_failure_rate must be between 0.0 and 1.0, got {rate}")
@@ -97,7 +100,7 @@ class OptunaSettings:
             pruner=dict(values.get("pruner") or {}),
             directions=_directions(values.get("direction", "maximize")),
             n_trials=n_trials,
-            n_jobs=max(1, int(values.get("n_jobs") or 1)),
+            n_jobs=n_jobs,
             study_name=values.get("study_name"),
             storage=None if values.get("storage") is None else str(values["storage"]),
             seed=None if seed is None else int(seed),

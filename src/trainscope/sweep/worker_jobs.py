@@ -66,7 +66,7 @@ def run_worker_jobs(sweep: Any, launcher: Launcher) -> int | None:
     with forwarding_signals(lambda signum: signal_workers_on_this_host(sweep.sweep_dir, signum)) as seen:
         while True:
             finished_before = sweep.finished_trials()
-            overrides = [worker_job_overrides(sweep, index) for index in range(sweep.n_jobs)]
+            overrides = [worker_job_overrides(sweep, index) for index in range(sweep.workers_wanted())]
             problems: list[str] = []
             with watching_for_dead_workers(sweep):
                 try:
@@ -89,7 +89,7 @@ def run_worker_jobs(sweep: Any, launcher: Launcher) -> int | None:
                     f"the sweep's worker jobs ended without finishing a trial ({why}); "
                     "check the launcher's settings and logs"
                 )
-            say(f"the study still needs trials after its workers ended: launching {sweep.n_jobs} new worker jobs")
+            say("the study still needs trials after its workers ended: launching new worker jobs")
 
 
 def report_worker_job(job: JobReturn, problems: list[str]) -> int | None:
