@@ -7,6 +7,7 @@ steps an epoch either way, so both see the same global batches and must end with
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +17,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers.cli import REPO_ROOT, cli_env, run_script, single_run_dir, start_training, wait_for_checkpoint
+from tests.helpers.cli import (
+    REPO_ROOT,
+    cli_env,
+    error_line,
+    resume_cli,
+    run_script,
+    single_run_dir,
+    snapshot,
+    start_training,
+    wait_for_checkpoint,
+)
 from tests.helpers.events import read_events, session_infos
 from trainscope.core.run_dir import RunStatus
 from trainscope.data import build_data
@@ -109,6 +120,35 @@ def test_a_two_rank_run_looks_like_a_one_process_run_in_tensorboard(reference_ru
     log = (two / "train.log").read_text()
     assert "distributed: 2 processes, 32 samples per step" in log
     assert "[rank 1]" not in log
+
+
+def results_of(files: dict[Path, bytes]) -> dict[Path, bytes]:
+    """What a run produced, of a `snapshot`: checkpoints, metrics.json and TensorBoard event files."""
+    return {
+        path: data
+        for path, data in files.items()
+        if "checkpoints" in path.parts or path.name == "metrics.json" or path.name.startswith("events.out")
+    }
+
+
+def test_a_two_rank_run_resumed_by_one_process_is_one_line_and_untouched(
+    reference_runs: dict[str, Path], tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "two"
+    shutil.copytree(reference_runs["two"], run_dir)
+    before = snapshot(run_dir)
+
+    result = resume_cli(run_dir, reference_runs["data"], "trainer.max_epochs=3")  # python train.py: 1 process
+
+    assert result.returncode == 2
+    assert error_line(result) == (
+        f"error: resume: {run_dir} trained on 2 processes, this job has 1; resume it on 2 "
+        "(trainer.devices=2, or torchrun with 2 processes in all), or start a new run"
+    )
+    # The global batch would have halved: its checkpoints, event file and metrics.json are byte-identical (as for
+    # every resume refused once the run started, .hydra/, train.log and run.lock record the refused attempt).
+    assert results_of(snapshot(run_dir)) == results_of(before)
+    assert len(results_of(before)) >= 4  # last.pt, best.pt, metrics.json, one event file
 
 
 def test_each_rank_reads_its_shard_of_the_global_shuffle_on_both_loader_paths(tmp_path: Path) -> None:

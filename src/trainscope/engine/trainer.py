@@ -337,6 +337,7 @@ class Trainer:
                 "best_val_acc": self.state.best_val_acc,
                 "history": self.state.history,
                 "running_sums": self.running_sums.cpu(),
+                "world_size": self.distributed.world_size,
             },
             "callbacks": self.callbacks.state_dict(),
             "rng": capture_rng_state(),

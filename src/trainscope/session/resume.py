@@ -17,8 +17,20 @@ from trainscope.config.resumable import config_hash, resumable_keys_text
 from trainscope.core.checkpoint_io import load_latest_checkpoint
 from trainscope.core.errors import ConfigError
 from trainscope.core.run_dir import SAVED_CONFIG, check_run_dir
+from trainscope.engine.distributed import process_group
 
 log = logging.getLogger(__name__)
+
+
+def _check_world_size(run_dir: Path, saved: int | None) -> None:
+    """A run continues on as many processes as it trained on: another count changes the samples per step and
+    which process reads which sample, so the continued run would no longer be the run it resumes."""
+    current = process_group().world_size
+    if saved is not None and saved != current:
+        raise ConfigError(
+            f"resume: {run_dir} trained on {saved} processes, this job has {current}; resume it on {saved} "
+            f"(trainer.devices={saved}, or torchrun with {saved} processes in all), or start a new run"
+        )
 
 
 def load_resume_checkpoint(cfg: DictConfig) -> dict[str, Any]:
@@ -36,6 +48,7 @@ def load_resume_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             f"now gives (only {resumable_keys_text()} may change); start a new run"
         )
     state = checkpoint["trainer"]
+    _check_world_size(run_dir, state.get("world_size"))  # absent in checkpoints older than the check
     max_epochs = int(cfg.trainer.max_epochs)
     if state["epoch"] >= max_epochs:
         raise ConfigError(
