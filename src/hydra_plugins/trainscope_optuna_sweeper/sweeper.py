@@ -62,18 +62,17 @@ class TrainscopeOptunaSweeper(Sweeper):
         from trainscope.sweep.local_workers import LocalWorkers
         from trainscope.sweep.runner import OptunaSweep, say
         from trainscope.sweep.worker_jobs import run_worker_jobs
-        from trainscope.sweep.workers import SweepInterrupted, make_worker, signal_of, signals_interrupt
+        from trainscope.sweep.workers import SweepInterrupted, make_worker, stopping_on_signals
 
         assert self.config is not None
         sweep = OptunaSweep(self.settings, self.config, arguments)
         sweep.start(groups=group_names(self.config, self.hydra_context.config_loader))
         in_process = isinstance(self.launcher.launcher, BasicLauncher)
         if in_process and sweep.n_jobs == 1:
-            with signals_interrupt() as seen:
-                try:
-                    sweep.run_trials(self.launcher)
-                except KeyboardInterrupt as error:
-                    raise SweepInterrupted(signal_of(error, seen)) from error
+            with stopping_on_signals() as stop:
+                sweep.run_trials(self.launcher)
+            if stop.signal_number is not None:
+                raise SweepInterrupted(stop.signal_number)
             return sweep.finish()
         worker = make_worker(sweep, self.hydra_context, self.task_function)
         if in_process:

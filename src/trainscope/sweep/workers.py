@@ -24,9 +24,8 @@ import copy
 import json
 import os
 import signal
-import socket
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -38,10 +37,12 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict, read_write
 
 from trainscope.sweep.settings import OptunaSettings
+from trainscope.sweep.study import process_identity
 
 WORKER_DIR_PREFIX = "optuna_worker_"
 WORKER_FILE = "worker.json"
-"""In each worker's directory: the worker's host and pid, so the sweep can pass a Ctrl-C or SIGTERM on."""
+"""In each worker's directory: the worker's host and pid (`process_identity`), so the sweep can pass a Ctrl-C or
+SIGTERM on."""
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -51,13 +52,9 @@ def worker_dir(sweep_dir: Path, index: int) -> Path:
 
 @dataclass(frozen=True)
 class WorkerReport:
-    """What a worker job returns: how many trials it ran and whether a signal stopped it."""
+    """What a worker job returns: whether a signal stopped it (its running trial was then saved and recorded)."""
 
-    index: int
-    host: str
-    pid: int
-    trials: int
-    signal_number: int | None = None  # SIGINT/SIGTERM stopped it: its running trial was saved and recorded
+    signal_number: int | None = None
 
 
 @contextlib.contextmanager
@@ -83,14 +80,29 @@ def on_stop_signals(action: Callable[[int], None]) -> Iterator[list[int]]:
             signal.signal(signum, handler)
 
 
-def signals_interrupt() -> contextlib.AbstractContextManager[list[int]]:
-    """SIGINT and SIGTERM raise KeyboardInterrupt in this worker, whatever it is doing; yields the signals seen.
+@dataclass
+class Stop:
+    """Which signal stopped the work inside `stopping_on_signals`, if one did."""
+
+    signal_number: int | None = None
+
+
+@contextlib.contextmanager
+def stopping_on_signals() -> Iterator[Stop]:
+    """SIGINT and SIGTERM stop the work inside, whatever it is doing; the signal is recorded, not raised.
 
     A trial that is training replaces these handlers with its own (stop after the step, checkpoint); a
     signal anywhere else (claiming, composing, building the model) unwinds the trial, which the runner
-    records as interrupted and retries once.
+    records as interrupted and retries once. The recorded signal is the one the training run saw, else the
+    one caught here.
     """
-    return on_stop_signals(_raise_keyboard_interrupt)
+    stop = Stop()
+    with on_stop_signals(_raise_keyboard_interrupt) as seen:
+        try:
+            yield stop
+        except KeyboardInterrupt as error:
+            run_signal = getattr(error.__cause__, "signal_number", None)  # a RunInterrupted behind it
+            stop.signal_number = int(run_signal or (seen[-1] if seen else signal.SIGINT))
 
 
 def _raise_keyboard_interrupt(signum: int) -> None:
@@ -103,12 +115,6 @@ class SweepInterrupted(Exception):
     def __init__(self, signal_number: int) -> None:
         super().__init__(f"interrupted by {signal.Signals(signal_number).name}")
         self.signal_number = signal_number
-
-
-def signal_of(error: BaseException, seen: Sequence[int]) -> int:
-    """The signal that stopped a worker: the one its training run saw, else the one its handler caught."""
-    run_signal = getattr(error.__cause__, "signal_number", None)
-    return int(run_signal or (seen[-1] if seen else signal.SIGINT))
 
 
 @dataclass
@@ -140,24 +146,21 @@ class TrialWorker:
         from trainscope.sweep.runner import OptunaSweep
 
         directory.mkdir(parents=True, exist_ok=True)
-        identity = {"host": socket.gethostname(), "pid": os.getpid()}
-        (directory / WORKER_FILE).write_text(json.dumps(identity))
+        (directory / WORKER_FILE).write_text(json.dumps(process_identity()))
         basic = BasicLauncher()  # each trial: one Hydra job of the app, in this process
         basic.setup(hydra_context=self.hydra_context, task_function=self.task_function, config=self.config)
         launcher = GuardedLauncher(basic, self.hydra_context.config_loader, self.config)  # never into another run
         sweep = OptunaSweep(self.settings, self.config, self.arguments)
         sweep.deadline = self.deadline
         old_cwd = os.getcwd()
-        with signals_interrupt() as seen:
+        with stopping_on_signals() as stop:
             try:
                 os.chdir(str(self.config.hydra.runtime.cwd))  # trials see the sweep's working directory
                 sweep.open()
                 sweep.run_trials(launcher)
-            except KeyboardInterrupt as error:
-                return WorkerReport(index, identity["host"], identity["pid"], sweep.trials_run, signal_of(error, seen))
             finally:
                 os.chdir(old_cwd)
-        return WorkerReport(index, identity["host"], identity["pid"], sweep.trials_run)
+        return WorkerReport(stop.signal_number)
 
 
 def make_worker(sweep: Any, hydra_context: HydraContext, task_function: TaskFunction) -> TrialWorker:
