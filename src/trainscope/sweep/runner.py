@@ -51,11 +51,11 @@ from trainscope.sweep.study import (
     STATUS_ATTR,
     claim_trial,
     count_trials,
-    counts_toward_budget,
     fail_abandoned_trials,
     fail_as_interrupted,
     is_failure,
     study_storage,
+    trials_counted,
     trials_running_elsewhere,
 )
 from trainscope.sweep.sweep_dir import claim_sweep_dir, optuna_owner
@@ -110,7 +110,6 @@ class OptunaSweep:
         self.settings = settings
         self.config = config
         self.arguments = list(arguments)
-        self.trials_run = 0
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         self.n_trials = settings.n_trials
         self.n_jobs = settings.n_jobs
@@ -269,7 +268,7 @@ class OptunaSweep:
     def workers_wanted(self) -> int:
         """`n_jobs`, but no more workers than trials the study still needs (a rerun may need only one)."""
         assert self.study is not None
-        counted = sum(counts_toward_budget(t) for t in self.study.get_trials(deepcopy=False))
+        counted = trials_counted(self.study.get_trials(deepcopy=False))
         return max(1, min(self.n_jobs, self.n_trials - counted))
 
     def needs_trials(self) -> bool:
@@ -277,7 +276,7 @@ class OptunaSweep:
         assert self.study is not None
         if (self.deadline is not None and time.time() >= self.deadline) or self.failure_limit() is not None:
             return False
-        return sum(counts_toward_budget(t) for t in self.study.get_trials(deepcopy=False)) < self.n_trials
+        return trials_counted(self.study.get_trials(deepcopy=False)) < self.n_trials
 
     def _set_study_attr(self, key: str, value: Any) -> None:
         assert self.study is not None
@@ -388,17 +387,15 @@ class OptunaSweep:
         assert self.study is not None
         params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
         say(f"trial {trial.number} started: {params}")
-        self.trials_run += 1
         storage = study_storage(self.study)
         try:
             with _Heartbeat(storage, trial._trial_id):
                 (job,) = launcher.launch([self.trial_overrides(trial)], initial_job_idx=trial.number)
         except KeyboardInterrupt:
             frozen = study_storage(self.study).get_trial(trial._trial_id)
-            reason = "interrupted: the sweep was stopped (Ctrl-C or SIGTERM); retried on resume"
-            fail_as_interrupted(self.study, frozen, reason)
             run_dir = frozen.user_attrs.get(RUN_DIR_ATTR)  # set by the job when it opened its trial
-            record_trial_in_metrics(Path(run_dir) if run_dir else None, trial.number, TrialState.FAIL, reason)
+            reason = "interrupted: the sweep was stopped (Ctrl-C or SIGTERM); retried on resume"
+            self._record_interrupted(frozen, Path(run_dir) if run_dir else None, reason)
             say(f"trial {trial.number} interrupted; rerun the same command to continue the study")
             raise
         except HydraException as error:  # e.g. a sampled value that does not merge into the app's config
@@ -433,8 +430,7 @@ class OptunaSweep:
         where = f"({verdict.run_dir})" if verdict.run_dir is not None else "(no run directory)"
         if verdict.interrupted:
             reason = f"interrupted: {verdict.reason or 'stopped by a signal'}; retried once"
-            fail_as_interrupted(self.study, storage.get_trial(trial_id), reason)
-            record_trial_in_metrics(verdict.own_run_dir, trial.number, TrialState.FAIL, reason)
+            self._record_interrupted(storage.get_trial(trial_id), verdict.own_run_dir, reason)
             say(f"trial {trial.number} interrupted {where}")
             raise KeyboardInterrupt
         if verdict.state == TrialState.FAIL:
@@ -453,6 +449,12 @@ class OptunaSweep:
             shown = ", ".join(f"{m}={v:.6g}" for m, v in zip(self.metric_names, verdict.values, strict=True))
             say(f"trial {trial.number} COMPLETE: {shown} {where}")
         record_trial_in_metrics(verdict.own_run_dir, trial.number, verdict.state, verdict.reason)
+
+    def _record_interrupted(self, trial: FrozenTrial, run_dir: Path | None, reason: str) -> None:
+        """FAIL as interrupted in the study (retried once, not counted) and in its run's metrics.json."""
+        assert self.study is not None
+        fail_as_interrupted(self.study, trial, reason)
+        record_trial_in_metrics(run_dir, trial.number, TrialState.FAIL, reason)
 
     def tell(self, trial: Trial, values: Sequence[float] | None = None, state: TrialState | None = None) -> None:
         assert self.study is not None

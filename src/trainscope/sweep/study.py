@@ -95,6 +95,11 @@ def is_failure(trial: FrozenTrial) -> bool:
     return trial.state == TrialState.FAIL and not is_interrupted(trial) and not is_surplus(trial)
 
 
+def trials_counted(trials: Sequence[FrozenTrial]) -> int:
+    """How many of `trials` count in `n_trials` (finished ones and those running now)."""
+    return sum(counts_toward_budget(trial) for trial in trials)
+
+
 def counts_toward_budget(trial: FrozenTrial) -> bool:
     """Finished trials that count in `n_trials`, plus those running now."""
     return trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) or is_failure(trial)
@@ -235,7 +240,7 @@ def claim_trial(
     with claim_lock(storage_spec, study_storage(study)):
         fail_abandoned_trials(study)
         trials = study.get_trials(deepcopy=False)
-        if sum(counts_toward_budget(t) for t in trials) >= n_trials:
+        if trials_counted(trials) >= n_trials:
             return None
         study.sampler = make_sampler(len(trials))
         with warnings.catch_warnings():
