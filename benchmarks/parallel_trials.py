@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
 import optuna
-import yaml
+from timed_sweep import REPO_ROOT, run_timed_sweep  # benchmarks/ is this script's first sys.path entry
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
 from trainscope.sweep.study import OWNER_ATTR  # noqa: E402
@@ -39,24 +36,15 @@ VARIANTS = {  # name: overrides
 
 def run_sweep(name: str, overrides: list[str], out: Path, n_trials: int, extra: list[str]) -> dict[str, object]:
     sweep_dir = (out / name.replace(", ", "_").replace(" ", "_")).resolve()
-    command = [
-        sys.executable,
-        "train.py",
-        "-m",
+    arguments = [
         "hparams_search=synthetic",
-        f"hydra.sweep.dir={sweep_dir}",
         f"hydra.sweeper.n_trials={n_trials}",
         "hydra.sweeper.seed=0",
         "hydra/sweeper/pruner=none",  # every variant trains the same epochs
         *overrides,
         *extra,
     ]
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with open(sweep_dir.with_suffix(".log"), "w") as log:
-        subprocess.run(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
-    wall = time.perf_counter() - started
-    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    wall, results = run_timed_sweep(sweep_dir, arguments)
     storage = open_storage(str(sweep_dir / "optuna_journal.log"))
     trials = optuna.load_study(study_name=results["study_name"], storage=storage).trials
     busy: dict[int, float] = defaultdict(float)

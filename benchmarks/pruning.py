@@ -11,36 +11,22 @@ from __future__ import annotations
 
 import argparse
 import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
-import yaml
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from timed_sweep import REPO_ROOT, run_timed_sweep  # benchmarks/ is this script's first sys.path entry
 
 
 def run_sweep(name: str, overrides: list[str], out: Path, n_trials: int, seed: int) -> dict[str, object]:
-    sweep_dir = (out / name).resolve()
-    command = [
-        sys.executable,
-        "train.py",
-        "-m",
+    arguments = [
         "hparams_search=mnist_cnn",
-        f"hydra.sweep.dir={sweep_dir}",
         f"hydra.sweeper.n_trials={n_trials}",
         f"hydra.sweeper.seed={seed}",
         "logging.progress_bar=false",
         *overrides,
     ]
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with open(sweep_dir.with_suffix(".log"), "w") as log:
-        subprocess.run(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
-    wall = time.perf_counter() - started
-    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    wall, results = run_timed_sweep((out / name).resolve(), arguments)
     return {
         "name": name,
         "epochs": results["epochs_trained"],
