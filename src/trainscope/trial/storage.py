@@ -262,11 +262,13 @@ class ReconnectingRDBStorage(RDBStorage):
 
 
 def _retried_method_names() -> list[str]:
-    """Every storage call that reaches the database: BaseStorage's and the heartbeat's public methods."""
+    """Every storage call that reaches the database: BaseStorage's and the heartbeat's public methods, and
+    the private ones Optuna's `_CachedStorage` (which wraps every RDB storage) calls on it directly."""
     from optuna.storages._heartbeat import BaseHeartbeat
 
     names = {name for base in (BaseStorage, BaseHeartbeat) for name in vars(base) if not name.startswith("_")}
     names.update(("_get_stale_trial_ids", "locked_connection"))
+    names.update(("_get_trials", "_create_new_trial", "_set_trial_param", "_get_best_trial_id"))
     return sorted(name for name in names if callable(getattr(ReconnectingRDBStorage, name, None)))
 
 
