@@ -91,6 +91,7 @@ LOADERS = ("auto", "in_memory", "dataloader")
 RULES: list[Rule] = [
     ("optimizer.lr", "a positive number", _positive_number),
     ("optimizer.weight_decay", "a number >= 0", lambda v: is_number(v) and v >= 0),
+    ("optimizer.weight_decay_on", "all or matrices", lambda v: v in ("all", "matrices")),
     ("optimizer.momentum", "a number in [0, 1)", lambda v: is_number(v) and 0 <= v < 1),
     ("trainer.max_epochs", "a positive integer", _positive_int),
     ("trainer.precision", "one of 32, bf16, 16", lambda v: str(v) in ("32", "bf16", "16")),
@@ -108,6 +109,8 @@ RULES: list[Rule] = [
         _compile_setting,
     ),
     ("scheduler.interval", "'epoch' or 'step'", lambda v: v in ("epoch", "step")),
+    ("scheduler.warmup_steps", "an integer >= 0", _int_at_least(0)),
+    ("scheduler.min_lr", "a number >= 0", lambda v: is_number(v) and v >= 0),
     ("logging.log_every_n_steps", "a positive integer", _positive_int),
     ("logging.flush_secs", "a positive number", _positive_number),
     ("logging.histograms_every_n_epochs", "an integer >= 0", _int_at_least(0)),
