@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -299,3 +301,29 @@ def test_a_vocabulary_larger_than_the_model_and_a_block_longer_than_its_context_
 def test_bad_settings_are_one_line(corpus: Path, overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         text_data(corpus, None, **overrides)
+
+
+RACE_SCRIPT = """
+import sys
+from pathlib import Path
+from trainscope.data.text import tokenize_corpus
+corpus = tokenize_corpus(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]))
+print(len(corpus.tokens), corpus.tokenizer.decode(corpus.tokens.tolist()) == Path(sys.argv[1]).read_text())
+"""
+
+
+@pytest.mark.slow
+def test_runs_tokenizing_the_same_corpus_at_once_share_one_intact_cache(tmp_path: Path) -> None:
+    """A sweep's first trials all start by tokenizing: none may see another's half-written cache."""
+    tokenizer = save_bpe_tokenizer(tmp_path / "bpe")
+    cache = tmp_path / "cache"
+    arguments = [sys.executable, "-c", RACE_SCRIPT, str(BUNDLED_SHAKESPEARE), str(tokenizer), str(cache)]
+    runs = [subprocess.Popen(arguments, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], results
+    assert len({stdout for stdout, _ in results}) == 1 and results[0][0].split()[1] == "True"
+    assert not any("token cache" in stderr for _, stderr in results), results  # no warning: no torn read
+    assert [path.name for path in (cache / "text").iterdir()] == [
+        token_cache_path(cache, BUNDLED_SHAKESPEARE, str(tokenizer)).name
+    ]
+    assert tokenize_corpus(BUNDLED_SHAKESPEARE, str(tokenizer), cache).from_cache

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -60,6 +62,8 @@ def read_token_cache(path: Path, key: Any) -> CachedTokens | None:
     if not path.is_file():
         return None
     try:
+        if path.stat().st_size < 16:
+            raise ValueError("too short to be a token cache (a torn write)")
         with open(path, "rb") as handle:
             handle.seek(-16, 2)
             trailer_length, magic = int.from_bytes(handle.read(8), "little"), handle.read(8)
@@ -86,41 +90,63 @@ def write_token_cache(
     path: Path, key: Any, dtype: np.dtype, chunks: Callable[[], Iterable[list[int]]], extra: dict[str, Any]
 ) -> CachedTokens | None:
     """Stream the token `chunks` into the cache at `path` and map it; None (after a warning) when it cannot be
-    written or read back, and the caller tokenizes into memory instead.
+    written, and the caller tokenizes into memory instead.
 
-    `chunks` is called once and may raise (a file that is not text): nothing is then left behind, and the
-    error propagates.
+    `chunks` is called once and may raise (a file that is not text): nothing is then left behind, and the error
+    propagates. The tokens are streamed into a file of this process's own, then put in place atomically, so two
+    runs tokenizing the same corpus at once (a sweep's first trials) never see each other's half-written file:
+    the later one simply finds the cache the first one wrote.
     """
-
-    def write(handle: BinaryIO) -> None:
-        count, checksum = 0, 0
-        for chunk in chunks():
-            array = np.asarray(chunk, dtype=dtype)
-            handle.write(array.data)
-            count, checksum = count + len(array), zlib.crc32(array.data, checksum)
-        trailer = json.dumps(
-            {
-                "version": TOKEN_CACHE_VERSION,
-                "key": key,
-                "dtype": dtype.name,
-                "num_tokens": count,
-                "checksum": checksum,
-                "extra": extra,
-            }
-        ).encode()
-        handle.write(trailer + len(trailer).to_bytes(8, "little") + MAGIC)
-
     try:
-        atomic_write(path, write)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     except OSError as error:
+        return _unwritable(path, key, error)
+    partial = Path(name)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            _write_tokens(handle, key, dtype, chunks(), extra)
+        umask = os.umask(0)
+        os.umask(umask)
+        partial.chmod(0o666 & ~umask)  # as a plain open() would make it (mkstemp's 0600 hides it from others)
+        atomic_write(path, partial)
+    except OSError as error:
+        return _unwritable(path, key, error)
+    finally:
+        partial.unlink(missing_ok=True)
+    return read_token_cache(path, key)
+
+
+def _write_tokens(
+    handle: BinaryIO, key: Any, dtype: np.dtype, chunks: Iterable[list[int]], extra: dict[str, Any]
+) -> None:
+    count, checksum = 0, 0
+    for chunk in chunks:
+        array = np.asarray(chunk, dtype=dtype)
+        handle.write(array.data)
+        count, checksum = count + len(array), zlib.crc32(array.data, checksum)
+    trailer = {
+        "version": TOKEN_CACHE_VERSION,
+        "key": key,
+        "dtype": dtype.name,
+        "num_tokens": count,
+        "checksum": checksum,
+        "extra": extra,
+    }
+    encoded = json.dumps(trailer).encode()
+    handle.write(encoded + len(encoded).to_bytes(8, "little") + MAGIC)
+
+
+def _unwritable(path: Path, key: Any, error: OSError) -> CachedTokens | None:
+    """The cache another process wrote meanwhile, if there is one; else a warning and None."""
+    written_by_another = read_token_cache(path, key) if path.is_file() else None
+    if written_by_another is None:
         log.warning(
             "could not write token cache %s (%s); training from memory, tokenizing again next run",
             path,
             one_line(error),
         )
-        return None
-    cached = read_token_cache(path, key)  # None only if another process replaced it meanwhile
-    return cached
+    return written_by_another
 
 
 def tokens_in_memory(dtype: np.dtype, chunks: Iterable[list[int]]) -> np.ndarray:
