@@ -103,3 +103,12 @@ def test_a_sequence_longer_than_the_block_size_is_refused() -> None:
 def test_bad_sizes_are_one_line_naming_the_key(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         tiny_gpt(**overrides)
+
+
+def test_training_flops_per_token_is_nanogpts_mfu_numerator() -> None:
+    from trainscope.models.flops import training_flops_per_token
+
+    model = GPT(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128)
+    # nanoGPT's estimate_mfu: 6N + 12 L H Q T, N without the position embedding, H * Q = n_embd
+    assert training_flops_per_token(model, 64) == 6 * 801_664 + 12 * 4 * 4 * 32 * 64
+    assert training_flops_per_token(torch.nn.Linear(2, 2), 64) is None

@@ -92,3 +92,12 @@ def test_a_folder_asking_for_its_own_code_is_refused_without_running_it(tmp_path
     with pytest.raises(ConfigError, match="contains custom code"):
         HuggingFaceCausalLM(str(folder))
     assert not marker.exists()
+
+
+def test_training_flops_per_token_reads_depth_and_width_from_the_config(tiny_gpt2: tuple[Path, object]) -> None:
+    from trainscope.models.flops import training_flops_per_token
+
+    folder, _ = tiny_gpt2
+    model = HuggingFaceCausalLM(str(folder), pretrained=True)
+    parameters = sum(p.numel() for p in model.parameters()) - 32 * 16  # without the position embedding
+    assert training_flops_per_token(model, 32) == 6 * parameters + 12 * 2 * 16 * 32
