@@ -199,7 +199,36 @@ def _windows(
     return windows[:, :-1], windows[:, 1:]
 
 
-class RandomWindowBatches:
+class TokenBatches:
+    """What both text batch sources share: one split's tokens cut into blocks of `block_size`, `batch_size`
+    blocks a batch on `device`, and the BatchSource iteration around `_batches`."""
+
+    def __init__(
+        self, tokens: np.ndarray, block_size: int, batch_size: int, device: torch.device, rank: int, world_size: int
+    ) -> None:
+        self.tokens = tokens
+        self.block_size, self.batch_size, self.device = block_size, batch_size, device
+        self.rank, self.world_size = rank, world_size
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def _batches(self, batch_index: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+    def set_epoch(self, epoch: int) -> None:
+        """Nothing by default: evaluation reads the same blocks in the same order every time."""
+
+    def iter_from(self, batch_index: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if not 0 <= batch_index <= len(self):
+            raise ValueError(f"batch_index must be in [0, {len(self)}], got {batch_index}")
+        return self._batches(batch_index)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.iter_from(0)
+
+
+class RandomWindowBatches(TokenBatches):
     """Training batches of `batch_size` windows at offsets drawn from `(seed, step)`: a BatchSource whose
     "epoch" is as many batches as the split has tokens, so the epoch-based loop and `resume=` work unchanged."""
 
@@ -213,9 +242,8 @@ class RandomWindowBatches:
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        self.tokens = tokens
-        self.block_size, self.batch_size, self.seed, self.device = block_size, batch_size, seed, device
-        self.rank, self.world_size = rank, world_size
+        super().__init__(tokens, block_size, batch_size, device, rank, world_size)
+        self.seed = seed
         self.num_samples = len(tokens) - block_size  # the windows there are, one per start offset
         self.epoch = 0
 
@@ -231,17 +259,12 @@ class RandomWindowBatches:
         starts = torch.randint(self.num_samples, (self.batch_size * self.world_size,), generator=generator)
         return _windows(self.tokens, starts[self.rank :: self.world_size].numpy(), self.block_size, self.device)
 
-    def iter_from(self, batch_index: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        if not 0 <= batch_index <= len(self):
-            raise ValueError(f"batch_index must be in [0, {len(self)}], got {batch_index}")
+    def _batches(self, batch_index: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         first_step = self.epoch * len(self)  # resolved now: a later set_epoch must not change this iteration
         return (self.batch_at(first_step + index) for index in range(batch_index, len(self)))
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self.iter_from(0)
 
-
-class BlockBatches:
+class BlockBatches(TokenBatches):
     """Evaluation batches: the split's non-overlapping blocks, in one fixed order shuffled by `split_seed`;
     a torchrun rank takes every `world_size`-th block, so the ranks together evaluate each block once."""
 
@@ -255,8 +278,7 @@ class BlockBatches:
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        self.tokens = tokens
-        self.block_size, self.batch_size, self.device = block_size, batch_size, device
+        super().__init__(tokens, block_size, batch_size, device, rank, world_size)
         num_blocks = max(0, (len(tokens) - 1) // block_size)
         order = torch.randperm(num_blocks, generator=cpu_generator(TEXT_WINDOW_STREAM, split_seed, -1)).numpy()
         self.starts = order[rank::world_size] * block_size
@@ -265,24 +287,10 @@ class BlockBatches:
     def __len__(self) -> int:
         return -(-self.num_samples // self.batch_size)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Every validation reads the same blocks in the same order."""
-
-    def iter_from(self, batch_index: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        if not 0 <= batch_index <= len(self):
-            raise ValueError(f"batch_index must be in [0, {len(self)}], got {batch_index}")
-        return (
-            _windows(
-                self.tokens,
-                self.starts[index * self.batch_size : (index + 1) * self.batch_size],
-                self.block_size,
-                self.device,
-            )
-            for index in range(batch_index, len(self))
-        )
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return self.iter_from(0)
+    def _batches(self, batch_index: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for index in range(batch_index, len(self)):
+            starts = self.starts[index * self.batch_size : (index + 1) * self.batch_size]
+            yield _windows(self.tokens, starts, self.block_size, self.device)
 
 
 # ----------------------------------------------------------------------------------------------------------
