@@ -170,6 +170,7 @@ def test_training_batches_are_windows_and_their_next_tokens_drawn_from_seed_and_
     data = text_data(corpus, None)
     inputs, targets = data.train.batch_at(7)
     assert inputs.shape == targets.shape == (4, 16) and inputs.dtype == torch.int64
+    assert inputs.is_contiguous() and targets.is_contiguous()  # .view() works on them
     torch.testing.assert_close(inputs[:, 1:], targets[:, :-1])
     tokens = torch.from_numpy(data.train.tokens.astype(np.int64))
     for row, target in zip(inputs, targets, strict=True):

@@ -196,7 +196,8 @@ def _windows(
     if device.type == "cuda":  # pinned: the copy overlaps the previous step's kernels
         windows = windows.pin_memory()
     windows = windows.to(device, non_blocking=True)
-    return windows[:, :-1], windows[:, 1:]
+    # contiguous: a loss or model that calls .view() on them (nanoGPT's does) must work
+    return windows[:, :-1].contiguous(), windows[:, 1:].contiguous()
 
 
 class TokenBatches:
