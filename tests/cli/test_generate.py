@@ -172,3 +172,22 @@ def test_help_does_not_import_torch(tmp_path: Path) -> None:
     assert result.returncode == 0 and "prompt" in result.stdout
     imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in result.stderr.splitlines()}
     assert "hydra" in imported and "torch" not in imported
+
+
+@pytest.mark.slow
+def test_a_corrupt_checkpoint_or_a_tampered_vocabulary_is_one_line(lm_run: Path, tmp_path: Path) -> None:
+    def copy(name: str) -> Path:
+        run = tmp_path / name
+        subprocess.run(["cp", "-r", str(lm_run), str(run)], check=True)
+        return run
+
+    torn = copy("torn")
+    last = torn / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    result = generate_cli(f"run={torn}", cwd=tmp_path)
+    assert result.returncode == 2 and re.match(r"error: checkpoint .*last.pt is corrupt or unreadable", result.stderr)
+    tampered = copy("tampered")
+    (tampered / "tokenizer" / "char_vocabulary.json").write_text('{"characters": "abc"}')
+    result = generate_cli(f"run={tampered}", "prompt=abc", cwd=tmp_path)
+    assert result.returncode == 2 and "does not fit the model of" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
