@@ -57,7 +57,7 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
         validate_config(cfg)
         devices = int(cfg.trainer.get("devices", 1))
         if devices > 1 and not in_torchrun_job():
-            from trainscope.session.launch import train_on_devices  # torch's elastic agent starts the processes
+            from trainscope.session.run import train_on_devices  # torch's elastic agent starts the processes
 
             return train_on_devices(cfg, run_dir, devices, list(HydraConfig.get().overrides.task)).objective
         from trainscope.session.run import train  # torch loads here, not at --help

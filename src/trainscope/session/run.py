@@ -245,6 +245,15 @@ def _run_metrics(cfg: DictConfig, trainer: Trainer, test_metrics: dict[str, floa
     }
 
 
+def train_on_devices(cfg: DictConfig, run_dir: Path, devices: int, overrides: list[str]) -> RunResult:
+    """`trainer.devices=N`: the run trained by `devices` processes on this machine, reported as `train` reports one."""
+    from trainscope.session.launch import run_on_devices  # torch's elastic agent, only when asked for
+
+    metrics = run_on_devices(run_dir, devices, overrides)
+    final = metrics["final"]
+    return RunResult(RunStatus(metrics["status"]), metrics["reason"], final, objective(cfg, final))
+
+
 def objective(cfg: DictConfig, final: dict[str, float]) -> float | tuple[float, ...]:
     """The value(s) named by `optimized_metric`, for sweepers: one float, or a tuple for several."""
     names = optimized_metric_names(cfg)
