@@ -13,8 +13,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from trainscope.sweep.storage import resolve_storage
-from trainscope.sweep.study import (
+from trainscope.sweep.optuna.study import (
     FAIL_REASON_ATTR,
     OWNER_ATTR,
     claim_trial,
@@ -22,6 +21,7 @@ from trainscope.sweep.study import (
     fail_abandoned_trials,
     set_trial_system_attr,
 )
+from trainscope.sweep.storage import resolve_storage
 from trainscope.trial.storage import StorageError, open_storage
 
 SPACE = {"x": FloatDistribution(0.0, 1.0)}

@@ -23,7 +23,7 @@ from tensorboard.plugins.hparams import metadata
 from tests.helpers.cli import REPO_ROOT, cli_env
 from tests.helpers.events import read_events
 from trainscope.core.run_dir import SPACE_RESERVE
-from trainscope.sweep.study import FAIL_REASON_ATTR, OWNER_ATTR, count_trials
+from trainscope.sweep.optuna.study import FAIL_REASON_ATTR, OWNER_ATTR, count_trials
 from trainscope.trial.handle import RUN_DIR_ATTR
 from trainscope.trial.storage import open_storage
 

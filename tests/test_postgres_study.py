@@ -25,7 +25,7 @@ from tensorboard.backend.event_processing.event_multiplexer import EventMultiple
 from tests.helpers.cli import REPO_ROOT, cli_env
 from tests.helpers.postgres_server import PostgresServer, free_port, running_server
 from trainscope.core.errors import ConfigError
-from trainscope.sweep.study import (
+from trainscope.sweep.optuna.study import (
     FAIL_REASON_ATTR,
     HOST_ATTR,
     claim_trial,

@@ -2,7 +2,7 @@
 
 - a failed run (exception, NaN loss) is recorded as failed and every other run, in every batch, still runs;
 - rerun with the same `hydra.sweep.dir`, it continues: finished runs are kept, interrupted ones resume from
-  their checkpoint, failed ones run again (`trainscope.sweep.grid_rerun`); two sweeps never share the directory;
+  their checkpoint, failed ones run again (`trainscope.sweep.grid.rerun`); two sweeps never share the directory;
 - a job whose run directory holds another run is not started and counts as failed (`GuardedLauncher`);
 - SIGTERM/Ctrl-C: the running job saves a checkpoint, the sweep says how many runs finished, exit 143/130;
 - the sweep root gets one HParams experiment declaration naming the swept hyperparameters before any run;
@@ -23,7 +23,7 @@ from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
 if TYPE_CHECKING:
-    from trainscope.sweep.grid_rerun import PlannedJob
+    from trainscope.sweep.grid.rerun import PlannedJob
 
 
 @dataclass
@@ -57,8 +57,8 @@ class TrainscopeGridSweeper(BasicSweeper):
         from trainscope.cli.errors import exit_on_user_error
         from trainscope.core.run_dir import display_path
         from trainscope.sweep.experiment import declare_experiment, grid_domains, group_names
-        from trainscope.sweep.grid_report import finish_grid_sweep, interrupted_exit
-        from trainscope.sweep.grid_rerun import Action, kept_job, plan_job
+        from trainscope.sweep.grid.report import finish_grid_sweep, interrupted_exit
+        from trainscope.sweep.grid.rerun import Action, kept_job, plan_job
         from trainscope.sweep.guarded_launcher import GuardedLauncher
         from trainscope.sweep.jobs import report_failed_jobs
         from trainscope.sweep.sweep_dir import GRID_OWNER, claim_sweep_dir

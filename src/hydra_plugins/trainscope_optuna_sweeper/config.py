@@ -8,7 +8,7 @@ number of trials so far, so resumed and cooperating sweeps do not replay each ot
 
 The official `hydra-optuna-sweeper` keys are accepted (`max_failure_rate`, `search_space`,
 `custom_search_space`, sampler `nsgaii`), so its configs run with `hydra/sweeper: trainscope_optuna`;
-`trainscope.sweep.settings` says how each maps onto ours.
+`trainscope.sweep.optuna.settings` says how each maps onto ours.
 
 This module only declares dataclasses: Hydra imports every plugin module on each start (even `--help`).
 """

@@ -3,7 +3,7 @@
 With `n_jobs: 1` and Hydra's default `basic` launcher, the sweep's own process runs one trial after
 another (each through the launcher, `initial_job_idx` = trial number, so `hydra.job.num` and the run
 directory `<num>_<overrides>` are unique across processes). Otherwise the trials run in `n_jobs` worker
-jobs that each pull trials from the study until it is done (`trainscope.sweep.workers`): placed by the
+jobs that each pull trials from the study until it is done (`trainscope.sweep.optuna.workers.worker`): placed by the
 configured launcher (`hydra/launcher=joblib`, `submitit_local`, `submitit_slurm`, ...), or, with the
 `basic` launcher, as worker processes the sweeper starts itself. Launchers run fixed batches of jobs, so
 one job per trial would idle every worker until the slowest trial of its batch ended.
@@ -24,7 +24,7 @@ class TrainscopeOptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
         """`settings`: the keys of `TrainscopeOptunaSweeperConf` (config.py), as Hydra composed and resolved them."""
         from trainscope.cli.errors import exit_on_user_error
-        from trainscope.sweep.settings import OptunaSettings
+        from trainscope.sweep.optuna.settings import OptunaSettings
 
         with exit_on_user_error():
             self.settings = OptunaSettings.from_sweeper_config(settings)
@@ -44,7 +44,7 @@ class TrainscopeOptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from trainscope.cli.errors import exit_on_user_error
         from trainscope.core.interruption import exit_code_for
-        from trainscope.sweep.workers import SweepInterrupted
+        from trainscope.sweep.optuna.workers.worker import SweepInterrupted
 
         try:
             with exit_on_user_error():
@@ -59,10 +59,10 @@ class TrainscopeOptunaSweeper(Sweeper):
         from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 
         from trainscope.sweep.experiment import group_names
-        from trainscope.sweep.local_workers import LocalWorkers
-        from trainscope.sweep.runner import OptunaSweep, say
-        from trainscope.sweep.worker_jobs import run_worker_jobs
-        from trainscope.sweep.workers import SweepInterrupted, make_worker, stopping_on_signals
+        from trainscope.sweep.optuna.session import OptunaSweep, say
+        from trainscope.sweep.optuna.workers.launcher_jobs import run_worker_jobs
+        from trainscope.sweep.optuna.workers.local import LocalWorkers
+        from trainscope.sweep.optuna.workers.worker import SweepInterrupted, make_worker, stopping_on_signals
 
         assert self.config is not None
         sweep = OptunaSweep(self.settings, self.config, arguments)

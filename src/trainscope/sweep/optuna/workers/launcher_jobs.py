@@ -1,7 +1,7 @@
 """Worker jobs placed by a Hydra launcher (`hydra/launcher=joblib`, `submitit_local`, `submitit_slurm`, ...).
 
 The sweeper sets up a launcher whose task function is a `TrialWorker` and launches `n_jobs` worker jobs in
-one batch; each pulls trials until the study is done (`trainscope.sweep.workers`). While they run, a dead
+one batch; each pulls trials until the study is done (`trainscope.sweep.optuna.workers.worker`). While they run, a dead
 worker's trial is failed and retried as soon as it is noticed, and signals are passed on to the workers.
 """
 
@@ -20,9 +20,9 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 
 from trainscope.core.errors import ConfigError, first_line
-from trainscope.sweep.runner import say
-from trainscope.sweep.study import OWNER_ATTR
-from trainscope.sweep.workers import WORKER_DIR_PREFIX, WORKER_FILE, WorkerReport, forwarding_signals
+from trainscope.sweep.optuna.session import say
+from trainscope.sweep.optuna.study import OWNER_ATTR
+from trainscope.sweep.optuna.workers.worker import WORKER_DIR_PREFIX, WORKER_FILE, WorkerReport, forwarding_signals
 
 
 def worker_job_overrides(sweep: Any, index: int) -> list[str]:

@@ -11,9 +11,9 @@ The worker job is a picklable task function, `TrialWorker`, shipped by the launc
 ordinary Hydra job of the app (composed from the sweep's config, run with `run_job`), so the trial
 channel (`hydra.job.env_set`), run directories and job logging are those of the one-process sweep.
 
-Through a launcher: `trainscope.sweep.worker_jobs`. With Hydra's default `basic` launcher, which runs
+Through a launcher: `trainscope.sweep.optuna.workers.launcher_jobs`. With Hydra's default `basic` launcher, which runs
 jobs one after another in the sweep's own process, the sweeper starts the workers as local processes
-itself (`trainscope.sweep.local_workers`), fed the pickled worker, so it never depends on how the sweep
+itself (`trainscope.sweep.optuna.workers.local`), fed the pickled worker, so it never depends on how the sweep
 itself was started. This module is the worker itself, and the signal handling both paths share.
 """
 
@@ -36,8 +36,8 @@ from hydra.core.singleton import Singleton
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict, read_write
 
-from trainscope.sweep.settings import OptunaSettings
-from trainscope.sweep.study import process_identity
+from trainscope.sweep.optuna.settings import OptunaSettings
+from trainscope.sweep.optuna.study import process_identity
 
 WORKER_DIR_PREFIX = "optuna_worker_"
 WORKER_FILE = "worker.json"
@@ -143,7 +143,7 @@ class TrialWorker:
         from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 
         from trainscope.sweep.guarded_launcher import GuardedLauncher
-        from trainscope.sweep.runner import OptunaSweep
+        from trainscope.sweep.optuna.session import OptunaSweep
 
         directory.mkdir(parents=True, exist_ok=True)
         (directory / WORKER_FILE).write_text(json.dumps(process_identity()))

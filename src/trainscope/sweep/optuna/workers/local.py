@@ -1,7 +1,7 @@
 """Worker processes of our own, for Hydra's `basic` launcher (which runs jobs one after another in-process).
 
-Started as `python -m trainscope.sweep.worker_process`, each fed the pickled `TrialWorker` on stdin, so
-nothing depends on how the sweep itself was started (`trainscope.sweep.workers`).
+Started as `python -m trainscope.sweep.optuna.workers.process`, each fed the pickled `TrialWorker` on stdin, so
+nothing depends on how the sweep itself was started (`trainscope.sweep.optuna.workers.worker`).
 """
 
 from __future__ import annotations
@@ -23,15 +23,24 @@ from optuna.trial import TrialState
 
 from trainscope.core.errors import TrainscopeError, report_user_error
 from trainscope.core.interruption import exit_code_for
-from trainscope.sweep.runner import say
-from trainscope.sweep.study import OWNER_ATTR, is_interrupted
-from trainscope.sweep.workers import STOP_SIGNALS, WORKER_DIR_PREFIX, TrialWorker, forwarding_signals, worker_dir
+from trainscope.sweep.optuna.session import say
+from trainscope.sweep.optuna.study import OWNER_ATTR, is_interrupted
+from trainscope.sweep.optuna.workers.worker import (
+    STOP_SIGNALS,
+    WORKER_DIR_PREFIX,
+    TrialWorker,
+    forwarding_signals,
+    worker_dir,
+)
+
+WORKER_MODULE = "trainscope.sweep.optuna.workers.process"
+"""What each worker process runs (`python -m WORKER_MODULE <index> <dir>`)."""
 
 
 class LocalWorkers:
     """`n_jobs` worker processes on this machine, for the `basic` launcher (which runs jobs one by one).
 
-    Each is `python -m trainscope.sweep.worker_process <index> <dir>`, fed the pickled `TrialWorker` on
+    Each is `python -m trainscope.sweep.optuna.workers.process <index> <dir>`, fed the pickled `TrialWorker` on
     stdin (with cloudpickle: an app's task function defined in a script or notebook travels by value). Its
     output goes to the sweep's own stdout and stderr, line by line, and to
     `<sweep_dir>/optuna_worker_<i>/worker.log`. A worker that dies is reported at once, its trial
@@ -56,7 +65,7 @@ class LocalWorkers:
         directory.mkdir(parents=True, exist_ok=True)
         warning_options = [f"-W{option}" for option in sys.warnoptions]  # `python -W error` holds in workers too
         process = subprocess.Popen(
-            [sys.executable, *warning_options, "-m", "trainscope.sweep.worker_process", str(index), str(directory)],
+            [sys.executable, *warning_options, "-m", WORKER_MODULE, str(index), str(directory)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

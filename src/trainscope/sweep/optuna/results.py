@@ -18,8 +18,8 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from trainscope.core.run_dir import atomic_write, read_metrics
+from trainscope.sweep.optuna.study import count_trials
 from trainscope.sweep.storage import dashboard_command
-from trainscope.sweep.study import count_trials
 from trainscope.trial.handle import RUN_DIR_ATTR
 from trainscope.trial.storage import redact
 

@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from trainscope.core.torchrun_env import in_torchrun_job
+from trainscope.distributed.environment import in_torchrun_job
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """One process's share of an Optuna sweep: open the study, claim trials, launch them, record how they end.
 
 Used by the `trainscope_optuna` Hydra sweeper; every process working on a study (the sweep, its worker
-jobs (`trainscope.sweep.workers`), a resumed sweep, hand-started cooperating sweeps) runs this same loop
+jobs (`trainscope.sweep.optuna.workers.worker`), a resumed sweep, hand-started cooperating sweeps) runs this same loop
 against the storage.
 """
 
@@ -32,8 +32,8 @@ from trainscope.core.errors import ConfigError, first_line
 from trainscope.core.run_dir import RunStatus
 from trainscope.sweep.guarded_launcher import GuardedLauncher
 from trainscope.sweep.jobs import report_failed_jobs
-from trainscope.sweep.results import results_line, study_results, write_results
-from trainscope.sweep.search_space import (
+from trainscope.sweep.optuna.results import results_line, study_results, write_results
+from trainscope.sweep.optuna.search_space import (
     describe_domain,
     differing_parameter,
     grid_search_space,
@@ -41,9 +41,8 @@ from trainscope.sweep.search_space import (
     parse_search_space,
     search_space_domains,
 )
-from trainscope.sweep.settings import OptunaSettings
-from trainscope.sweep.storage import dashboard_command, resolve_storage
-from trainscope.sweep.study import (
+from trainscope.sweep.optuna.settings import OptunaSettings
+from trainscope.sweep.optuna.study import (
     FAIL_REASON_ATTR,
     METRICS_STUDY_ATTR,
     MONITOR_STUDY_ATTR,
@@ -58,9 +57,10 @@ from trainscope.sweep.study import (
     trials_counted,
     trials_running_elsewhere,
 )
+from trainscope.sweep.optuna.trial_resume import resume_overrides, run_to_resume
+from trainscope.sweep.optuna.verdict import TrialVerdict, judge_job, record_trial_in_metrics
+from trainscope.sweep.storage import dashboard_command, resolve_storage
 from trainscope.sweep.sweep_dir import claim_sweep_dir, optuna_owner
-from trainscope.sweep.trial_resume import resume_overrides, run_to_resume
-from trainscope.sweep.verdict import TrialVerdict, judge_job, record_trial_in_metrics
 from trainscope.trial.channel import TrialAddress
 from trainscope.trial.handle import PRUNER_STUDY_ATTR, RUN_DIR_ATTR
 from trainscope.trial.storage import StorageError, open_storage, redact

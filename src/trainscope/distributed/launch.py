@@ -22,7 +22,7 @@ from trainscope.config.overrides import hydra_quote
 from trainscope.core.errors import TrainingFailed
 from trainscope.core.interruption import RunInterrupted
 from trainscope.core.run_dir import RunStatus, read_metrics
-from trainscope.engine.distributed import launch
+from trainscope.distributed.process_group import launch
 
 log = logging.getLogger(__name__)
 
