@@ -25,14 +25,8 @@ from tensorboard.backend.event_processing.event_multiplexer import EventMultiple
 from tests.helpers.cli import REPO_ROOT, cli_env
 from tests.helpers.postgres_server import PostgresServer, free_port, running_server
 from trainscope.core.errors import ConfigError
-from trainscope.sweep.optuna.study import (
-    FAIL_REASON_ATTR,
-    HOST_ATTR,
-    claim_trial,
-    count_trials,
-    fail_abandoned_trials,
-)
-from trainscope.trial.handle import RUN_DIR_ATTR
+from trainscope.sweep.optuna.study import claim_trial, count_trials, fail_abandoned_trials
+from trainscope.trial.attributes import FAIL_REASON_ATTR, HOST_ATTR, RUN_DIR_ATTR
 from trainscope.trial.storage import DatabaseSettings, StorageError, open_storage
 
 # Seconds, not minutes: a dead worker's trial is retried 5 s after its last heartbeat.

@@ -1,9 +1,11 @@
-"""Opening an Optuna storage: a journal file path, or a database server for sweeps on many machines.
+"""Where a study is kept and how it is opened: a journal file (the default), or a database server.
 
 Shared by the sweeper (which owns the study and keeps database trials alive with heartbeats) and by a
-trial's job (which only reports to its trial, so it opens the storage without a heartbeat). The journal
-file needs no server and is safe for several processes on one machine (file locks). A database URL
-(`postgresql://...`, `mysql+pymysql://...`, `sqlite:///...`) is the study for sweeps on many machines:
+trial's job (which only reports to its trial, so it opens the storage without a heartbeat). By default the
+study is a journal file in the sweep directory (`resolve_storage`): it needs no server and is safe for
+several processes on one machine (file locks), so a sweep can be killed and resumed, and several
+`python train.py -m ...` can share it. A database URL (`postgresql://...`, `mysql+pymysql://...`,
+`sqlite:///...`) is the study for sweeps on many machines:
 
 - the plain `postgresql://` a user types is driven by psycopg 3 (`pip install 'trainscope[postgresql]'`);
 - Optuna's tables are created under a database-wide lock, so workers started at once on a fresh
@@ -12,8 +14,6 @@ file needs no server and is safe for several processes on one machine (file lock
   belonged to a dead worker: it is failed and its configuration retried once;
 - a lost connection (a server restart, a failover) is waited out for `reconnect_timeout` seconds
   instead of failing the sweep.
-
-Where a sweep keeps its study by default and how to open it in optuna-dashboard: `trainscope.sweep.storage`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import os
+import shlex
 import sys
 import time
 import warnings
@@ -37,6 +39,7 @@ from optuna.storages.journal import JournalFileBackend
 from trainscope.core.errors import ConfigError, first_line
 from trainscope.trial.journal import set_aside_torn_tail
 
+JOURNAL_FILE_NAME = "optuna_journal.log"
 # Seconds between attempts while the database is unreachable.
 RECONNECT_POLL_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 10
@@ -74,6 +77,28 @@ class DatabaseSettings:
 
 def is_rdb_url(storage: str) -> bool:
     return "://" in storage
+
+
+def resolve_storage(storage: str | None, sweep_dir: str | os.PathLike[str]) -> str:
+    """The storage as jobs in any working directory can reach it: an absolute journal path or RDB URL."""
+    if storage is None or str(storage).strip() == "":
+        return str((Path(sweep_dir) / JOURNAL_FILE_NAME).resolve())
+    storage = str(storage)
+    if storage.startswith("sqlite:///") and not storage.startswith("sqlite:////"):
+        relative = storage[len("sqlite:///") :]
+        if relative and relative != ":memory:":
+            return "sqlite:///" + str(Path(relative).resolve())
+    if is_rdb_url(storage):
+        return storage
+    return str(Path(storage).expanduser().resolve())
+
+
+def dashboard_command(storage: str) -> str:
+    """The command that opens the study in optuna-dashboard (a journal file path or an RDB URL).
+
+    The dashboard opens a plain `postgresql://` with psycopg2, so the URL names our driver.
+    """
+    return f"optuna-dashboard {shlex.quote(with_psycopg(storage) if is_rdb_url(storage) else storage)}"
 
 
 def driver_url(storage: str) -> str:

@@ -19,9 +19,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from trainscope.core.run_dir import atomic_write, read_metrics
 from trainscope.sweep.optuna.study import count_trials
-from trainscope.sweep.storage import dashboard_command
-from trainscope.trial.handle import RUN_DIR_ATTR
-from trainscope.trial.storage import redact
+from trainscope.trial.attributes import RUN_DIR_ATTR
+from trainscope.trial.storage import dashboard_command, redact
 
 RESULTS_FILE = "optimization_results.yaml"
 

@@ -43,11 +43,6 @@ from trainscope.sweep.optuna.search_space import (
 )
 from trainscope.sweep.optuna.settings import OptunaSettings
 from trainscope.sweep.optuna.study import (
-    FAIL_REASON_ATTR,
-    METRICS_STUDY_ATTR,
-    MONITOR_STUDY_ATTR,
-    SEARCH_SPACE_STUDY_ATTR,
-    STATUS_ATTR,
     claim_trial,
     count_trials,
     fail_abandoned_trials,
@@ -59,11 +54,19 @@ from trainscope.sweep.optuna.study import (
 )
 from trainscope.sweep.optuna.trial_resume import resume_overrides, run_to_resume
 from trainscope.sweep.optuna.verdict import TrialVerdict, judge_job, record_trial_in_metrics
-from trainscope.sweep.storage import dashboard_command, resolve_storage
 from trainscope.sweep.sweep_dir import claim_sweep_dir, optuna_owner
+from trainscope.trial.attributes import (
+    FAIL_REASON_ATTR,
+    METRICS_STUDY_ATTR,
+    MONITOR_STUDY_ATTR,
+    PRUNER_STUDY_ATTR,
+    RUN_DIR_ATTR,
+    SEARCH_SPACE_STUDY_ATTR,
+    STATUS_ATTR,
+    fail_reason_study_attr,
+)
 from trainscope.trial.channel import TrialAddress
-from trainscope.trial.handle import PRUNER_STUDY_ATTR, RUN_DIR_ATTR
-from trainscope.trial.storage import StorageError, open_storage, redact
+from trainscope.trial.storage import StorageError, dashboard_command, open_storage, redact, resolve_storage
 
 
 def say(message: str) -> None:
@@ -436,7 +439,7 @@ class OptunaSweep:
         if verdict.state == TrialState.FAIL:
             reason = verdict.reason
             storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, reason)
-            self.study.set_user_attr(f"fail_reason/trial_{trial.number}", reason)
+            self.study.set_user_attr(fail_reason_study_attr(trial.number), reason)
             self.tell(trial, state=TrialState.FAIL)
             say(f"trial {trial.number} FAIL: {reason} {where}")
         elif verdict.state == TrialState.PRUNED:

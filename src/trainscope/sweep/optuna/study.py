@@ -29,17 +29,8 @@ from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from trainscope.trial.attributes import FAIL_REASON_ATTR, HOST_ATTR, INTERRUPTED_ATTR, OWNER_ATTR, SURPLUS_ATTR
 from trainscope.trial.storage import exclusive, is_rdb_url
-
-OWNER_ATTR = "trainscope:owner"
-INTERRUPTED_ATTR = "trainscope:interrupted"
-SURPLUS_ATTR = "trainscope:surplus"
-FAIL_REASON_ATTR = "fail_reason"
-HOST_ATTR = "host"
-STATUS_ATTR = "status"
-METRICS_STUDY_ATTR = "trainscope:optimized_metric"
-MONITOR_STUDY_ATTR = "trainscope:pruning_metric"
-SEARCH_SPACE_STUDY_ATTR = "trainscope:search_space"
 
 
 def process_identity() -> dict[str, Any]:

@@ -21,8 +21,8 @@ from hydra.plugins.launcher import Launcher
 
 from trainscope.core.errors import ConfigError, first_line
 from trainscope.sweep.optuna.session import say
-from trainscope.sweep.optuna.study import OWNER_ATTR
 from trainscope.sweep.optuna.workers.worker import WORKER_DIR_PREFIX, WORKER_FILE, WorkerReport, forwarding_signals
+from trainscope.trial.attributes import OWNER_ATTR
 
 
 def worker_job_overrides(sweep: Any, index: int) -> list[str]:

@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 from trainscope.core.errors import TrainscopeError, report_user_error
 from trainscope.core.interruption import exit_code_for
 from trainscope.sweep.optuna.session import say
-from trainscope.sweep.optuna.study import OWNER_ATTR, is_interrupted
+from trainscope.sweep.optuna.study import is_interrupted
 from trainscope.sweep.optuna.workers.worker import (
     STOP_SIGNALS,
     WORKER_DIR_PREFIX,
@@ -32,6 +32,7 @@ from trainscope.sweep.optuna.workers.worker import (
     forwarding_signals,
     worker_dir,
 )
+from trainscope.trial.attributes import OWNER_ATTR
 
 WORKER_MODULE = "trainscope.sweep.optuna.workers.process"
 """What each worker process runs (`python -m WORKER_MODULE <index> <dir>`)."""
