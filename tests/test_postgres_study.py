@@ -27,7 +27,8 @@ from tests.helpers.postgres_server import PostgresServer, free_port, running_ser
 from trainscope.core.errors import ConfigError
 from trainscope.sweep.optuna.study import claim_trial, count_trials, fail_abandoned_trials
 from trainscope.trial.attributes import FAIL_REASON_ATTR, HOST_ATTR, RUN_DIR_ATTR
-from trainscope.trial.storage import DatabaseSettings, StorageError, open_storage
+from trainscope.trial.database import DatabaseSettings
+from trainscope.trial.storage import StorageError, open_storage
 
 # Seconds, not minutes: a dead worker's trial is retried 5 s after its last heartbeat.
 HEARTBEAT = ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.heartbeat_grace_period=5"]

@@ -19,7 +19,8 @@ from hydra.utils import instantiate
 
 from trainscope.trial.attributes import PRUNER_STUDY_ATTR, RUN_DIR_ATTR
 from trainscope.trial.channel import TrialAddress
-from trainscope.trial.storage import DatabaseSettings, open_storage
+from trainscope.trial.database import DatabaseSettings
+from trainscope.trial.storage import open_storage
 
 
 class Trial:

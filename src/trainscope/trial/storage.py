@@ -28,7 +28,6 @@ import time
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +36,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from trainscope.core.errors import ConfigError, first_line
+from trainscope.trial.database import DatabaseSettings
 from trainscope.trial.journal import set_aside_torn_tail
 
 JOURNAL_FILE_NAME = "optuna_journal.log"
@@ -50,29 +50,6 @@ LOCK_HOLDER_TIMEOUT = "60s"
 
 class StorageError(ConfigError):
     """The study's storage cannot be opened (unreachable server, locked database, unwritable file)."""
-
-
-@dataclass(frozen=True)
-class DatabaseSettings:
-    """How a study in a database watches its workers (`hydra.sweeper.heartbeat_*`, `reconnect_timeout`)."""
-
-    # Seconds between two heartbeats of a running trial.
-    heartbeat_interval: int = 30
-    # A running trial whose last heartbeat is older than this belonged to a dead worker.
-    heartbeat_grace_period: int = 120
-    # Seconds a worker waits for a lost database connection to come back before it gives up.
-    reconnect_timeout: float = 300.0
-
-    def check(self) -> None:
-        for name in ("heartbeat_interval", "heartbeat_grace_period", "reconnect_timeout"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"hydra.sweeper.{name} must be a positive number of seconds, got {value!r}")
-        if self.heartbeat_grace_period <= self.heartbeat_interval:
-            raise ConfigError(
-                f"hydra.sweeper.heartbeat_grace_period ({self.heartbeat_grace_period}) must be longer than "
-                f"hydra.sweeper.heartbeat_interval ({self.heartbeat_interval}), or live trials look dead"
-            )
 
 
 def is_rdb_url(storage: str) -> bool:

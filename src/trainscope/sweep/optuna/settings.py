@@ -1,15 +1,18 @@
-"""`hydra.sweeper` of `hydra/sweeper=trainscope_optuna`, checked once, with the official plugin's spellings.
+"""`hydra.sweeper` of `hydra/sweeper=trainscope_optuna`: every key, its type and default, written once.
 
-The sweeper's config dataclass (`hydra_plugins/trainscope_optuna_sweeper/config.py`) declares the keys
-and their types; Hydra instantiates the sweeper with them and `OptunaSettings.from_sweeper_config`
-turns them into plain values the runner uses. Keys of the official `hydra-optuna-sweeper` (1.3/1.4)
-are accepted so its configs run unchanged but for the sweeper name:
+`OptunaSettings` is the sweeper's config: `hydra_plugins/trainscope_optuna_sweeper/config.py` registers it with
+Hydra's ConfigStore (adding only `_target_` and the sampler/pruner defaults), so Hydra type-checks each key;
+Hydra builds the sweeper with the composed keys and `OptunaSettings.from_sweeper_config` checks their ranges
+in one line each. The rest of the sweep reads the settings from here, never a copy. Keys of the official
+`hydra-optuna-sweeper` (1.3/1.4) are accepted so its configs run unchanged but for the sweeper name:
 
 - `sampler.seed` (official) is `hydra.sweeper.seed` (ours); set, it wins;
 - `max_failure_rate` (official: failed / finished trials above which the sweep stops) replaces our
   count `max_failures` when set;
 - `search_space` (the official plugin's deprecated dict form) adds distributions before `params`;
 - `custom_search_space` names a function `(cfg, optuna_trial)` that suggests more parameters.
+
+This module imports neither optuna nor torch: Hydra imports the config dataclass on every start, even `--help`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from trainscope.core.errors import ConfigError
-from trainscope.trial.storage import DatabaseSettings
+from trainscope.trial.database import DatabaseSettings
 
 DIRECTIONS = ("maximize", "minimize")
 
@@ -32,94 +35,106 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _directions(direction: Any) -> list[str]:
-    raw = direction if isinstance(direction, list | tuple) else [direction]
-    directions = [str(getattr(d, "name", d)).lower() for d in raw]
-    bad = [d for d in directions if d not in DIRECTIONS]
-    if bad:
-        raise ConfigError(f"hydra.sweeper.direction must be maximize or minimize, got {bad[0]!r}")
-    return directions
+@dataclass
+class OptunaSettings(DatabaseSettings):
+    """The keys of `hydra.sweeper` (the database ones, `heartbeat_*` and `reconnect_timeout`, are inherited).
 
+    `sampler` and `pruner` are the `hydra/sweeper/sampler` and `hydra/sweeper/pruner` options, kept as
+    `{_target_: ..., kwargs}` configs (jobs rebuild the pruner from the study).
+    """
 
-def _database_settings(values: Mapping[str, Any]) -> DatabaseSettings:
-    defaults = DatabaseSettings()
-    settings = DatabaseSettings(
-        heartbeat_interval=values.get("heartbeat_interval", defaults.heartbeat_interval),
-        heartbeat_grace_period=values.get("heartbeat_grace_period", defaults.heartbeat_grace_period),
-        reconnect_timeout=values.get("reconnect_timeout", defaults.reconnect_timeout),
-    )
-    settings.check()
-    return settings
-
-
-@dataclass(frozen=True)
-class OptunaSettings:
-    """What one sweep runs with: `sampler`/`pruner` stay `{_target_: ..., kwargs}` configs (jobs rebuild
-    the pruner from the study), `directions` is always a list, the rest as `config.py` documents it."""
-
-    sampler: dict[str, Any]
-    pruner: dict[str, Any]
-    directions: list[str]
-    n_trials: int
-    n_jobs: int
-    study_name: str | None
-    storage: str | None
-    seed: int | None
-    max_failures: int | None
-    max_failure_rate: float | None
-    timeout: float | None
-    pruning_metric: str | None
-    params: dict[str, Any]
-    search_space: dict[str, Any]
-    custom_search_space: str | None
-    database: DatabaseSettings  # heartbeats and reconnecting, for studies in a database server
+    sampler: Any = None
+    pruner: Any = None
+    # "maximize"/"minimize", or one per entry of a list `optimized_metric` (multi-objective).
+    direction: Any = "maximize"
+    # Trials that count: complete, pruned and failed ones; trials a killed sweep left behind do not.
+    n_trials: int = 20
+    # Trials at once: n_jobs worker jobs (hydra/launcher places them) each pull trials until the study is done.
+    n_jobs: int = 1
+    # Defaults to the hparams_search option (or the job name); with `storage` it identifies the study.
+    study_name: str | None = None
+    # null: a journal file `optuna_journal.log` in the sweep dir; or a file path, or an RDB URL
+    # (sqlite:///study.db, postgresql://user:password@host/db).
+    storage: str | None = None
+    seed: int | None = 0
+    # The sweep stops once this many trials failed (raised, NaN/Inf objective, health checks); null: never.
+    max_failures: int | None = 3
+    # The official plugin's limit: the sweep stops once failed / finished trials exceeds it (0.0: the first
+    # failure; 1.0: never). Set, it replaces max_failures.
+    max_failure_rate: float | None = None
+    # Seconds after which no new trial starts (running ones finish); null: no limit.
+    timeout: float | None = None
+    # Metric reported to the pruner each epoch; null: the (single) optimized_metric.
+    pruning_metric: str | None = None
+    # Search space in the official plugin's syntax: interval(...), tag(log, interval(...)), range(...),
+    # choice(...), a,b,c; plain values are passed to every trial unchanged.
+    params: dict[str, Any] | None = None
+    # The official plugin's deprecated dict form, {key: {type: int|float|categorical, low, high, step, log,
+    # choices}}; `params` and command-line entries win on the same key.
+    search_space: dict[str, Any] | None = None
+    # Dotted path of a function (cfg, optuna_trial) -> None that suggests more parameters per trial
+    # (trial.suggest_float("+w", 0, 1): the name is the override key).
+    custom_search_space: str | None = None
 
     @classmethod
     def from_sweeper_config(cls, values: Mapping[str, Any]) -> OptunaSettings:
-        """The settings from the sweeper's (composed, type-checked) config keys."""
-        values = {key: _plain(value) for key, value in values.items()}
-        sampler = dict(values.get("sampler") or {})
-        if sampler.get("_target_") == "optuna.samplers.MOTPESampler":
+        """The settings from the sweeper's (composed, type-checked) keys, checked: a bad value is one line."""
+        settings = cls(**{key: _plain(value) for key, value in values.items()})
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Raise a one-line ConfigError naming the first bad value."""
+        if self.sampler_config.get("_target_") == "optuna.samplers.MOTPESampler":
             raise ConfigError(
                 "the 'motpe' sampler was removed in Optuna 4.0: use hydra/sweeper/sampler=tpe "
                 "(TPESampler handles several objectives) or nsga2"
             )
-        sampler_seed = sampler.pop("seed", None)
-        seed = sampler_seed if sampler_seed is not None else values.get("seed")
-        n_trials = int(values["n_trials"])
-        if n_trials < 1:
-            raise ConfigError(f"hydra.sweeper.n_trials must be a positive integer, got {n_trials}")
-        n_jobs = int(values.get("n_jobs") or 1)  # null: one at a time
-        if n_jobs < 1:  # not joblib's -1 = "every core": each worker trains on its own cores or GPU
-            raise ConfigError(f"hydra.sweeper.n_jobs (trials at once) must be a positive integer, got {n_jobs}")
-        rate = values.get("max_failure_rate")
+        if self.n_trials < 1:
+            raise ConfigError(f"hydra.sweeper.n_trials must be a positive integer, got {self.n_trials}")
+        if self.trials_at_once < 1:  # not joblib's -1 = "every core": each worker trains on its own cores or GPU
+            raise ConfigError(f"hydra.sweeper.n_jobs (trials at once) must be a positive integer, got {self.n_jobs}")
+        rate = self.max_failure_rate
         if rate is not None and not 0.0 <= float(rate) <= 1.0:
             raise ConfigError(f"hydra.sweeper.max_failure_rate must be between 0.0 and 1.0, got {rate}")
-        return cls(
-            sampler=sampler,
-            pruner=dict(values.get("pruner") or {}),
-            directions=_directions(values.get("direction", "maximize")),
-            n_trials=n_trials,
-            n_jobs=n_jobs,
-            study_name=values.get("study_name"),
-            storage=None if values.get("storage") is None else str(values["storage"]),
-            seed=None if seed is None else int(seed),
-            max_failures=None if values.get("max_failures") is None else int(values["max_failures"]),
-            max_failure_rate=None if rate is None else float(rate),
-            timeout=None if values.get("timeout") is None else float(values["timeout"]),
-            pruning_metric=values.get("pruning_metric"),
-            params=dict(values.get("params") or {}),
-            search_space=dict(values.get("search_space") or {}),
-            custom_search_space=values.get("custom_search_space"),
-            database=_database_settings(values),
-        )
+        bad = [d for d in self.directions if d not in DIRECTIONS]
+        if bad:
+            raise ConfigError(f"hydra.sweeper.direction must be maximize or minimize, got {bad[0]!r}")
+        super().check()
+
+    @property
+    def directions(self) -> list[str]:
+        """`direction` as a list, lower case (one entry per objective, or one for all)."""
+        raw = self.direction if isinstance(self.direction, list | tuple) else [self.direction]
+        return [str(getattr(d, "name", d)).lower() for d in raw]
+
+    @property
+    def trials_at_once(self) -> int:
+        """`n_jobs`; 0 or null: one at a time."""
+        return int(self.n_jobs or 1)
+
+    @property
+    def sampler_config(self) -> dict[str, Any]:
+        """The sampler option without its `seed`: the sweep passes the seed plus the trials so far."""
+        return {key: value for key, value in (self.sampler or {}).items() if key != "seed"}
+
+    @property
+    def sampler_seed(self) -> int | None:
+        """`sampler.seed` (the official spelling) when set, else `seed`."""
+        seed = (self.sampler or {}).get("seed")
+        seed = self.seed if seed is None else seed
+        return None if seed is None else int(seed)
+
+    @property
+    def pruner_config(self) -> dict[str, Any]:
+        return dict(self.pruner or {})
 
     @property
     def pruning(self) -> bool:
         """Whether a pruner other than NopPruner is configured."""
-        return bool(self.pruner) and not str(self.pruner.get("_target_", "")).endswith("NopPruner")
+        return bool(self.pruner) and not str(self.pruner_config.get("_target_", "")).endswith("NopPruner")
 
     @property
     def is_grid(self) -> bool:
         """GridSampler takes its grid from the search space, and the grid caps `n_trials`."""
-        return str(self.sampler.get("_target_", "")).endswith("GridSampler")
+        return str(self.sampler_config.get("_target_", "")).endswith("GridSampler")

@@ -1,8 +1,10 @@
 """Worker jobs placed by a Hydra launcher (`hydra/launcher=joblib`, `submitit_local`, `submitit_slurm`, ...).
 
-The sweeper sets up a launcher whose task function is a `TrialWorker` and launches `n_jobs` worker jobs in
-one batch; each pulls trials until the study is done (`trainscope.sweep.optuna.workers.worker`). While they run, a dead
-worker's trial is failed and retried as soon as it is noticed, and signals are passed on to the workers.
+The sweeper sets up a launcher whose task function is a `TrialWorker`; `LauncherWorkers` hands it the workers
+`supervise` starts, one batch at a time, and reports how each job of the batch ended once the launcher returns.
+A launcher says nothing while its batch runs, so meanwhile the study is watched: a dead worker's trial is
+failed and queued again as soon as that is noticed, and a live worker picks it up. Signals reach the workers
+on this machine through the host and pid each one writes to its `worker.json`.
 """
 
 from __future__ import annotations
@@ -19,21 +21,81 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 
-from trainscope.core.errors import ConfigError, first_line
-from trainscope.sweep.optuna.session import say
-from trainscope.sweep.optuna.workers.worker import WORKER_DIR_PREFIX, WORKER_FILE, WorkerReport, forwarding_signals
-from trainscope.trial.attributes import OWNER_ATTR
+from trainscope.core.errors import TrainscopeError, first_line
+from trainscope.sweep.optuna.plan import SweepPlan
+from trainscope.sweep.optuna.session import SweepSession
+from trainscope.sweep.optuna.workers.supervision import WorkerEnd
+from trainscope.sweep.optuna.workers.worker import WORKER_DIR_PREFIX, WORKER_FILE, WorkerReport, worker_dir
+
+WATCH_SECONDS = 1.0
 
 
-def worker_job_overrides(sweep: Any, index: int) -> list[str]:
+class LauncherWorkers:
+    """The workers `supervise` starts, run as jobs of `launcher` (whose task function is a `TrialWorker`)."""
+
+    def __init__(self, session: SweepSession, launcher: Launcher) -> None:
+        self.session, self.launcher = session, launcher
+        self.queued: list[int] = []
+
+    def start(self, index: int) -> None:
+        self.queued.append(index)
+
+    def started(self, count: int) -> str:
+        return f"{count} worker jobs handed to the launcher (logs: {self.session.plan.sweep_dir}/{WORKER_DIR_PREFIX}*)"
+
+    def running(self) -> bool:
+        return bool(self.queued)
+
+    def wait(self) -> list[WorkerEnd]:
+        """Launch the queued workers as one batch of jobs and wait for the launcher to return it."""
+        batch, self.queued = self.queued, []
+        for index in batch:  # a worker.json left by an earlier sweep in this directory names another process
+            (worker_dir(self.session.plan.sweep_dir, index) / WORKER_FILE).unlink(missing_ok=True)
+        overrides = [worker_job_overrides(self.session.plan, index) for index in batch]
+        with watching_for_dead_workers(self.session):
+            try:
+                jobs: Sequence[JobReturn] = self.launcher.launch(overrides, initial_job_idx=batch[0])
+            except Exception as error:  # noqa: BLE001 - e.g. joblib's TerminatedWorkerError: the batch is lost
+                lost = f"ended abnormally: {type(error).__name__}: {first_line(error)}"
+                return [WorkerEnd(index, self._owner(index), death=lost) for index in batch]
+        return [self._end_of(index, job) for index, job in zip(batch, jobs, strict=True)]
+
+    def forward(self, signum: int) -> None:
+        signal_workers_on_this_host(self.session.plan.sweep_dir, signum)
+
+    def log_of(self, index: int) -> Path:
+        return worker_dir(self.session.plan.sweep_dir, index)
+
+    def close(self) -> None:
+        pass
+
+    def _end_of(self, index: int, job: JobReturn) -> WorkerEnd:
+        owner = self._owner(index)
+        if job.status == JobStatus.COMPLETED:
+            report = job.return_value
+            stopped_by = report.signal_number if isinstance(report, WorkerReport) else None
+            return WorkerEnd(index, owner, signal_number=stopped_by)
+        error = job._return_value  # noqa: SLF001 - `return_value` re-raises a failed job's exception
+        if isinstance(error, TrainscopeError):  # e.g. the storage gone for longer than reconnect_timeout
+            return WorkerEnd(index, owner, error=True)
+        return WorkerEnd(index, owner, death=f"ended abnormally: {type(error).__name__}: {first_line(error)}")
+
+    def _owner(self, index: int) -> dict[str, Any] | None:
+        """The worker's host and pid from its `worker.json`; None when it never got to write it."""
+        with contextlib.suppress(OSError, ValueError):
+            return dict(json.loads((worker_dir(self.session.plan.sweep_dir, index) / WORKER_FILE).read_text()))
+        return None
+
+
+def worker_job_overrides(plan: SweepPlan, index: int) -> list[str]:
     """A worker job's overrides: the sweep's fixed ones (which may pick the sweeper, e.g. `hparams_search=`,
     so the job's config composes like the sweep's), its own directory (its log and `worker.json`) and no
     `.hydra/` copy (it is no run)."""
     from trainscope.config.overrides import hydra_quote
 
     return [
-        *sweep.space.fixed_overrides.values(),
-        f"hydra.sweep.dir={hydra_quote(str(sweep.sweep_dir))}",
+        *plan.space.fixed_overrides.values(),
+        f"hydra.sweep.dir={hydra_quote(str(plan.sweep_dir))}",
         f"hydra.sweep.subdir={WORKER_DIR_PREFIX}{index}",
         "hydra.output_subdir=null",
     ]
@@ -55,72 +117,15 @@ def signal_workers_on_this_host(sweep_dir: Path, signum: int) -> None:
                 os.kill(pid, signum)
 
 
-def run_worker_jobs(sweep: Any, launcher: Launcher) -> int | None:
-    """Launch `n_jobs` worker jobs through the configured Hydra launcher (set up with a `TrialWorker` as its
-    task function) and wait for them.
-
-    Returns the signal that stopped the sweep, or None. While they run, a dead worker's trial is
-    reported (and retried once) as soon as it is noticed; when the batch returns with trials still to
-    run (a worker died) and it made progress, a new batch of workers is launched.
-    """
-    with forwarding_signals(lambda signum: signal_workers_on_this_host(sweep.sweep_dir, signum)) as seen:
-        while True:
-            finished_before = sweep.finished_trials()
-            overrides = [worker_job_overrides(sweep, index) for index in range(sweep.workers_wanted())]
-            problems: list[str] = []
-            with watching_for_dead_workers(sweep):
-                try:
-                    jobs: Sequence[JobReturn] = launcher.launch(overrides, initial_job_idx=0)
-                except Exception as error:  # noqa: BLE001 - e.g. joblib's TerminatedWorkerError
-                    problems.append(f"{type(error).__name__}: {first_line(error)}")
-                    jobs = []
-            signals = [report_worker_job(job, problems) for job in jobs]
-            for problem in problems:
-                say(f"a worker job ended abnormally: {problem}")
-            stopped = seen or [s for s in signals if s is not None]
-            if stopped:
-                return stopped[0]
-            fail_abandoned_trials_of_dead_workers(sweep)  # e.g. joblib ends its whole pool when one worker dies
-            if not sweep.needs_trials():
-                return None
-            if sweep.finished_trials() == finished_before:
-                why = problems[0] if problems else "no error"
-                raise ConfigError(
-                    f"the sweep's worker jobs ended without finishing a trial ({why}); "
-                    "check the launcher's settings and logs"
-                )
-            say("the study still needs trials after its workers ended: launching new worker jobs")
-
-
-def report_worker_job(job: JobReturn, problems: list[str]) -> int | None:
-    """The signal that stopped a worker job, if one did; a failed job's error goes into `problems`."""
-    if job.status != JobStatus.COMPLETED:
-        error = job._return_value  # noqa: SLF001 - `return_value` re-raises a failed job's exception
-        problems.append(f"{type(error).__name__}: {first_line(error)}")
-        return None
-    report = job.return_value
-    return report.signal_number if isinstance(report, WorkerReport) else None
-
-
-def fail_abandoned_trials_of_dead_workers(sweep: Any) -> None:
-    """Fail (and retry once) the running trials whose worker died, saying so."""
-    for trial in sweep.fail_abandoned():
-        owner = trial.system_attrs.get(OWNER_ATTR) or {}
-        say(
-            f"the worker of trial {trial.number} (pid {owner.get('pid')} on {owner.get('host')}) died: "
-            "trial marked FAIL (interrupted) and retried once"
-        )
-
-
 @contextlib.contextmanager
-def watching_for_dead_workers(sweep: Any, interval: float = 1.0) -> Iterator[None]:
-    """While workers run, fail (and retry once) the trials of a worker that died, as soon as it is noticed."""
+def watching_for_dead_workers(session: SweepSession) -> Iterator[None]:
+    """While a batch runs, fail (and queue again) the trials of a worker that died, as soon as it is noticed."""
     stop = threading.Event()
 
     def watch() -> None:
-        while not stop.wait(interval):
+        while not stop.wait(WATCH_SECONDS):
             with contextlib.suppress(Exception):  # a storage hiccup here must not end the sweep
-                fail_abandoned_trials_of_dead_workers(sweep)
+                session.fail_abandoned()
 
     thread = threading.Thread(target=watch, name="optuna-dead-worker-watch", daemon=True)
     thread.start()
