@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
+from trainscope.adapters.hydra_private import BasicSweeper, params_overrides
 from trainscope.sweep.grid.settings import GridSettings
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class TrainscopeGridSweeper(BasicSweeper):
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         config_loader = self.hydra_context.config_loader
         overrides = OverridesParser.create(config_loader=config_loader).parse_overrides(
-            [*self._parse_config(), *arguments]
+            [*params_overrides(self), *arguments]
         )
         self.overrides = self.split_arguments(overrides, self.max_batch_size)
 

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from trainscope.adapters.optuna_private import CACHE_CALLS_ON_BACKEND, StaleTrialsHook, cache_backend, heartbeat_methods
 from trainscope.core.errors import ConfigError, first_line
 from trainscope.trial.database import DatabaseSettings
 from trainscope.trial.journal import set_aside_torn_tail
@@ -187,7 +188,7 @@ def _waits_out_lost_connections(method: Method) -> Method:
     return call  # type: ignore[return-value]
 
 
-class ReconnectingRDBStorage(RDBStorage):
+class ReconnectingRDBStorage(StaleTrialsHook):
     """Optuna's RDB storage, waiting out a lost database connection instead of failing the sweep.
 
     Every storage call that loses its connection is retried each second until the database answers
@@ -255,22 +256,18 @@ class ReconnectingRDBStorage(RDBStorage):
             raise
         return connection
 
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        stale = super()._get_stale_trial_ids(study_id)
+    def stale_trials_trusted(self) -> bool:
+        """Not within one grace period after an outage: heartbeats could not be recorded, their silence is no
+        evidence yet."""
         last_failure = self._last_failure_at
-        if last_failure is not None and time.monotonic() - last_failure < float(self.grace_period or 0):
-            return []  # heartbeats could not be recorded during the outage: their silence is no evidence yet
-        return stale
+        return last_failure is None or time.monotonic() - last_failure >= float(self.grace_period or 0)
 
 
 def _retried_method_names() -> list[str]:
     """Every storage call that reaches the database: BaseStorage's and the heartbeat's public methods, and
     the private ones Optuna's `_CachedStorage` (which wraps every RDB storage) calls on it directly."""
-    from optuna.storages._heartbeat import BaseHeartbeat
-
-    names = {name for base in (BaseStorage, BaseHeartbeat) for name in vars(base) if not name.startswith("_")}
-    names.update(("_get_stale_trial_ids", "locked_connection"))
-    names.update(("_get_trials", "_create_new_trial", "_set_trial_param", "_get_best_trial_id"))
+    names = {name for name in vars(BaseStorage) if not name.startswith("_")} | heartbeat_methods()
+    names.update(("locked_connection", *CACHE_CALLS_ON_BACKEND))
     return sorted(name for name in names if callable(getattr(ReconnectingRDBStorage, name, None)))
 
 
@@ -284,7 +281,7 @@ for _name in _retried_method_names():
 
 def exclusive(storage: BaseStorage, name: str) -> contextlib.AbstractContextManager[None]:
     """The database-wide lock `name` of a PostgreSQL or MySQL storage; elsewhere no lock at all."""
-    backend = getattr(storage, "_backend", storage)  # Optuna wraps RDB storages in a cache
+    backend = cache_backend(storage)  # Optuna wraps RDB storages in a cache
     return backend.exclusive(name) if isinstance(backend, ReconnectingRDBStorage) else contextlib.nullcontext()
 
 

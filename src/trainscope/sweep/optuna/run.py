@@ -18,6 +18,7 @@ from hydra.core.plugins import Plugins
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
+from trainscope.adapters.hydra_private import BasicLauncher
 from trainscope.sweep.experiment import group_names
 from trainscope.sweep.guarded_launcher import GuardedLauncher
 from trainscope.sweep.optuna.plan import SweepPlan, deadline_after
@@ -40,8 +41,6 @@ def run_sweep(
     launcher: GuardedLauncher,
 ) -> dict[str, Any]:
     """Run the sweep; returns what `optimization_results.yaml` holds. Raises `SweepInterrupted` on a signal."""
-    from hydra._internal.core_plugins.basic_launcher import BasicLauncher
-
     plan = SweepPlan.build(settings, config, arguments, deadline=deadline_after(settings.timeout))
     session = SweepSession.open(plan)
     session.announce(groups=group_names(config, hydra_context.config_loader))

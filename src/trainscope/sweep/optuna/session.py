@@ -22,9 +22,10 @@ from hydra.core.utils import JobStatus
 from hydra.errors import HydraException
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages import BaseStorage
-from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from trainscope.adapters.hydra_private import job_error
+from trainscope.adapters.optuna_private import is_heartbeat_enabled, study_storage, trial_id
 from trainscope.config.overrides import hydra_quote
 from trainscope.core.errors import ConfigError, first_line
 from trainscope.core.run_dir import RunStatus
@@ -39,7 +40,6 @@ from trainscope.sweep.optuna.study import (
     fail_abandoned_trials,
     fail_as_interrupted,
     is_failure,
-    study_storage,
     trials_counted,
     trials_running_elsewhere,
 )
@@ -67,23 +67,23 @@ def say(message: str) -> None:
 class _Heartbeat:
     """Keeps an RDB trial alive while its job runs; a dead sweep's trials then go stale and are retried."""
 
-    def __init__(self, storage: BaseStorage, trial_id: int) -> None:
-        self._storage, self._trial_id = storage, trial_id
+    def __init__(self, storage: BaseStorage, trial_key: int) -> None:
+        self.storage, self.trial_key = storage, trial_key
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"optuna-heartbeat-{trial_id}", daemon=True)
+        self._thread = threading.Thread(target=self._beat, name=f"optuna-heartbeat-{trial_key}", daemon=True)
 
     def _beat(self) -> None:
-        interval = self._storage.get_heartbeat_interval()  # type: ignore[attr-defined]
+        interval = self.storage.get_heartbeat_interval()  # type: ignore[attr-defined]
         while True:
             try:
-                self._storage.record_heartbeat(self._trial_id)  # type: ignore[attr-defined]
+                self.storage.record_heartbeat(self.trial_key)  # type: ignore[attr-defined]
             except Exception as error:  # noqa: BLE001 - a missed beat must not kill the trial
-                say(f"heartbeat of trial {self._trial_id} not recorded: {first_line(error)}")
+                say(f"heartbeat of trial {self.trial_key} not recorded: {first_line(error)}")
             if self._stop.wait(interval):
                 return
 
     def __enter__(self) -> _Heartbeat:
-        if is_heartbeat_enabled(self._storage):
+        if is_heartbeat_enabled(self.storage):
             self._thread.start()
         return self
 
@@ -264,13 +264,13 @@ class SweepSession:
         address = TrialAddress(
             plan.storage,
             plan.study_name,
-            trial._trial_id,
+            trial_id(trial),
             trial.number,
             plan.pruning_metric,
             plan.settings.reconnect_timeout,
         )
         channel = [f"++hydra.job.env_set.{name}={hydra_quote(value)}" for name, value in address.env().items()]
-        interrupted = run_to_resume(study_storage(self.study).get_trial(trial._trial_id), plan.sweep_dir, plan.config)
+        interrupted = run_to_resume(study_storage(self.study).get_trial(trial_id(trial)), plan.sweep_dir, plan.config)
         if interrupted is None:
             return [*plan.space.trial_overrides(trial.params), *channel]
         say(f"trial {trial.number} continues the interrupted run {interrupted} from its checkpoint")
@@ -281,10 +281,10 @@ class SweepSession:
         say(f"trial {trial.number} started: {params}")
         storage = study_storage(self.study)
         try:
-            with _Heartbeat(storage, trial._trial_id):
+            with _Heartbeat(storage, trial_id(trial)):
                 (job,) = launcher.launch([self.trial_overrides(trial)], initial_job_idx=trial.number)
         except KeyboardInterrupt:
-            frozen = storage.get_trial(trial._trial_id)
+            frozen = storage.get_trial(trial_id(trial))
             run_dir = frozen.user_attrs.get(RUN_DIR_ATTR)  # set by the job when it opened its trial
             reason = "interrupted: the sweep was stopped (Ctrl-C or SIGTERM); retried on resume"
             self._record_interrupted(frozen, Path(run_dir) if run_dir else None, reason)
@@ -294,12 +294,13 @@ class SweepSession:
             reason = f"its config could not be composed: {first_line(error)}"
             self.record(trial, TrialVerdict(TrialState.FAIL, RunStatus.FAILED.value, None, reason=reason))
             return
-        if job.status == JobStatus.FAILED and isinstance(job._return_value, StorageError):
+        lost_storage = job_error(job)
+        if job.status == JobStatus.FAILED and isinstance(lost_storage, StorageError):
             # The study was unavailable past reconnect_timeout: not the trial's fault, and the sweep stops.
             with contextlib.suppress(Exception):  # recorded now if the storage is back, else by the rerun
-                frozen = storage.get_trial(trial._trial_id)
-                fail_as_interrupted(self.study, frozen, f"interrupted: {job._return_value}")
-            raise job._return_value
+                frozen = storage.get_trial(trial_id(trial))
+                fail_as_interrupted(self.study, frozen, f"interrupted: {lost_storage}")
+            raise lost_storage
         verdict = judge_job(job, self.plan.metric_names)
         if verdict.state != TrialState.PRUNED:  # an app stops a pruned trial by raising optuna.TrialPruned
             report_failed_jobs([job])  # a crash (not a TrainscopeError) keeps its traceback
@@ -314,25 +315,25 @@ class SweepSession:
 
     def record(self, trial: Trial, verdict: TrialVerdict) -> None:
         storage = study_storage(self.study)
-        trial_id = trial._trial_id
+        key = trial_id(trial)
         if verdict.own_run_dir is not None:  # never another run's directory this trial was refused from
-            storage.set_trial_user_attr(trial_id, RUN_DIR_ATTR, str(verdict.own_run_dir))
-        storage.set_trial_user_attr(trial_id, STATUS_ATTR, verdict.run_status)
+            storage.set_trial_user_attr(key, RUN_DIR_ATTR, str(verdict.own_run_dir))
+        storage.set_trial_user_attr(key, STATUS_ATTR, verdict.run_status)
         where = f"({verdict.run_dir})" if verdict.run_dir is not None else "(no run directory)"
         if verdict.interrupted:
             reason = f"interrupted: {verdict.reason or 'stopped by a signal'}; retried once"
-            self._record_interrupted(storage.get_trial(trial_id), verdict.own_run_dir, reason)
+            self._record_interrupted(storage.get_trial(key), verdict.own_run_dir, reason)
             say(f"trial {trial.number} interrupted {where}")
             raise KeyboardInterrupt
         if verdict.state == TrialState.FAIL:
             reason = verdict.reason
-            storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, reason)
+            storage.set_trial_user_attr(key, FAIL_REASON_ATTR, reason)
             self.study.set_user_attr(fail_reason_study_attr(trial.number), reason)
             self.tell(trial, state=TrialState.FAIL)
             say(f"trial {trial.number} FAIL: {reason} {where}")
         elif verdict.state == TrialState.PRUNED:
             self.tell(trial, state=TrialState.PRUNED)
-            steps = len(storage.get_trial(trial_id).intermediate_values)
+            steps = len(storage.get_trial(key).intermediate_values)
             say(f"trial {trial.number} PRUNED after {steps} reports: {verdict.reason} {where}")
         else:
             assert verdict.values is not None

@@ -21,6 +21,7 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 
+from trainscope.adapters.hydra_private import job_error
 from trainscope.core.errors import TrainscopeError, first_line
 from trainscope.sweep.optuna.plan import SweepPlan
 from trainscope.sweep.optuna.session import SweepSession
@@ -75,7 +76,7 @@ class LauncherWorkers:
             report = job.return_value
             stopped_by = report.signal_number if isinstance(report, WorkerReport) else None
             return WorkerEnd(index, owner, signal_number=stopped_by)
-        error = job._return_value  # noqa: SLF001 - `return_value` re-raises a failed job's exception
+        error = job_error(job)  # reading `return_value` of a failed job re-raises its exception
         if isinstance(error, TrainscopeError):  # e.g. the storage gone for longer than reconnect_timeout
             return WorkerEnd(index, owner, error=True)
         return WorkerEnd(index, owner, death=f"ended abnormally: {type(error).__name__}: {first_line(error)}")

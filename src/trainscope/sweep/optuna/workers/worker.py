@@ -73,8 +73,7 @@ class TrialWorker:
         return self.run(index, Path(HydraConfig.get().runtime.output_dir))
 
     def run(self, index: int, directory: Path) -> WorkerReport:
-        from hydra._internal.core_plugins.basic_launcher import BasicLauncher
-
+        from trainscope.adapters.hydra_private import BasicLauncher
         from trainscope.sweep.guarded_launcher import GuardedLauncher
         from trainscope.sweep.optuna.session import SweepSession
 
