@@ -43,9 +43,10 @@ class OptunaSettings(DatabaseSettings):
     `{_target_: ..., kwargs}` configs (jobs rebuild the pruner from the study).
     """
 
-    sampler: Any = None
+    sampler: Any = None  # typed by the chosen option's own dataclass (config.py)
     pruner: Any = None
-    # "maximize"/"minimize", or one per entry of a list `optimized_metric` (multi-objective).
+    # "maximize"/"minimize", or one per entry of a list `optimized_metric` (multi-objective): a str or a list,
+    # which OmegaConf cannot type as one field.
     direction: Any = "maximize"
     # Trials that count: complete, pruned and failed ones; trials a killed sweep left behind do not.
     n_trials: int = 20

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TextIO
 
 from hydra.core.singleton import Singleton
 
@@ -134,7 +134,7 @@ def _end_of(index: int, pid: int, code: int) -> WorkerEnd:
     return WorkerEnd(index, owner, death=how)
 
 
-def relay(source: Any, terminal: Any, log_file: Any, lock: threading.Lock) -> None:
+def relay(source: IO[bytes], terminal: TextIO, log_file: IO[bytes], lock: threading.Lock) -> None:
     """Copy a worker's output, line by line, to the sweep's terminal stream and the worker's log file."""
     for line in iter(source.readline, b""):
         text = line.decode(errors="replace")
