@@ -64,6 +64,9 @@ class LauncherWorkers:
     def forward(self, signum: int) -> None:
         signal_workers_on_this_host(self.session.plan.sweep_dir, signum)
 
+    def abandon(self) -> None:
+        pass  # the launcher owns its jobs and ends them as it does
+
     def log_of(self, index: int) -> Path:
         return worker_dir(self.session.plan.sweep_dir, index)
 

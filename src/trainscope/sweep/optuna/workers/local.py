@@ -95,6 +95,9 @@ class LocalWorkers:
                 with contextlib.suppress(ProcessLookupError):
                     process.send_signal(signum)
 
+    def abandon(self) -> None:
+        self.forward(signal.SIGKILL)  # they would die with the sweep anyway (PR_SET_PDEATHSIG)
+
     def started(self, count: int) -> str:
         return f"{count} worker processes started (logs: {self.sweep_dir / f'{WORKER_DIR_PREFIX}*' / 'worker.log'})"
 

@@ -17,7 +17,6 @@ of the configured launcher (`launcher_jobs.LauncherWorkers`, a batch seen when i
 
 from __future__ import annotations
 
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,6 +59,9 @@ class WorkerPool(Protocol):
     def forward(self, signum: int) -> None:
         """Pass a signal on to the running workers."""
 
+    def abandon(self) -> None:
+        """The sweep itself failed: end the workers it owns (a launcher's jobs are the launcher's to end)."""
+
     def log_of(self, index: int) -> Path:
         """Where worker `index` logs."""
 
@@ -73,6 +75,8 @@ def supervise(pool: WorkerPool, session: SweepSession, workers: int) -> int | No
 
 
 class _Supervision:
+    """One run of `supervise`: the workers started so far, the replacements, the signal that stopped them."""
+
     def __init__(self, pool: WorkerPool, session: SweepSession) -> None:
         self.pool, self.session = pool, session
         self.next_index = 0
@@ -91,7 +95,7 @@ class _Supervision:
                     for end in self.pool.wait():
                         self._ended(end, stopping=bool(seen) or self.stopped_by is not None)
             except BaseException:
-                self.pool.forward(signal.SIGKILL)
+                self.pool.abandon()
                 raise
             finally:
                 self.pool.close()
