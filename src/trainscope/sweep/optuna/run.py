@@ -21,8 +21,9 @@ from omegaconf import DictConfig
 from trainscope.adapters.hydra_private import BasicLauncher
 from trainscope.sweep.experiment import group_names
 from trainscope.sweep.guarded_launcher import GuardedLauncher
+from trainscope.sweep.optuna.messages import say
 from trainscope.sweep.optuna.plan import SweepPlan, deadline_after
-from trainscope.sweep.optuna.session import SweepSession, say
+from trainscope.sweep.optuna.session import SweepSession
 from trainscope.sweep.optuna.settings import OptunaSettings
 from trainscope.sweep.optuna.signals import SweepInterrupted, stopping_on_signals
 from trainscope.sweep.optuna.workers.launcher_jobs import LauncherWorkers

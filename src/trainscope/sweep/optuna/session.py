@@ -9,7 +9,6 @@ sweeps) runs this same loop against the storage.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -21,7 +20,6 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobStatus
 from hydra.errors import HydraException
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from trainscope.adapters.hydra_private import job_error
@@ -31,6 +29,8 @@ from trainscope.core.errors import ConfigError, first_line
 from trainscope.core.run_dir import RunStatus
 from trainscope.sweep.guarded_launcher import GuardedLauncher
 from trainscope.sweep.jobs import report_failed_jobs
+from trainscope.sweep.optuna.heartbeat import Heartbeat
+from trainscope.sweep.optuna.messages import say
 from trainscope.sweep.optuna.plan import SweepPlan
 from trainscope.sweep.optuna.results import results_line, study_results, write_results
 from trainscope.sweep.optuna.search_space import describe_domain, differing_parameter, search_space_domains
@@ -58,39 +58,6 @@ from trainscope.trial.attributes import (
 )
 from trainscope.trial.channel import TrialAddress
 from trainscope.trial.storage import StorageError, dashboard_command, open_storage, redact
-
-
-def say(message: str) -> None:
-    print(f"[optuna] {message}", flush=True)
-
-
-class _Heartbeat:
-    """Keeps an RDB trial alive while its job runs; a dead sweep's trials then go stale and are retried."""
-
-    def __init__(self, storage: BaseStorage, trial_key: int) -> None:
-        self.storage, self.trial_key = storage, trial_key
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"optuna-heartbeat-{trial_key}", daemon=True)
-
-    def _beat(self) -> None:
-        interval = self.storage.get_heartbeat_interval()  # type: ignore[attr-defined]
-        while True:
-            try:
-                self.storage.record_heartbeat(self.trial_key)  # type: ignore[attr-defined]
-            except Exception as error:  # noqa: BLE001 - a missed beat must not kill the trial
-                say(f"heartbeat of trial {self.trial_key} not recorded: {first_line(error)}")
-            if self._stop.wait(interval):
-                return
-
-    def __enter__(self) -> _Heartbeat:
-        if is_heartbeat_enabled(self.storage):
-            self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
 
 
 class SweepSession:
@@ -281,7 +248,7 @@ class SweepSession:
         say(f"trial {trial.number} started: {params}")
         storage = study_storage(self.study)
         try:
-            with _Heartbeat(storage, trial_id(trial)):
+            with Heartbeat(storage, trial_id(trial)):
                 (job,) = launcher.launch([self.trial_overrides(trial)], initial_job_idx=trial.number)
         except KeyboardInterrupt:
             frozen = storage.get_trial(trial_id(trial))

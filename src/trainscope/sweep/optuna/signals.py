@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 
+from trainscope.sweep.optuna.messages import PREFIX
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -87,7 +89,7 @@ def forwarding_signals(forward: Callable[[int], None]) -> contextlib.AbstractCon
 
     def announce_and_forward(signum: int) -> None:
         name = signal.Signals(signum).name
-        os.write(2, f"\n[optuna] {name}: stopping every worker after its current step\n".encode())
+        os.write(2, f"\n{PREFIX} {name}: stopping every worker after its current step\n".encode())
         forward(signum)
 
     return on_stop_signals(announce_and_forward)

@@ -24,7 +24,8 @@ from typing import Any, Protocol
 from optuna.trial import FrozenTrial, TrialState
 
 from trainscope.core.errors import ConfigError
-from trainscope.sweep.optuna.session import SweepSession, say
+from trainscope.sweep.optuna.messages import say
+from trainscope.sweep.optuna.session import SweepSession
 from trainscope.sweep.optuna.signals import forwarding_signals
 from trainscope.sweep.optuna.study import is_interrupted
 from trainscope.trial.attributes import OWNER_ATTR
