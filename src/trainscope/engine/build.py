@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from trainscope.core.errors import ConfigError
-from trainscope.engine.distributed import device_for, process_group
+from trainscope.distributed.process_group import device_for, process_group
 from trainscope.engine.weight_decay import parameter_groups
 from trainscope.models.build import build_model
 
