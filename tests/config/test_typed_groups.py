@@ -16,15 +16,22 @@ from omegaconf import DictConfig
 
 from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, error_line
 from tests.helpers.data import data_kwargs
-from trainscope.config.groups.data import DATA_CONFIGS, DATA_OPTIONS, ImageDataConfig
+from trainscope.config.groups.data import DATA_CONFIGS, DATA_OPTIONS, AugmentConfig, ImageDataConfig
+from trainscope.config.groups.logging import LoggingConfig
+from trainscope.config.groups.optimizer import OptimizerConfig, SchedulerConfig
+from trainscope.config.groups.trainer import TrainerConfig
 from trainscope.config.resolvers import register_resolvers
+from trainscope.config.resumable import USER_RESUMABLE_KEYS
 from trainscope.config.rules import Rule
-from trainscope.config.schema import validate_config
-from trainscope.config.typed import RULE, TypedGroup
+from trainscope.config.schema import TYPED_GROUP_KEYS, validate_config
+from trainscope.config.typed import RULE, TARGET_DEFAULT, TypedGroup
+from trainscope.config.yaml_files import load_yaml
 from trainscope.core.errors import ConfigError
 from trainscope.data import build_custom_data, build_data
 
-DATA_OPTION_FILES = sorted(path.stem for path in (REPO_ROOT / "conf" / "data").glob("*.yaml"))
+CONF = REPO_ROOT / "conf"
+DATA_OPTION_FILES = sorted(path.stem for path in (CONF / "data").glob("*.yaml"))
+ALL_GROUPS = [*DATA_CONFIGS, AugmentConfig, LoggingConfig, TrainerConfig, OptimizerConfig, SchedulerConfig]
 NEEDS = {  # what an option leaves to the command line (`???`)
     "image_folder": ["data.root=/tmp/images"],
     "custom": ["data.train._target_=examples.shapes_dataset.Shapes"],
@@ -38,7 +45,7 @@ def composed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     register_resolvers()
 
     def compose_with(*overrides: str) -> DictConfig:
-        with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             return compose(config_name="train", overrides=list(overrides))
 
     return compose_with
@@ -59,14 +66,39 @@ def test_every_data_option_has_a_dataclass_and_its_yaml_passes_it(composed) -> N
         validate_config(composed(f"data={option}", *NEEDS.get(option, [])))  # no unknown key, every value passes
 
 
-@pytest.mark.parametrize("group", [*DATA_CONFIGS], ids=lambda group: group.__name__)
-def test_every_default_passes_its_own_rule(group: type[TypedGroup]) -> None:
+@pytest.mark.parametrize("group", ALL_GROUPS, ids=lambda group: group.__name__)
+def test_every_key_has_a_rule_and_its_default_passes_it(group: type[TypedGroup]) -> None:
     for field in dataclasses.fields(group):
         rule: Rule | None = field.metadata.get(RULE)
         assert rule is not None, f"{group.__name__}.{field.name} has no rule"
         default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
-        if default is not dataclasses.MISSING:
+        if default not in (dataclasses.MISSING, TARGET_DEFAULT):
             assert rule.check(default), f"{group.__name__}.{field.name} default {default!r} breaks {rule.accepts}"
+
+
+@pytest.mark.parametrize("group", [TrainerConfig, LoggingConfig], ids=lambda group: group.GROUP)
+def test_the_default_option_sets_the_dataclass_defaults(group: type[TypedGroup]) -> None:
+    """`conf/<group>/default.yaml` must spell out every key (Hydra overrides only what it holds); its values are
+    the dataclass's defaults, so a key an option leaves out behaves as in the default option."""
+    assert load_yaml(CONF / group.GROUP / "default.yaml") == dataclasses.asdict(group())
+
+
+@pytest.mark.parametrize(
+    ("group", "options"),
+    [(LoggingConfig, ["default", "minimal", "full"]), (TrainerConfig, ["default"])],
+    ids=["logging", "trainer"],
+)
+def test_every_option_of_a_typed_group_passes_it(group: type[TypedGroup], options: list[str]) -> None:
+    assert sorted(path.stem for path in (CONF / group.GROUP).glob("*.yaml")) == sorted(options)
+    for option in options:
+        group.from_config(load_yaml(CONF / group.GROUP / f"{option}.yaml"))
+
+
+def test_every_resumable_key_of_a_typed_group_is_one_of_its_keys() -> None:
+    """A renamed key would silently stop being resumable: `config/resumable.py` names keys that exist."""
+    keys = {f"{group}.{name}" for group, names in TYPED_GROUP_KEYS.items() for name in names}
+    named = [pattern for pattern in USER_RESUMABLE_KEYS if pattern.split(".")[0] in ("data", "trainer")]
+    assert named and all(pattern in keys for pattern in named), sorted(set(named) - keys)
 
 
 # ---------------------------------------------------------------- the composed config, at the entrypoint
@@ -126,6 +158,49 @@ def test_a_null_key_of_another_option_is_not_set(composed) -> None:
 
 def test_the_users_own_data_builder_takes_its_own_keys(composed) -> None:
     validate_config(composed("data._target_=my_package.build_my_data", "+data.anything=1", "data.batch_size=abc"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["+trainer.gpus=1"], "trainer.gpus is not a trainer key; its keys: channels_last, compile, cudnn_benchmark, "
+         "deterministic, device, devices, grad_clip, limit_train_batches, limit_val_batches, max_epochs, precision, "
+         "seed, test"),  # fmt: skip
+        (["trainer.devices=0"], "trainer.devices must be a positive integer (processes on this machine), got 0"),
+        (["trainer.channels_last=maybe"], "trainer.channels_last must be true or false, got 'maybe'"),
+        (["trainer.limit_train_batches=1.5"], "trainer.limit_train_batches must be null, a positive integer or a "
+         "fraction in (0, 1], got 1.5"),  # fmt: skip
+        (["+logging.num_image=4"], "logging.num_image is not a logging key; did you mean logging.num_images?"),
+        (["logging.flush_secs=0"], "logging.flush_secs must be a positive number, got 0"),
+        (["logging.progress_bar=sometimes"], "logging.progress_bar must be true or false, got 'sometimes'"),
+        (["+optimizer.lrr=0.1"], "optimizer.lrr is not an argument of torch.optim.Adam; did you mean optimizer.lr?"),
+        (["optimizer=sgd", "optimizer.momentum=1.0"], "optimizer.momentum must be a number in [0, 1), got 1.0"),
+        (["optimizer.weight_decay=-1"], "optimizer.weight_decay must be a number >= 0, got -1"),
+        (["scheduler=cosine", "+scheduler.tmax=3"],
+         "scheduler.tmax is not an argument of torch.optim.lr_scheduler.CosineAnnealingLR; "
+         "did you mean scheduler.T_max?"),  # fmt: skip
+        (["scheduler=step", "scheduler.interval=batch"], "scheduler.interval must be 'epoch' or 'step', got 'batch'"),
+    ],
+    ids=["trainer_unknown", "trainer_range", "trainer_type", "trainer_fraction", "logging_unknown", "logging_range",
+         "logging_type", "optimizer_unknown", "optimizer_range", "optimizer_negative", "scheduler_unknown",
+         "scheduler_choice"],  # fmt: skip
+)
+def test_a_bad_trainer_logging_optimizer_or_scheduler_key_is_one_line(
+    composed, overrides: list[str], message: str
+) -> None:
+    assert refusal(composed(*overrides)) == message
+
+
+def test_a_target_that_takes_any_keyword_or_does_not_import_is_left_to_its_builder(composed) -> None:
+    validate_config(composed("optimizer._target_=argparse.Namespace", "+optimizer.gamma=1"))  # Namespace(**kwargs)
+    validate_config(composed("optimizer._target_=no_such_module.Optimizer", "+optimizer.gamma=1"))
+
+
+def test_typed_groups_read_what_the_yaml_leaves_out_from_their_defaults(composed) -> None:
+    logging = LoggingConfig.from_config(composed("~logging.num_images", "~logging.text").logging)
+    assert logging.num_images == 16 and logging.text is True
+    trainer = TrainerConfig.from_config(composed("~trainer.devices", "trainer.grad_clip=1").trainer)
+    assert trainer.devices == 1 and trainer.grad_clip == 1.0 and isinstance(trainer.grad_clip, float)
 
 
 # ---------------------------------------------------------------- the builders' own keywords (notebooks, eval.py)

@@ -1,7 +1,7 @@
 """The config schema: every checked key, what it accepts and the check, run before any work starts.
 
 A typo costs a second, not a run. The typed groups (`trainscope.config.groups`) write each key once, with its
-type, default and rule; `RULES` adds the few checked keys outside them. `validate_config` checks the composed
+type, default and rule; `OTHER_RULES` holds the few checked keys outside them. `validate_config` checks the composed
 config at the entrypoint: the first failure becomes one line such as `optimizer.lr must be a positive number,
 got 'abc'`, a key a typed group does not have one such as `data.batchsize is not a key of data=mnist_sample;
 did you mean data.batch_size?`. The data builders check their keys again when they are called (also for
@@ -17,62 +17,34 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from trainscope.config.groups.data import DATA_BUILDERS, DATA_CONFIGS, AugmentConfig, data_config_class
-from trainscope.config.rules import (
-    BATCH_LIMIT,
-    BOOLEAN,
-    COMPILE,
-    DEVICE,
-    INTEGER,
-    METRIC_TAG,
-    POSITIVE_INT,
-    POSITIVE_NUMBER,
-    Rule,
-    int_at_least,
-    is_int,
-    is_number,
-    one_of,
-)
-from trainscope.config.typed import check_group, rules
+from trainscope.config.groups.logging import LoggingConfig
+from trainscope.config.groups.optimizer import OptimizerConfig, SchedulerConfig
+from trainscope.config.groups.trainer import TrainerConfig
+from trainscope.config.rules import METRIC_TAG, POSITIVE_INT, Rule, is_int, is_number, one_of
+from trainscope.config.typed import TypedGroup, check_group, rules
 from trainscope.core.errors import ConfigError
 
 __all__ = ["RULES", "check_value", "is_int", "is_number", "validate_config"]
 
-NUMBER_AT_LEAST_ZERO = Rule("a number >= 0", lambda value: is_number(value) and value >= 0)
+TYPED_GROUPS: tuple[type[TypedGroup], ...] = (OptimizerConfig, TrainerConfig, SchedulerConfig, LoggingConfig)
+"""The groups of one option's worth of keys, checked as they are; `data` is checked by its option's dataclass."""
 
-# keys absent from the config are skipped
-RULES: list[tuple[str, Rule]] = [
-    ("optimizer.lr", POSITIVE_NUMBER),
-    ("optimizer.weight_decay", NUMBER_AT_LEAST_ZERO),
-    ("optimizer.momentum", Rule("a number in [0, 1)", lambda value: is_number(value) and 0 <= value < 1)),
-    ("trainer.max_epochs", POSITIVE_INT),
-    ("trainer.precision", Rule("one of 32, bf16, 16", lambda value: str(value) in ("32", "bf16", "16"))),
-    ("trainer.device", DEVICE),
-    ("trainer.devices", Rule("a positive integer (processes on this machine)", POSITIVE_INT.check)),
-    ("trainer.grad_clip", POSITIVE_NUMBER.or_null()),
-    ("trainer.seed", INTEGER),
-    ("trainer.deterministic", BOOLEAN),
-    ("trainer.limit_train_batches", BATCH_LIMIT),
-    ("trainer.limit_val_batches", BATCH_LIMIT),
-    ("trainer.test", BOOLEAN),
-    ("trainer.compile", COMPILE),
-    ("scheduler.interval", one_of(("epoch", "step"), "'epoch' or 'step'")),
-    ("logging.log_every_n_steps", POSITIVE_INT),
-    ("logging.flush_secs", POSITIVE_NUMBER),
-    ("logging.histograms_every_n_epochs", int_at_least(0)),
-    ("logging.images_every_n_epochs", int_at_least(1)),
-    ("logging.num_images", int_at_least(1)),
-    ("logging.text", BOOLEAN),
-    ("logging.graph", BOOLEAN),
-    ("logging.images", BOOLEAN),
-    ("logging.worst_images", BOOLEAN),
-    ("logging.confusion_matrix", BOOLEAN),
+OTHER_RULES: list[tuple[str, Rule]] = [
     ("callbacks.checkpoint.every_n_steps", POSITIVE_INT.or_null()),
     ("monitor.metric", METRIC_TAG),
     ("monitor.mode", one_of(("max", "min"), "max or min")),
 ]
+"""Checked keys outside the typed groups; absent ones are skipped."""
+
+RULES: list[tuple[str, Rule]] = [
+    *(pair for group in TYPED_GROUPS for pair in rules(group)),
+    *OTHER_RULES,
+    *(pair for config in DATA_CONFIGS for pair in rules(config)),
+]
+"""Every checked key and its rule (a data key's first, where data options differ): the table `check_value` reads."""
 
 _RULES_BY_KEY: dict[str, Rule] = {}
-for _key, _rule in [*RULES, *(pair for config in DATA_CONFIGS for pair in rules(config))]:
+for _key, _rule in RULES:
     _RULES_BY_KEY.setdefault(_key, _rule)
 
 
@@ -83,7 +55,9 @@ def check_value(key: str, value: Any) -> Any:
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value that breaks a rule, or the first key a typed group does not have."""
-    for key, rule in RULES:
+    for group in TYPED_GROUPS:
+        check_group(group, cfg.get(group.GROUP))
+    for key, rule in OTHER_RULES:
         if OmegaConf.select(cfg, key, default="__absent__") == "__absent__":
             continue
         rule.checked(key, OmegaConf.select(cfg, key))
@@ -97,6 +71,8 @@ def validate_config(cfg: DictConfig) -> None:
 TYPED_GROUP_KEYS: dict[str, list[str]] = {
     "data": list(dict.fromkeys(name for config in DATA_CONFIGS for name in config.key_names())),
     AugmentConfig.GROUP: AugmentConfig.key_names(),
+    TrainerConfig.GROUP: TrainerConfig.key_names(),
+    LoggingConfig.GROUP: LoggingConfig.key_names(),
 }
 """The keys of each typed group (of any data option), for a hint when Hydra refuses a key it does not have."""
 

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
+from trainscope.config.arguments import target_parameters
 from trainscope.config.rules import Rule
 from trainscope.core.errors import ConfigError
 
@@ -107,12 +108,19 @@ class TypedGroup:
 
     @classmethod
     def known_values(cls, values: Mapping[str, Any]) -> dict[str, Any]:
-        """`values` without Hydra's instructions; a key the group does not have is a ConfigError."""
-        known = cls.key_names()
-        for name in values:
-            if name not in known and not is_hydra_key(name):
-                raise unknown_key_error(cls.GROUP, name, known, cls.owner(values))
-        return {name: value for name, value in values.items() if not is_hydra_key(name)}
+        """`values` without Hydra's instructions, and with each key the dataclass does not declare judged by
+        `undeclared_key`."""
+        own = cls.key_names()
+        return {
+            name: value
+            for name, value in values.items()
+            if not is_hydra_key(name) and (name in own or cls.undeclared_key(name, value, values))
+        }
+
+    @classmethod
+    def undeclared_key(cls, name: str, value: Any, values: Mapping[str, Any]) -> bool:
+        """Keep (True) or drop (False) a key the dataclass does not declare, or refuse it: by default, refuse."""
+        raise unknown_key_error(cls.GROUP, name, cls.key_names(), cls.owner(values))
 
     @classmethod
     def required_keys(cls) -> list[str]:
@@ -143,6 +151,29 @@ class TypedGroup:
         return cls(**known, **runtime)
 
 
+TARGET_DEFAULT: Any = type("TargetDefault", (), {"__repr__": lambda self: "<the target's default>"})()
+"""The default of a key that is an argument of the group's `_target_`: not set, the target's own default applies."""
+
+
+class TargetArguments(TypedGroup):
+    """A group whose keys, besides its own, are the arguments of the object its `_target_` names (an optimizer, a
+    learning-rate schedule): that object's signature is the rest of the schema.
+
+    Its dataclass declares only the keys trainscope checks (`optimizer.lr`) or adds (`scheduler.interval`); it is
+    a declaration, checked by `check_group`, while `hydra.utils.instantiate` builds the object itself.
+    """
+
+    @classmethod
+    def undeclared_key(cls, name: str, value: Any, values: Mapping[str, Any]) -> bool:
+        """An argument of the target is kept; a target that cannot be imported is left to its builder."""
+        target = values.get("_target_")
+        parameters = target_parameters(target)
+        if parameters is None or parameters.accepts(name):
+            return True
+        valid = sorted({*cls.key_names(), *parameters.names})
+        raise unknown_key_error(cls.GROUP, name, valid, f"an argument of {target}")
+
+
 def check_group(group: type[TypedGroup], node: Any) -> None:
     """The entrypoint's check of one group of the composed config, before any work: no unknown key, none of the
     required ones missing, every value passes its rule (nested groups too).
@@ -155,14 +186,13 @@ def check_group(group: type[TypedGroup], node: Any) -> None:
     values = dict(_resolvable_items(node))
     known = group.known_values(values)
     group.check_required(known)
-    nested = {field.name: field.default_factory for field in _checked_fields(group)}
-    for name, value in known.items():
-        if value is _UNRESOLVED:
+    for field in _checked_fields(group):
+        value = known.get(field.name, _UNRESOLVED)
+        if RUNTIME_KEY in field.metadata or value is _UNRESOLVED:
             continue
-        group.rule(name).checked(f"{group.GROUP}.{name}", value)
-        section_type = nested.get(name)
-        if isinstance(section_type, type) and issubclass(section_type, TypedGroup):
-            check_group(section_type, node[name])
+        field.metadata[RULE].checked(f"{group.GROUP}.{field.name}", value)
+        if _is_section(field):
+            check_group(field.default_factory, node[field.name])  # type: ignore[arg-type]
 
 
 def rules(group: type[TypedGroup]) -> Iterator[tuple[str, Rule]]:
@@ -170,13 +200,17 @@ def rules(group: type[TypedGroup]) -> Iterator[tuple[str, Rule]]:
     for field in _checked_fields(group):
         if RUNTIME_KEY in field.metadata:
             continue
-        if isinstance(field.default_factory, type) and issubclass(field.default_factory, TypedGroup):
-            yield from rules(field.default_factory)
+        if _is_section(field):
+            yield from rules(field.default_factory)  # type: ignore[arg-type]
         else:
             yield f"{group.GROUP}.{field.name}", field.metadata[RULE]
 
 
 _UNRESOLVED = object()
+
+
+def _is_section(field: dataclasses.Field[Any]) -> bool:
+    return isinstance(field.default_factory, type) and issubclass(field.default_factory, TypedGroup)
 
 
 def _resolvable_items(node: DictConfig) -> Iterator[tuple[str, Any]]:

@@ -34,7 +34,7 @@ from trainscope.config.rules import (
     is_path,
     one_of,
 )
-from trainscope.config.typed import TypedGroup, is_hydra_key, key, runtime, section, unknown_key_error
+from trainscope.config.typed import TypedGroup, key, runtime, section
 from trainscope.core.errors import ConfigError
 
 BUILD_DATA = "trainscope.data.build_data"
@@ -97,24 +97,16 @@ class DataConfig(TypedGroup):
         return f"a key of data={dataset_of(cls, values)}"
 
     @classmethod
-    def known_values(cls, values: Mapping[str, Any]) -> dict[str, Any]:
-        """A key of another data option passes when null (it is not set), and is refused otherwise."""
-        known = cls.key_names()
-        kept = {}
-        for name, value in values.items():
-            if is_hydra_key(name):
-                continue
-            if name in known:
-                kept[name] = value
-                continue
-            owners = [option for option, config in DATA_OPTIONS.items() if name in config.key_names()]
-            if not owners:
-                raise unknown_key_error("data", name, known, cls.owner(values))
-            if value is not None:
-                raise ConfigError(
-                    f"data.{name} only applies to data={', '.join(owners)}, got {value!r} for {dataset_of(cls, values)}"
-                )
-        return kept
+    def undeclared_key(cls, name: str, value: Any, values: Mapping[str, Any]) -> bool:
+        """A key of another data option is dropped when null (it is not set) and refused otherwise."""
+        owners = [option for option, config in DATA_OPTIONS.items() if name in config.key_names()]
+        if not owners:
+            return super().undeclared_key(name, value, values)
+        if value is not None:
+            raise ConfigError(
+                f"data.{name} only applies to data={', '.join(owners)}, got {value!r} for {dataset_of(cls, values)}"
+            )
+        return False
 
 
 # ImageNet's statistics for RGB (what pretrained timm models expect), their average for grayscale.
