@@ -263,3 +263,14 @@ def test_a_mistyped_data_key_on_the_command_line_is_one_line_and_writes_nothing(
     assert error_line(result) == message
     runs = train.output_root / "runs"
     assert not runs.exists() or not any(runs.rglob("*")), "no run directory is left behind"
+
+
+def test_a_value_that_does_not_resolve_is_one_line(train: TrainCLI, tmp_path: Path) -> None:
+    # A named run directory: an auto-named one would put the `${...}` of the override into its own name.
+    result = train(*TINY, f"hydra.run.dir={tmp_path / 'run'}", "data.root=${oc.env:TRAINSCOPE_TEST_UNSET}")
+    assert result.returncode == 2
+    assert error_line(result) == (
+        "error: cannot resolve data.root: KeyError raised while resolving interpolation: "
+        "\"Environment variable 'TRAINSCOPE_TEST_UNSET' not found\""
+    )
+    assert not (tmp_path / "run" / "checkpoints").exists()

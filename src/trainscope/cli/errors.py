@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 
 from hydra.errors import CompactHydraException, InstantiationException, OverrideParseException
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from trainscope.config.schema import closest_key
 from trainscope.core.errors import (
@@ -37,6 +37,8 @@ def as_user_error(error: BaseException) -> TrainscopeError | None:
         return RunDirError(f"disk full: {first_line(error)}; free disk space, then run the same command again")
     if isinstance(error, MissingMandatoryValue):  # a `???` in conf/, e.g. data.root of data=image_folder
         return ConfigError(f"{error.full_key} must be set on the command line ({error.full_key}=...)")
+    if isinstance(error, InterpolationResolutionError):  # `${oc.env:UNSET}`, `${no.such.key}` in a value
+        return ConfigError(f"cannot resolve {error.full_key or 'a config value'}: {first_line(error)}")
     if isinstance(error, InstantiationException):
         root = error
         while root.__cause__ is not None:

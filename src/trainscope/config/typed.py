@@ -29,12 +29,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from trainscope.config.arguments import target_parameters
 from trainscope.config.rules import Rule
-from trainscope.core.errors import ConfigError
+from trainscope.core.errors import ConfigError, first_line
 
 RULE = "trainscope.rule"
 RUNTIME_KEY = "trainscope.runtime_key"
@@ -178,8 +179,8 @@ def check_group(group: type[TypedGroup], node: Any) -> None:
     """The entrypoint's check of one group of the composed config, before any work: no unknown key, none of the
     required ones missing, every value passes its rule (nested groups too).
 
-    Only what resolves here is checked: outside Hydra's runtime (a test's `compose`) `${hydra:...}` does not
-    resolve, and the builder checks those values when it gets them.
+    Outside Hydra's runtime (a test's `compose`) `${hydra:...}` does not resolve: those values are left to the
+    builder, which checks them when it gets them.
     """
     if not isinstance(node, DictConfig):
         return
@@ -214,11 +215,14 @@ def _is_section(field: dataclasses.Field[Any]) -> bool:
 
 
 def _resolvable_items(node: DictConfig) -> Iterator[tuple[str, Any]]:
+    """The node's values, resolved; outside Hydra's runtime, `_UNRESOLVED` for those that need it."""
     for name in node:
         try:
             value = node[name]
             yield str(name), OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-        except InterpolationResolutionError:
+        except InterpolationResolutionError as error:
+            if HydraConfig.initialized():  # `${oc.env:UNSET}`: the user's mistake, named
+                raise ConfigError(f"cannot resolve {node._get_full_key(name)}: {first_line(error)}") from None
             yield str(name), _UNRESOLVED
 
 
