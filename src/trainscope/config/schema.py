@@ -26,8 +26,9 @@ from trainscope.core.errors import ConfigError
 
 __all__ = ["RULES", "check_value", "is_int", "is_number", "validate_config"]
 
-TYPED_GROUPS: tuple[type[TypedGroup], ...] = (OptimizerConfig, TrainerConfig, SchedulerConfig, LoggingConfig)
-"""The groups of one option's worth of keys, checked as they are; `data` is checked by its option's dataclass."""
+TYPED_GROUPS: tuple[type[TypedGroup], ...] = (TrainerConfig, LoggingConfig, OptimizerConfig, SchedulerConfig)
+"""The groups with one dataclass for every option (`data` has one per option). The optimizer's and scheduler's
+are checked last: their `_target_`'s signature is part of their schema, and importing it loads torch."""
 
 OTHER_RULES: list[tuple[str, Rule]] = [
     ("callbacks.checkpoint.every_n_steps", POSITIVE_INT.or_null()),
@@ -55,8 +56,6 @@ def check_value(key: str, value: Any) -> Any:
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value that breaks a rule, or the first key a typed group does not have."""
-    for group in TYPED_GROUPS:
-        check_group(group, cfg.get(group.GROUP))
     for key, rule in OTHER_RULES:
         if OmegaConf.select(cfg, key, default="__absent__") == "__absent__":
             continue
@@ -66,6 +65,8 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"optimized_metric must be a metric tag or a list of tags, got {cfg.optimized_metric!r}")
     check_validation_metrics(cfg)
     check_data(cfg)
+    for group in TYPED_GROUPS:
+        check_group(group, cfg.get(group.GROUP))
 
 
 TYPED_GROUP_KEYS: dict[str, list[str]] = {

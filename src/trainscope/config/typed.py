@@ -90,6 +90,8 @@ class TypedGroup:
         hints = _type_hints(type(self))
         for field in _checked_fields(type(self)):
             name = field.metadata.get(RUNTIME_KEY) or f"{self.GROUP}.{field.name}"
+            if getattr(self, field.name) is TARGET_DEFAULT:
+                continue
             value = field.metadata[RULE].checked(name, getattr(self, field.name))
             object.__setattr__(self, field.name, _converted(hints[field.name], value))
         self.check_together()
@@ -184,7 +186,7 @@ def check_group(group: type[TypedGroup], node: Any) -> None:
     """
     if not isinstance(node, DictConfig):
         return
-    values = dict(_resolvable_items(node))
+    values = dict(_resolvable_items(node, group.GROUP))
     known = group.known_values(values)
     group.check_required(known)
     for field in _checked_fields(group):
@@ -214,7 +216,7 @@ def _is_section(field: dataclasses.Field[Any]) -> bool:
     return isinstance(field.default_factory, type) and issubclass(field.default_factory, TypedGroup)
 
 
-def _resolvable_items(node: DictConfig) -> Iterator[tuple[str, Any]]:
+def _resolvable_items(node: DictConfig, prefix: str) -> Iterator[tuple[str, Any]]:
     """The node's values, resolved; outside Hydra's runtime, `_UNRESOLVED` for those that need it."""
     for name in node:
         try:
@@ -222,7 +224,7 @@ def _resolvable_items(node: DictConfig) -> Iterator[tuple[str, Any]]:
             yield str(name), OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
         except InterpolationResolutionError as error:
             if HydraConfig.initialized():  # `${oc.env:UNSET}`: the user's mistake, named
-                raise ConfigError(f"cannot resolve {node._get_full_key(name)}: {first_line(error)}") from None
+                raise ConfigError(f"cannot resolve {prefix}.{name}: {first_line(error)}") from None
             yield str(name), _UNRESOLVED
 
 
