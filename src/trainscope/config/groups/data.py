@@ -8,7 +8,7 @@ option is refused unless it is null (`data.num_samples only applies to data=synt
 Adding a data option (the recipe in docs/development.md): a dataclass here that subclasses the one whose keys
 it shares and lists its `OPTIONS` and `BUILDER`, added to `DATA_CONFIGS`; `conf/data/<name>.yaml` setting its
 keys; and the builder, which takes the keys as keywords and starts with
-`<TheConfig>.from_config(keys, seed=seed, rank=rank, world_size=world_size)`.
+`<TheConfig>.for_option(keys, seed=seed, rank=rank, world_size=world_size)`.
 """
 
 from __future__ import annotations
