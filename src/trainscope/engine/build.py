@@ -16,7 +16,7 @@ from torch import nn
 from trainscope.config.groups.optimizer import SchedulerConfig
 from trainscope.config.groups.trainer import TrainerConfig
 from trainscope.core.errors import ConfigError
-from trainscope.engine.distributed import device_for, process_group
+from trainscope.distributed.process_group import device_for, process_group
 from trainscope.models.build import build_model
 
 log = logging.getLogger(__name__)

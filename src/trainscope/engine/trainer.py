@@ -24,7 +24,7 @@ from trainscope.core.callback import CallbackList
 from trainscope.core.checkpoint_io import keep_as_best, save_checkpoint
 from trainscope.core.run_dir import STOP_STATUSES, RunStatus
 from trainscope.data import BatchSource, DataModule
-from trainscope.engine.distributed import SINGLE_PROCESS, ProcessGroup
+from trainscope.distributed.process_group import SINGLE_PROCESS, ProcessGroup
 from trainscope.engine.evaluation import batch_count, evaluate, limited_length
 from trainscope.engine.forward import autocast, autocast_dtype, compiled, to_memory_format
 from trainscope.engine.progress import EpochProgress
