@@ -21,7 +21,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
-from trainscope.adapters.hydra_private import BasicSweeper, params_overrides
+from trainscope.adapters.hydra_private import basic_sweeper, params_overrides
 from trainscope.sweep.grid.settings import GridSettings
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ ConfigStore.instance().store(
 )
 
 
-class TrainscopeGridSweeper(BasicSweeper):
+class TrainscopeGridSweeper(basic_sweeper()):  # type: ignore[misc]  # the class this plugin scan defined
     """Hydra's basic sweeper that runs the whole grid whatever fails, and summarizes it."""
 
     def __init__(self, **settings: Any) -> None:

@@ -20,15 +20,27 @@ from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
+from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 
 from trainscope.adapters.private_names import PrivateNames
 
 HYDRA = PrivateNames("hydra-core", __name__)
 
-BasicLauncher: type[Launcher] = HYDRA.imported("hydra._internal.core_plugins.basic_launcher", "BasicLauncher")
-BasicSweeper: Any = HYDRA.imported("hydra._internal.core_plugins.basic_sweeper", "BasicSweeper")
 _RETURN_VALUE = "_return_value"
+
+
+# Looked up at each use, never kept: Hydra's plugin scan (hydra/core/plugins.py) executes every plugin module again
+# in place, so a class kept from an earlier import becomes a stale twin of the one Hydra instantiates (an
+# isinstance() that is wrongly False; `super(BasicSweeper, self)` raising TypeError in a subclass of the old one).
+def basic_launcher() -> type[Launcher]:
+    """Hydra's `BasicLauncher` as Hydra's plugin scan last defined it."""
+    return HYDRA.imported("hydra._internal.core_plugins.basic_launcher", "BasicLauncher")
+
+
+def basic_sweeper() -> type[Sweeper]:
+    """Hydra's `BasicSweeper` as Hydra's plugin scan last defined it."""
+    return HYDRA.imported("hydra._internal.core_plugins.basic_sweeper", "BasicSweeper")
 
 
 def params_overrides(sweeper: Any) -> list[str]:
@@ -57,6 +69,7 @@ def settled_job(overrides: Sequence[str], run_dir: Path, status: JobStatus, valu
 
 def check() -> None:
     """Raise PrivateNameMoved for the first private name above that this Hydra no longer has where expected."""
-    HYDRA.attribute(BasicSweeper, "_parse_config")
+    basic_launcher()
+    HYDRA.attribute(basic_sweeper(), "_parse_config")
     if _RETURN_VALUE not in {field.name for field in dataclasses.fields(JobReturn)}:
         raise HYDRA.moved(f"hydra.core.utils.JobReturn.{_RETURN_VALUE}")

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from trainscope.cli.errors import as_user_error, exit_on_user_error, hydra_errors_in_one_line
 from trainscope.cli.saved_config import save_run_config
+from trainscope.config.groups.trainer import TrainerConfig
 from trainscope.config.overrides import check_group_choices, user_config_dirs
 from trainscope.config.paths import config_dir, with_user_config_dir
 from trainscope.config.resolvers import created_by_unique_dir, register_resolvers
@@ -55,7 +56,7 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
         if writes_run_dir:
             save_run_config(run_dir, cfg)
         validate_config(cfg)
-        devices = int(cfg.trainer.get("devices", 1))
+        devices = TrainerConfig.from_config(cfg.trainer).devices
         if devices > 1 and not in_torchrun_job():
             from trainscope.session.run import train_on_devices  # torch's elastic agent starts the processes
 

@@ -18,11 +18,10 @@ from typing import Any
 
 from torch import nn
 
+from trainscope.config.groups.optimizer import WEIGHT_DECAY_ON
 from trainscope.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-WEIGHT_DECAY_ON = ("all", "matrices")
 
 
 def parameter_groups(model: nn.Module, weight_decay_on: str, weight_decay: float) -> list[dict[str, Any]]:

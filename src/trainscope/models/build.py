@@ -8,7 +8,6 @@ them null, so a model config never has to repeat what the data already knows.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from trainscope.config.arguments import keyword_parameters
 from trainscope.core.errors import ConfigError, TrainscopeError, first_line
 
 DATA_ARGUMENTS = ("input_shape", "num_classes", "vocab_size", "block_size")
@@ -30,16 +30,6 @@ def _target(target: str) -> Callable[..., Any]:
         raise ConfigError(
             f"model._target_={target} cannot be imported ({first_line(cause)}); check the name and PYTHONPATH"
         ) from None
-
-
-def _parameters(factory: Callable[..., Any]) -> tuple[set[str], bool]:
-    """The keyword names `factory` takes, and whether it also takes **kwargs."""
-    try:
-        parameters = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):  # a builtin without a signature: pass only what the config says
-        return set(), True
-    names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    return names, any(p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def build_model(
@@ -56,8 +46,8 @@ def build_model(
     if not isinstance(target, str) or not target:
         raise ConfigError("model._target_ must name an nn.Module class or a function returning one")
     factory = _target(target)
-    accepted, takes_any = _parameters(factory)
-    unknown = [key for key in options if not key.startswith("_") and key not in accepted and not takes_any]
+    parameters = keyword_parameters(factory)
+    unknown = [key for key in options if not key.startswith("_") and not parameters.accepts(key)]
     if unknown:
         raise ConfigError(
             f"model._target_={target} does not take model.{unknown[0]}; start from model=custom "
@@ -70,9 +60,9 @@ def build_model(
         "block_size": block_size,
     }
     for key in DATA_ARGUMENTS:
-        if options.get(key) is None and key in accepted and from_data[key] is not None:
+        if options.get(key) is None and key in parameters.names and from_data[key] is not None:
             options[key] = from_data[key]
-        elif options.get(key) is None and key not in accepted:
+        elif options.get(key) is None and key not in parameters.names:
             options.pop(key, None)  # a data fact this model does not take
     try:
         model = instantiate(options)

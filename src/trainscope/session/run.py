@@ -73,12 +73,13 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
         for name in RANK_ZERO_ONLY_CALLBACKS:
             callbacks.callbacks.pop(name, None)
     # Rank 0 writes the run's one event file; the other ranks log through a writer that keeps nothing.
-    tensorboard = RunWriter(
-        run_dir, flush_secs=float(cfg.logging.flush_secs), purge_step=purge_step(resumed), enabled=group.is_main
-    )
     settings = TrainerSettings.from_config(cfg)
+    tensorboard = RunWriter(
+        run_dir, flush_secs=settings.logging.flush_secs, purge_step=purge_step(resumed), enabled=group.is_main
+    )
+    one_progress_bar = replace(settings.logging, progress_bar=settings.logging.progress_bar and group.is_main)
     trainer = Trainer(
-        replace(settings, progress_bar=settings.progress_bar and group.is_main),  # one progress bar per run
+        replace(settings, logging=one_progress_bar),  # one progress bar per run
         model,
         data,
         optimizer,

@@ -18,7 +18,7 @@ from hydra.core.plugins import Plugins
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from trainscope.adapters.hydra_private import BasicLauncher
+from trainscope.adapters.hydra_private import basic_launcher
 from trainscope.sweep.experiment import group_names
 from trainscope.sweep.guarded_launcher import GuardedLauncher
 from trainscope.sweep.optuna.messages import say
@@ -45,7 +45,7 @@ def run_sweep(
     plan = SweepPlan.build(settings, config, arguments, deadline=deadline_after(settings.timeout))
     session = SweepSession.open(plan)
     session.announce(groups=group_names(config, hydra_context.config_loader))
-    in_process = isinstance(launcher.launcher, BasicLauncher)
+    in_process = isinstance(launcher.launcher, basic_launcher())
     if in_process and settings.trials_at_once == 1:
         with stopping_on_signals() as stop:
             session.run_trials(launcher)

@@ -73,13 +73,13 @@ class TrialWorker:
         return self.run(index, Path(HydraConfig.get().runtime.output_dir))
 
     def run(self, index: int, directory: Path) -> WorkerReport:
-        from trainscope.adapters.hydra_private import BasicLauncher
+        from trainscope.adapters.hydra_private import basic_launcher
         from trainscope.sweep.guarded_launcher import GuardedLauncher
         from trainscope.sweep.optuna.session import SweepSession
 
         directory.mkdir(parents=True, exist_ok=True)
         (directory / WORKER_FILE).write_text(json.dumps(process_identity()))
-        basic = BasicLauncher()  # each trial: one Hydra job of the app, in this process
+        basic = basic_launcher()()  # each trial: one Hydra job of the app, in this process
         basic.setup(hydra_context=self.hydra_context, task_function=self.task_function, config=self.config)
         launcher = GuardedLauncher(basic, self.hydra_context.config_loader, self.config)  # never into another run
         plan = SweepPlan.build(self.settings, self.config, self.arguments, deadline=self.deadline)
