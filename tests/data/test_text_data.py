@@ -297,6 +297,7 @@ def test_a_vocabulary_larger_than_the_model_and_a_block_longer_than_its_context_
         ({"batch_size": "12"}, r"data.batch_size must be a positive integer, got '12'"),
         ({"val_fraction": 1.0}, r"data.val_fraction must be a number in \[0, 1\), got 1.0"),
         ({"val_fraction": 0.6, "test_fraction": 0.4}, r"leave no text for training"),
+        ({"blocksize": 64}, r"data.blocksize is not a key of data=text; did you mean data.block_size\?"),
     ],
 )
 def test_bad_settings_are_one_line(corpus: Path, overrides: dict[str, Any], message: str) -> None:

@@ -24,10 +24,12 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from trainscope.config.groups.data import TextDataConfig
 from trainscope.core.errors import ConfigError, DataError
 from trainscope.data.cache import files_fingerprint, one_line
 from trainscope.data.seeding import TEXT_WINDOW_STREAM, cpu_generator
@@ -314,25 +316,17 @@ class TextData:
 
 
 def build_text_data(
-    *,
-    path: str | Path,
-    tokenizer: str,
-    block_size: int,
-    batch_size: int,
-    val_fraction: float,
-    test_fraction: float,
-    split_seed: int,
-    cache_dir: str | Path | None,
-    device: torch.device | str,
-    seed: int,
-    rank: int = 0,
-    world_size: int = 1,
+    *, device: torch.device | str, seed: int, rank: int = 0, world_size: int = 1, **keys: Any
 ) -> TextData:
-    """Tokenize (or map the cached tokens of) the corpus at `path`, split it, and batch each split."""
-    _check_settings(block_size, batch_size, val_fraction, test_fraction)
-    corpus_path = Path(path).expanduser()
-    corpus = tokenize_corpus(corpus_path, tokenizer, None if cache_dir is None else Path(cache_dir).expanduser())
-    splits = split_tokens(corpus.tokens, val_fraction, test_fraction, block_size, corpus_path)
+    """Tokenize (or map the cached tokens of) the corpus at `data.path`, split it, and batch each split.
+
+    `keys` are the data option's keys, checked by `TextDataConfig` (`trainscope.config.groups.data`).
+    """
+    config = TextDataConfig.from_config({"dataset": "text", **keys}, seed=seed, rank=rank, world_size=world_size)
+    corpus_path = config.path.expanduser()
+    cache_dir = None if config.cache_dir is None else config.cache_dir.expanduser()
+    corpus = tokenize_corpus(corpus_path, config.tokenizer, cache_dir)
+    splits = split_tokens(corpus.tokens, config.val_fraction, config.test_fraction, config.block_size, corpus_path)
     target = torch.device(device)
     log.info(
         "%s: %d tokens (%d train, %d val, %d test), vocabulary %d%s",
@@ -346,28 +340,15 @@ def build_text_data(
     )
 
     def blocks(tokens: np.ndarray) -> BlockBatches:
-        return BlockBatches(tokens, block_size, batch_size, split_seed, target, rank, world_size)
+        return BlockBatches(tokens, config.block_size, config.batch_size, config.split_seed, target, rank, world_size)
 
     return TextData(
-        train=RandomWindowBatches(splits.train, block_size, batch_size, seed, target, rank, world_size),
+        train=RandomWindowBatches(splits.train, config.block_size, config.batch_size, seed, target, rank, world_size),
         val=blocks(splits.val),
         test=blocks(splits.test) if len(splits.test) else None,
         tokenizer=corpus.tokenizer,
-        block_size=block_size,
+        block_size=config.block_size,
     )
-
-
-def _check_settings(block_size: object, batch_size: object, val_fraction: object, test_fraction: object) -> None:
-    for key, value in (("block_size", block_size), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"data.{key} must be a positive integer, got {value!r}")
-    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-            raise ConfigError(f"data.{key} must be a number in [0, 1), got {value!r}")
-    if val_fraction + test_fraction >= 1:  # type: ignore[operator]
-        raise ConfigError(
-            f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} leave no text for training"
-        )
 
 
 def check_model_fits_text(model_vocab_size: int, model_block_size: int | None, data: TextData) -> None:
