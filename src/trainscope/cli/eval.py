@@ -40,15 +40,17 @@ PATH_ARGUMENTS = ("run", "checkpoint")
 """eval.py's arguments that name a file or directory: taken literally, whatever the path holds."""
 
 
-def quote_path_arguments(argv: list[str]) -> list[str]:
+def quote_path_arguments(
+    argv: list[str], usage: str = "to evaluate: python eval.py run=outputs/runs/<date>/<time>_<overrides>"
+) -> list[str]:
     """`argv` with the `run=` and `checkpoint=` values quoted for Hydra; `run=` checked first (one line, exit 2).
 
     Run directory names hold `=` and `,` (they list the run's overrides), which Hydra's override grammar
     would read as a sweep; quoted, a path passes through as it is (`checkpoint=<run_dir>/checkpoints/last.pt`
-    too; `checkpoint=best` stays the word `best`).
+    too; `checkpoint=best` stays the word `best`). `usage` ends the line that asks for a missing `run=`.
     """
     if not any(arg.startswith("run=") for arg in argv):
-        raise ConfigError("pass the run to evaluate: python eval.py run=outputs/runs/<date>/<time>_<overrides>")
+        raise ConfigError(f"pass the run {usage}")
     quoted = []
     for arg in argv:
         key, _, value = arg.partition("=")
