@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from trainscope.cli import process_group
 from trainscope.cli.errors import as_user_error, exit_on_user_error, hydra_errors_in_one_line
+from trainscope.cli.process_exit import exit_after
 from trainscope.cli.saved_config import save_run_config
 from trainscope.config.overrides import check_group_choices, user_config_dirs
 from trainscope.config.paths import config_dir, with_user_config_dir
@@ -145,5 +146,11 @@ def main() -> None:
             process_group.leave()
 
 
+def entrypoint() -> None:
+    """`python train.py` and `trainscope-train`: `main()` in a process of its own, which then exits without the
+    interpreter's slow teardown (`trainscope.cli.process_exit`)."""
+    exit_after(main)
+
+
 if __name__ == "__main__":
-    main()
+    entrypoint()
