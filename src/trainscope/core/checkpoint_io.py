@@ -71,6 +71,20 @@ def _write(path: Path, source: Path) -> None:
         raise CheckpointError(f"could not write checkpoint {path}: {error.strerror or error}") from error
 
 
+WeightsFingerprint = tuple[tuple[str, int, int], ...]
+
+
+def weights_fingerprint(model: torch.nn.Module) -> WeightsFingerprint:
+    """What changes whenever a tensor of `model`'s state does: each one's name, storage address and version counter.
+
+    torch bumps a tensor's version on every in-place change (an optimizer step, `load_state_dict`, a BatchNorm
+    statistics update); a replaced parameter has another address. Equal fingerprints taken at two moments
+    mean the weights did not change in between, so a checkpoint written at the first moment holds the weights of
+    the second: the test phase then needs no second read of the `best.pt` it has just written.
+    """
+    return tuple((name, tensor.data_ptr(), tensor._version) for name, tensor in model.state_dict().items())
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint safely; a missing or corrupt file is a one-line CheckpointError."""
     if not path.is_file():
