@@ -48,6 +48,7 @@ from throughput import (  # benchmarks/throughput.py: the same data, config and 
     Tuning,
     Workload,
     compose_config,
+    compose_overrides,
     run_raw,
     run_trainscope,
     synthetic_splits,
@@ -162,27 +163,35 @@ class SyncWindow(Callback):
         SyncWindow.set_mode("default")
 
 
+SYNC_CHECKS = {
+    "no augmentation": (),
+    "data.augment: crop + flip": ("data.augment.crop_padding=2", "data.augment.horizontal_flip=true"),
+}
+
+
 def sync_check(device: torch.device, sizes: Sizes, scratch: Path) -> None:
     workload = Workload("cnn", (1, 28, 28), num_samples=sizes.sync_check_samples)
     tuning = Tuning(bf16=True, channels_last=True)
-    SyncWindow.armed_steps = 0
     SyncWindow.set_mode = staticmethod(torch.cuda.set_sync_debug_mode if device.type == "cuda" else lambda mode: None)
-    extra = ("+callbacks.sync_window._target_=__main__.SyncWindow", *tuning.overrides())
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        run_trainscope(workload, str(device), 2, True, scratch, extra)
-    syncs = [warning for warning in caught if "synchroniz" in str(warning.message)]
-    places = sorted({f"{Path(w.filename).name}:{w.lineno}" for w in syncs})
     print(
-        f"CNN, bf16 + channels_last, default monitoring, {SyncWindow.armed_steps} steps checked "
-        f"(log_every_n_steps=20: the steps next to logging steps and epoch ends are not)"
+        f"CNN, {workload.num_samples} images, bf16 + channels_last, default monitoring, 2 epochs; checked: every step "
+        "whose neighbours are not logging steps (log_every_n_steps=20) and not an epoch's last\n"
     )
+    print("| data | steps checked | synchronizing calls | where |")
+    print("| --- | ---: | ---: | --- |")
+    for label, data_overrides in SYNC_CHECKS.items():
+        SyncWindow.armed_steps = 0
+        extra = ("+callbacks.sync_window._target_=__main__.SyncWindow", *tuning.overrides(), *data_overrides)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run_trainscope(workload, str(device), 2, True, scratch, extra)
+        # "called a synchronizing CUDA operation"; not the notice that the debug mode is a prototype feature
+        syncs = [warning for warning in caught if "called a synchronizing" in str(warning.message)]
+        places = sorted({f"{Path(w.filename).name}:{w.lineno}" for w in syncs})
+        found = str(len(syncs)) if device.type == "cuda" else "n/a (CPU)"
+        print(f"| {label} | {SyncWindow.armed_steps} | {found} | {', '.join(places) or '-'} |", flush=True)
     if device.type != "cuda":
-        print("- not applicable on the CPU (no device to wait for): the check ran, nothing can be caught")
-    elif syncs:
-        print(f"- **{len(syncs)} synchronizing calls** outside logging steps, at: {', '.join(places)}")
-    else:
-        print("- no synchronizing call outside logging steps")
+        print("\nOn the CPU there is no device to wait for: the check ran, nothing can be caught.")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -261,16 +270,16 @@ def _gib(value: float | None) -> str:
 
 
 class TokenCounter(EpochTimer):
-    """Also notes what tokens/s and MFU need from the run: parameters and training windows per epoch."""
+    """Also notes what tokens/s and MFU need from the run: its parameters and the training windows of an epoch."""
 
     parameters: int = 0
+    batches: int = 0
     windows: int = 0
 
     def on_fit_start(self, trainer: Any) -> None:
         TokenCounter.parameters = sum(parameter.numel() for parameter in trainer.model.parameters())
-        TokenCounter.windows = min(len(trainer.data.train), trainer.batches_per_epoch) * int(
-            trainer.data.train.settings.batch_size
-        )
+        TokenCounter.batches = trainer.batches_per_epoch
+        TokenCounter.windows = trainer.data.train.num_samples  # every BatchSource says how many samples it holds
 
 
 def peak_tflops(device: torch.device, given: float | None) -> float | None:
@@ -314,45 +323,30 @@ def language_model(device: torch.device, sizes: Sizes, args: argparse.Namespace,
         "+callbacks.token_counter._target_=__main__.TokenCounter",
         *args.lm_overrides,
     ]
-    cfg = _compose(overrides)
+    cfg = compose_overrides(overrides)
     EpochTimer.marks = []
     with peak_memory(device) as peak:
         train(cfg, Path(tempfile.mkdtemp(dir=scratch)))
     seconds = [end - begin for begin, end in zip(EpochTimer.marks, EpochTimer.marks[1:], strict=False)][-1]
     block = int(cfg.data.block_size)
-    tokens_per_second = TokenCounter.windows * block / seconds
-    layers, width = int(cfg.model.n_layer), int(cfg.model.n_embd)
-    # nanoGPT's estimate (PaLM appendix B): 6N per token for the weights, 12 * L * width * T for attention
-    flops_per_token = 6 * TokenCounter.parameters + 12 * layers * width * block
+    tokens = min(TokenCounter.windows, TokenCounter.batches * int(cfg.data.batch_size)) * block
+    tokens_per_second = tokens / seconds
     peak_value = peak_tflops(device, args.peak_tflops)
-    mfu = f"{100 * flops_per_token * tokens_per_second / (peak_value * 1e12):.1f} %" if peak_value else "-"
-    print(f"`python train.py {' '.join(overrides[:-1] + list(args.lm_overrides))}`\n")
+    mfu = "-"
+    if peak_value and "n_layer" in cfg.model and "n_embd" in cfg.model:
+        # nanoGPT's estimate (PaLM appendix B): 6N per token for the weights, 12 * layers * width * T for attention
+        flops_per_token = 6 * TokenCounter.parameters + 12 * int(cfg.model.n_layer) * int(cfg.model.n_embd) * block
+        mfu = f"{100 * flops_per_token * tokens_per_second / (peak_value * 1e12):.1f} %"
+    shown = [override for override in overrides if "token_counter" not in override]
+    print(f"`python train.py {' '.join(shown)}`\n")
     print("| parameters | block | tokens/epoch | s/epoch | tokens/s | MFU | peak GiB |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     print(
-        f"| {TokenCounter.parameters:,} | {block} | {TokenCounter.windows * block:,} | {seconds:.2f} "
-        f"| {tokens_per_second:,.0f} | {mfu} | {_gib(peak[0] if peak else None)} |"
+        f"| {TokenCounter.parameters:,} | {block} | {tokens:,} | {seconds:.2f} | {tokens_per_second:,.0f} | {mfu} "
+        f"| {_gib(peak[0] if peak else None)} |"
     )
     if peak_value is None:
         print("\nMFU needs the GPU's peak bf16 TFLOPS: pass --peak-tflops")
-
-
-def _compose(overrides: list[str]) -> Any:
-    """The config `python train.py <overrides>` composes (throughput.compose_config does it for image data)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    from trainscope.config.paths import config_dir
-    from trainscope.config.resolvers import register_resolvers
-
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -454,6 +448,8 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available here; use --device cpu --quick")
     if device.type == "cuda":
+        # an index throughout: torch.cuda.set_device and the memory counters refuse a bare "cuda"
+        device = torch.device("cuda", torch.cuda.current_device() if device.index is None else device.index)
         torch.cuda.set_device(device)
     if args.compile_backend is None:
         args.compile_backend = "eager" if (args.quick and device.type == "cpu") else "inductor"

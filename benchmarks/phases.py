@@ -3,6 +3,7 @@
     python benchmarks/phases.py                                   # the default command (cnn, mnist_sample, 3 epochs)
     python benchmarks/phases.py -- data=synthetic model=mlp trainer.max_epochs=1    # a tiny run
     python benchmarks/phases.py --repeat 3 -- data=synthetic model=mlp trainer.max_epochs=1
+    python benchmarks/phases.py --root ../main --pin-core 1      # another checkout (before/after), on one core
 
 The parent starts the run as a child process (`python benchmarks/phases.py --child <overrides>`), which wraps
 trainscope's own functions with timers (nothing in trainscope is changed) and then calls `trainscope.cli.train.main`
@@ -120,11 +121,13 @@ class Timeline:
 
 
 def _wrap(timeline: Timeline, module_name: str, path: str, label: str) -> None:
+    """Time `module_name.path` under `label`; a name another version of the tree lacks is left out."""
     owner: Any = importlib.import_module(module_name)
     *parents, name = path.split(".")
     for parent in parents:
-        owner = getattr(owner, parent)
-    setattr(owner, name, timeline.timed(label, getattr(owner, name)))
+        owner = getattr(owner, parent, None)
+    if owner is not None and hasattr(owner, name):
+        setattr(owner, name, timeline.timed(label, getattr(owner, name)))
 
 
 def _time_callbacks(timeline: Timeline) -> None:
@@ -146,7 +149,6 @@ def child(overrides: list[str]) -> None:
     wall_started = time.time()
     timeline = Timeline()
     report: dict[str, Any] = {"wall_started": wall_started}
-    sys.path.insert(0, str(REPO_ROOT))
     start = time.perf_counter()
     import trainscope.cli.train as cli  # noqa: F401  (hydra, omegaconf, trainscope's config layer)
 
@@ -181,19 +183,26 @@ def child(overrides: list[str]) -> None:
         timed_main()
 
 
-def measure(overrides: list[str], scratch: Path) -> dict[str, float]:
+def measure(overrides: list[str], scratch: Path, root: Path, pin_core: int | None) -> dict[str, Any]:
     """One child run: seconds per label, plus the interpreter's start, the exit and the whole process."""
     timeline_file = scratch / "timeline.json"
     output_root = Path(tempfile.mkdtemp(dir=scratch))
     env = {
         **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")]),
         TIMELINE_ENV: str(timeline_file),
         "TRAINSCOPE_OUTPUT_DIR": str(output_root),
         "TRAINSCOPE_DATA_DIR": str(scratch / "data"),
     }
     spawned = time.time()
+    preexec = (lambda: os.sched_setaffinity(0, {pin_core})) if pin_core is not None else None
     result = subprocess.run(
-        [sys.executable, __file__, "--child", *overrides], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+        [sys.executable, __file__, "--child", *overrides],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=preexec,
     )
     ended = time.time()
     if result.returncode != 0:
@@ -208,19 +217,24 @@ def measure(overrides: list[str], scratch: Path) -> dict[str, float]:
         counts[row["label"]] = row["count"]
     seconds["exit (after main() returned: atexit, writer threads, teardown)"] = ended - report["main_returned"]
     seconds["whole process"] = ended - spawned
-    return {"seconds": seconds, "depth": depth, "counts": counts}  # type: ignore[return-value]
+    return {"seconds": seconds, "depth": depth, "counts": counts}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=1, help="runs to take the median of")
+    parser.add_argument("--root", type=Path, default=REPO_ROOT, help="the trainscope checkout to time (default: this)")
+    parser.add_argument("--pin-core", type=int, default=None, metavar="N", help="pin the run to CPU core N")
     parser.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
-        runs = [measure(args.overrides, scratch) for _ in range(args.repeat)]
+        measure(args.overrides, scratch, args.root, args.pin_core)  # warm-up: file caches, the data sample unpacked
+        runs = [measure(args.overrides, scratch, args.root, args.pin_core) for _ in range(args.repeat)]
     labels = list(runs[0]["seconds"])
-    print(f"python train.py {' '.join(args.overrides)}   (median of {args.repeat}, wall ms, inclusive)")
+    pinned = f", pinned to core {args.pin_core}" if args.pin_core is not None else ""
+    print(f"python train.py {' '.join(args.overrides)}   in {args.root}")
+    print(f"(median of {args.repeat} after a warm-up run, wall ms, inclusive{pinned})")
     print(f"{'phase':<78} {'calls':>6} {'ms':>9}")
     for label in labels:
         values = [run["seconds"].get(label, 0.0) for run in runs]

@@ -3,6 +3,7 @@
     python benchmarks/startup.py                    # 5 alternating pairs of each workload (~2 min on 2 quiet cores)
     python benchmarks/startup.py --pairs 9 --pin-core 1     # every process pinned to CPU core 1
     python benchmarks/startup.py --workloads tiny           # only the tiny run
+    python benchmarks/startup.py --compare-root ../main     # this tree, another checkout and the script, in turn
 
 Two workloads, each run as whole processes (interpreter start to exit, as a user or a sweep trial feels it):
 
@@ -51,46 +52,61 @@ class Timing:
     cpu: float
 
 
-def run_once(arguments: list[str], scratch: Path, pin_core: int | None) -> Timing:
-    """One whole process: its wall time and the CPU time it (and its threads) used."""
-    output = Path(tempfile.mkdtemp(dir=scratch))
-    env = {
-        **os.environ,
-        "TRAINSCOPE_OUTPUT_DIR": str(output),
-        "TRAINSCOPE_DATA_DIR": str(scratch / "data"),  # one data folder: the sample is unpacked once, at warm-up
-    }
-    extra = ["--out", str(output)] if arguments[0] == HAND_WRITTEN else []
-    preexec = (lambda: os.sched_setaffinity(0, {pin_core})) if pin_core is not None else None
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, *arguments, *extra],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=preexec,
-    )
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if result.returncode != 0:
-        sys.exit(f"{' '.join(arguments)} failed with exit code {result.returncode}:\n{result.stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Timing(wall, cpu)
+@dataclass(frozen=True)
+class Command:
+    """One variant of a workload: the arguments after `python`, run in `root` with `root/src` first on the path."""
+
+    arguments: list[str]
+    root: Path = REPO_ROOT
+
+    def run(self, scratch: Path, pin_core: int | None) -> Timing:
+        """One whole process: its wall time and the CPU time it (and its threads) used."""
+        output = Path(tempfile.mkdtemp(dir=scratch))
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(self.root / "src"), os.environ.get("PYTHONPATH", "")]),
+            "TRAINSCOPE_OUTPUT_DIR": str(output),
+            "TRAINSCOPE_DATA_DIR": str(scratch / "data"),  # one data folder: the sample is unpacked at warm-up
+        }
+        extra = ["--out", str(output)] if self.arguments[0] == HAND_WRITTEN else []
+        preexec = (lambda: os.sched_setaffinity(0, {pin_core})) if pin_core is not None else None
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, *self.arguments, *extra],
+            cwd=self.root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=preexec,
+        )
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if result.returncode != 0:
+            sys.exit(f"{' '.join(self.arguments)} failed with exit code {result.returncode}:\n{result.stderr[-3000:]}")
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return Timing(wall, cpu)
 
 
-def measure(workload: str, pairs: int, scratch: Path, pin_core: int | None) -> dict[str, list[Timing]]:
+def commands_of(workload: str, compare_root: Path | None) -> dict[str, Command]:
     trainscope, hand_written = WORKLOADS[workload]
-    commands = {"trainscope": trainscope, "hand-written": hand_written}
-    for arguments in commands.values():
-        run_once(arguments, scratch, pin_core)  # warm-up, not timed
+    commands = {"trainscope": Command(trainscope), "hand-written": Command(hand_written)}
+    if compare_root is not None:
+        commands["compared"] = Command(trainscope, compare_root)
+    return commands
+
+
+def measure(commands: dict[str, Command], workload: str, pairs: int, scratch: Path, pin_core: int | None):
+    """`pairs` rounds of every command, the order reversed every other round; one untimed warm-up of each first."""
+    for command in commands.values():
+        command.run(scratch, pin_core)
     timings: dict[str, list[Timing]] = {name: [] for name in commands}
     for pair in range(pairs):
         order = list(commands) if pair % 2 == 0 else list(reversed(commands))
         for name in order:
-            timings[name].append(run_once(commands[name], scratch, pin_core))
-            print(f"  {workload} pair {pair + 1}/{pairs} {name}: {timings[name][-1].wall:.2f} s", file=sys.stderr)
+            timings[name].append(commands[name].run(scratch, pin_core))
+            print(f"  {workload} round {pair + 1}/{pairs} {name}: {timings[name][-1].wall:.2f} s", file=sys.stderr)
     return timings
 
 
@@ -107,29 +123,44 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5, help="alternating pairs per workload (default 5)")
     parser.add_argument("--pin-core", type=int, default=None, metavar="N", help="pin every process to CPU core N")
     parser.add_argument("--workloads", nargs="+", choices=sorted(WORKLOADS), default=list(WORKLOADS))
+    parser.add_argument(
+        "--compare-root",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also time the trainscope command of another checkout (e.g. a worktree of main), in the same rounds",
+    )
     args = parser.parse_args()
     if args.pin_core is not None and args.pin_core not in os.sched_getaffinity(0):
         parser.error(f"--pin-core {args.pin_core}: this process may only use cores {sorted(os.sched_getaffinity(0))}")
+    if args.compare_root is not None and not (args.compare_root / "train.py").is_file():
+        parser.error(f"--compare-root {args.compare_root}: no train.py there; give a trainscope checkout")
     load = os.getloadavg()[0]
+    results = {}
     with tempfile.TemporaryDirectory(prefix="trainscope-startup-") as scratch_name:
-        results = {name: measure(name, args.pairs, Path(scratch_name), args.pin_core) for name in args.workloads}
+        for workload in args.workloads:
+            commands = commands_of(workload, args.compare_root)
+            results[workload] = measure(commands, workload, args.pairs, Path(scratch_name), args.pin_core)
     pinned = f"pinned to core {args.pin_core}" if args.pin_core is not None else "not pinned"
-    print(f"{args.pairs} alternating pairs per workload, {pinned}, load average {load:.1f} at start")
+    print(f"{args.pairs} alternating rounds per workload, {pinned}, load average {load:.1f} at start")
+    if args.compare_root is not None:
+        print(f"'compared': the trainscope command of {args.compare_root}")
     print(
-        "| workload | trainscope wall (s) | hand-written wall (s) | wall ratio | wall extra (s) "
-        "| trainscope CPU (s) | hand-written CPU (s) | CPU ratio | target |"
+        "| workload | variant | wall (s) | wall / hand-written | wall - hand-written (s) | CPU (s) "
+        "| CPU / hand-written | target |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for workload, timings in results.items():
-        ours = statistics.median(t.wall for t in timings["trainscope"])
         floor = statistics.median(t.wall for t in timings["hand-written"])
-        ours_cpu = statistics.median(t.cpu for t in timings["trainscope"])
         floor_cpu = statistics.median(t.cpu for t in timings["hand-written"])
-        print(
-            f"| {workload} | {ours:.2f} | {floor:.2f} | {ours / floor:.3f} | {ours - floor:+.2f} "
-            f"| {ours_cpu:.2f} | {floor_cpu:.2f} | {ours_cpu / floor_cpu:.3f} "
-            f"| {verdict(workload, ours / floor, ours - floor)} |"
-        )
+        for name, runs in timings.items():
+            wall = statistics.median(t.wall for t in runs)
+            cpu = statistics.median(t.cpu for t in runs)
+            target = verdict(workload, wall / floor, wall - floor) if name != "hand-written" else ""
+            print(
+                f"| {workload} | {name} | {wall:.2f} | {wall / floor:.3f} | {wall - floor:+.2f} | {cpu:.2f} "
+                f"| {cpu / floor_cpu:.3f} | {target} |"
+            )
 
 
 if __name__ == "__main__":
