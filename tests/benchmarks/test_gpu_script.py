@@ -25,8 +25,12 @@ def test_gpu_check_runs_every_section_on_the_cpu(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
-    for section in ("Host-device syncs outside logging steps", "Per epoch against the raw loop", "Language model",
-                    "DDP smoke test"):  # fmt: skip
+    for section in (
+        "Host-device syncs outside logging steps",
+        "Per epoch against the raw loop",
+        "Language model",
+        "DDP smoke test",
+    ):
         assert f"## {section}" in out, out
     assert "skipped: the time budget" not in out, out
     sync = out.split("## Host-device syncs")[1].split("##")[0]

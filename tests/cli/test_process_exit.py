@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -10,18 +11,27 @@ from pathlib import Path
 from tests.helpers.cli import REPO_ROOT
 
 
-def run_entrypoint(body: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def run_entrypoint(body: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """A process whose entrypoint is `exit_after(main)`, with `main` defined by `body` (`out` is tmp_path)."""
-    script = textwrap.dedent(
-        """
+    script = (
+        textwrap.dedent(
+            """
         import atexit, logging, sys, threading, time
         from pathlib import Path
         from trainscope.cli.process_exit import exit_after
         out = Path(sys.argv[1])
         """
-    ) + textwrap.dedent(body) + "\nexit_after(main)\n"
+        )
+        + textwrap.dedent(body)
+        + "\nexit_after(main)\n"
+    )
     return subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", script, str(tmp_path)],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -42,6 +52,25 @@ def test_exit_code_buffered_output_logs_and_atexit_handlers_survive(tmp_path: Pa
     assert result.stdout == "no newline, still buffered"
     assert (tmp_path / "atexit.txt").read_text() == "ran"
     assert (tmp_path / "train.log").read_text() == "last words\n"
+
+
+def test_what_native_code_printed_is_not_lost(tmp_path: Path) -> None:
+    """NCCL and other C/C++ libraries print through C's stdio, fully buffered when stdout is a pipe."""
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import ctypes\nfrom trainscope.cli.process_exit import exit_after\n"
+            "exit_after(lambda: ctypes.CDLL(None).printf(b'NCCL INFO from C'))",
+        ],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout) == (0, "NCCL INFO from C"), result.stderr
 
 
 def test_a_message_exit_prints_it_and_exits_1(tmp_path: Path) -> None:

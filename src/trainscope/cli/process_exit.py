@@ -6,11 +6,12 @@ operating system does at once when the process ends. A run has written and close
 (checkpoints, metrics.json, the TensorBoard writer), so `exit_after(main)` does what a normal exit does for
 anyone's data, in the same order, and then ends the process with `os._exit`:
 
-1. waits for nothing it cannot see: when a thread that is not a daemon is still running (a user's callback
-   started one), it falls back to the normal exit, which waits for it;
+1. while a thread that is not a daemon still runs (a user's callback started one, a launcher's executor is
+   alive), it takes the normal exit instead, which waits for the thread;
 2. runs the `atexit` handlers (logging's flush and close of train.log, multiprocessing's clean-up,
    `weakref.finalize` hooks of temporary folders, any a user registered);
-3. flushes stdout and stderr.
+3. flushes Python's stdout and stderr, then C's stdio buffers (`fflush(NULL)`), which hold what native code
+   printed, e.g. NCCL's `NCCL_DEBUG` lines when stdout is a pipe.
 
 An exception other than `SystemExit` (a bug, Ctrl-C) takes the normal path too, traceback included.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
 import sys
 import threading
@@ -39,6 +41,8 @@ def exit_after(main: Callable[[], object]) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a closed pipe (`| head`): nothing left to tell it
             stream.flush()
+    with contextlib.suppress(Exception):  # no C library to ask (not seen on Linux or macOS): nothing buffered there
+        ctypes.CDLL(None).fflush(None)
     os._exit(code)
 
 
