@@ -3,16 +3,18 @@
     python benchmarks/phases.py                                   # the default command (cnn, mnist_sample, 3 epochs)
     python benchmarks/phases.py -- data=synthetic model=mlp trainer.max_epochs=1    # a tiny run
     python benchmarks/phases.py --repeat 3 -- data=synthetic model=mlp trainer.max_epochs=1
-    python benchmarks/phases.py --root ../main --pin-core 1      # another checkout (before/after), on one core
+    python benchmarks/phases.py --root ../main . --clock cpu    # before/after: main and this tree, side by side
 
 The parent starts the run as a child process (`python benchmarks/phases.py --child <overrides>`), which wraps
 trainscope's own functions with timers (nothing in trainscope is changed) and then calls `trainscope.cli.train.main`
 exactly as `train.py` does. The parent prints one table: the interpreter's start, the imports, Hydra's compose
 and the config checks, building data/model/optimizer/callbacks, the first TensorBoard writes, each hook of each
 callback, every checkpoint write, the test phase, metrics.json, the writer's close and the process exit (from
-`main()` returning to the parent seeing the process gone). Wall clock (`time.perf_counter`); rows are
-inclusive, indented under the phase that contains them. Run it with `--repeat N` on a busy machine and read the
-medians. Timing is never part of the tests.
+`main()` returning to the parent seeing the process gone). Rows are inclusive, indented under the phase that
+contains them. `--clock wall` (default) times with `time.perf_counter`; `--clock cpu` with `time.process_time`
+(the CPU time of the whole process, its threads included; the exit row is then the child's total CPU time from
+`getrusage` minus what it had used when `main()` returned), which other processes on a busy machine barely
+disturb. Read the medians of `--repeat N` runs. Timing is never part of the tests.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import functools
 import importlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,6 +36,9 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TIMELINE_ENV = "TRAINSCOPE_PHASES_FILE"
+CLOCK_ENV = "TRAINSCOPE_PHASES_CLOCK"
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = CLOCKS[os.environ.get(CLOCK_ENV, "wall")]  # the child's; the parent sets it through the environment
 
 # (module, attribute path, label): the functions whose time the table shows. A name imported into a module
 # with `from x import f` is wrapped where it is called (the importing module's namespace).
@@ -94,14 +100,14 @@ class Timeline:
     def timed(self, label: str, function: Any) -> Any:
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            self.first.setdefault(label, time.perf_counter())
+            self.first.setdefault(label, clock())
             self.depth.setdefault(label, len(self._stack))
             self._stack.append(label)
-            start = time.perf_counter()
+            start = clock()
             try:
                 return function(*args, **kwargs)
             finally:
-                self.total[label] += time.perf_counter() - start
+                self.total[label] += clock() - start
                 self.count[label] += 1
                 self._stack.pop()
 
@@ -136,32 +142,31 @@ def _time_callbacks(timeline: Timeline) -> None:
 
     def call(self: CallbackList, hook: str, *args: Any) -> None:
         for callback in self._overriding_callbacks(hook):
-            start = time.perf_counter()
+            start = clock()
             getattr(callback, hook)(*args)
-            timeline.add(f"callback {type(callback).__name__}.{hook}", time.perf_counter() - start, start)
+            timeline.add(f"callback {type(callback).__name__}.{hook}", clock() - start, start)
 
     CallbackList.call = call  # type: ignore[method-assign]
 
 
 def child(overrides: list[str]) -> None:
     """Run `train.py <overrides>` in this process with timers around its phases; write the timeline as JSON."""
-    started = time.perf_counter()
-    wall_started = time.time()
+    report: dict[str, Any] = {"wall_started": time.time(), "clock_started": clock()}
+    started = clock()
     timeline = Timeline()
-    report: dict[str, Any] = {"wall_started": wall_started}
-    start = time.perf_counter()
+    start = clock()
     import trainscope.cli.train as cli  # noqa: F401  (hydra, omegaconf, trainscope's config layer)
 
-    timeline.add("import trainscope.cli.train (hydra, omegaconf)", time.perf_counter() - start, start)
-    start = time.perf_counter()
+    timeline.add("import trainscope.cli.train (hydra, omegaconf)", clock() - start, start)
+    start = clock()
     import trainscope.session.run  # noqa: F401  (torch, tensorboard: what task() imports first)
 
-    timeline.add("import trainscope.session.run (torch, tensorboard, ...)", time.perf_counter() - start, start)
+    timeline.add("import trainscope.session.run (torch, tensorboard, ...)", clock() - start, start)
     for module_name, path, label in WRAPPED:
         _wrap(timeline, module_name, path, label)
     _time_callbacks(timeline)
     sys.argv = ["train.py", *overrides]
-    main_start = time.perf_counter()
+    main_start = clock()
     report["child_setup_seconds"] = main_start - started
 
     original_main = cli.main
@@ -172,6 +177,7 @@ def child(overrides: list[str]) -> None:
             timeline.timed("main() (compose, checks, task)", original_main)()
         finally:
             report["main_returned"] = time.time()
+            report["clock_main_returned"] = clock()
             report["rows"] = timeline.rows()
             Path(os.environ[TIMELINE_ENV]).write_text(json.dumps(report))
 
@@ -183,7 +189,7 @@ def child(overrides: list[str]) -> None:
         timed_main()
 
 
-def measure(overrides: list[str], scratch: Path, root: Path, pin_core: int | None) -> dict[str, Any]:
+def measure(overrides: list[str], scratch: Path, root: Path, pin_core: int | None, cpu: bool) -> dict[str, Any]:
     """One child run: seconds per label, plus the interpreter's start, the exit and the whole process."""
     timeline_file = scratch / "timeline.json"
     output_root = Path(tempfile.mkdtemp(dir=scratch))
@@ -191,9 +197,11 @@ def measure(overrides: list[str], scratch: Path, root: Path, pin_core: int | Non
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")]),
         TIMELINE_ENV: str(timeline_file),
+        CLOCK_ENV: "cpu" if cpu else "wall",
         "TRAINSCOPE_OUTPUT_DIR": str(output_root),
         "TRAINSCOPE_DATA_DIR": str(scratch / "data"),
     }
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     spawned = time.time()
     preexec = (lambda: os.sched_setaffinity(0, {pin_core})) if pin_core is not None else None
     result = subprocess.run(
@@ -205,42 +213,66 @@ def measure(overrides: list[str], scratch: Path, root: Path, pin_core: int | Non
         preexec_fn=preexec,
     )
     ended = time.time()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if result.returncode != 0:
         sys.exit(f"the run failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
     report = json.loads(timeline_file.read_text())
-    seconds: dict[str, float] = {"python start (interpreter, site)": report["wall_started"] - spawned}
+    started = report["clock_started"] if cpu else report["wall_started"] - spawned
+    seconds: dict[str, float] = {"python start (interpreter, site)": started}
     depth: dict[str, int] = {"python start (interpreter, site)": 0}
     counts: dict[str, int] = {}
     for row in report["rows"]:
         seconds[row["label"]] = row["seconds"]
         depth[row["label"]] = row["depth"]
         counts[row["label"]] = row["count"]
-    seconds["exit (after main() returned: atexit, writer threads, teardown)"] = ended - report["main_returned"]
-    seconds["whole process"] = ended - spawned
+    exit_seconds = child_cpu - report["clock_main_returned"] if cpu else ended - report["main_returned"]
+    seconds["exit (after main() returned: atexit, writer threads, teardown)"] = exit_seconds
+    seconds["whole process"] = child_cpu if cpu else ended - spawned
     return {"seconds": seconds, "depth": depth, "counts": counts}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=1, help="runs to take the median of")
-    parser.add_argument("--root", type=Path, default=REPO_ROOT, help="the trainscope checkout to time (default: this)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        nargs="+",
+        default=[REPO_ROOT],
+        help="the trainscope checkouts to time, one column each, runs alternating (default: this one)",
+    )
     parser.add_argument("--pin-core", type=int, default=None, metavar="N", help="pin the run to CPU core N")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="cpu: process CPU time")
     parser.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
     args = parser.parse_args()
+    cpu = args.clock == "cpu"
+    runs: dict[Path, list[dict[str, Any]]] = {root: [] for root in args.root}
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
-        measure(args.overrides, scratch, args.root, args.pin_core)  # warm-up: file caches, the data sample unpacked
-        runs = [measure(args.overrides, scratch, args.root, args.pin_core) for _ in range(args.repeat)]
-    labels = list(runs[0]["seconds"])
+        for root in args.root:
+            measure(args.overrides, scratch, root, args.pin_core, cpu)  # warm-up: file caches, the sample unpacked
+        for _ in range(args.repeat):
+            for root in args.root:
+                runs[root].append(measure(args.overrides, scratch, root, args.pin_core, cpu))
     pinned = f", pinned to core {args.pin_core}" if args.pin_core is not None else ""
-    print(f"python train.py {' '.join(args.overrides)}   in {args.root}")
-    print(f"(median of {args.repeat} after a warm-up run, wall ms, inclusive{pinned})")
-    print(f"{'phase':<78} {'calls':>6} {'ms':>9}")
+    print(f"python train.py {' '.join(args.overrides)}")
+    print(
+        f"(median of {args.repeat} after a warm-up run, {args.clock} ms, inclusive{pinned}; calls in the last column)"
+    )
+    for index, root in enumerate(args.root, start=1):
+        print(f"  [{index}] {root}")
+    print(f"{'phase':<74}" + "".join(f"{f'[{index}]':>9}" for index in range(1, len(args.root) + 1)) + "  calls")
+    labels = list(dict.fromkeys(label for root_runs in runs.values() for label in root_runs[0]["seconds"]))
     for label in labels:
-        values = [run["seconds"].get(label, 0.0) for run in runs]
-        indent = "  " * runs[0]["depth"].get(label, 0)
-        calls = runs[0]["counts"].get(label, 1)
-        print(f"{indent + label:<78} {calls:>6} {1000 * statistics.median(values):>9.1f}")
+        first = next(root_runs[0] for root_runs in runs.values() if label in root_runs[0]["seconds"])
+        indent = "  " * first["depth"].get(label, 0)
+        cells = ""
+        for root_runs in runs.values():
+            values = [run["seconds"][label] for run in root_runs if label in run["seconds"]]
+            cells += f"{1000 * statistics.median(values):>9.1f}" if values else f"{'-':>9}"
+        counts = "/".join(str(root_runs[0]["counts"].get(label, 1)) for root_runs in runs.values())
+        print(f"{indent + label:<74}{cells}  {counts}")
 
 
 if __name__ == "__main__":
