@@ -49,6 +49,31 @@ def test_fingerprint_changes_with_every_kind_of_weight_change() -> None:
     assert weights_fingerprint(model) != replaced
 
 
+class WithExtraState(nn.Module):
+    """A module whose state_dict holds a non-tensor (`get_extra_state`), as some quantized layers do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2, 2)
+
+    def get_extra_state(self) -> dict[str, int]:
+        return {"calibrated": 1}
+
+    def set_extra_state(self, state: dict[str, int]) -> None: ...
+
+
+def test_state_a_fingerprint_cannot_follow_never_matches() -> None:
+    """Extra state or a sparse buffer: the best checkpoint is then always read back."""
+    model = WithExtraState()
+    assert weights_fingerprint(model) != weights_fingerprint(model)
+    plain = small_model()
+    assert weights_fingerprint(plain) == weights_fingerprint(plain)
+    plain.register_buffer(
+        "mask", torch.sparse_coo_tensor(torch.tensor([[0]]), torch.tensor([1.0]), (3,), check_invariants=True)
+    )
+    assert weights_fingerprint(plain) != weights_fingerprint(plain)
+
+
 def trained_test_metrics(train: TrainCLI, *overrides: str) -> tuple[Path, dict[str, Any]]:
     result = train(*TINY, *overrides)
     assert result.returncode == 0, result.stderr
