@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -470,11 +471,19 @@ def main() -> None:
             "lm": ("Language model", lambda: language_model(device, sizes, args, scratch)),
             "ddp": ("DDP smoke test", lambda: ddp_smoke(device, sizes, scratch)),
         }
+        failed = []
         for name in args.sections:
             title, run = sections[name]
-            if budget.allows(title):
+            if not budget.allows(title):
+                continue
+            try:
                 run()
-        print(f"\ntotal: {budget.elapsed():.0f} s", flush=True)
+            except Exception:  # one broken section must not cost the others on a rare GPU slot
+                failed.append(name)
+                print(f"\n**failed**:\n\n```\n{traceback.format_exc()[-4000:]}```", flush=True)
+        print(f"\ntotal: {budget.elapsed():.0f} s" + (f"; failed sections: {', '.join(failed)}" if failed else ""))
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
