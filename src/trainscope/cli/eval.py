@@ -13,6 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 from trainscope.cli.errors import as_user_error, exit_on_user_error, hydra_errors_in_one_line
+from trainscope.cli.process_exit import exit_after
 from trainscope.config.overrides import hydra_quote, unquote
 from trainscope.config.paths import config_dir
 from trainscope.config.resolvers import register_resolvers
@@ -73,5 +74,11 @@ def main() -> None:
         hydra.main(version_base="1.3", config_path=str(conf), config_name="eval")(task)()
 
 
+def entrypoint() -> None:
+    """`python eval.py` and `trainscope-eval`: `main()` in a process of its own, which then exits without the
+    interpreter's slow teardown (`trainscope.cli.process_exit`)."""
+    exit_after(main)
+
+
 if __name__ == "__main__":
-    main()
+    entrypoint()

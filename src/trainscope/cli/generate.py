@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from trainscope.cli.errors import as_user_error, exit_on_user_error, hydra_errors_in_one_line
 from trainscope.cli.eval import quote_path_arguments
+from trainscope.cli.process_exit import exit_after
 from trainscope.config.paths import config_dir
 from trainscope.config.resolvers import register_resolvers
 from trainscope.core.errors import ConfigError, report_user_error
@@ -86,5 +87,11 @@ def main() -> None:
         hydra.main(version_base="1.3", config_path=str(conf), config_name="generate")(make_task(prompt))()
 
 
+def entrypoint() -> None:
+    """`python generate.py` and `trainscope-generate`: `main()`, then an exit without the interpreter's slow
+    teardown (`trainscope.cli.process_exit`)."""
+    exit_after(main)
+
+
 if __name__ == "__main__":
-    main()
+    entrypoint()
