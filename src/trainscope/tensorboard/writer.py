@@ -29,6 +29,21 @@ def _quiet_event_writer_threads(args: threading.ExceptHookArgs) -> None:
 threading.excepthook = _quiet_event_writer_threads
 
 
+class _RecordingSummaryWriter(SummaryWriter):
+    """A SummaryWriter that also keeps, while asked to, the last value of every scalar it writes (`metrics.csv`).
+
+    Callbacks write scalars through the run's writer (`RunWriter.scalar`) or straight into it
+    (`writer.add_scalar`); recording here sees both.
+    """
+
+    recorded: dict[str, float] | None = None
+
+    def add_scalar(self, tag: str, scalar_value: Any, *args: Any, **kwargs: Any) -> None:
+        super().add_scalar(tag, scalar_value, *args, **kwargs)
+        if self.recorded is not None:
+            self.recorded[tag] = float(scalar_value)
+
+
 class _DiscardingFileWriter:
     """Takes every event a `SummaryWriter` produces and keeps none: no file is ever created."""
 
@@ -41,7 +56,7 @@ class _DiscardingFileWriter:
     def reopen(self) -> None: ...
 
 
-class _SilentSummaryWriter(SummaryWriter):
+class _SilentSummaryWriter(_RecordingSummaryWriter):
     """A SummaryWriter that writes nothing: every `add_*` of torch's writer ends in `_get_file_writer()`."""
 
     def _get_file_writer(self) -> Any:
@@ -60,8 +75,10 @@ class RunWriter:
     def __init__(
         self, run_dir: Path, flush_secs: float = 5.0, purge_step: int | None = None, enabled: bool = True
     ) -> None:
-        writer_class = SummaryWriter if enabled else _SilentSummaryWriter
-        self.writer = writer_class(log_dir=str(run_dir), flush_secs=flush_secs, purge_step=purge_step)
+        writer_class = _RecordingSummaryWriter if enabled else _SilentSummaryWriter
+        self.writer: _RecordingSummaryWriter = writer_class(
+            log_dir=str(run_dir), flush_secs=flush_secs, purge_step=purge_step
+        )
         self.flush_secs = flush_secs
         self._last_flush = time.monotonic()
 
@@ -72,6 +89,15 @@ class RunWriter:
         for tag, value in metrics.items():
             self.writer.add_scalar(tag, value, step)
         self.maybe_flush()
+
+    def record_scalars(self) -> None:
+        """From now on keep every scalar written (its last value per tag), until `recorded_scalars`."""
+        self.writer.recorded = {}
+
+    def recorded_scalars(self) -> dict[str, float]:
+        """The scalars written since `record_scalars`, by tag; recording stops."""
+        recorded, self.writer.recorded = self.writer.recorded or {}, None
+        return recorded
 
     def maybe_flush(self) -> None:
         """Flush when `flush_secs` passed: cheap to call often, keeps TensorBoard within seconds of the run."""
