@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from trainscope.config.paths import default_output_root
 from trainscope.core.errors import ConfigError, TrainscopeError, report_user_error
 from trainscope.runs.aggregate import default_group_keys, group_table
 from trainscope.runs.discover import find_run_dirs, no_runs_message
@@ -24,8 +25,6 @@ from trainscope.runs.record import read_run
 from trainscope.runs.render import FORMATS, render
 from trainscope.runs.select import RowFilter, sort_keys, sort_rows
 from trainscope.runs.table import Table, runs_table
-
-DEFAULT_FOLDER = Path("outputs")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
         "checkpoint. Columns: status, reason, epochs, steps, wall_time, checkpoint, run_dir, every override key, "
         "every metric tag (its final value) and <tag>@best (its best value).",
     )
-    parser.add_argument("folders", nargs="*", type=Path, metavar="DIR", help="folders holding run directories")
+    parser.add_argument(
+        "folders", nargs="*", type=Path, metavar="DIR", help="folders holding run directories (default: outputs/)"
+    )
     parser.add_argument("--sort", metavar="COLUMNS", help="sort by these columns (comma-separated; -col descends)")
     parser.add_argument(
         "--filter",
@@ -77,7 +78,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def runs_report(args: argparse.Namespace) -> str:
     """The text to print for the parsed command line; a one-line TrainscopeError for bad input."""
-    folders = args.folders or [DEFAULT_FOLDER]
+    folders = args.folders or [default_output_root()]
+    if not args.folders and not folders[0].is_dir():
+        raise ConfigError(
+            f"no {folders[0]}/ folder here: run trainscope-runs where you trained, or pass the folders that "
+            "hold run directories (trainscope-runs <dir> ...)"
+        )
     run_dirs = find_run_dirs(folders)
     if not run_dirs:
         raise ConfigError(no_runs_message(folders))
