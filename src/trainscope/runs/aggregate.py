@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from trainscope.runs.record import RunRecord
+from trainscope.runs.record import RunRecord, is_number
 from trainscope.runs.table import (
     BEST_SUFFIX,
     CHECKPOINT,
@@ -56,7 +56,7 @@ def group_table(table: Table, records: Sequence[RunRecord], keys: Sequence[str])
     numbers = [
         column
         for column in table.known
-        if column not in (*_NOT_AGGREGATED, *keys) and any(_is_number(row.get(column)) for row in table.rows)
+        if column not in (*_NOT_AGGREGATED, *keys) and any(is_number(row.get(column)) for row in table.rows)
     ]
     rows = []
     partial: set[str] = set()
@@ -65,7 +65,7 @@ def group_table(table: Table, records: Sequence[RunRecord], keys: Sequence[str])
         row: dict[str, Any] = {STATUS: _status_counts(member_rows), **dict(zip(keys, values, strict=True))}
         row[N] = len(members)
         for column in numbers:
-            present = [float(r[column]) for r in member_rows if _is_number(r.get(column))]
+            present = [float(r[column]) for r in member_rows if is_number(r.get(column))]
             mean, std = _mean_std(present)
             row[column], row[column + STD_SUFFIX] = mean, std
             row[column + COUNT_SUFFIX] = len(present)
@@ -112,6 +112,3 @@ def _status_counts(rows: Sequence[dict[str, Any]]) -> str:
     counts = Counter(row[STATUS] for row in rows)
     return ", ".join(f"{count} {status}" for status, count in counts.most_common())
 
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)

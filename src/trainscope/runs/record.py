@@ -150,7 +150,7 @@ def _from_metrics(record: RunRecord, metrics: Any, problems: list[str]) -> None:
     record.epochs = _integer(metrics.get("epochs_run"))
     record.steps = _integer(metrics.get("global_step"))
     wall = metrics.get("wall_time_seconds")
-    record.wall_seconds = float(wall) if _is_number(wall) else None
+    record.wall_seconds = float(wall) if is_number(wall) else None
     optimized = metrics.get("optimized_metric")
     names = optimized if isinstance(optimized, list) else [optimized]
     if all(isinstance(name, str) for name in names) and names:
@@ -266,12 +266,13 @@ def _path(mapping: Any, *keys: str) -> Any:
     return mapping
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """An int or float cell (NaN included), not a bool: what sorts, filters and averages as a number."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _integer(value: Any) -> int | None:
-    return int(value) if _is_number(value) and float(value).is_integer() else None
+    return int(value) if is_number(value) and float(value).is_integer() else None
 
 
 def _numbers(content: Any) -> dict[str, float]:
@@ -279,7 +280,7 @@ def _numbers(content: Any) -> dict[str, float]:
     if not isinstance(content, dict):
         return {}
     return {
-        str(tag): float(value) if _is_number(value) else float("nan")
+        str(tag): float(value) if is_number(value) else float("nan")
         for tag, value in content.items()
-        if _is_number(value) or value is None
+        if is_number(value) or value is None
     }

@@ -22,6 +22,7 @@ from rich.cells import cell_len, chop_cells
 
 from trainscope.core.run_dir import display_path
 from trainscope.runs.aggregate import COUNT_SUFFIX, RUNS, STD_SUFFIX, N
+from trainscope.runs.record import is_number
 from trainscope.runs.table import BEST_SUFFIX, CHECKPOINT, EPOCHS, REASON, RUN_DIR, STEPS, WALL_TIME, Table
 
 FORMATS = ("table", "csv", "json", "markdown")
@@ -139,7 +140,7 @@ def _terminal(table: Table, columns: Sequence[str], cells: Sequence[Sequence[str
     sizes = [widths[columns[index]] for index in shown]
     if None in sizes:  # too narrow for any layout: an equal share each
         sizes = [max(1, share) for share in _share(width - _COLUMN_PADDING * len(shown) + 1, [width] * len(shown))]
-    numeric = [any(_is_number(row.get(columns[index])) for row in table.rows) for index in shown]
+    numeric = [any(is_number(row.get(columns[index])) for row in table.rows) for index in shown]
 
     def lines_of(texts: Sequence[str], bottom: bool) -> list[str]:
         folded = [_fold(text, size, at_separators=not bottom) for text, size in zip(texts, sizes, strict=True)]
@@ -226,6 +227,3 @@ def _share(room: int, wanted: Sequence[int]) -> list[int]:
         room -= shares[index]
     return shares
 
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)

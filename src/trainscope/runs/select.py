@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trainscope.core.errors import ConfigError
+from trainscope.runs.record import is_number
 from trainscope.runs.table import scalar
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
@@ -55,7 +56,7 @@ class RowFilter:
         if isinstance(cell, Path):
             cell = str(cell)
         compare = _OPERATORS[self.op]
-        if _is_number(cell) and _is_number(self.value):
+        if is_number(cell) and is_number(self.value):
             return compare(float(cell), float(self.value))
         return compare(str(cell), str(self.value))
 
@@ -80,12 +81,9 @@ def sort_rows(rows: Sequence[dict[str, Any]], keys: Sequence[tuple[str, bool]]) 
 
 def _order(value: Any) -> tuple[int, Any]:
     """Numbers before text, each in its own order (a column may hold both: `lr=0.1` and `lr=auto`)."""
-    return (0, float(value)) if _is_number(value) else (1, str(value))
+    return (0, float(value)) if is_number(value) else (1, str(value))
 
 
 def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
