@@ -1,5 +1,6 @@
-"""Comparing runs: the runs table of `trainscope-runs`, seed aggregates, read from run directories alone.
+"""Comparing runs: `trainscope-runs`, the runs table, seed aggregates and the study report.
 
-Above the run (session and below: what writes a run directory) and below the sweeps, which print the same table
-at their end: it reads what runs wrote (`trainscope.core.run_dir`, `.hydra/`, `metrics.csv`) and imports no torch.
+A top-level package beside `cli/` (the two are independent entrypoints): it reads what runs wrote
+(`trainscope.core.run_dir`, `.hydra/`, `metrics.csv`) and, for a sweep's report, what the sweep recorded in its
+study (`trainscope.sweep`); the sweepers (`hydra_plugins`) call it at their end. The table imports no torch.
 """
