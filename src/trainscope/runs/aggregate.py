@@ -111,4 +111,3 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
 def _status_counts(rows: Sequence[dict[str, Any]]) -> str:
     counts = Counter(row[STATUS] for row in rows)
     return ", ".join(f"{count} {status}" for status, count in counts.most_common())
-

@@ -79,7 +79,7 @@ class RunRecord:
         parsing it is most of the time a table of 1,000 runs would take."""
         if self._config is None:
             try:
-                config = _load_yaml(self.run_dir / SAVED_CONFIG, default={})
+                config = read_run_yaml(self.run_dir / SAVED_CONFIG, default={})
             except Unreadable:
                 config = None
             self._config = config if isinstance(config, dict) else {}
@@ -95,7 +95,7 @@ class RunRecord:
             value = value.get(part) if isinstance(value, dict) else None
         if isinstance(value, dict):  # a config group such as `model`: its option's name
             if self._choices is None:
-                hydra = _load_yaml(self.run_dir / SAVED_HYDRA_CONFIG, default={})
+                hydra = read_run_yaml(self.run_dir / SAVED_HYDRA_CONFIG, default={})
                 choices = _path(hydra, "hydra", "runtime", "choices")
                 self._choices = choices if isinstance(choices, dict) else {}
             value = self._choices.get(key)
@@ -109,7 +109,7 @@ def read_run(run_dir: Path) -> RunRecord:
     record = RunRecord(run_dir=run_dir, status=DEAD)
     problems: list[str] = []
     try:
-        record.overrides = _overrides(_load_yaml(run_dir / SAVED_OVERRIDES, default=[]))
+        record.overrides = _overrides(read_run_yaml(run_dir / SAVED_OVERRIDES, default=[]))
     except Unreadable as error:
         problems.append(str(error))
     metrics = None
@@ -231,7 +231,8 @@ def _read_capped(path: Path) -> str | None:
         raise Unreadable(f"{_name(path)} is not UTF-8 text") from None
 
 
-def _load_yaml(path: Path, default: Any) -> Any:
+def read_run_yaml(path: Path, default: Any) -> Any:
+    """A run directory's YAML file as plain data (`default` when it does not exist); Unreadable when broken."""
     text = _read_capped(path)
     if text is None:
         return default

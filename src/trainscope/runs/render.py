@@ -226,4 +226,3 @@ def _share(room: int, wanted: Sequence[int]) -> list[int]:
         shares[index] = min(wanted[index], equal) if waiting else min(wanted[index], room)
         room -= shares[index]
     return shares
-

@@ -86,4 +86,3 @@ def _order(value: Any) -> tuple[int, Any]:
 
 def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
-
