@@ -61,7 +61,7 @@ def best_config(overrides: list[str], groups: set[str]) -> tuple[dict[str, Any],
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from trainscope.sweep.experiment import override_value
+    from trainscope.config.overrides import override_value
 
     defaults: list[Any] = []
     body: dict[str, Any] = {}

@@ -4,6 +4,7 @@
     trainscope-runs outputs/multirun/2026-01-01/12-00-00 --sort=-val/acc
     trainscope-runs --filter status=completed --filter 'val/acc>0.9' --format csv > runs.csv
     trainscope-runs outputs/multirun/... --group-by     # seeds collapsed: mean ± std and n
+    trainscope-runs --study outputs/multirun/...        # an Optuna sweep's report and best.yaml
 
 It reads each run's metrics.json, metrics.csv and saved `.hydra/` files, never its checkpoints or events, and
 builds nothing from them; torch is not imported. A mistake in the command line is one `error:` line, exit 2.
@@ -63,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
         "but trainer.seed), with mean ± std and n of every metric",
     )
     parser.add_argument("--format", choices=FORMATS, default="table", help="table (default), csv, json or markdown")
+    study = parser.add_argument_group("the report of an Optuna sweep (instead of the table)")
+    study.add_argument(
+        "--study",
+        type=Path,
+        metavar="SWEEP_DIR",
+        help="write <sweep dir>/report.md, report/*.png (also into the sweep's TensorBoard run) and best.yaml",
+    )
+    study.add_argument("--storage", help="the study's storage, when not the sweep dir's journal file (a database URL)")
+    study.add_argument("--study-name", help="the study's name, when the storage holds several")
     return parser
 
 
@@ -78,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def runs_report(args: argparse.Namespace) -> str:
     """The text to print for the parsed command line; a one-line TrainscopeError for bad input."""
+    if args.study is not None:
+        return study_report_lines(args)
+    if args.storage is not None or args.study_name is not None:
+        raise ConfigError("--storage and --study-name go with --study <sweep dir>")
     folders = args.folders or [default_output_root()]
     if not args.folders and not folders[0].is_dir():
         raise ConfigError(
@@ -114,6 +128,15 @@ def runs_report(args: argparse.Namespace) -> str:
     if not table.rows and args.format == "table":
         return f"no run matches {' '.join(repr(text) for text in args.filter)} ({len(run_dirs)} runs read)"
     return render(table, columns, args.format, caption)
+
+
+def study_report_lines(args: argparse.Namespace) -> str:
+    if args.folders:
+        raise ConfigError(f"--study makes a sweep's report, not a table: drop {' '.join(map(str, args.folders))}")
+    from trainscope.runs.study import open_sweep_study, report_study  # optuna and torch: only for a report
+
+    study = open_sweep_study(args.study, args.storage, args.study_name)
+    return "\n".join(report_study(study, args.study))
 
 
 def _split(text: str) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,7 @@ class StudyReport:
     best: list[FrozenTrial]  # the best trial, or the Pareto-optimal ones
     importances: dict[str, dict[str, float]] = field(default_factory=dict)  # objective -> parameter -> importance
     importance_evaluator: str = ""
+    importance_notes: list[str] = field(default_factory=list)  # what Optuna warned while computing them
     images: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -105,18 +107,25 @@ def write_report(report: StudyReport, sweep_dir: Path) -> Path:
 
 
 def _write_tensorboard(report: StudyReport, sweep_dir: Path, markdown: str) -> None:
-    import numpy as np
-    from PIL import Image
-    from tensorboard.plugins.text.summary_v2 import text_pb
-    from torch.utils.tensorboard import SummaryWriter  # the sweep has torch loaded already; the table never does
+    """Each chart as an image and report.md as text, in a new event file of the sweep's own run (the sweep root).
 
-    step = report.counts.finished
-    writer = SummaryWriter(log_dir=str(sweep_dir), filename_suffix=".report")
+    Written with TensorBoard's own event writer and protos: no torch to import for `trainscope-runs --study`.
+    """
+    from PIL import Image
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.text.summary_v2 import text_pb
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    step, now = report.counts.finished, time.time()
+    writer = EventFileWriter(str(sweep_dir), filename_suffix=".report")
     try:
         for name, image in report.images.items():
-            pixels = np.asarray(Image.open(io.BytesIO(image)).convert("RGB"))
-            writer.add_image(f"{TENSORBOARD_TAG}/{name}", pixels, step, dataformats="HWC")
-        writer.file_writer.add_summary(text_pb(f"{TENSORBOARD_TAG}/summary", markdown), step)
+            width, height = Image.open(io.BytesIO(image)).size
+            picture = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=image)
+            summary = Summary(value=[Summary.Value(tag=f"{TENSORBOARD_TAG}/{name}", image=picture)])
+            writer.add_event(Event(wall_time=now, step=step, summary=summary))
+        writer.add_event(Event(wall_time=now, step=step, summary=text_pb(f"{TENSORBOARD_TAG}/summary", markdown)))
     finally:
         writer.close()
 
@@ -160,7 +169,8 @@ def report_markdown(report: StudyReport) -> str:
     for name in report.images:
         lines += [f"![{name}]({REPORT_DIR}/{name}.png)", ""]
     if report.importances:
-        lines += [f"Parameter importances: Optuna's `{report.importance_evaluator}`.", ""]
+        notes = "".join(f" Optuna says: {note}" for note in dict.fromkeys(report.importance_notes))
+        lines += [f"Parameter importances: Optuna's `{report.importance_evaluator}`.{notes}", ""]
     lines += ["## Every trial", ""]
     lines += _trial_table(report, report.trials)
     return "\n".join(lines) + "\n"
@@ -305,10 +315,14 @@ def _importances(report: StudyReport, study: optuna.Study, complete: Sequence[Fr
     for index, name in enumerate(report.metric_names):
         target = None if len(report.directions) == 1 else (lambda trial, index=index: trial.values[index])
         try:
-            importances = get_param_importances(study, evaluator=evaluator, target=target)
+            with warnings.catch_warnings(record=True) as caught:  # said in the report, not on the terminal
+                warnings.simplefilter("always")
+                importances = get_param_importances(study, evaluator=evaluator, target=target)
         except (ValueError, RuntimeError) as error:  # e.g. a search space that changed between trials
             report.importance_evaluator += f" (not computed: {error})"
             return
+        for warning in caught:
+            report.importance_notes.append(str(warning.message))
         report.importances[name] = {param: float(value) for param, value in importances.items()}
 
 
