@@ -257,13 +257,13 @@ def _history_chart(trials: Sequence[FrozenTrial], metric: str, direction: StudyD
         "trial",
         metric,
     )
-    best_so_far: list[tuple[float, float]] = []
+    best_so_far: list[tuple[float, float]] = []  # a staircase: flat until a trial beats the best
     better = _better(direction)
     for number, value in complete:
+        if best_so_far:
+            best_so_far.append((number, best_so_far[-1][1]))
         if not best_so_far or better(value, best_so_far[-1][1]):
             best_so_far.append((number, value))
-        else:
-            best_so_far.append((number, best_so_far[-1][1]))
     chart.line(best_so_far, ORANGE)
     chart.dots(complete, BLUE)
     chart.crosses(pruned, MUTED)
