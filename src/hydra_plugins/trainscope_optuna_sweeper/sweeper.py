@@ -73,7 +73,7 @@ class TrainscopeOptunaSweeper(Sweeper):
                 sweep.run_trials(self.launcher)
             if stop.signal_number is not None:
                 raise SweepInterrupted(stop.signal_number)
-            return sweep.finish()
+            return _finish(sweep)
         worker = make_worker(sweep, self.hydra_context, self.task_function)
         if in_process:
             stopped_by = LocalWorkers(sweep, worker).run()
@@ -86,4 +86,12 @@ class TrainscopeOptunaSweeper(Sweeper):
             for trial in sweep.fail_abandoned():  # a worker stopped before it could record its trial
                 say(f"trial {trial.number} marked FAIL (interrupted), retried on resume")
             raise SweepInterrupted(stopped_by)
-        return sweep.finish()
+        return _finish(sweep)
+
+
+def _finish(sweep: Any) -> Any:
+    """The study report and best.yaml, then the sweep's last line (and its exit 2 if max_failures stopped it)."""
+    from trainscope.runs.study import report_at_end
+
+    report_at_end(sweep.study, sweep.sweep_dir)
+    return sweep.finish()

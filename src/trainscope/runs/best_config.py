@@ -31,11 +31,17 @@ NOT_CARRIED = ("resume", "allow_targets")
 """How a job was started, not what it trained."""
 
 
-def write_best_config(sweep_dir: Path, trial: FrozenTrial, metric: str, study_name: str) -> Path:
-    """Write `<sweep_dir>/best.yaml` (and its `experiment/best.yaml` link) for `trial`; its path."""
+def write_best_config(sweep_dir: Path, trial: FrozenTrial, metric: str, study_name: str) -> Path | None:
+    """Write `<sweep_dir>/best.yaml` (and its `experiment/best.yaml` link) for `trial`; its path.
+
+    None, and nothing written, for an app whose config has no `experiment` group (another Hydra app sweeping
+    with our sweeper): `experiment=best` would not find the file there.
+    """
     run_dir = Path(trial.user_attrs[RUN_DIR_ATTR]) if trial.user_attrs.get(RUN_DIR_ATTR) else None
     overrides = _trial_overrides(trial, run_dir)
     groups = _config_groups(run_dir)
+    if EXPERIMENT_GROUP not in groups:
+        return None
     content, notes = best_config(overrides, groups)
     checkpoint = best_checkpoint(run_dir) if run_dir is not None else None
     header = [

@@ -7,12 +7,13 @@ report can be made again at any time, e.g. while cooperating sweeps still add tr
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import optuna
 import yaml
 
-from trainscope.core.errors import ConfigError
+from trainscope.core.errors import ConfigError, first_line
 from trainscope.core.run_dir import display_path
 from trainscope.runs.best_config import write_best_config
 from trainscope.runs.study_report import study_report, write_report
@@ -32,11 +33,26 @@ def report_study(study: optuna.Study, sweep_dir: Path) -> list[str]:
     if len(report.directions) == 1 and report.best:
         (best,) = report.best
         best_yaml = write_best_config(sweep_dir, best, report.metric_names[0], study.study_name)
-        lines.append(
-            f"best trial {best.number} as a config: {display_path(best_yaml)}; run it again with: "
-            f"python train.py --config-dir {shown} experiment=best"
-        )
+        if best_yaml is not None:
+            lines.append(
+                f"best trial {best.number} as a config: {display_path(best_yaml)}; run it again with: "
+                f"python train.py --config-dir {shown} experiment=best"
+            )
     return lines
+
+
+def report_at_end(study: optuna.Study, sweep_dir: Path) -> None:
+    """`report_study` at the end of a sweep, its lines printed: a report that cannot be written (a full disk, a
+    chart that cannot be drawn) is a warning, never the failure of a sweep whose trials are all recorded."""
+    try:
+        lines = report_study(study, sweep_dir)
+    except Exception as error:  # noqa: BLE001 - the study and its runs are safe; say what is missing
+        print(
+            f"warning: no study report in {display_path(sweep_dir)}: {first_line(error)}", file=sys.stderr, flush=True
+        )
+        return
+    for line in lines:
+        print(f"[optuna] {line}", flush=True)
 
 
 def open_sweep_study(sweep_dir: Path, storage: str | None = None, study_name: str | None = None) -> optuna.Study:

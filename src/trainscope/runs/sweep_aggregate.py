@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import shutil
 import statistics
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from trainscope.core.errors import first_line
 from trainscope.core.metrics_csv import EPOCH, STEP, WALL_TIME, read_rows
-from trainscope.runs.aggregate import RUNS, N, default_group_keys, group_table
+from trainscope.core.run_dir import display_path
+from trainscope.runs.aggregate import RUNS, SEED_KEY, N, default_group_keys, group_table
 from trainscope.runs.discover import find_run_dirs
 from trainscope.runs.record import RunRecord, read_run
 from trainscope.runs.render import render
@@ -29,6 +33,33 @@ from trainscope.runs.table import STATUS, Table, differing, runs_table
 AGGREGATE_DIR = "aggregate"
 AGGREGATE_TAG = "sweep/aggregate"
 STD_TAG_SUFFIX = "_std"
+
+
+def report_aggregate_at_end(sweep_dir: Path) -> None:
+    """At the end of a grid sweep: print the seed aggregate and write it for TensorBoard, when seeds were swept.
+
+    A failure here is a warning: every run of the sweep is recorded already.
+    """
+    try:
+        aggregate = seed_aggregate(sweep_dir)
+        if aggregate is None:
+            return
+        table, records, keys = aggregate
+        print(f"multirun: mean ± std over the seeds of each configuration:\n{aggregate_text(table)}", flush=True)
+        write_aggregate(sweep_dir, table, records, keys)
+    except Exception as error:  # noqa: BLE001 - the runs are safe; say what is missing
+        print(f"warning: no seed aggregate in {display_path(sweep_dir)}: {first_line(error)}", file=sys.stderr)
+
+
+def experiment_metrics(domains: Mapping[str, Sequence[Any]]) -> tuple[str, ...]:
+    """The metrics a grid declares for the HParams tab: with several seeds, each one's `_std` too (the aggregate's
+    configurations report them)."""
+    from trainscope.tensorboard.hparams import DEFAULT_METRICS, TRIAL_STATE_TAG
+
+    if len(domains.get(SEED_KEY, ())) < 2:
+        return DEFAULT_METRICS
+    spread = [tag + STD_TAG_SUFFIX for tag in DEFAULT_METRICS if tag not in ("epoch", TRIAL_STATE_TAG)]
+    return (*DEFAULT_METRICS, *spread)
 
 
 def seed_aggregate(sweep_dir: Path) -> tuple[Table, list[RunRecord], list[str]] | None:
