@@ -131,3 +131,17 @@ def test_best_config_writes_a_trials_command_line_as_an_experiment() -> None:
         "hydra": {"mode": "RUN"},
         "optimizer": {"lr": 0.01},
     }
+
+
+def test_a_report_that_cannot_be_written_is_a_warning_not_the_failure_of_the_sweep(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trainscope.runs.study import report_at_end
+
+    study = single_objective_study(tmp_path)
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    (sweep_dir / "report").write_text("a file where the report's folder goes")
+    report_at_end(study, sweep_dir)  # returns: the sweep goes on to its last line
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: no study report in {sweep_dir}: ") and len(err.splitlines()) == 1
