@@ -27,13 +27,18 @@ from trainscope.runs.table import BEST_SUFFIX, CHECKPOINT, EPOCHS, REASON, RUN_D
 
 FORMATS = ("table", "csv", "json", "markdown")
 _FOLDED_COLUMNS = (RUN_DIR, CHECKPOINT, REASON, RUNS)
+_COLUMNS_HINT = " (--columns picks the columns)"
 _MAX_KEPT_WIDTH = 24
 _COLUMN_PADDING = 3  # a space either side and the separator
 _FOLDED_MIN_WIDTH = 16
 _LEFT_OUT_FIRST = (CHECKPOINT, STEPS, WALL_TIME, REASON, EPOCHS)
 
 
-def render(table: Table, columns: Sequence[str], output_format: str, caption: str = "") -> str:
+def render(
+    table: Table, columns: Sequence[str], output_format: str, caption: str = "", hint: str = _COLUMNS_HINT
+) -> str:
+    """The table in `output_format`; in the terminal, `caption` under it, and `hint` after the columns it left
+    out for lack of width."""
     if output_format == "csv":
         return _csv(table, columns)
     if output_format == "json":
@@ -42,7 +47,7 @@ def render(table: Table, columns: Sequence[str], output_format: str, caption: st
     cells = [[_human(row, column) for column in shown] for row in table.rows]
     if output_format == "markdown":
         return _markdown(shown, cells)
-    return _terminal(table, shown, cells, caption)
+    return _terminal(table, shown, cells, caption, hint)
 
 
 def _csv(table: Table, columns: Sequence[str]) -> str:
@@ -126,7 +131,7 @@ def _markdown(columns: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(columns), line(["---"] * len(columns)), *(line(row) for row in cells)])
 
 
-def _terminal(table: Table, columns: Sequence[str], cells: Sequence[Sequence[str]], caption: str) -> str:
+def _terminal(table: Table, columns: Sequence[str], cells: Sequence[Sequence[str]], caption: str, hint: str) -> str:
     """The table laid out in the terminal's width: headers over a rule, numbers right-aligned, long cells folded.
 
     Laid out here rather than by `rich.table` (which takes about 1.5 ms a row: 1,000 runs would take seconds);
@@ -135,7 +140,7 @@ def _terminal(table: Table, columns: Sequence[str], cells: Sequence[Sequence[str
     width = shutil.get_terminal_size().columns
     widths, left_out = _fit(columns, cells, width)
     if left_out:
-        caption += f"; left out for lack of width: {', '.join(left_out)} (--columns picks the columns)"
+        caption += f"; left out for lack of width: {', '.join(left_out)}{hint}"
     shown = [index for index, column in enumerate(columns) if column not in left_out]
     sizes = [widths[columns[index]] for index in shown]
     if None in sizes:  # too narrow for any layout: an equal share each

@@ -23,13 +23,15 @@ from typing import Any
 
 from trainscope.core.errors import first_line
 from trainscope.core.metrics_csv import EPOCH, STEP, WALL_TIME, read_rows
-from trainscope.core.run_dir import display_path
+from trainscope.core.run_dir import RunStatus, display_path
 from trainscope.runs.aggregate import RUNS, SEED_KEY, N, default_group_keys, group_table
 from trainscope.runs.discover import find_run_dirs
 from trainscope.runs.record import RunRecord, read_run
 from trainscope.runs.render import render
-from trainscope.runs.table import STATUS, Table, differing, runs_table
+from trainscope.runs.table import Table, differing, runs_table
 
+ENDED = (str(RunStatus.COMPLETED), str(RunStatus.STOPPED_EARLY))
+"""The runs an aggregate averages over."""
 AGGREGATE_DIR = "aggregate"
 AGGREGATE_TAG = "sweep/aggregate"
 STD_TAG_SUFFIX = "_std"
@@ -38,7 +40,8 @@ STD_TAG_SUFFIX = "_std"
 def report_aggregate_at_end(sweep_dir: Path) -> None:
     """At the end of a grid sweep: print the seed aggregate and write it for TensorBoard, when seeds were swept.
 
-    A failure here is a warning: every run of the sweep is recorded already.
+    Failed and interrupted runs are left out of the means (the caption counts the runs that are in; the sweep's
+    last line names the failed ones). A failure here is a warning: every run of the sweep is recorded already.
     """
     try:
         aggregate = seed_aggregate(sweep_dir)
@@ -63,9 +66,11 @@ def experiment_metrics(domains: Mapping[str, Sequence[Any]]) -> tuple[str, ...]:
 
 
 def seed_aggregate(sweep_dir: Path) -> tuple[Table, list[RunRecord], list[str]] | None:
-    """The grouped table of the sweep's runs, their records and the group keys; None when no two runs share a
-    configuration (nothing to aggregate: no seed was swept)."""
+    """The grouped table of the sweep's runs that trained to their end (completed or stopped early: a failed or
+    interrupted run's last values would pull the mean), their records and the group keys; None when no two such
+    runs share a configuration (nothing to aggregate: no seed was swept)."""
     records = [read_run(run_dir) for run_dir in find_run_dirs([sweep_dir])]
+    records = [record for record in records if record.status in ENDED]
     keys = default_group_keys(records)
     table = group_table(runs_table(records), records, keys)
     if not any(row[N] > 1 for row in table.rows):
@@ -75,7 +80,11 @@ def seed_aggregate(sweep_dir: Path) -> tuple[Table, list[RunRecord], list[str]] 
 
 def aggregate_text(table: Table, output_format: str = "table") -> str:
     columns = [column for column in table.columns if column != RUNS]
-    return render(table, columns, output_format, caption=f"{len(table.rows)} configurations")
+    runs = sum(row[N] for row in table.rows)
+    caption = f"{len(table.rows)} configurations, {runs} runs that ended"
+    return render(
+        table, columns, output_format, caption, hint=" (trainscope-runs <sweep dir> --group-by --columns ...)"
+    )
 
 
 def write_aggregate(sweep_dir: Path, table: Table, records: Sequence[RunRecord], keys: Sequence[str]) -> None:
@@ -83,7 +92,6 @@ def write_aggregate(sweep_dir: Path, table: Table, records: Sequence[RunRecord],
     from tensorboard.plugins.text.summary_v2 import text_pb
     from torch.utils.tensorboard import SummaryWriter
 
-    from trainscope.core.run_dir import RunStatus
     from trainscope.tensorboard.hparams import HParamsSession
 
     by_dir = {record.run_dir: record for record in records}
@@ -114,7 +122,7 @@ def write_aggregate(sweep_dir: Path, table: Table, records: Sequence[RunRecord],
                     writer.add_scalar(tag, row[tag], last_step)
                     if row.get(f"{tag}:std") is not None:
                         writer.add_scalar(tag + STD_TAG_SUFFIX, row[f"{tag}:std"], last_step)
-            session.end(RunStatus.COMPLETED if row[STATUS] == f"{row[N]} completed" else RunStatus.FAILED, last_step)
+            session.end(RunStatus.COMPLETED, last_step)  # every member trained to its end
         finally:
             writer.close()
 
