@@ -185,6 +185,16 @@ def test_a_hostile_run_directory_runs_no_code_and_blocks_nothing(tmp_path: Path)
     assert not marker.exists()
 
 
+def test_a_dead_run_with_a_fifo_for_metrics_csv_is_unreadable_not_a_hang(tmp_path: Path) -> None:
+    import os
+
+    run = fake_run(tmp_path / "run", ["optimizer.lr=0.1"], [0.5], status=None)
+    (run / "metrics.csv").unlink()
+    os.mkfifo(run / "metrics.csv")
+    (row,) = as_json(str(tmp_path), "--columns", "status,reason")
+    assert row == {"status": "unreadable", "reason": "metrics.csv is not a file of at most 16 MiB"}
+
+
 def test_a_run_that_died_before_metrics_json_shows_its_progress_from_metrics_csv(tmp_path: Path) -> None:
     run = fake_run(tmp_path / "run", ["optimizer.lr=0.1"], [0.5, 0.8, 0.7], status=None)
     (run / "run.lock").write_text("12345\n")  # left by the killed process; nobody holds it

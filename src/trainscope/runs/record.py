@@ -27,6 +27,7 @@ from trainscope.core.run_dir import (
     BEST,
     CHECKPOINT_DIR,
     LAST,
+    METRICS_CSV,
     METRICS_FILE,
     RUN_LOCK,
     SAVED_CONFIG,
@@ -124,10 +125,10 @@ def read_run(run_dir: Path) -> RunRecord:
     if lock_holder(run_dir) is not None:
         record.status = str(RunStatus.RUNNING)
         record.test = {}  # an earlier segment's test: the run tests again when it ends
-        _from_metrics_csv(record)
+        _from_metrics_csv(record, problems)
         record.wall_seconds = _seconds_since_start(run_dir)
     elif metrics is None:
-        _from_metrics_csv(record)
+        _from_metrics_csv(record, problems)
     if problems:
         record.status, record.reason = UNREADABLE, "; ".join(problems)
     record.checkpoint = next(
@@ -174,8 +175,15 @@ def _monitor_from_config(record: RunRecord) -> None:
         record.optimized = tuple(names)
 
 
-def _from_metrics_csv(record: RunRecord) -> None:
+def _from_metrics_csv(record: RunRecord, problems: list[str]) -> None:
     """Progress of a run that has not ended (or died): its last metrics.csv row, and the best of every column."""
+    try:
+        info = (record.run_dir / METRICS_CSV).lstat()
+    except OSError:
+        return
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:  # a FIFO would block the read
+        problems.append(f"{METRICS_CSV} is not a file of at most {MAX_FILE_BYTES // 2**20} MiB")
+        return
     rows = read_rows(record.run_dir)
     if not rows:
         return
