@@ -18,7 +18,7 @@ from PIL import Image
 from tests.helpers.events import read_events
 from trainscope.runs.best_config import best_config
 from trainscope.runs.study_report import REPORT_FILE, study_report, write_report
-from trainscope.sweep.study import FAIL_REASON_ATTR, METRICS_STUDY_ATTR, MONITOR_STUDY_ATTR
+from trainscope.trial.attributes import FAIL_REASON_ATTR, METRICS_STUDY_ATTR, MONITOR_STUDY_ATTR
 
 SPACE = {
     "optimizer.lr": FloatDistribution(1e-4, 1e-1, log=True),

@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial
 from trainscope.core.run_dir import SAVED_HYDRA_CONFIG, SAVED_OVERRIDES, atomic_write, display_path
 from trainscope.runs.record import Unreadable, read_run_yaml
 from trainscope.runs.study_report import best_checkpoint
-from trainscope.trial.handle import RUN_DIR_ATTR
+from trainscope.trial.attributes import RUN_DIR_ATTR
 
 BEST_FILE = "best.yaml"
 EXPERIMENT_GROUP = "experiment"

@@ -17,9 +17,8 @@ from trainscope.core.errors import ConfigError, first_line
 from trainscope.core.run_dir import display_path
 from trainscope.runs.best_config import write_best_config
 from trainscope.runs.study_report import study_report, write_report
-from trainscope.sweep.results import RESULTS_FILE
-from trainscope.sweep.storage import JOURNAL_FILE_NAME
-from trainscope.trial.storage import StorageError, is_rdb_url, open_storage, redact
+from trainscope.sweep.optuna.results import RESULTS_FILE
+from trainscope.trial.storage import JOURNAL_FILE_NAME, StorageError, is_rdb_url, open_storage, redact
 
 
 def report_study(study: optuna.Study, sweep_dir: Path) -> list[str]:

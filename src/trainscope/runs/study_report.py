@@ -30,16 +30,8 @@ from optuna.trial import FrozenTrial, TrialState
 from trainscope.core.run_dir import BEST, CHECKPOINT_DIR, LAST, atomic_write
 from trainscope.runs import charts
 from trainscope.runs.charts import BLUE, MUTED, ORANGE, RED, Axis, Chart
-from trainscope.sweep.study import (
-    FAIL_REASON_ATTR,
-    METRICS_STUDY_ATTR,
-    MONITOR_STUDY_ATTR,
-    TrialCounts,
-    count_trials,
-    is_failure,
-    is_interrupted,
-)
-from trainscope.trial.handle import RUN_DIR_ATTR
+from trainscope.sweep.optuna.study import TrialCounts, count_trials, is_failure, is_interrupted
+from trainscope.trial.attributes import FAIL_REASON_ATTR, METRICS_STUDY_ATTR, MONITOR_STUDY_ATTR, RUN_DIR_ATTR
 
 REPORT_DIR = "report"
 REPORT_FILE = "report.md"

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
 from torch.utils.tensorboard import SummaryWriter
+
+from trainscope.adapters.tensorboard_private import SilentSummaryWriter, is_event_writer_thread
 
 _default_thread_excepthook = threading.excepthook
 
@@ -22,7 +23,7 @@ def _quiet_event_writer_threads(args: threading.ExceptHookArgs) -> None:
     """Let TensorBoard's writer thread fail silently: it only stores its error (a full disk) and dies, and the
     run's next write raises that same error in the main thread, which reports it in one line. Without this,
     Python prints the thread's traceback as well."""
-    if not isinstance(args.thread, _AsyncWriterThread):
+    if not is_event_writer_thread(args.thread):
         _default_thread_excepthook(args)
 
 
@@ -44,27 +45,6 @@ class _RecordingSummaryWriter(SummaryWriter):
             self.recorded[tag] = float(scalar_value)
 
 
-class _DiscardingFileWriter:
-    """Takes every event a `SummaryWriter` produces and keeps none: no file is ever created."""
-
-    def add_event(self, *args: Any, **kwargs: Any) -> None: ...
-    def add_summary(self, *args: Any, **kwargs: Any) -> None: ...
-    def add_graph(self, *args: Any, **kwargs: Any) -> None: ...
-    def add_onnx_graph(self, *args: Any, **kwargs: Any) -> None: ...
-    def flush(self) -> None: ...
-    def close(self) -> None: ...
-    def reopen(self) -> None: ...
-
-
-class _SilentSummaryWriter(_RecordingSummaryWriter):
-    """A SummaryWriter that writes nothing: every `add_*` of torch's writer ends in `_get_file_writer()`."""
-
-    def _get_file_writer(self) -> Any:
-        if self.file_writer is None:
-            self.file_writer = _DiscardingFileWriter()
-        return self.file_writer
-
-
 class RunWriter:
     """Wraps `SummaryWriter` (as `.writer`); flushes on a wall-clock interval so a live TensorBoard sees new points.
 
@@ -75,10 +55,8 @@ class RunWriter:
     def __init__(
         self, run_dir: Path, flush_secs: float = 5.0, purge_step: int | None = None, enabled: bool = True
     ) -> None:
-        writer_class = _RecordingSummaryWriter if enabled else _SilentSummaryWriter
-        self.writer: _RecordingSummaryWriter = writer_class(
-            log_dir=str(run_dir), flush_secs=flush_secs, purge_step=purge_step
-        )
+        writer_class = _RecordingSummaryWriter if enabled else SilentSummaryWriter
+        self.writer = writer_class(log_dir=str(run_dir), flush_secs=flush_secs, purge_step=purge_step)
         self.flush_secs = flush_secs
         self._last_flush = time.monotonic()
 
@@ -91,11 +69,17 @@ class RunWriter:
         self.maybe_flush()
 
     def record_scalars(self) -> None:
-        """From now on keep every scalar written (its last value per tag), until `recorded_scalars`."""
-        self.writer.recorded = {}
+        """From now on keep every scalar written (its last value per tag), until `recorded_scalars`.
+
+        A writer that writes nothing (`enabled=False`) records nothing either.
+        """
+        if isinstance(self.writer, _RecordingSummaryWriter):
+            self.writer.recorded = {}
 
     def recorded_scalars(self) -> dict[str, float]:
         """The scalars written since `record_scalars`, by tag; recording stops."""
+        if not isinstance(self.writer, _RecordingSummaryWriter):
+            return {}
         recorded, self.writer.recorded = self.writer.recorded or {}, None
         return recorded
 

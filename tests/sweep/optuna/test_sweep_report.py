@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from tests.helpers.cli import TrainCLI, error_line
 from tests.helpers.events import read_events
 from tests.helpers.run_dirs import runs_cli
-from trainscope.trial.handle import RUN_DIR_ATTR
+from trainscope.trial.attributes import RUN_DIR_ATTR
 from trainscope.trial.storage import open_storage
 
 pytestmark = pytest.mark.slow
