@@ -229,3 +229,25 @@ def test_a_run_whose_lock_a_live_process_holds_shows_as_running(tmp_path: Path) 
         holder.communicate("", timeout=30)
     (row,) = as_json(str(tmp_path), "--columns", "status")
     assert row == {"status": "interrupted"}
+
+
+def test_a_live_runs_saved_config_is_read_through_its_key_references_never_its_resolvers(tmp_path: Path) -> None:
+    import yaml
+
+    from trainscope.runs.record import read_run
+
+    run = fake_run(tmp_path / "run", ["task=regression"], [0.5, 0.3, 0.4], status=None)
+    config = {  # the shape of a task config group: monitor and optimized metric name the task's keys
+        "task": {"monitor": {"metric": "val/acc", "mode": "min"}},
+        "monitor": {"metric": "${task.monitor.metric}", "mode": "${task.monitor.mode}"},
+        "optimized_metric": "${task.monitor.metric}_best",
+        "trainer": {"seed": "${oc.env:HOME}", "max_epochs": "${trainer.seed}"},  # a resolver: never called
+    }
+    (run / ".hydra/config.yaml").write_text(yaml.safe_dump(config))
+    (row,) = as_json(str(tmp_path), "--columns", "status,val/acc,val/acc@best,val/acc_best")
+    assert row == {"status": "dead", "val/acc": 0.4, "val/acc@best": 0.3, "val/acc_best": 0.5}  # best: mode=min
+    header = runs_cli(str(tmp_path)).stdout.splitlines()[0].split()
+    assert header[:4] == ["status", "val/acc", "val/acc@best", "val/acc_best"]
+    record = read_run(run)
+    assert (record.monitor, record.monitor_mode, record.optimized) == ("val/acc", "min", ("val/acc_best",))
+    assert record.setting("trainer.seed") is None and record.setting("trainer.max_epochs") is None

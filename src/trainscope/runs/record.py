@@ -1,8 +1,9 @@
 """One run directory as the runs table sees it, read from `metrics.json` and the saved `.hydra/` files only.
 
 A run directory is untrusted input (it may come from anyone): its YAML is read with PyYAML's safe loader (no
-tags, no objects built, `${...}` interpolations left as the text they are), every file is size-capped, and a file
-that cannot be read makes the run a row marked `unreadable` with the reason, never an exception.
+tags, no objects built; of `${...}` interpolations only references to other keys are looked up, no resolver is
+ever called), every file is size-capped, and a file that cannot be read makes the run a row marked `unreadable`
+with the reason, never an exception.
 
 A run's status is read live: `running` while a process holds its lock (`trainscope.core.run_lock.lock_holder`),
 even when its metrics.json still says how an earlier segment ended; otherwise the status metrics.json recorded;
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import time
 from dataclasses import dataclass, field
@@ -48,6 +50,8 @@ NOT_HYPERPARAMETERS = ("resume", "allow_targets")
 """Overrides that say how a run was started, not what it is: `resume=` is added by a resumed run's command line."""
 
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][\w.]*)\}")
+"""`${a.b}`: a reference to another key of the config; anything else in `${...}` is a resolver call."""
 
 
 class Unreadable(ValueError):
@@ -91,18 +95,47 @@ class RunRecord:
         Hydra chose, from .hydra/hydra.yaml); None when the run directory does not say."""
         if key in self.overrides:
             return self.overrides[key]
-        value: Any = self.saved_config()
-        for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if isinstance(value, dict):  # a config group such as `model`: its option's name
+        if isinstance(_path(self.saved_config(), *key.split(".")), dict):  # a config group such as `model`
             if self._choices is None:
-                hydra = read_run_yaml(self.run_dir / SAVED_HYDRA_CONFIG, default={})
+                try:
+                    hydra = read_run_yaml(self.run_dir / SAVED_HYDRA_CONFIG, default={})
+                except Unreadable:
+                    hydra = {}
                 choices = _path(hydra, "hydra", "runtime", "choices")
                 self._choices = choices if isinstance(choices, dict) else {}
             value = self._choices.get(key)
-        if isinstance(value, str) and "${" in value:
-            return None  # an interpolation is never resolved here: that could run a resolver
+            return value if isinstance(value, str | int | float | bool) else None
+        return config_value(self.saved_config(), key)
+
+
+def config_value(config: Any, key: str) -> str | int | float | bool | None:
+    """The plain value of dotted `key` in a saved config, its `${other.key}` references looked up the same way.
+
+    Only references to other keys are followed (`${task.monitor.metric}_best`); a resolver (`${oc.env:HOME}`,
+    `${now:...}`) is never called, since a run directory is untrusted: such a value is None, as is a cycle.
+    """
+    return _resolved(config, _path(config, *key.split(".")))
+
+
+def _resolved(config: Any, value: Any, depth: int = 0) -> str | int | float | bool | None:
+    if not isinstance(value, str) or "${" not in value:
         return value if isinstance(value, str | int | float | bool) else None
+    if depth > 8:
+        return None
+    if _REFERENCE.fullmatch(value):  # `${a.b}` alone keeps the referenced value's type
+        return _resolved(config, _path(config, *value[2:-1].split(".")), depth + 1)
+
+    def referenced(match: re.Match[str]) -> str:
+        found = _resolved(config, _path(config, *match.group(1).split(".")), depth + 1)
+        if found is None:
+            raise LookupError(match.group(1))
+        return str(found)
+
+    try:
+        resolved = _REFERENCE.sub(referenced, value)
+    except LookupError:
+        return None
+    return None if "${" in resolved else resolved
 
 
 def read_run(run_dir: Path) -> RunRecord:
@@ -165,14 +198,14 @@ def _from_metrics(record: RunRecord, metrics: Any, problems: list[str]) -> None:
 def _monitor_from_config(record: RunRecord) -> None:
     """The monitored and optimized metrics as the saved config names them (runs that wrote no metrics.json yet)."""
     config = record.saved_config()
-    metric, mode = _path(config, "monitor", "metric"), _path(config, "monitor", "mode")
-    if record.monitor is None and isinstance(metric, str) and "${" not in metric:
+    metric, mode = config_value(config, "monitor.metric"), config_value(config, "monitor.mode")
+    if record.monitor is None and isinstance(metric, str):
         record.monitor = metric
         record.monitor_mode = "min" if mode == "min" else "max"
     optimized = config.get("optimized_metric")
-    names = optimized if isinstance(optimized, list) else [optimized]
-    if not record.optimized and names and all(isinstance(name, str) and "${" not in name for name in names):
-        record.optimized = tuple(names)
+    names = [_resolved(config, name) for name in (optimized if isinstance(optimized, list) else [optimized])]
+    if not record.optimized and names and all(isinstance(name, str) for name in names):
+        record.optimized = tuple(str(name) for name in names)
 
 
 def _from_metrics_csv(record: RunRecord, problems: list[str]) -> None:
