@@ -261,4 +261,3 @@ def _converted(hint: Any, value: Any) -> Any:
         return value if isinstance(value, hint) else hint.from_config(value)
     converter = _CONVERTERS.get(hint)
     return converter(value) if converter is not None else value
-

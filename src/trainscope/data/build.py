@@ -180,9 +180,7 @@ def _build_image_folder(
     return config, _image_folder_sources(config, splits, class_names, device), class_names
 
 
-def build_data(
-    *, device: torch.device | str, seed: int, rank: int = 0, world_size: int = 1, **keys: Any
-) -> DataModule:
+def build_data(*, device: torch.device | str, seed: int, rank: int = 0, world_size: int = 1, **keys: Any) -> DataModule:
     """Build train/val/test batch sources for the `data` config on `device`, seeded by trainer `seed`.
 
     `keys` are the data option's keys (`conf/data/<option>.yaml`), checked by its dataclass

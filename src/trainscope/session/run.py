@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from trainscope.callbacks.build import METRICS_CSV, OPTUNA_PRUNING, STOP_ON_SIGNAL, build_callbacks
 from trainscope.config.resumable import config_hash
 from trainscope.config.schema import optimized_metric_names
-from trainscope.core.checkpoint_io import load_checkpoint
+from trainscope.core.checkpoint_io import load_checkpoint, weights_fingerprint
 from trainscope.core.errors import ConfigError, RunDirError, TrainingFailed, TrainscopeError, is_disk_full
 from trainscope.core.interruption import RunInterrupted, resume_command
 from trainscope.core.run_dir import (
@@ -214,7 +214,9 @@ class _RunClosing:
 def _test_best_model(trainer: Trainer) -> dict[str, float]:
     """Evaluate the best checkpoint (the last weights when no checkpoint was kept) on the test split."""
     best_path = trainer.run_dir / CHECKPOINT_DIR / BEST
-    if best_path.is_file():
+    # When the model still holds the weights best.pt was written from (the last epoch was the best), reading
+    # the file back would load the same values.
+    if best_path.is_file() and trainer.best_weights != weights_fingerprint(trainer.model):
         trainer.model.load_state_dict(load_checkpoint(best_path, trainer.device)["model"])
     metrics = trainer.evaluate(trainer.data.test, "test")
     trainer.tensorboard.scalars(metrics, trainer.state.global_step)

@@ -97,7 +97,8 @@ class RunWriter:
 
 
 def per_group_tags(base: str, values: list[Any]) -> dict[str, Any]:
-    """`{base: value}` for one optimizer param group, `{base/group<i>: value, ...}` for several."""
-    if len(values) == 1:
+    """`{base: value}` when every optimizer param group has the same value (one group, or the decayed and
+    undecayed halves of `optimizer.weight_decay_on=matrices`), `{base/group<i>: value, ...}` when they differ."""
+    if len(set(values)) == 1:
         return {base: values[0]}
     return {f"{base}/group{index}": value for index, value in enumerate(values)}
