@@ -121,7 +121,9 @@ class PoisonGradients(Callback):
 
 def test_nan_gradients_stop_the_run_and_keep_the_last_good_checkpoint(train) -> None:
     result = train(
-        *TINY, "+callbacks.poison._target_=tests.test_monitoring.PoisonGradients", "+callbacks.poison.at_step=12"
+        *TINY,
+        "+callbacks.poison._target_=tests.callbacks.test_monitoring.PoisonGradients",
+        "+callbacks.poison.at_step=12",
     )
     assert result.returncode == 1
     assert "gradient norm is nan at step 12" in one_error_line(result.stderr)
@@ -174,7 +176,7 @@ def test_custom_callback_from_the_command_line_sees_early_stopping(train) -> Non
         "trainer.max_epochs=6",
         "optimizer.lr=1e-12",  # the model cannot improve, so val/acc never gets better
         "callbacks.early_stopping.patience=2",
-        "+callbacks.recorder._target_=tests.test_monitoring.RecordHooks",
+        "+callbacks.recorder._target_=tests.callbacks.test_monitoring.RecordHooks",
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads((train.run_dir() / "metrics.json").read_text())

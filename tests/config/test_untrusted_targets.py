@@ -19,7 +19,7 @@ from tests.helpers.tensorboard_server import session_groups, start_tensorboard, 
 from trainscope.config.targets import check_targets, targets_in
 from trainscope.core.errors import ConfigError
 
-LOCAL_CALLBACK = "tests.test_monitoring.RecordHooks"  # a module of the directory the runs are made in
+LOCAL_CALLBACK = "tests.callbacks.test_monitoring.RecordHooks"  # a module of the directory the runs are made in
 
 
 @pytest.fixture(scope="module")

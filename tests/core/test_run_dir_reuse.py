@@ -101,7 +101,7 @@ def test_a_directory_left_by_a_config_error_is_free(tmp_path: Path, data_dir: Pa
 
 def test_grid_jobs_into_another_grid_s_runs_fail_untouched_and_the_others_run(tmp_path: Path, data_dir: Path) -> None:
     # Run directories named by job number only: the second grid's jobs 0 and 1 land in the first grid's runs,
-    # which hold other overrides (a rerun of the same grid would keep them: tests/test_sweeps_survive.py).
+    # which hold other overrides (a rerun of the same grid would keep them: tests/sweep/optuna/test_sweeps_survive.py).
     train = TrainCLI(tmp_path / "outputs", data_dir)
     sweep = [f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra.sweep.subdir=${hydra.job.num}"]
     first = train("-m", *TINY, "optimizer.lr=0.01,0.001", *sweep)

@@ -19,7 +19,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from tests.helpers.cli import REPO_ROOT, cli_env
-from tests.test_optuna_sweep import SEARCH, last_line, load_study
+from tests.sweep.optuna.test_optuna_sweep import SEARCH, last_line, load_study
 from trainscope.sweep.study import FAIL_REASON_ATTR, OWNER_ATTR, count_trials
 from trainscope.trial.handle import RUN_DIR_ATTR
 
