@@ -9,7 +9,6 @@ import os
 import resource
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.plugins.hparams import api_pb2, metadata
 
 from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, cli_env, error_line, resume_cli, snapshot
 from tests.helpers.data import copy_mnist_files
@@ -234,24 +234,57 @@ def test_nan_loss(train: TrainCLI) -> None:
     assert summary["status"] == "failed"
 
 
-def test_optuna_storage_unreachable(train: TrainCLI, tmp_path: Path) -> None:
-    storage = f"sqlite:///{tmp_path}/missing/dir/study.db"
-    result = train("-m", "hparams_search=synthetic", f"hydra.sweeper.storage={storage}")
-    assert result.returncode == 2
-    line = error_line(result)
-    assert "cannot open Optuna storage" in line and "hydra.sweeper.storage" in line
+# ---------------------------------------------------------------- bad values
 
 
-def test_optuna_storage_locked(train: TrainCLI, tmp_path: Path) -> None:
-    database = tmp_path / "study.db"
-    holder = sqlite3.connect(database)
-    holder.execute("CREATE TABLE lock_holder (x)")
-    holder.execute("BEGIN EXCLUSIVE")  # another process holding the database, as a stuck writer would
-    try:
-        result = train("-m", "hparams_search=synthetic", f"hydra.sweeper.storage=sqlite:///{database}", timeout=120)
-    finally:
-        holder.rollback()
-        holder.close()
+def test_infinite_learning_rate_is_rejected_up_front(train: TrainCLI) -> None:
+    for value in ("inf", "nan"):
+        result = train(*TINY, f"optimizer.lr={value}")
+        assert result.returncode == 2
+        assert f"optimizer.lr must be a positive number, got {value}" in error_line(result)
+    assert not list(train.output_root.glob("runs/*/*/checkpoints")), "nothing trained"
+
+
+def test_no_validation_split_refuses_val_metrics(train: TrainCLI) -> None:
+    result = train(*TINY, "data.val_fraction=0")
     assert result.returncode == 2
     line = error_line(result)
-    assert "cannot open Optuna storage" in line and "locked" in line
+    assert "data.val_fraction=0 leaves no validation split" in line and "monitor.metric is val/acc" in line
+
+    result = train(*TINY, "data.val_fraction=0", "monitor.metric=train/acc")  # the sweepers' value still val/
+    assert result.returncode == 2
+    assert "optimized_metric is val/acc_best" in error_line(result)
+
+    result = train(*TINY, "data.val_fraction=0.001")  # rounds to no validation sample: said, not hidden
+    assert result.returncode == 2
+    assert "data.val_fraction=0.001 leaves no validation samples" in error_line(result)
+
+
+def test_no_validation_split_trains_on_train_metrics_and_logs_no_val_metric(train: TrainCLI) -> None:
+    result = train(*TINY, "data.val_fraction=0", "monitor.metric=train/acc", "optimized_metric=train/acc")
+    assert result.returncode == 0, result.stderr
+    run_dir = train.run_dir()
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_run"] == 2
+    assert not [tag for tag in summary["final"] if tag.startswith("val/")]
+    assert not [tag for tag in summary["best"] if tag.startswith("val/")]
+    tags = read_events(run_dir).Tags()["scalars"]
+    assert "train/acc" in tags and not [tag for tag in tags if tag.startswith("val")]
+    assert (run_dir / "checkpoints" / "best.pt").is_file(), "best.pt follows train/acc"
+
+
+def test_a_diverged_run_without_logging_steps_fails(train: TrainCLI) -> None:
+    # 4 steps an epoch, a logging step every 20: only the epoch's mean train loss shows the divergence.
+    result = train("data=synthetic", "model=mlp", "optimizer.lr=1e9", "trainer.max_epochs=2")
+    assert result.returncode == 1
+    line = error_line(result)
+    assert line.startswith("error: training failed: training diverged: epoch 1's mean train loss")
+    run_dir = train.run_dir()
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["status"] == "failed" and summary["global_step"] == 4
+    events = read_events(run_dir)
+    assert "train/loss_step" not in events.Tags()["scalars"], "no logging step happened"
+    content = events.PluginTagToContent(metadata.PLUGIN_NAME)[metadata.SESSION_END_INFO_TAG]
+    assert metadata.parse_session_end_info_plugin_data(content).status == api_pb2.STATUS_FAILURE
+    assert [point.value for point in events.Scalars("trial_state")] == [3.0]
+    assert [point.value for point in events.Scalars("health/lr_too_high")] == [1.0]

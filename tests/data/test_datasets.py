@@ -1,86 +1,26 @@
-"""The data layer: both loader paths agree, resumes are exact, datasets fail with one helpful line."""
+"""Built-in datasets: found where users keep them, read from read-only copies, cached with a checksum, and a
+missing, truncated or unreadable file is one helpful line naming it."""
 
 from __future__ import annotations
 
 import gzip
+import logging
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from tests.helpers.data import NO_AUGMENT, copy_mnist_files, data_kwargs, validate_config
+from tests.helpers.cli import REPO_ROOT, cli_env, run_script
+from tests.helpers.data import copy_mnist_files, data_kwargs, validate_config
 from trainscope.core.errors import ConfigError, DataError
 from trainscope.data import build_data
+from trainscope.data.cache import CACHE_VERSION, tensor_checksum
 from trainscope.data.files import BUNDLED_MNIST_DIR, cache_path, load_split
-
-
-def batches(source: Any, epoch: int, start: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    source.set_epoch(epoch)
-    return list(source.iter_from(start))
-
-
-def assert_same_batches(left: list, right: list) -> None:
-    assert len(left) == len(right)
-    for (inputs_a, targets_a), (inputs_b, targets_b) in zip(left, right, strict=True):
-        assert torch.equal(inputs_a, inputs_b)
-        assert torch.equal(targets_a, targets_b)
-
-
-@pytest.mark.parametrize("dataset", ["synthetic", "mnist_sample"])
-@pytest.mark.parametrize("augment", [NO_AUGMENT, {"crop_padding": 2, "horizontal_flip": True}])
-def test_in_memory_and_dataloader_paths_yield_identical_batches(tmp_path: Path, dataset: str, augment: dict) -> None:
-    in_memory = build_data(**data_kwargs(tmp_path, dataset, loader="in_memory", augment=augment, seed=7))
-    streamed = build_data(**data_kwargs(tmp_path, dataset, loader="dataloader", augment=augment, seed=7))
-    for epoch in (0, 3):
-        assert_same_batches(batches(in_memory.train, epoch), batches(streamed.train, epoch))
-    assert_same_batches(list(in_memory.val), list(streamed.val))
-    assert in_memory.test is not None and streamed.test is not None
-    assert_same_batches(list(in_memory.test), list(streamed.test))
-
-
-def test_dataloader_path_with_workers_matches(tmp_path: Path) -> None:
-    in_memory = build_data(**data_kwargs(tmp_path, loader="in_memory"))
-    streamed = build_data(**data_kwargs(tmp_path, loader="dataloader", num_workers=2))
-    assert_same_batches(batches(in_memory.train, 1), batches(streamed.train, 1))
-
-
-def test_each_epoch_has_its_own_reproducible_order(tmp_path: Path) -> None:
-    data = build_data(**data_kwargs(tmp_path))
-    first, second = batches(data.train, 0), batches(data.train, 1)
-    assert not torch.equal(first[0][1], second[0][1])
-    assert_same_batches(first, batches(data.train, 0))
-    # Every sample once per epoch, the last partial batch kept.
-    assert sum(len(targets) for _, targets in first) == data.train.num_samples == 180
-    assert len(data.train) == len(first) == 6 and len(first[-1][1]) == 180 - 5 * 32
-    # Validation is never shuffled.
-    assert_same_batches(batches(data.val, 0), batches(data.val, 5))
-
-
-@pytest.mark.parametrize("loader", ["in_memory", "dataloader"])
-def test_iter_from_resumes_exactly_where_an_epoch_left_off(tmp_path: Path, loader: str) -> None:
-    augment = {"crop_padding": 3, "horizontal_flip": True}
-    data = build_data(**data_kwargs(tmp_path, loader=loader, augment=augment))
-    full = batches(data.train, 2)
-    assert_same_batches(batches(data.train, 2, start=4), full[4:])
-    assert batches(data.train, 2, start=len(data.train)) == []
-
-
-def test_augmentation_is_seeded_and_keeps_shape(tmp_path: Path) -> None:
-    augment = {"crop_padding": 4, "horizontal_flip": True}
-    plain = batches(build_data(**data_kwargs(tmp_path, seed=0)).train, 0)
-    seed0 = batches(build_data(**data_kwargs(tmp_path, augment=augment, seed=0)).train, 0)
-    seed0_again = batches(build_data(**data_kwargs(tmp_path, augment=augment, seed=0)).train, 0)
-    seed1 = batches(build_data(**data_kwargs(tmp_path, augment=augment, seed=1)).train, 0)
-    inputs, targets = seed0[0]
-    assert inputs.shape == plain[0][0].shape == (32, 1, 28, 28) and inputs.dtype == torch.float32
-    assert torch.equal(targets, plain[0][1])  # augmentation moves pixels, not samples
-    assert not torch.equal(inputs, plain[0][0])
-    assert_same_batches(seed0, seed0_again)
-    assert not torch.equal(seed1[0][0], inputs)
-    # Crop padding fills with black, i.e. the normalized value of pixel 0.
-    assert inputs.min() >= (0 - 0.1307) / 0.3081 - 1e-6
 
 
 def test_val_split_depends_on_split_seed_only(tmp_path: Path) -> None:
@@ -212,17 +152,94 @@ def test_input_shape_must_match_the_dataset(tmp_path: Path) -> None:
         build_data(**data_kwargs(tmp_path, "mnist_sample", input_shape=[3, 32, 32], mean=[0.5] * 3, std=[0.5] * 3))
 
 
-def test_batched_crop_and_flip_match_a_per_sample_reference() -> None:
-    from trainscope.data.augment import AugmentConfig, augment_batch
-    from trainscope.data.seeding import AUGMENT_STREAM, cpu_generator
+# ---------------------------------------------------------------- dataset files where users keep them, read-only, cache
 
-    images = torch.randn(16, 3, 8, 8)
-    augmented = augment_batch(images, AugmentConfig(2, True), torch.zeros(3), seed=5, epoch=1, batch_index=4)
-    generator = cpu_generator(AUGMENT_STREAM, 5, 1, 4)
-    offsets = torch.randint(0, 5, (2, 16), generator=generator)
-    flips = torch.rand(16, generator=generator) < 0.5
-    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
-    for index in range(16):
-        top, left = offsets[:, index].tolist()
-        expected = padded[index, :, top : top + 8, left : left + 8]
-        assert torch.equal(augmented[index], expected.flip(-1) if flips[index] else expected)
+
+QUICK = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2", "logging=minimal"]
+
+
+def copy_gz_files(folder: Path, names: str = "*.gz") -> Path:
+    folder.mkdir(parents=True)
+    for path in BUNDLED_MNIST_DIR.glob(names):
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+@pytest.mark.parametrize("layout", ["FashionMNIST/raw", ".", "fashion_mnist"])
+def test_fashion_mnist_is_found_in_a_torchvision_root_or_a_plain_folder(tmp_path: Path, layout: str) -> None:
+    copy_gz_files(tmp_path / "copy" / layout)  # the sample's files stand in for Fashion-MNIST's (same names)
+    data = build_data(**data_kwargs(tmp_path / "copy", "fashion_mnist", download=False))
+    assert data.class_names[0] == "T-shirt/top"
+    assert data.train.num_samples + data.val.num_samples == 4000
+    assert not list((tmp_path / "copy").rglob("*-ubyte")), "nothing is unpacked next to the user's files"
+
+
+def test_missing_files_are_named(tmp_path: Path) -> None:
+    folder = copy_gz_files(tmp_path / "copy" / "FashionMNIST" / "raw", "*images*.gz")
+    with pytest.raises(DataError) as raised:
+        build_data(**data_kwargs(tmp_path / "copy", "fashion_mnist", download=True))
+    assert str(raised.value) == (
+        f"fashion_mnist in {folder} is missing train-labels-idx1-ubyte(.gz), t10k-labels-idx1-ubyte(.gz); "
+        "put the missing files there"
+    )
+    with pytest.raises(DataError, match=r"not found in .* \(wanted train-images-idx3-ubyte\(.gz\), train-labels"):
+        build_data(**data_kwargs(tmp_path / "empty", "fashion_mnist", download=False))
+
+
+def test_a_data_directory_that_is_a_file_is_named_as_such(train, tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "data.txt"
+    not_a_folder.write_text("")
+    result = run_script("train.py", QUICK, train.output_root, not_a_folder)
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"error: {not_a_folder} is a file, not a directory; set paths.data_dir (or data.root) to a folder"
+    )
+    assert result.stdout.count("is a file") == 0, "printed once, on stderr"
+    assert not list(train.output_root.glob("runs/*/*")), "a run that failed on its data leaves no folder"
+
+
+def read_only(folder: Path, command: list[str]) -> list[str]:
+    """`command` with `folder` bind-mounted read-only in its own user+mount namespace.
+
+    Tests run as root, which writes through any permission bit; a read-only mount refuses root too
+    (EROFS, exactly what a read-only dataset share gives), and `unshare -rm` needs no privileges.
+    """
+    mount = f'mount --bind {folder} {folder} && mount -o remount,bind,ro {folder} {folder} && exec "$@"'
+    return ["unshare", "-rm", "sh", "-c", mount, "sh", *command]
+
+
+def test_read_only_data_dirs_train(tmp_path: Path) -> None:
+    if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.fail("unshare -rm is needed to make a read-only mount for this test")
+    data_dir = tmp_path / "read-only-data"
+    copy_gz_files(data_dir / "FashionMNIST" / "raw")
+    (data_dir / "fashion_mnist").mkdir()  # the cache folder exists: torch.save itself meets the read-only disk
+    before = sorted(str(path.relative_to(data_dir)) for path in data_dir.rglob("*"))
+    for data in ("mnist_sample", "fashion_mnist"):
+        result = subprocess.run(
+            read_only(data_dir, [sys.executable, "train.py", f"data={data}", *QUICK]),
+            cwd=REPO_ROOT, env=cli_env(tmp_path / data, data_dir), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert f"could not write cache {data_dir / data / 'cache-train.pt'} (" in result.stdout
+        assert "Read-only file system" in result.stdout and "training from memory" in result.stdout
+    assert sorted(str(path.relative_to(data_dir)) for path in data_dir.rglob("*")) == before
+
+
+def test_an_altered_cache_is_caught_by_its_checksum(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = validate_config(tmp_path, "mnist_sample")
+    original = load_split(config, "train")
+    path = cache_path(config, "train")
+    cached = torch.load(path, weights_only=True)
+    assert cached["version"] == CACHE_VERSION and cached["checksum"] == tensor_checksum(
+        original.images, original.labels
+    )
+    cached["images"][:7] = 255 - cached["images"][:7]  # 7 images changed, header untouched
+    torch.save(cached, path)
+
+    with caplog.at_level(logging.WARNING):
+        again = load_split(config, "train")
+    assert f"cache {path} does not match its checksum" in caplog.text
+    assert not again.from_cache and torch.equal(again.images, original.images)
+    assert load_split(config, "train").from_cache, "the cache is written again, intact"

@@ -1,7 +1,10 @@
-"""Resume as a user does it: kill a run, `python train.py resume=<run_dir>`, get the run that was never killed."""
+"""Resume as a user does it: kill a run (mid-epoch, or milliseconds around a checkpoint write), `python train.py
+resume=<run_dir>`, get the run that was never killed; a second `resume=` or an eval while one trains, a conflicting
+override and a hand-edited saved config are one `error:` line each."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -15,8 +18,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, cli_env, resume_cli, start_training, wait_for_checkpoint
-from tests.helpers.events import read_events, session_infos
+from tests.helpers.cli import (
+    FULL,
+    REPO_ROOT,
+    TINY,
+    cli_env,
+    error_line,
+    resume_cli,
+    run_script,
+    single_run_dir,
+    start_training,
+    wait_for_checkpoint,
+)
+from tests.helpers.events import points_per_tag, read_events, session_infos
 
 # A CNN on small images, deterministic, with a checkpoint every 5 steps: 576 train images → 18 batches an epoch.
 DETERMINISTIC = [
@@ -91,15 +105,6 @@ def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path: Pa
     assert session_infos(run_dir, "_hparams_/session_end_info") == 1
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """A completed one-epoch run, shared by the tests that only read it (copy it before resuming)."""
-    cli = TrainCLI(tmp_path_factory.mktemp("finished"), data_dir)
-    result = cli(*TINY, "trainer.max_epochs=1", "logging.progress_bar=false")
-    assert result.returncode == 0, result.stderr
-    return cli.run_dir()
-
-
 def test_max_epochs_extends_a_finished_run_in_place(finished_run: Path, tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / finished_run.name
     shutil.copytree(finished_run, run_dir)
@@ -171,3 +176,139 @@ def test_every_tensorboard_reader_drops_what_a_killed_segment_logged_after_its_c
     legacy = plugin_event_accumulator.EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
     legacy.Reload()
     assert [(event.step, event.tensor_proto.float_val[0]) for event in legacy.Tensors("x")] == expected
+
+
+# ---------------------------------------------------------------- SIGKILL around the checkpoint write
+
+
+def kill_when(process: subprocess.Popen[str], output_root: Path, moment: str, writes_before: int) -> Path:
+    """SIGKILL `process` at `moment`, after `writes_before` checkpoint writes; the run directory.
+
+    `after_replace`: polled, within milliseconds of `last.pt` being replaced by write `writes_before + 1` (the new
+    file claims its step); `during_write`: while that write's `last.pt.tmp` is being written (the old `last.pt`
+    still claims the step before).
+    """
+    deadline = time.monotonic() + 120
+    seen: list[int] = []  # the distinct mtimes of last.pt: one per completed write
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the run ended before the moment to kill it"
+        found = list((output_root / "runs").glob("*/*/checkpoints/last.pt"))
+        with contextlib.suppress(FileNotFoundError):  # between the rename and the next stat
+            if found:
+                last = found[0]
+                mtime = last.stat().st_mtime_ns
+                if not seen or seen[-1] != mtime:
+                    seen.append(mtime)
+                writing = last.with_name("last.pt.tmp").exists() and len(seen) >= writes_before
+                if len(seen) > writes_before if moment == "after_replace" else writing:
+                    break
+        time.sleep(0.0005)
+    else:
+        pytest.fail(f"no {moment} moment within the timeout")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return last.parent.parent
+
+
+@pytest.mark.parametrize(
+    ("moment", "writes_before", "checkpointing"),
+    [
+        ("after_replace", 1, []),
+        ("during_write", 1, []),
+        # mid-epoch checkpoints every 4 of the 8 steps of an epoch: write 3 is the one at the end of epoch 1's
+        # validation (or, with a mid-epoch checkpoint at the epoch's last step, the epoch-end one after it)
+        ("during_write", 2, ["callbacks.checkpoint.every_n_steps=4"]),
+        ("after_replace", 2, ["callbacks.checkpoint.every_n_steps=4"]),
+    ],
+    ids=["just_after_the_replace", "while_writing", "while_writing_every_4_steps", "just_after_every_4_steps"],
+)
+def test_sigkill_around_the_checkpoint_write_loses_no_point(
+    moment: str,
+    writes_before: int,
+    checkpointing: list[str],
+    tmp_path: Path,
+    data_dir: Path,
+    reference_points: dict[str, list[int]],
+) -> None:
+    output_root = tmp_path / "outputs"
+    process = start_training([*FULL, *checkpointing], output_root, data_dir, stdout=subprocess.DEVNULL)
+    run_dir = kill_when(process, output_root, moment, writes_before)
+    resumed = resume_cli(run_dir, data_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
+    assert points_per_tag(run_dir) == reference_points
+
+
+# ---------------------------------------------------------------- two resume= at once
+
+
+def test_a_second_resume_or_an_eval_is_refused_while_the_first_trains_and_a_killed_ones_lock_does_not_block(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    output_root = tmp_path / "outputs"
+    no_early_stop = "callbacks.early_stopping=null"  # the resumed run must still train when eval.py comes
+    first = run_script("train.py", [*TINY, "trainer.max_epochs=1", no_early_stop], output_root, data_dir)
+    assert first.returncode == 0, first.stderr
+    run_dir = single_run_dir(output_root)
+    lock = run_dir / "run.lock"
+
+    long_resume = ["trainer.max_epochs=500"]
+    training = subprocess.Popen(
+        [sys.executable, "train.py", f"resume={run_dir}", *long_resume],
+        cwd=REPO_ROOT,
+        env=cli_env(tmp_path / "unused", data_dir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (lock.is_file() and lock.read_text().strip() == str(training.pid)):
+            assert time.monotonic() < deadline and training.poll() is None, "the first resume never took the lock"
+            time.sleep(0.01)
+        started = time.monotonic()
+        second = resume_cli(run_dir, data_dir, *long_resume)
+        assert second.returncode == 2
+        line = error_line(second)
+        assert f"is locked by pid {training.pid}" in line, line
+        assert time.monotonic() - started < 30  # refused at once, not after training
+        metrics_before = (run_dir / "metrics.json").read_bytes()
+        evaluated = run_script("eval.py", [f"run={run_dir}"], tmp_path / "unused", data_dir)
+        assert evaluated.returncode == 2  # eval writes metrics.json too: not while a run trains there
+        assert f"is locked by pid {training.pid}" in error_line(evaluated), evaluated.stderr
+        assert (run_dir / "metrics.json").read_bytes() == metrics_before
+        assert training.poll() is None, "the refused resume must not disturb the one training"
+    finally:
+        training.send_signal(signal.SIGKILL)
+        training.wait()
+
+    epochs_done = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["trainer"]["epoch"]
+    after_kill = resume_cli(run_dir, data_dir, f"trainer.max_epochs={epochs_done + 1}")
+    assert after_kill.returncode == 0, after_kill.stderr  # the killed process's lock file is still there
+    assert lock.read_text().strip() != str(training.pid)
+
+
+# ---------------------------------------------------------------- an edited saved config
+
+
+def test_resume_after_the_saved_config_was_edited_says_so(finished_run: Path, tmp_path: Path, data_dir: Path) -> None:
+    run_dir = tmp_path / finished_run.name
+    shutil.copytree(finished_run, run_dir)
+    saved = run_dir / ".hydra" / "config.yaml"
+    saved.write_text(saved.read_text().replace("lr: 0.001", "lr: 0.5", 1))
+    result = resume_cli(run_dir, data_dir, "trainer.max_epochs=2")
+    assert result.returncode == 2
+    line = error_line(result)
+    assert "the saved config changed since the checkpoint: optimizer.lr is 0.5 in" in line, line
+    assert "drop that override" not in line
+
+
+def test_resume_with_broken_yaml_in_the_saved_config_is_one_line(
+    finished_run: Path, tmp_path: Path, data_dir: Path
+) -> None:
+    run_dir = tmp_path / finished_run.name
+    shutil.copytree(finished_run, run_dir)
+    saved = run_dir / ".hydra" / "config.yaml"
+    saved.write_text(saved.read_text() + "broken: [\n")
+    result = resume_cli(run_dir, data_dir, "trainer.max_epochs=2")
+    assert result.returncode == 2
+    assert f"{saved}:" in error_line(result) and "malformed YAML" in error_line(result)

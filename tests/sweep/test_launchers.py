@@ -17,7 +17,7 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.helpers.cli import TINY
-from tests.sweep.optuna.test_optuna_sweep import SEARCH, last_line, load_study, run_dirs
+from tests.helpers.sweep import SEARCH, last_line, load_study, run_dirs
 from trainscope.sweep.study import HOST_ATTR, OWNER_ATTR
 from trainscope.trial.handle import RUN_DIR_ATTR
 

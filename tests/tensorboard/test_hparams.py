@@ -15,6 +15,7 @@ from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.plugins.hparams import api_pb2, metadata
 from torch.utils.tensorboard import SummaryWriter
 
+from tests.helpers.cli import TINY, TrainCLI
 from tests.helpers.events import read_events
 from tests.helpers.tensorboard_server import experiment, metric_values, session_groups, start_tensorboard, wait_for
 from trainscope.config.flatten import hparams_from_config, is_hparam_key, normalize_value
@@ -279,3 +280,21 @@ def test_tensorboard_hparams_tab_shows_each_run_as_its_own_live_session(tmp_path
     writer.flush()
     wait_for(lambda: metric_values(live_session() or {}).get("val/acc") == 0.875, what="the new val/acc")
     writer.close()
+
+
+# ---------------------------------------------------------------- the HParams Trial ID
+
+
+def test_trial_id_is_the_run_path_relative_to_the_logdir_tensorboard_opened(train: TrainCLI) -> None:
+    result = train("-m", *TINY, "trainer.max_epochs=1", "optimizer.lr=0.01,0.02")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (sweep_dir,) = train.output_root.glob("multirun/*/*")
+    run_names = sorted(path.name for path in sweep_dir.iterdir() if path.is_dir() and path.name[0].isdigit())
+    assert len(run_names) == 2 and run_names[0].startswith("0_") and "optimizer.lr=0.01" in run_names[0]
+
+    for logdir, prefix in ((sweep_dir, ""), (train.output_root, f"{sweep_dir.relative_to(train.output_root)}/")):
+        url = start_tensorboard(logdir)
+        groups = wait_for(lambda url=url: len(session_groups(url)) == 2 and session_groups(url), what="2 rows")
+        # The row's name (the Trial ID column) is the run's own path under the opened logdir: readable, unique.
+        assert sorted(group["name"] for group in groups) == [prefix + name for name in run_names]
+        assert all([session["name"] for session in group["sessions"]] == [group["name"]] for group in groups)

@@ -6,9 +6,8 @@ directories, `metrics.json`, `optimization_results.yaml`, the terminal's last li
 
 from __future__ import annotations
 
-import os
+import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,35 +21,43 @@ from tensorboard.plugins.hparams import metadata
 
 from tests.helpers.cli import REPO_ROOT, cli_env
 from tests.helpers.events import read_events
+from tests.helpers.sweep import (
+    error_lines,
+    event_files,
+    last_line,
+    load_study,
+    metrics,
+    run,
+    run_dirs,
+    scalar_steps,
+    start,
+    sweep_args,
+    wait_for,
+)
 from trainscope.core.run_dir import SPACE_RESERVE
 from trainscope.sweep.study import FAIL_REASON_ATTR, OWNER_ATTR, count_trials
 from trainscope.trial.handle import RUN_DIR_ATTR
 from trainscope.trial.storage import open_storage
 
-SEARCH = ["hparams_search=synthetic", "logging.log_every_n_steps=4"]
+# SGD on the synthetic data: 0.3 and 0.2 learn in one epoch, 1e-6..3e-6 stay at chance level. The grid
+# sampler with seed 4 runs 0.3, then 2e-6 (pruned after one epoch by the median of 0.3), then 0.2.
+OPTUNA_GRID = [
+    "hparams_search=synthetic",
+    "optimizer=sgd",
+    "data.batch_size=32",
+    "model.hidden_sizes=[16]",
+    "optimizer.lr=choice(0.3,0.2,1e-6,2e-6,3e-6)",
+    "hydra/sweeper/sampler=grid",
+    "hydra.sweeper.seed=4",
+    "hydra/sweeper/pruner=median",
+    "hydra.sweeper.pruner.n_startup_trials=1",
+    "logging=minimal",
+    "callbacks=[checkpoint]",
+]
+
 # SGD on the synthetic data: 0.3 and 0.2 learn in one epoch, 1e-6..3e-6 stay at chance level,
 # 1e30 turns the loss into NaN and -1.0 is rejected by the config checks.
 LEARNS = ["optimizer=sgd", "data.batch_size=32", "model.hidden_sizes=[16]"]
-
-
-def sweep_args(sweep_dir: Path, *args: str) -> list[str]:
-    return ["-m", *SEARCH, f"hydra.sweep.dir={sweep_dir}", *args]
-
-
-def load_study(sweep_dir: Path, name: str = "synthetic") -> optuna.Study:
-    storage = open_storage(str(sweep_dir / "optuna_journal.log"))
-    return optuna.load_study(study_name=name, storage=storage)
-
-
-def run_dirs(sweep_dir: Path) -> list[Path]:
-    return sorted(
-        (path for path in sweep_dir.iterdir() if path.is_dir() and path.name[0].isdigit()),
-        key=lambda path: int(path.name.split("_", 1)[0]),
-    )
-
-
-def last_line(result: subprocess.CompletedProcess[str]) -> str:
-    return result.stdout.strip().splitlines()[-1]
 
 
 def start_sweep(tmp_path: Path, data_dir: Path, args: list[str], log_name: str) -> subprocess.Popen[str]:
@@ -230,30 +237,103 @@ def test_two_processes_share_one_study(tmp_path: Path, data_dir: Path) -> None:
     assert {t.user_attrs[RUN_DIR_ATTR] for t in trials} == {str(d) for d in dirs}
 
 
-def test_n_jobs_runs_trials_in_worker_processes(train: Any, tmp_path: Path) -> None:
+def test_preempted_optuna_sweep_resumes_its_trial_from_the_checkpoint_and_trial_runs_resume_alone(
+    tmp_path: Path, data_dir: Path
+) -> None:
     sweep_dir = tmp_path / "sweep"
-    result = train(*sweep_args(sweep_dir, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2"))
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    trials = load_study(sweep_dir).trials
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
-    assert len({t.system_attrs[OWNER_ATTR]["pid"] for t in trials}) == 2
-    assert (sweep_dir / "optuna_worker_1" / "worker.log").is_file()
-    assert "optuna: 4 trials: 4 complete" in last_line(result)
+    storage = str(sweep_dir / "optuna_journal.log")
+    args = ["-m", *OPTUNA_GRID, "hydra.sweeper.n_trials=3", "trainer.max_epochs=5", f"hydra.sweep.dir={sweep_dir}"]
+    first = start(args, tmp_path / "outputs", data_dir)
+    wait_for(lambda: list(sweep_dir.glob("2_*/checkpoints/last.pt")), first, "trial 2's first checkpoint")
+    first.send_signal(signal.SIGTERM)  # a scheduler preempting the job
+    stdout, stderr = first.communicate(timeout=120)
+    assert first.returncode == 143, stdout[-2000:] + stderr[-2000:]
+    assert "interrupted: rerun the same command to continue the study" in stderr and "Traceback" not in stderr
+    trials = load_study(storage).trials
+    states = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.WAITING]  # the retry, queued
+    assert [t.state for t in trials] == states
+    assert trials[2].user_attrs[FAIL_REASON_ATTR].startswith("interrupted")
+    completed, pruned, interrupted = (Path(t.user_attrs[RUN_DIR_ATTR]) for t in trials[:3])
+    assert metrics(interrupted)["status"] == "interrupted" and (interrupted / "checkpoints" / "last.pt").is_file()
+    interrupted_copy = tmp_path / "interrupted_copy"  # for resume= below: the sweep's rerun finishes the original
+    shutil.copytree(interrupted, interrupted_copy)
+    checkpointed_step = max(scalar_steps(event_files(interrupted)[0], "train/loss"))  # its last epoch
+
+    rerun = run(args, tmp_path / "outputs", data_dir)  # the same command, later
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert f"trial 3 continues the interrupted run {interrupted} from its checkpoint" in rerun.stdout
+    trials = load_study(storage).trials
+    counts = count_trials(trials)
+    assert (counts.complete, counts.pruned, counts.failed, counts.interrupted, counts.running) == (2, 1, 0, 1, 0)
+    assert counts.finished == 3  # exactly n_trials
+    assert Path(trials[3].user_attrs[RUN_DIR_ATTR]) == interrupted and trials[3].params == trials[2].params
+    assert not list(sweep_dir.glob("3_*"))  # continued in place, not started again elsewhere
+    assert metrics(interrupted)["status"] == "completed" and metrics(interrupted)["epochs_run"] == 5
+    _, second_segment = event_files(interrupted)
+    assert min(scalar_steps(second_segment, "train/loss")) > checkpointed_step  # not from the first epoch
+    assert "optuna: 3 trials: 2 complete, 1 pruned, 0 failed (1 interrupted and retried)" in rerun.stdout
+
+    # resume= a trial's run directory: it continues like any run, outside the study, and says so.
+    reports_before = {t.number: dict(t.intermediate_values) for t in trials}
+    cases = {completed: ["trainer.max_epochs=6"], pruned: [], interrupted_copy: []}
+    processes = {
+        run_dir: start([f"resume={run_dir}", *extra], tmp_path / "unused", data_dir) for run_dir, extra in cases.items()
+    }
+    for process in processes.values():
+        stdout, stderr = process.communicate(timeout=240)
+        assert process.returncode == 0, stdout[-2000:] + stderr[-2000:]
+        assert "outside the study: this run reports nothing to it" in stderr
+        assert "Traceback" not in stderr
+    assert metrics(completed)["epochs_run"] == 6
+    assert metrics(pruned)["epochs_run"] == 5 and metrics(pruned)["status"] == "completed"
+    assert metrics(interrupted_copy)["epochs_run"] == 5 and metrics(interrupted_copy)["status"] == "completed"
+    after = load_study(storage).trials
+    assert len(after) == 4 and {t.number: dict(t.intermediate_values) for t in after} == reports_before
 
 
-def test_locked_storage_is_one_clear_line(train: Any, tmp_path: Path) -> None:
-    database = tmp_path / "study.db"
-    sqlite3.connect(database).execute("CREATE TABLE holder (x)").connection.commit()
-    holder = sqlite3.connect(database)
-    holder.execute("BEGIN EXCLUSIVE")
-    try:
-        result = train(*sweep_args(tmp_path / "sweep", f"hydra.sweeper.storage=sqlite:///{database}"))
-    finally:
-        holder.rollback()
-        holder.close()
-    assert result.returncode == 2
-    assert (
-        result.stderr.strip().splitlines()[-1].startswith(f"error: cannot open Optuna storage 'sqlite:///{database}'")
-    )
-    assert "database is locked" in result.stderr and "Traceback" not in result.stderr
-    assert os.path.exists(database)
+def test_other_sweeps_in_a_study_s_directory_are_refused_and_a_cooperating_one_counts_the_study(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    sweep_dir = tmp_path / "sweep"
+    args = [
+        "-m",
+        "hparams_search=synthetic",
+        "hydra/sweeper/pruner=none",
+        "hydra.sweeper.n_trials=2",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    first = start([*args, "trainer.max_epochs=80"], tmp_path / "outputs", data_dir)  # trial 0 trains a while
+    wait_for(lambda: list(sweep_dir.glob("0_*")), first, "trial 0's run directory")
+    other_study = start([*args, "hydra.sweeper.study_name=other"], tmp_path / "outputs", data_dir)
+    other_space = start([*args, "optimizer.lr=interval(0.0001,0.1)"], tmp_path / "outputs", data_dir)
+    helper = start([*args, "trainer.max_epochs=1"], tmp_path / "outputs", data_dir)  # same study: trial 1
+    refused = {"study": other_study.communicate(timeout=240), "space": other_space.communicate(timeout=240)}
+    helper_out, helper_err = helper.communicate(timeout=240)
+    first_still_running = first.poll() is None
+    stdout, stderr = first.communicate(timeout=240)
+    assert first.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    assert helper.returncode == 0, helper_out[-2000:] + helper_err[-2000:]
+
+    assert other_study.returncode == 2 and other_space.returncode == 2
+    for _, err in refused.values():
+        assert len(error_lines(err)) == 1 and "Traceback" not in err
+    (study_error,) = error_lines(refused["study"][1])
+    assert study_error.startswith(f"error: hydra.sweep.dir={sweep_dir} holds the runs of Optuna study 'synthetic'")
+    assert "choose another hydra.sweep.dir for study 'other'" in study_error
+    (space_error,) = error_lines(refused["space"][1])
+    expected = "samples optimizer.lr from float in [0.0001, 0.1], log, this sweep from float in [0.0001, 0.1];"
+    assert expected in space_error
+
+    # The helper ran trial 1 and ended while trial 0 still trained in the first process: its line says so.
+    assert first_still_running
+    assert "optuna: 1 trials: 1 complete, 0 pruned, 0 failed, 1 still running in another process" in helper_out
+    assert "optuna: 2 trials: 2 complete, 0 pruned, 0 failed;" in stdout
+
+    storage = str(sweep_dir / "optuna_journal.log")
+    assert optuna.study.get_all_study_names(open_storage(storage)) == ["synthetic"]
+    trials = load_study(storage).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]  # reached n_trials, none RUNNING
+    run_dirs = [path for path in sweep_dir.iterdir() if path.is_dir()]
+    assert len(run_dirs) == 2 and all(len(event_files(path)) == 1 for path in run_dirs)  # never two writers
+    outputs = [stdout, stderr, helper_out, helper_err, *(text for pair in refused.values() for text in pair)]
+    assert not any("free disk space" in text for text in outputs)

@@ -14,12 +14,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from tests.helpers.cli import REPO_ROOT, cli_env
-from tests.sweep.optuna.test_optuna_sweep import SEARCH, last_line, load_study
+from tests.helpers.sweep import SEARCH, last_line, load_study, sweep_args
 from trainscope.sweep.study import FAIL_REASON_ATTR, OWNER_ATTR, count_trials
 from trainscope.trial.handle import RUN_DIR_ATTR
 
@@ -171,3 +172,14 @@ def test_no_more_workers_than_trials_and_n_jobs_below_one_is_one_line(tmp_path: 
     refused = rerun(sweep_command(tmp_path / "other", "hydra.sweeper.n_jobs=-1"), tmp_path, data_dir)
     assert refused.returncode == 2
     assert refused.stderr.strip() == "error: hydra.sweeper.n_jobs (trials at once) must be a positive integer, got -1"
+
+
+def test_n_jobs_runs_trials_in_worker_processes(train: Any, tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    result = train(*sweep_args(sweep_dir, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    trials = load_study(sweep_dir).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert len({t.system_attrs[OWNER_ATTR]["pid"] for t in trials}) == 2
+    assert (sweep_dir / "optuna_worker_1" / "worker.log").is_file()
+    assert "optuna: 4 trials: 4 complete" in last_line(result)
