@@ -65,6 +65,9 @@ from trainscope.trial.channel import TrialAddress
 from trainscope.trial.handle import PRUNER_STUDY_ATTR, RUN_DIR_ATTR
 from trainscope.trial.storage import StorageError, open_storage, redact
 
+# How often a process whose trials are all claimed looks whether the trials running elsewhere have ended.
+WAIT_POLL_SECONDS = 1.0
+
 
 def say(message: str) -> None:
     print(f"[optuna] {message}", flush=True)
@@ -358,7 +361,9 @@ class OptunaSweep:
                 "(a dead worker's trial is retried here after the heartbeat grace period)"
             )
             self._waiting = True
-        time.sleep(storage.get_heartbeat_interval())  # type: ignore[attr-defined]
+        # Look again soon (one storage read), not a heartbeat interval later: the sweep ends as soon as the last
+        # trial elsewhere does. A dead worker's trial still waits out the grace period (claim_trial fails it then).
+        time.sleep(min(WAIT_POLL_SECONDS, storage.get_heartbeat_interval()))  # type: ignore[attr-defined]
         return True
 
     def trial_overrides(self, trial: Trial) -> list[str]:
