@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -39,6 +40,7 @@ def one_error_line(stderr: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_full_logging_writes_scalars_histograms_images_text_and_graph(train) -> None:
     # A tiny learning rate keeps the model wrong often enough to show misclassified examples.
     result = train(*TINY, "logging=full", "logging.log_every_n_steps=2", "optimizer.lr=1e-5")
@@ -76,6 +78,7 @@ def test_full_logging_writes_scalars_histograms_images_text_and_graph(train) -> 
     assert tags["graph"]
 
 
+@pytest.mark.slow
 def test_minimal_logging_with_no_callbacks_writes_scalars_only(train) -> None:
     result = train(*TINY, "logging=minimal", "logging.log_every_n_steps=2", "callbacks=none")
     assert result.returncode == 0, result.stderr
@@ -90,6 +93,7 @@ def test_minimal_logging_with_no_callbacks_writes_scalars_only(train) -> None:
     assert not (run_dir / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_huge_learning_rate_fails_the_run_with_advice(train) -> None:
     result = train(*TINY, "optimizer.lr=1e6")
     assert result.returncode == 1
@@ -119,6 +123,7 @@ class PoisonGradients(Callback):
             parameter.register_hook(poison)
 
 
+@pytest.mark.slow
 def test_nan_gradients_stop_the_run_and_keep_the_last_good_checkpoint(train) -> None:
     result = train(
         *TINY,
@@ -169,6 +174,7 @@ class RecordHooks(Callback):
         self._record("on_fit_end", status=trainer.status)
 
 
+@pytest.mark.slow
 def test_custom_callback_from_the_command_line_sees_early_stopping(train) -> None:
     # (override names become the run directory's name: kept short, under the file system's 255 bytes)
     result = train(

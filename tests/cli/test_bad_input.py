@@ -63,6 +63,7 @@ def test_config_mistakes(train: TrainCLI, override: str, message: str) -> None:
 # ---------------------------------------------------------------- data
 
 
+@pytest.mark.slow
 def test_dataset_directory_missing(train: TrainCLI, tmp_path: Path) -> None:
     result = train("data=mnist", "data.download=false", f"paths.data_dir={tmp_path / 'nowhere'}")
     assert result.returncode == 2
@@ -70,6 +71,7 @@ def test_dataset_directory_missing(train: TrainCLI, tmp_path: Path) -> None:
     assert "mnist not found in" in line and "data.download=false" in line and "data=mnist_sample" in line
 
 
+@pytest.mark.slow
 def test_dataset_directory_unreadable(train: TrainCLI, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     copy_mnist_files(data_dir)
@@ -113,6 +115,7 @@ def two_epoch_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> P
     return cli.run_dir()
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_falls_back_to_the_previous_one(two_epoch_run: Path, tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / two_epoch_run.name
     shutil.copytree(two_epoch_run, run_dir)
@@ -130,6 +133,7 @@ def test_corrupt_checkpoint_falls_back_to_the_previous_one(two_epoch_run: Path, 
     assert torch.load(run_dir / "checkpoints" / "previous.pt", weights_only=True)["trainer"]["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_without_a_good_previous_one(two_epoch_run: Path, tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / two_epoch_run.name
     shutil.copytree(two_epoch_run, run_dir)
@@ -148,6 +152,7 @@ def test_resume_a_directory_that_is_not_a_run(tmp_path: Path, data_dir: Path) ->
     assert "is not a run directory (no .hydra/config.yaml)" in error_line(not_a_run)
 
 
+@pytest.mark.slow
 def test_resume_a_run_without_a_checkpoint(two_epoch_run: Path, tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / two_epoch_run.name
     shutil.copytree(two_epoch_run, run_dir)
@@ -191,6 +196,7 @@ def small_disk(directory: Path, size_bytes: int) -> Iterator[bool]:
             subprocess.run(["umount", "-l", str(directory)], check=False)
 
 
+@pytest.mark.slow
 def test_disk_full_while_writing_a_checkpoint(two_epoch_run: Path, tmp_path: Path, data_dir: Path) -> None:
     """Epoch 3's checkpoint does not fit: the run fails in one line and epoch 2's checkpoint stays good.
 
@@ -225,6 +231,7 @@ def test_disk_full_while_writing_a_checkpoint(two_epoch_run: Path, tmp_path: Pat
 # ---------------------------------------------------------------- training and sweeps
 
 
+@pytest.mark.slow
 def test_nan_loss(train: TrainCLI) -> None:
     result = train(*TINY, "optimizer=sgd", "optimizer.lr=1e30", "trainer.max_epochs=1")
     assert result.returncode == 1
@@ -245,6 +252,7 @@ def test_infinite_learning_rate_is_rejected_up_front(train: TrainCLI) -> None:
     assert not list(train.output_root.glob("runs/*/*/checkpoints")), "nothing trained"
 
 
+@pytest.mark.slow
 def test_no_validation_split_refuses_val_metrics(train: TrainCLI) -> None:
     result = train(*TINY, "data.val_fraction=0")
     assert result.returncode == 2
@@ -260,6 +268,7 @@ def test_no_validation_split_refuses_val_metrics(train: TrainCLI) -> None:
     assert "data.val_fraction=0.001 leaves no validation samples" in error_line(result)
 
 
+@pytest.mark.slow
 def test_no_validation_split_trains_on_train_metrics_and_logs_no_val_metric(train: TrainCLI) -> None:
     result = train(*TINY, "data.val_fraction=0", "monitor.metric=train/acc", "optimized_metric=train/acc")
     assert result.returncode == 0, result.stderr
@@ -273,6 +282,7 @@ def test_no_validation_split_trains_on_train_metrics_and_logs_no_val_metric(trai
     assert (run_dir / "checkpoints" / "best.pt").is_file(), "best.pt follows train/acc"
 
 
+@pytest.mark.slow
 def test_a_diverged_run_without_logging_steps_fails(train: TrainCLI) -> None:
     # 4 steps an epoch, a logging step every 20: only the epoch's mean train loss shows the divergence.
     result = train("data=synthetic", "model=mlp", "optimizer.lr=1e9", "trainer.max_epochs=2")

@@ -18,6 +18,7 @@ EPOCH_TAGS = ["train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", 
 STEP_TAGS = ["train/loss_step", "train/acc_step", "lr", "train/grad_norm", "train/samples_per_sec"]
 
 
+@pytest.mark.slow
 def test_synthetic_run_writes_events_checkpoints_and_metrics(train) -> None:
     result = train(*TINY)
     assert result.returncode == 0, result.stderr
@@ -55,7 +56,7 @@ def compose_config(overrides: list[str]):
         return compose(config_name="train", overrides=overrides)
 
 
-@pytest.mark.parametrize("model", ["mlp", "cnn", "lenet", "resnet18"])
+@pytest.mark.parametrize("model", ["mlp", "cnn", "lenet", pytest.param("resnet18", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("shape", [[1, 28, 28], [3, 32, 32]], ids=["mnist_shape", "cifar_shape"])
 def test_every_model_trains_a_step_on_every_input_shape(model: str, shape: list[int]) -> None:
     config = compose_config([f"model={model}", "data=synthetic", f"data.input_shape=[{','.join(map(str, shape))}]"])
@@ -92,6 +93,7 @@ def test_model_error_lists_the_options(train) -> None:
     assert "cnn, custom, lenet, mlp, resnet18, timm" in result.stderr
 
 
+@pytest.mark.slow
 def test_same_seed_deterministic_runs_match(train, tmp_path: Path) -> None:
     args = [*TINY, "trainer.deterministic=true", "trainer.seed=7", "model=cnn", "data.input_shape=[1,12,12]"]
     first = train(*args)
@@ -105,6 +107,7 @@ def test_same_seed_deterministic_runs_match(train, tmp_path: Path) -> None:
         assert first_metrics["final"][key] == second_metrics["final"][key], key
 
 
+@pytest.mark.slow
 def test_cnn_learns_real_mnist_sample(train) -> None:
     result = train("model=cnn", "data=mnist_sample", "trainer.max_epochs=2", "trainer.test=false")
     assert result.returncode == 0, result.stderr
@@ -112,6 +115,7 @@ def test_cnn_learns_real_mnist_sample(train) -> None:
     assert summary["final"]["val/acc_best"] >= 0.90, summary["final"]
 
 
+@pytest.mark.slow
 def test_long_or_slashed_overrides_still_make_one_run_directory(train) -> None:
     long_pattern = "x" * 300  # an exclude pattern that matches nothing: only makes the command line long
     result = train(

@@ -46,6 +46,7 @@ def evaluate(run_dir: Path, data_dir: Path, *args: str) -> subprocess.CompletedP
 # ---------------------------------------------------------------- eval.py checkpoint=<path>
 
 
+@pytest.mark.slow
 def test_eval_takes_a_checkpoint_path_unquoted(run_copy: Path, data_dir: Path) -> None:
     previous = run_copy / "checkpoints" / "previous.pt"
     assert previous.is_file()
@@ -91,6 +92,7 @@ def craft_model_target(run_dir: Path, payload: Path) -> None:
     overrides_file.write_text(yaml.safe_dump(overrides))
 
 
+@pytest.mark.slow
 def test_eval_refuses_a_crafted_target_before_building_anything(run_copy: Path, data_dir: Path) -> None:
     payload, marker = plant_pickle(run_copy)
     craft_model_target(run_copy, payload)
@@ -103,6 +105,7 @@ def test_eval_refuses_a_crafted_target_before_building_anything(run_copy: Path, 
     assert snapshot(run_copy) == before
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_crafted_target_before_building_anything(run_copy: Path, data_dir: Path) -> None:
     payload, marker = plant_pickle(run_copy)
     craft_model_target(run_copy, payload)
@@ -116,6 +119,7 @@ def test_resume_refuses_a_crafted_target_before_building_anything(run_copy: Path
     assert snapshot(run_copy) == before
 
 
+@pytest.mark.slow
 def test_a_run_made_elsewhere_builds_local_modules_only_when_allowed(run_copy: Path, data_dir: Path) -> None:
     # Made in this directory (the tests' cwd): its own callback module is trusted, for eval and resume alike.
     assert evaluate(run_copy, data_dir).returncode == 0
@@ -173,6 +177,7 @@ def bundled_targets() -> set[str]:
     return found
 
 
+@pytest.mark.slow
 def test_the_bundled_configs_targets_are_allowed(trained_run: Path, tmp_path: Path) -> None:
     config = yaml.safe_load((trained_run / ".hydra" / "config.yaml").read_text())
     config["callbacks"].pop("recorder")

@@ -145,6 +145,7 @@ def output(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout[-3000:] + result.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_a_second_run_into_a_run_dir_is_refused_and_loses_nothing(tmp_path: Path, data_dir: Path) -> None:
     train = TrainCLI(tmp_path / "outputs", data_dir)
     run_dir = tmp_path / "exp1"
@@ -167,6 +168,7 @@ def test_a_second_run_into_a_run_dir_is_refused_and_loses_nothing(tmp_path: Path
     assert yaml.safe_load((run_dir / "metrics.json").read_text())["epochs_run"] == 3
 
 
+@pytest.mark.slow
 def test_a_stray_rank_in_the_environment_is_not_a_torchrun_job(tmp_path: Path, data_dir: Path) -> None:
     train = TrainCLI(tmp_path / "outputs", data_dir)
     run_dir = tmp_path / "exp1"
@@ -188,6 +190,7 @@ def test_a_stray_rank_in_the_environment_is_not_a_torchrun_job(tmp_path: Path, d
     assert snapshot(run_dir) == before
 
 
+@pytest.mark.slow
 def test_a_directory_left_by_a_config_error_is_free(tmp_path: Path, data_dir: Path) -> None:
     train = TrainCLI(tmp_path / "outputs", data_dir)
     run_dir = tmp_path / "exp1"
@@ -202,6 +205,7 @@ def test_a_directory_left_by_a_config_error_is_free(tmp_path: Path, data_dir: Pa
     assert len(event_files(run_dir)) == 1
 
 
+@pytest.mark.slow
 def test_grid_jobs_into_another_grid_s_runs_fail_untouched_and_the_others_run(tmp_path: Path, data_dir: Path) -> None:
     # Run directories named by job number only: the second grid's jobs 0 and 1 land in the first grid's runs,
     # which hold other overrides (a rerun of the same grid would keep them: tests/sweep/grid/test_grid_rerun.py).
@@ -227,6 +231,7 @@ def test_grid_jobs_into_another_grid_s_runs_fail_untouched_and_the_others_run(tm
     assert "Traceback" not in second.stderr
 
 
+@pytest.mark.slow
 def test_an_optuna_trial_into_a_taken_dir_fails_without_touching_it(train: Any, tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
     search = [

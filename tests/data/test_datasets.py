@@ -186,6 +186,7 @@ def test_missing_files_are_named(tmp_path: Path) -> None:
         build_data(**data_kwargs(tmp_path / "empty", "fashion_mnist", download=False))
 
 
+@pytest.mark.slow
 def test_a_data_directory_that_is_a_file_is_named_as_such(train, tmp_path: Path) -> None:
     not_a_folder = tmp_path / "data.txt"
     not_a_folder.write_text("")
@@ -209,6 +210,7 @@ def read_only(folder: Path, command: list[str]) -> list[str]:
     return ["unshare", "-rm", "sh", "-c", mount, "sh", *command]
 
 
+@pytest.mark.slow
 def test_read_only_data_dirs_train(tmp_path: Path) -> None:
     if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
         pytest.fail("unshare -rm is needed to make a read-only mount for this test")

@@ -55,6 +55,7 @@ def epoch_batches(source: Any, epoch: int) -> list[tuple[torch.Tensor, torch.Ten
     return list(source)
 
 
+@pytest.mark.slow
 def test_image_folder_trains_end_to_end_with_folder_names_as_classes(train, tmp_path: Path) -> None:
     root = tmp_path / "digits"
     write_digits(root / "train", 1500)
@@ -194,6 +195,7 @@ def test_a_corrupt_image_met_while_streaming_is_one_line_from_the_worker(tmp_pat
     assert str(raised.value).startswith(f"cannot decode image {broken} (") and "\n" not in str(raised.value)
 
 
+@pytest.mark.slow
 def test_an_optuna_search_runs_on_an_image_folder(train, tmp_path: Path) -> None:
     root = tmp_path / "digits"
     write_digits(root, 300)

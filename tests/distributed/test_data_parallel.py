@@ -98,12 +98,14 @@ def reference_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"one": single_run_dir(root / "one"), "two": single_run_dir(root / "two"), "data": data_dir}
 
 
+@pytest.mark.slow
 def test_two_ranks_at_batch_b_train_as_one_process_at_batch_2b(reference_runs: dict[str, Path]) -> None:
     # DDP averages the two ranks' mean gradients, which equals the mean over the 2B batch; only the float
     # summation order differs (per-rank sums, then the all-reduce), hence a tolerance instead of bitwise equality.
     assert_same_training(reference_runs["two"], reference_runs["one"])
 
 
+@pytest.mark.slow
 def test_a_two_rank_run_looks_like_a_one_process_run_in_tensorboard(reference_runs: dict[str, Path]) -> None:
     one, two = reference_runs["one"], reference_runs["two"]
     assert len(list(two.glob("events.out.tfevents.*"))) == 1
@@ -131,6 +133,7 @@ def results_of(files: dict[Path, bytes]) -> dict[Path, bytes]:
     }
 
 
+@pytest.mark.slow
 def test_a_two_rank_run_resumed_by_one_process_is_one_line_and_untouched(
     reference_runs: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -188,6 +191,7 @@ def test_each_rank_reads_its_shard_of_the_global_shuffle_on_both_loader_paths(tm
         assert len(val) == 22 and torch.equal(val.sort(dim=0).values, torch.cat(whole_val).sort(dim=0).values)
 
 
+@pytest.mark.slow
 def test_a_stop_requested_on_rank_0_stops_every_rank_at_the_same_step(
     reference_runs: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -218,6 +222,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_nodes_on_one_host_train_one_run(reference_runs: dict[str, Path], tmp_path: Path) -> None:
     endpoint = f"127.0.0.1:{free_port()}"
     nodes = [
@@ -243,6 +248,7 @@ def test_two_nodes_on_one_host_train_one_run(reference_runs: dict[str, Path], tm
     assert_same_training(single_run_dir(tmp_path / "outputs"), reference_runs["two"])
 
 
+@pytest.mark.slow
 def test_a_killed_rank_is_restarted_and_the_run_resumes_to_the_same_result(
     reference_runs: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -265,6 +271,7 @@ def test_a_killed_rank_is_restarted_and_the_run_resumes_to_the_same_result(
     assert_same_training(single_run_dir(tmp_path / "outputs"), reference_runs["two"])
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_launcher_stops_every_rank_with_one_checkpoint_and_exit_143(
     reference_runs: dict[str, Path], tmp_path: Path
 ) -> None:

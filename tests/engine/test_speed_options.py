@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ def epoch_curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(event.step, event.value) for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
+@pytest.mark.slow
 def test_epoch_means_do_not_depend_on_how_often_metrics_are_read(tmp_path: Path, data_dir: Path) -> None:
     runs = {}
     for every in (1, 4):
@@ -56,6 +56,7 @@ def load_last_checkpoint(run_dir: Path) -> dict[str, torch.Tensor]:
     return checkpoint["model"]
 
 
+@pytest.mark.slow
 def test_channels_last_run_trains_and_saves_a_plain_state_dict(train: TrainCLI) -> None:
     result = train(*TINY, *TINY_CNN, "trainer.channels_last=true")
     assert result.returncode == 0, result.stderr
@@ -67,17 +68,12 @@ def test_channels_last_run_trains_and_saves_a_plain_state_dict(train: TrainCLI) 
     model.load_state_dict(load_last_checkpoint(train.run_dir()))  # strict: same keys, same shapes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "setting",
     [
         "eager",  # dynamo capture and the OptimizedModule wrapper, without inductor's C++ build
-        pytest.param(
-            "true",
-            marks=pytest.mark.skipif(
-                not os.environ.get("TRAINSCOPE_SLOW_TESTS"),
-                reason="inductor builds C++ kernels for about a minute on 2 cores; set TRAINSCOPE_SLOW_TESTS=1",
-            ),
-        ),
+        pytest.param("true", marks=pytest.mark.slow),  # inductor builds C++ kernels for about a minute on 2 cores
     ],
 )
 def test_compiled_run_saves_a_state_dict_an_uncompiled_model_loads(train: TrainCLI, setting: str) -> None:
@@ -88,6 +84,7 @@ def test_compiled_run_saves_a_state_dict_an_uncompiled_model_loads(train: TrainC
     MLP(input_shape=(1, 28, 28), num_classes=10).load_state_dict(state)
 
 
+@pytest.mark.slow
 def test_unknown_compile_backend_is_a_one_line_error(train: TrainCLI) -> None:
     result = train(*TINY, "trainer.compile=warp_speed")
     assert result.returncode == 2
@@ -95,6 +92,7 @@ def test_unknown_compile_backend_is_a_one_line_error(train: TrainCLI) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_bf16_runs_on_cpu(train: TrainCLI) -> None:
     result = train(*TINY, "trainer.precision=bf16", "trainer.device=cpu")
     assert result.returncode == 0, result.stderr
@@ -127,6 +125,7 @@ def test_config_commands_do_not_import_torch(tmp_path: Path, data_dir: Path, arg
     assert "torchvision" not in imported
 
 
+@pytest.mark.slow
 def test_scalar_only_run_does_not_import_torchvision(tmp_path: Path, data_dir: Path) -> None:
     """torchvision is needed only to download, to decode a split the first time, for the DataLoader path,
     resnet18 and image grids; a scalars-only run on synthetic data never pays for importing it."""

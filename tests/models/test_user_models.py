@@ -29,6 +29,7 @@ TINY_NET = ["model=custom", "model._target_=examples.tiny_net.TinyNet"]
 OFFLINE = {"HF_HUB_OFFLINE": "1"}  # any download attempt fails instead of reaching the network
 
 
+@pytest.mark.slow
 def test_user_dataset_and_module_from_examples_train(train) -> None:
     result = train(*SHAPES, *TINY_NET, "+model.width=16", "optimizer.lr=0.01", "trainer.max_epochs=4")
     assert result.returncode == 0, result.stderr
@@ -46,6 +47,7 @@ def _tiny_net(**options: Any) -> nn.Module:
     return TinyNet([1, 24, 24], 3, **options)
 
 
+@pytest.mark.slow
 def test_timm_model_sweep_eval_resume_and_hparams(train, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     common = ["data=synthetic", "data.num_samples=128", "data.input_shape=[3,16,16]", "data.mean=[0.5,0.5,0.5]"]

@@ -26,6 +26,8 @@ from optuna.trial import TrialState
 from tests.helpers.cli import REPO_ROOT
 from trainscope.trial.storage import open_storage
 
+pytestmark = pytest.mark.slow  # every test here runs real processes for more than ~5 s
+
 SOURCES = ("pyproject.toml", "README.md", "src", "conf", "experiments")
 TINY_RUN = ["data=synthetic", "data.num_samples=128", "model=mlp", "trainer.max_epochs=1", "logging.progress_bar=false"]
 

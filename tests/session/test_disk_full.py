@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.helpers.cli import (
@@ -24,6 +25,7 @@ from tests.helpers.disk import fill, small_disk
 from tests.helpers.events import points_per_tag
 
 
+@pytest.mark.slow
 def test_disk_full_while_tensorboard_writes(
     tmp_path: Path, data_dir: Path, reference_points: dict[str, list[int]]
 ) -> None:
@@ -67,6 +69,7 @@ def test_disk_full_before_the_run_writes_its_saved_config(tmp_path: Path, data_d
         assert "could not write" in line and ".hydra/config.yaml (No space left on device)" in line, line
 
 
+@pytest.mark.slow
 def test_disk_full_when_resuming_keeps_the_saved_config(finished_run: Path, tmp_path: Path, data_dir: Path) -> None:
     with small_disk(tmp_path / "disk", 16 * 2**20) as disk:
         run_dir = disk / finished_run.name

@@ -10,6 +10,7 @@ from tests.helpers.cli import TINY, run_script
 from tests.helpers.events import read_events
 
 
+@pytest.mark.slow
 def test_eval_reproduces_the_test_metrics_training_logged(train) -> None:
     assert train(*TINY).returncode == 0
     run_dir = train.run_dir()

@@ -52,6 +52,7 @@ def comparable(metrics: dict[str, float | None]) -> dict[str, float | None]:
     return {key: value for key, value in metrics.items() if not key.startswith(TIMING_TAGS)}
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path: Path, data_dir: Path) -> None:
     straight_root, killed_root = tmp_path / "straight", tmp_path / "killed"
     straight = start_training(DETERMINISTIC, straight_root, data_dir)
@@ -105,6 +106,7 @@ def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path: Pa
     assert session_infos(run_dir, "_hparams_/session_end_info") == 1
 
 
+@pytest.mark.slow
 def test_max_epochs_extends_a_finished_run_in_place(finished_run: Path, tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / finished_run.name
     shutil.copytree(finished_run, run_dir)
@@ -122,6 +124,7 @@ def test_max_epochs_extends_a_finished_run_in_place(finished_run: Path, tmp_path
     assert (run_dir / "train.log").read_text().count("epoch 1/1") == 1, "the log is appended to, not replaced"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("overrides", "named"),
     [
@@ -144,6 +147,7 @@ def test_resume_rejects_a_conflicting_override(
         assert {path: path.stat().st_mtime_ns for path in finished_run.rglob("*") if path.is_file()} == before
 
 
+@pytest.mark.slow
 def test_checkpoints_load_with_weights_only(finished_run: Path) -> None:
     checkpoint = torch.load(finished_run / "checkpoints" / "last.pt", weights_only=True)
     expected_keys = {"model", "optimizer", "scheduler", "scaler", "trainer", "callbacks", "rng", "config_hash"}
@@ -210,6 +214,7 @@ def kill_when(process: subprocess.Popen[str], output_root: Path, moment: str, wr
     return last.parent.parent
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("moment", "writes_before", "checkpointing"),
     [
@@ -242,6 +247,7 @@ def test_sigkill_around_the_checkpoint_write_loses_no_point(
 # ---------------------------------------------------------------- two resume= at once
 
 
+@pytest.mark.slow
 def test_a_second_resume_or_an_eval_is_refused_while_the_first_trains_and_a_killed_ones_lock_does_not_block(
     tmp_path: Path, data_dir: Path
 ) -> None:
@@ -290,6 +296,7 @@ def test_a_second_resume_or_an_eval_is_refused_while_the_first_trains_and_a_kill
 # ---------------------------------------------------------------- an edited saved config
 
 
+@pytest.mark.slow
 def test_resume_after_the_saved_config_was_edited_says_so(finished_run: Path, tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / finished_run.name
     shutil.copytree(finished_run, run_dir)
@@ -302,6 +309,7 @@ def test_resume_after_the_saved_config_was_edited_says_so(finished_run: Path, tm
     assert "drop that override" not in line
 
 
+@pytest.mark.slow
 def test_resume_with_broken_yaml_in_the_saved_config_is_one_line(
     finished_run: Path, tmp_path: Path, data_dir: Path
 ) -> None:

@@ -10,12 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from tensorboard.plugins.hparams import api_pb2, metadata
 
 from tests.helpers.cli import REPO_ROOT, cli_env, start_training, wait_for_checkpoint
 from tests.helpers.events import read_events, session_infos
 from tests.helpers.tensorboard_server import metric_values, session_groups, start_tensorboard, wait_for
+
+pytestmark = pytest.mark.slow  # every test here runs real processes for more than ~5 s
 
 # Long enough (2 x 36 steps) that a signal sent at the first checkpoint (step 5) lands mid-epoch.
 LONG = [

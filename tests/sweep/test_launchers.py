@@ -24,6 +24,7 @@ from trainscope.trial.handle import RUN_DIR_ATTR
 LAUNCHERS = ["joblib", "submitit_local"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_optuna_sweep_runs_its_trials_in_worker_jobs_of_the_launcher(launcher: str, train: Any, tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
@@ -57,6 +58,7 @@ def test_optuna_sweep_runs_its_trials_in_worker_jobs_of_the_launcher(launcher: s
         assert not any("TRAINSCOPE_TRIAL" in line for line in saved)  # the channel stays out of the config
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_grid_sweep_runs_through_the_launcher(launcher: str, train: Any, tmp_path: Path) -> None:
     sweep_dir = tmp_path / "grid"

@@ -285,6 +285,7 @@ def test_tensorboard_hparams_tab_shows_each_run_as_its_own_live_session(tmp_path
 # ---------------------------------------------------------------- the HParams Trial ID
 
 
+@pytest.mark.slow
 def test_trial_id_is_the_run_path_relative_to_the_logdir_tensorboard_opened(train: TrainCLI) -> None:
     result = train("-m", *TINY, "trainer.max_epochs=1", "optimizer.lr=0.01,0.02")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -10,6 +10,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import yaml
 from PIL import Image
@@ -38,6 +39,7 @@ def tile_count(png: bytes, width: int, height: int) -> int:
     return filled
 
 
+@pytest.mark.slow
 def test_misclassified_and_worst_grids_of_a_good_model_hold_num_images_tiles(tmp_path: Path, data_dir: Path) -> None:
     train = TrainCLI(tmp_path / "outputs", data_dir)
     result = train(

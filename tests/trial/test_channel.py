@@ -38,6 +38,7 @@ def test_address_round_trips_through_the_environment() -> None:
     assert TrialAddress.from_env(address.env()) == address
 
 
+@pytest.mark.slow
 def test_trials_get_nothing_in_their_config_and_a_resumed_trial_runs_outside_the_study(
     train: Any, tmp_path: Path, data_dir: Path
 ) -> None:

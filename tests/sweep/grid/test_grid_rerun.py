@@ -6,8 +6,12 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.events import read_events
 from tests.helpers.sweep import event_files, metrics, one_dir, run, scalar_steps, snapshot, start, wait_for
+
+pytestmark = pytest.mark.slow  # every test here runs real processes for more than ~5 s
 
 SMALL = [
     "data=synthetic",

@@ -16,6 +16,8 @@ from tests.helpers.events import read_events
 from tests.helpers.tensorboard_server import experiment, metric_values, session_groups, start_tensorboard, wait_for
 from trainscope.tensorboard.hparams import DEFAULT_METRICS
 
+pytestmark = pytest.mark.slow  # every test here runs real processes for more than ~5 s
+
 GRID = [*TINY, "optimizer=sgd"]
 DIVERGING_LR = "1e30"  # SGD at this rate turns the loss into NaN in the first epoch
 

@@ -22,6 +22,8 @@ from optuna.trial import TrialState
 
 from tests.helpers.cli import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # every test here runs real processes for more than ~5 s
+
 APPS = REPO_ROOT / "tests" / "any_app"
 VALUES = (0.9, 0.1, 0.5, 0.3, 0.7)
 STEPS = 5

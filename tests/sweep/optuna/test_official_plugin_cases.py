@@ -142,6 +142,7 @@ def test_create_params_from_overrides(
     assert list(space.fixed_overrides.values()) == fixed
 
 
+@pytest.mark.slow
 def test_launch_jobs(hydra_sweep_runner: TSweepRunner, tmp_path: Path) -> None:
     # The official case at n_jobs=3, started inside pytest's process: the sweep's worker processes get the
     # task function pickled, not a re-run of the command line (which here would be pytest itself).
@@ -169,6 +170,7 @@ def test_launch_jobs(hydra_sweep_runner: TSweepRunner, tmp_path: Path) -> None:
         assert os.getpid() not in workers and 1 <= len(workers) <= 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_commandline", [True, False])
 def test_optuna_example(with_commandline: bool, tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'test.db'}"
@@ -197,6 +199,7 @@ def test_optuna_example(with_commandline: bool, tmp_path: Path) -> None:
     assert returns["best_value"] <= 2.27
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_trials", [10, 1])
 def test_example_with_grid_sampler(tmp_path: Path, num_trials: int) -> None:
     storage = f"sqlite:///{tmp_path / 'test.db'}"
@@ -237,6 +240,7 @@ def dominates(a: list[float], b: list[float]) -> bool:
     return all(x <= y for x, y in zip(a, b, strict=True)) and any(x < y for x, y in zip(a, b, strict=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_commandline", [True, False])
 def test_optuna_multi_objective_example(with_commandline: bool, tmp_path: Path) -> None:
     args = [
@@ -258,6 +262,7 @@ def test_optuna_multi_objective_example(with_commandline: bool, tmp_path: Path) 
         assert not any(dominates(list(other["values"]), list(solution["values"])) for other in solutions)
 
 
+@pytest.mark.slow
 def test_optuna_custom_search_space_example(tmp_path: Path) -> None:
     max_z_difference_from_x = 0.3
     args = [
@@ -273,6 +278,7 @@ def test_optuna_custom_search_space_example(tmp_path: Path) -> None:
     assert 0 <= returns["best_params"]["+w"] <= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("max_failure_rate", [0.5, 1.0])
 def test_failure_rate(max_failure_rate: float, tmp_path: Path) -> None:
     args = [
@@ -320,6 +326,7 @@ def test_example_with_removed_motpe(tmp_path: Path) -> None:
 # ---- beyond the official test file: what issue 14 lists as refused by our sweeper
 
 
+@pytest.mark.slow
 def test_deprecated_search_space_dict_form_runs(tmp_path: Path) -> None:
     args = ["--multirun", "--config-dir=conf", "--config-name=test_deprecated_search_space"]
     check(run_app("example/sphere.py", *args, f"hydra.sweep.dir={tmp_path}", "hydra.sweeper.n_trials=5"))
@@ -328,6 +335,7 @@ def test_deprecated_search_space_dict_form_runs(tmp_path: Path) -> None:
     assert all(-5.5 <= t.params["x"] <= 5.5 and (t.params["x"] * 2) % 1 == 0 for t in study.trials)
 
 
+@pytest.mark.slow
 def test_a_search_of_fixed_values_only_runs(tmp_path: Path) -> None:
     args = ["--multirun", f"hydra.sweep.dir={tmp_path}", "hydra.sweeper.n_trials=2", "hydra.sweeper.params={x:2,y:1}"]
     check(run_app("example/sphere.py", *args))
@@ -339,6 +347,7 @@ def test_a_search_of_fixed_values_only_runs(tmp_path: Path) -> None:
 # ---- lightning-hydra-template's search file with trainscope's train.py
 
 
+@pytest.mark.slow
 def test_lightning_hydra_template_search_file_runs_from_a_user_config_dir(train: Any, tmp_path: Path) -> None:
     # tests/optuna_official/lightning_hydra_template/hparams_search/mnist_optuna.yaml: the template's file with
     # the sweeper name and model keys translated (README). It sets hydra.mode=MULTIRUN itself: no -m.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pytest
 import yaml
 from optuna.trial import TrialState
 from tensorboard.plugins.hparams import metadata
@@ -38,6 +39,8 @@ from trainscope.core.run_dir import SPACE_RESERVE
 from trainscope.sweep.study import FAIL_REASON_ATTR, OWNER_ATTR, count_trials
 from trainscope.trial.handle import RUN_DIR_ATTR
 from trainscope.trial.storage import open_storage
+
+pytestmark = pytest.mark.slow  # every test here runs real processes for more than ~5 s
 
 # SGD on the synthetic data: 0.3 and 0.2 learn in one epoch, 1e-6..3e-6 stay at chance level. The grid
 # sampler with seed 4 runs 0.3, then 2e-6 (pruned after one epoch by the median of 0.3), then 0.2.

@@ -124,6 +124,7 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, machine
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_workers_starting_at_once_create_the_tables_once(postgres: PostgresServer) -> None:
     """Three processes opening a fresh database in the same instant (before: UniqueViolation in CREATE TABLE)."""
     url = postgres.create_database("fresh_tables")
@@ -140,6 +141,7 @@ def test_workers_starting_at_once_create_the_tables_once(postgres: PostgresServe
     assert [(w.returncode, out.strip()) for w, (out, _) in zip(workers, outputs, strict=True)] == [(0, "opened")] * 3
 
 
+@pytest.mark.slow
 def test_three_machines_share_one_study(postgres: PostgresServer, tmp_path: Path, data_dir: Path) -> None:
     url = postgres.create_database("three_machines")
     args = [*SEARCH, "trainer.max_epochs=1", f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=S"]
@@ -171,6 +173,7 @@ def test_three_machines_share_one_study(postgres: PostgresServer, tmp_path: Path
         assert "val/acc_best" in multiplexer.GetAccumulator(name).Tags()["scalars"]
 
 
+@pytest.mark.slow
 def test_killed_machine_trial_is_retried_by_another(postgres: PostgresServer, tmp_path: Path, data_dir: Path) -> None:
     url = postgres.create_database("killed_machine")
     args = [*SEARCH, "trainer.max_epochs=3", f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=S"]
@@ -201,6 +204,7 @@ def test_killed_machine_trial_is_retried_by_another(postgres: PostgresServer, tm
         assert "optuna: 5 trials: 5 complete, 0 pruned, 0 failed (1 interrupted and retried)" in last
 
 
+@pytest.mark.slow
 def test_database_restart_mid_sweep_is_survived(postgres: PostgresServer, tmp_path: Path, data_dir: Path) -> None:
     url = postgres.create_database("restart")
     args = [*SEARCH, "trainer.max_epochs=3", f"hydra.sweeper.storage={url}", "hydra.sweeper.study_name=S"]
@@ -220,6 +224,7 @@ def test_database_restart_mid_sweep_is_survived(postgres: PostgresServer, tmp_pa
     assert (counts.complete, counts.interrupted) == (4, 0)  # no live trial was taken for dead
 
 
+@pytest.mark.slow
 def test_an_outage_does_not_make_live_trials_look_dead(postgres: PostgresServer) -> None:
     """No heartbeat can be recorded while the database is down: silence then is no evidence of death."""
     url = postgres.create_database("outage")
@@ -244,6 +249,7 @@ def test_an_outage_does_not_make_live_trials_look_dead(postgres: PostgresServer)
         watcher.engine.dispose()  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_an_outage_longer_than_reconnect_timeout_is_one_error(postgres: PostgresServer) -> None:
     url = postgres.create_database("long_outage")
     storage = open_storage(url, DatabaseSettings(reconnect_timeout=2))
@@ -263,6 +269,7 @@ def test_heartbeat_settings_are_checked() -> None:
         DatabaseSettings(heartbeat_grace_period=10).check()
 
 
+@pytest.mark.slow
 def test_unreachable_database_is_one_error_line(tmp_path: Path, data_dir: Path) -> None:
     port = free_port()  # nothing listens there
     url = f"postgresql://postgres:secret@127.0.0.1:{port}/nowhere"

@@ -118,6 +118,7 @@ def test_locked_sqlite_storage_is_one_line(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- storage faults met by `python train.py -m`
 
 
+@pytest.mark.slow
 def test_optuna_storage_unreachable(train: TrainCLI, tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path}/missing/dir/study.db"
     result = train("-m", "hparams_search=synthetic", f"hydra.sweeper.storage={storage}")
@@ -126,6 +127,7 @@ def test_optuna_storage_unreachable(train: TrainCLI, tmp_path: Path) -> None:
     assert "cannot open Optuna storage" in line and "hydra.sweeper.storage" in line
 
 
+@pytest.mark.slow
 def test_optuna_storage_locked(train: TrainCLI, tmp_path: Path) -> None:
     database = tmp_path / "study.db"
     holder = sqlite3.connect(database)
@@ -141,6 +143,7 @@ def test_optuna_storage_locked(train: TrainCLI, tmp_path: Path) -> None:
     assert "cannot open Optuna storage" in line and "locked" in line
 
 
+@pytest.mark.slow
 def test_locked_storage_is_one_clear_line(train: Any, tmp_path: Path) -> None:
     database = tmp_path / "study.db"
     sqlite3.connect(database).execute("CREATE TABLE holder (x)").connection.commit()
@@ -159,6 +162,7 @@ def test_locked_storage_is_one_clear_line(train: Any, tmp_path: Path) -> None:
     assert os.path.exists(database)
 
 
+@pytest.mark.slow
 def test_a_torn_journal_tail_is_set_aside_and_the_study_continues(tmp_path: Path, data_dir: Path) -> None:
     sweep_dir = tmp_path / "sweep"
     journal = sweep_dir / "optuna_journal.log"
@@ -186,6 +190,7 @@ def test_a_torn_journal_tail_is_set_aside_and_the_study_continues(tmp_path: Path
     assert all(line.endswith(b"\n") and json.loads(line) for line in lines)
 
 
+@pytest.mark.slow
 def test_a_locked_sqlite_study_is_waited_out_and_past_the_limit_rerun_recovers(tmp_path: Path, data_dir: Path) -> None:
     database = tmp_path / "study.db"
     storage = f"sqlite:///{database}"

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
@@ -23,6 +24,8 @@ from tests.helpers.cli import REPO_ROOT, cli_env
 from tests.helpers.sweep import SEARCH, last_line, load_study, sweep_args
 from trainscope.sweep.study import FAIL_REASON_ATTR, OWNER_ATTR, count_trials
 from trainscope.trial.handle import RUN_DIR_ATTR
+
+pytestmark = pytest.mark.slow  # every test here runs real processes for more than ~5 s
 
 
 def sweep_command(sweep_dir: Path, *args: str) -> list[str]:
