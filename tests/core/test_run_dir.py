@@ -32,7 +32,7 @@ from trainscope.core.run_dir import (
     read_metrics,
     write_metrics,
 )
-from trainscope.sweep.study import FAIL_REASON_ATTR
+from trainscope.trial.attributes import FAIL_REASON_ATTR
 from trainscope.trial.storage import open_storage
 
 

@@ -14,7 +14,7 @@ In this order (the order hooks run in; the names key each callback's state in ch
    (and every callback state it saves) must be complete and flushed before it is written. Otherwise a kill
    just after the write loses those points for good: the resumed run starts after that step.
 
-The switches' types and ranges are checked with the rest of the config (`trainscope.config.schema`).
+The switches are typed, with their defaults and ranges, in `trainscope.config.groups.logging`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from trainscope.callbacks.checkpoint import CheckpointCallback
 from trainscope.callbacks.stop_on_signal import StopOnSignal
+from trainscope.config.groups.logging import LoggingConfig
 from trainscope.core.callback import Callback, CallbackList
 from trainscope.core.errors import ConfigError
 from trainscope.tensorboard.classification import ConfusionMatrixLogger
@@ -71,26 +72,24 @@ def _configured_callbacks(callbacks_cfg: DictConfig | None) -> dict[str, Callbac
 
 def _tensorboard_loggers(cfg: DictConfig) -> dict[str, Callback]:
     """The TensorBoard loggers `cfg.logging` switches on, keyed `monitor/<name>` (kept for old checkpoints)."""
-    get = cfg.logging.get
-    histogram_epochs = get("histograms_every_n_epochs", 0)
-    num_images = get("num_images", 16)
+    logging = LoggingConfig.from_config(cfg.logging)
     loggers: dict[str, Callback] = {"monitor/memory": CudaMemoryLogger()}
-    if get("text", False):
+    if logging.text:
         loggers["monitor/text"] = RunText(cfg)
-    if get("graph", False):
+    if logging.graph:
         loggers["monitor/graph"] = ModelGraph()
-    if histogram_epochs > 0:
-        loggers["monitor/histograms"] = WeightHistograms(every_n_epochs=histogram_epochs)
-    if get("images", False):
-        loggers["monitor/input_images"] = InputImages(num_images=num_images)
+    if logging.histograms_every_n_epochs > 0:
+        loggers["monitor/histograms"] = WeightHistograms(every_n_epochs=logging.histograms_every_n_epochs)
+    if logging.images:
+        loggers["monitor/input_images"] = InputImages(num_images=logging.num_images)
         loggers["monitor/misclassified"] = MisclassifiedImages(
-            num_images=num_images, every_n_epochs=get("images_every_n_epochs", 1)
+            num_images=logging.num_images, every_n_epochs=logging.images_every_n_epochs
         )
-    if get("worst_images", False):
+    if logging.worst_images:
         loggers["monitor/worst_images"] = WorstImages(
-            num_images=num_images, every_n_epochs=get("images_every_n_epochs", 1)
+            num_images=logging.num_images, every_n_epochs=logging.images_every_n_epochs
         )
-    if get("confusion_matrix", False):
+    if logging.confusion_matrix:
         loggers["monitor/confusion_matrix"] = ConfusionMatrixLogger(image=True)
     return loggers
 

@@ -8,10 +8,11 @@ such a config is built, `check_targets` walks all of it (nested configs, lists, 
 nothing) and accepts a `_target_` only if it is
 
 - a class in a package trainscope builds from config (`TRUSTED_PACKAGES`: models, data, callbacks, the pruning
-  callback, `torch.nn`, `torch.optim`, `torchvision.models`, `torchvision.transforms`), or one of the factory
-  functions the bundled configs name (`TRUSTED_FUNCTIONS`). Classes only: these packages also hold functions
-  that write or load files (`torch.load`, `trainscope.core.run_dir.atomic_write`), and a constructor of a model,
-  optimizer, schedule or callback does neither;
+  callback, trainscope's learning-rate schedules, `torch.nn`, `torch.optim`, `torchvision.models`,
+  `torchvision.transforms`), or one of the factory functions the bundled configs name (`TRUSTED_FUNCTIONS`).
+  Classes only: these packages also hold functions that write or load files (`torch.load`,
+  `trainscope.core.run_dir.atomic_write`), and a constructor of a model, optimizer, schedule or callback does
+  neither;
 - anything in a module the user allows (`allow_targets=[my_pkg]`: `my_pkg` and its submodules);
 - anything in a module of the current directory (`my_callbacks.py` next to `train.py`), when the run was made in
   this directory (its `.hydra/hydra.yaml`).
@@ -33,6 +34,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from trainscope.config.groups.data import DATA_BUILDERS
 from trainscope.config.yaml_files import load_yaml
 from trainscope.core.errors import ConfigError
 from trainscope.core.run_dir import SAVED_HYDRA_CONFIG
@@ -41,6 +43,7 @@ TRUSTED_PACKAGES: tuple[str, ...] = (
     "trainscope.models",
     "trainscope.data",
     "trainscope.callbacks",
+    "trainscope.engine.schedules",
     "torch.nn",
     "torch.optim",
     "torchvision.models",
@@ -48,14 +51,7 @@ TRUSTED_PACKAGES: tuple[str, ...] = (
 )
 """Packages whose classes a run directory's config may build: what `conf/` itself builds from."""
 
-TRUSTED_FUNCTIONS: frozenset[str] = frozenset(
-    {
-        "trainscope.data.build_data",
-        "trainscope.data.build_custom_data",
-        "trainscope.models.resnet18_small",
-        "trainscope.models.timm_model",
-    }
-)
+TRUSTED_FUNCTIONS: frozenset[str] = DATA_BUILDERS | {"trainscope.models.resnet18_small", "trainscope.models.timm_model"}
 """The factory functions (not classes) that the bundled configs (`conf/data/*`, `conf/model/*`) name."""
 
 DOTTED_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")

@@ -36,6 +36,7 @@ SAVED_HYDRA_CONFIG = Path(HYDRA_DIR) / "hydra.yaml"
 METRICS_FILE = "metrics.json"
 TRAIN_LOG = "train.log"  # Hydra's log file, named in conf/hydra/default.yaml
 CHECKPOINT_DIR = "checkpoints"
+TOKENIZER_DIR = "tokenizer"  # a language model's tokenizer (data=text), what generation decodes with
 EVENT_FILE_PREFIX = "events.out.tfevents"  # TensorBoard's name for an event file
 LAST = "last.pt"
 PREVIOUS = "previous.pt"

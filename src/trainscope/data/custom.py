@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from trainscope.config.groups.data import CustomDataConfig
 from trainscope.core.errors import ConfigError, DataError, first_line
 from trainscope.data.batching import BatchSource
 from trainscope.data.build import DataModule, settings_for, split_indices
-from trainscope.data.config import DataConfig, validate_data_config
 from trainscope.data.dataloader import DataLoaderBatchSource
 from trainscope.data.synthetic import synthetic_class_names
 
@@ -106,60 +106,32 @@ def _class_names(train: Any, num_classes: int | None, class_names: list[str] | N
 
 
 def build_custom_data(
-    *,
-    train: Any,
-    val: Any = None,
-    test: Any = None,
-    input_shape: list[int] | None = None,
-    num_classes: int | None = None,
-    class_names: list[str] | None = None,
-    root: str,
-    batch_size: int,
-    val_fraction: float,
-    split_seed: int,
-    num_workers: int,
-    mean: list[float] | None = None,
-    std: list[float] | None = None,
-    augment: dict[str, Any] | None = None,
-    device: torch.device | str,
-    seed: int,
-    rank: int = 0,
-    world_size: int = 1,
-    **_: Any,
+    *, device: torch.device | str, seed: int, rank: int = 0, world_size: int = 1, **keys: Any
 ) -> DataModule:
     """Build train/val/test BatchSources from the user's Dataset(s); val is carved from train when absent.
 
-    In a distributed run, process `rank` of `world_size` reads its shard of every split.
+    `keys` are those of `conf/data/custom.yaml` (`trainscope.config.groups.data.CustomDataConfig`), with
+    `train`/`val`/`test` already built by Hydra. In a distributed run, process `rank` of `world_size` reads its
+    shard of every split.
     """
-    datasets = _unpack_splits(train, val, test)
+    config = CustomDataConfig.for_option(keys, seed=seed, rank=rank, world_size=world_size)
+    datasets = _unpack_splits(config.train, config.val, config.test)
     for split, dataset in datasets.items():
         if dataset is not None or split == "train":
             _check_dataset(split, dataset)
-    names = _class_names(datasets["train"], num_classes, class_names)
+    names = _class_names(datasets["train"], config.num_classes, config.class_names)
+    input_shape = config.input_shape
     if input_shape is None:
         try:
-            input_shape = list(ImageLabelSamples(datasets["train"], "train")[0][0].shape)
+            input_shape = tuple(ImageLabelSamples(datasets["train"], "train")[0][0].shape)
         except Exception as error:  # the user's __getitem__ failed: name it in one line
             raise DataError(f"reading data.train[0] failed: {first_line(error)}") from None
-    channels = input_shape[0] if isinstance(input_shape, Sequence) and input_shape else 1
-    config: DataConfig = validate_data_config(
-        dataset="custom",
-        root=root,
+    config = replace(
+        config,
         input_shape=input_shape,
         num_classes=len(names),
-        batch_size=batch_size,
-        val_fraction=val_fraction if datasets["val"] is None else 0.0,
-        split_seed=split_seed,
-        num_workers=num_workers,
-        loader="dataloader",
-        download=False,
-        mean=[0.0] * channels if mean is None else mean,  # null: the dataset yields the values to show
-        std=[1.0] * channels if std is None else std,
-        augment=augment,
-        num_samples=None,
-        seed=seed,
+        val_fraction=config.val_fraction if datasets["val"] is None else 0.0,
     )
-    config = replace(config, rank=rank, world_size=world_size)
     target = torch.device(device)
     samples = {split: ImageLabelSamples(dataset, split) for split, dataset in datasets.items() if dataset is not None}
     if "val" not in samples:
@@ -168,7 +140,7 @@ def build_custom_data(
         samples["train"] = Subset(samples["train"], train_rows.tolist())
 
     def source(split: str) -> BatchSource:
-        return DataLoaderBatchSource(samples[split], settings_for(config, target, split == "train"), num_workers)
+        return DataLoaderBatchSource(samples[split], settings_for(config, target, split == "train"), config.num_workers)
 
     return DataModule(
         train=source("train"),

@@ -13,8 +13,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from trainscope.config.groups.optimizer import OptimizerConfig, SchedulerConfig
+from trainscope.config.groups.trainer import TrainerConfig
 from trainscope.core.errors import ConfigError
-from trainscope.engine.distributed import device_for, process_group
+from trainscope.distributed.process_group import device_for, process_group
+from trainscope.engine.weight_decay import parameter_groups
 from trainscope.models.build import build_model
 
 log = logging.getLogger(__name__)
@@ -51,24 +54,30 @@ def build_data_and_model(cfg: DictConfig) -> tuple[torch.device, Any, nn.Module]
     global shuffle, of which each reads its own shard.
     """
     group = process_group()
-    device = select_device(str(cfg.trainer.device))
-    seed_everything(int(cfg.trainer.seed), bool(cfg.trainer.deterministic), bool(cfg.trainer.cudnn_benchmark))
+    trainer = TrainerConfig.from_config(cfg.trainer)
+    device = select_device(trainer.device)
+    seed_everything(trainer.seed, trainer.deterministic, trainer.cudnn_benchmark)
     data = instantiate(
         cfg.data,
         device=device,
-        seed=int(cfg.trainer.seed),
+        seed=trainer.seed,
         rank=group.rank,
         world_size=group.world_size,
         _convert_="all",
     )
     model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
-    if cfg.trainer.get("channels_last", False):
+    if trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)  # 4-D weights only; the trainer converts inputs
     return device, data, model
 
 
 def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
-    return instantiate(cfg.optimizer)(model.parameters())
+    """The configured optimizer over the model's parameters, weight decay applied by `optimizer.weight_decay_on`
+    (`trainscope.engine.weight_decay`: `all`, or `matrices` only)."""
+    optimizer_cfg: dict[str, Any] = OmegaConf.to_container(cfg.optimizer, resolve=True)  # type: ignore[assignment]
+    weight_decay_on = optimizer_cfg.pop("weight_decay_on", OptimizerConfig.weight_decay_on)  # not the optimizer's
+    groups = parameter_groups(model, weight_decay_on, float(optimizer_cfg.get("weight_decay", 0.0)))
+    return instantiate(optimizer_cfg)(groups)
 
 
 def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> tuple[Any, str]:
@@ -80,7 +89,7 @@ def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, steps_per
     scheduler_cfg = OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else {}
     if not scheduler_cfg:
         return None, "epoch"
-    interval = scheduler_cfg.pop("interval", "epoch")  # checked by trainscope.config.schema
+    interval = scheduler_cfg.pop("interval", SchedulerConfig.interval)  # checked by trainscope.config.schema
     factory = instantiate(scheduler_cfg)
     run_length = {
         "total_steps": steps_per_epoch * int(cfg.trainer.max_epochs),

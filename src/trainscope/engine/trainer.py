@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainscope.core.callback import CallbackList
-from trainscope.core.checkpoint_io import keep_as_best, save_checkpoint
+from trainscope.core.checkpoint_io import WeightsFingerprint, keep_as_best, save_checkpoint, weights_fingerprint
 from trainscope.core.run_dir import STOP_STATUSES, RunStatus
 from trainscope.data import BatchSource, DataModule
-from trainscope.engine.distributed import SINGLE_PROCESS, ProcessGroup
+from trainscope.distributed.process_group import SINGLE_PROCESS, ProcessGroup
 from trainscope.engine.evaluation import batch_count, evaluate, limited_length
 from trainscope.engine.forward import autocast, autocast_dtype, compiled, to_memory_format
 from trainscope.engine.progress import EpochProgress
@@ -76,26 +76,27 @@ class Trainer:
         self.distributed = distributed
         self.state = TrainState()
         self.config_hash = config_hash  # written into every checkpoint, checked on resume
+        self.best_weights: WeightsFingerprint | None = None  # the model's weights when best.pt was last written
         self.status = RunStatus.RUNNING
         self.stop_reason = ""
-        self.max_epochs = settings.max_epochs
-        self.log_every = settings.log_every_n_steps
-        self.autocast_dtype = autocast_dtype(settings.precision, device)
+        self.max_epochs = settings.trainer.max_epochs
+        self.log_every = settings.logging.log_every_n_steps
+        self.autocast_dtype = autocast_dtype(settings.trainer.precision, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.autocast_dtype == torch.float16)
-        self.grad_clip = settings.grad_clip
+        self.grad_clip = settings.trainer.grad_clip
         self._last_grad_norm: Tensor | float = float("nan")
-        self.progress = EpochProgress(enabled=settings.progress_bar)
+        self.progress = EpochProgress(enabled=settings.logging.progress_bar)
         self.running_sums = torch.zeros(2, 3, device=device)  # this epoch's and this log window's sums
         self._batch_counts: dict[int, Tensor] = {}
-        self.channels_last = settings.channels_last
+        self.channels_last = settings.trainer.channels_last
         # The compiled module shares the model's parameters; `self.model` stays the plain module, so
         # checkpoints and callbacks see its state_dict without torch.compile's `_orig_mod.` prefix.
-        self.forward = compiled(model, settings.compile)
+        self.forward = compiled(model, settings.trainer.compile)
         # Training goes through DistributedDataParallel in a process group: it averages gradients across ranks
         # inside backward(). Evaluation keeps the plain module: ranks evaluate shards of different lengths, and
         # DDP's forward may start collectives that every rank would have to join.
         self.train_forward = (
-            compiled(distributed.wrap(model, device), settings.compile) if distributed.enabled else self.forward
+            compiled(distributed.wrap(model, device), settings.trainer.compile) if distributed.enabled else self.forward
         )
 
     # ----------------------------------------------------------------------------------------------
@@ -117,7 +118,7 @@ class Trainer:
     @property
     def batches_per_epoch(self) -> int:
         """Training batches in one epoch, after `limit_train_batches`."""
-        return limited_length(self.data.train, self.settings.limit_train_batches)
+        return limited_length(self.data.train, self.settings.trainer.limit_train_batches)
 
     def _agree_on_stop(self) -> None:
         """Every rank stops at the same step: a stop requested on any rank (pruning or early stopping on rank 0,
@@ -131,12 +132,13 @@ class Trainer:
 
     def save_checkpoint(self, best: bool = False) -> None:
         """Write `checkpoints/last.pt` (and `best.pt`). Every rank holds the same state, so rank 0 alone writes."""
-        if not self.distributed.is_main:
-            return
-        self.tensorboard.flush()  # the step's points reach the event file before a checkpoint claims the step
-        save_checkpoint(self.run_dir, self, self.config_hash)
+        if self.distributed.is_main:
+            self.tensorboard.flush()  # the step's points reach the event file before a checkpoint claims the step
+            save_checkpoint(self.run_dir, self, self.config_hash)
+            if best:
+                keep_as_best(self.run_dir)
         if best:
-            keep_as_best(self.run_dir)
+            self.best_weights = weights_fingerprint(self.model)
 
     # ----------------------------------------------------------------------------------------------
     # the loop
@@ -221,7 +223,7 @@ class Trainer:
         than zeros that would read as real metrics."""
         if len(self.data.val) == 0:
             return {}
-        val_metrics = self.evaluate(self.data.val, "val", self.settings.limit_val_batches)
+        val_metrics = self.evaluate(self.data.val, "val", self.settings.trainer.limit_val_batches)
         self.callbacks.call("on_validation_end", self, val_metrics)
         return val_metrics
 

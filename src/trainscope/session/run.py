@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from trainscope.callbacks.build import STOP_ON_SIGNAL, build_callbacks
 from trainscope.config.resumable import config_hash
 from trainscope.config.schema import optimized_metric_names
-from trainscope.core.checkpoint_io import load_checkpoint
+from trainscope.core.checkpoint_io import load_checkpoint, weights_fingerprint
 from trainscope.core.errors import ConfigError, RunDirError, TrainingFailed, TrainscopeError, is_disk_full
 from trainscope.core.interruption import RunInterrupted, resume_command
 from trainscope.core.run_dir import (
@@ -29,13 +29,13 @@ from trainscope.core.run_dir import (
     reserve_space,
     write_metrics,
 )
+from trainscope.distributed.process_group import process_group
 from trainscope.engine.build import (
     build_data_and_model,
     build_optimizer,
     build_scheduler,
     count_parameters,
 )
-from trainscope.engine.distributed import process_group
 from trainscope.engine.settings import TrainerSettings
 from trainscope.engine.trainer import Trainer
 from trainscope.session.resume import load_resume_checkpoint, purge_step
@@ -73,12 +73,13 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
         for name in RANK_ZERO_ONLY_CALLBACKS:
             callbacks.callbacks.pop(name, None)
     # Rank 0 writes the run's one event file; the other ranks log through a writer that keeps nothing.
-    tensorboard = RunWriter(
-        run_dir, flush_secs=float(cfg.logging.flush_secs), purge_step=purge_step(resumed), enabled=group.is_main
-    )
     settings = TrainerSettings.from_config(cfg)
+    tensorboard = RunWriter(
+        run_dir, flush_secs=settings.logging.flush_secs, purge_step=purge_step(resumed), enabled=group.is_main
+    )
+    one_progress_bar = replace(settings.logging, progress_bar=settings.logging.progress_bar and group.is_main)
     trainer = Trainer(
-        replace(settings, progress_bar=settings.progress_bar and group.is_main),  # one progress bar per run
+        replace(settings, logging=one_progress_bar),  # one progress bar per run
         model,
         data,
         optimizer,
@@ -213,7 +214,9 @@ class _RunClosing:
 def _test_best_model(trainer: Trainer) -> dict[str, float]:
     """Evaluate the best checkpoint (the last weights when no checkpoint was kept) on the test split."""
     best_path = trainer.run_dir / CHECKPOINT_DIR / BEST
-    if best_path.is_file():
+    # When the model still holds the weights best.pt was written from (the last epoch was the best), reading
+    # the file back would load the same values.
+    if best_path.is_file() and trainer.best_weights != weights_fingerprint(trainer.model):
         trainer.model.load_state_dict(load_checkpoint(best_path, trainer.device)["model"])
     metrics = trainer.evaluate(trainer.data.test, "test")
     trainer.tensorboard.scalars(metrics, trainer.state.global_step)
@@ -243,6 +246,15 @@ def _run_metrics(cfg: DictConfig, trainer: Trainer, test_metrics: dict[str, floa
         "optimized_metric": metric_names if len(metric_names) > 1 else metric_names[0],
         "run_dir": str(trainer.run_dir),
     }
+
+
+def train_on_devices(cfg: DictConfig, run_dir: Path, devices: int, overrides: list[str]) -> RunResult:
+    """`trainer.devices=N`: the run trained by `devices` processes on this machine, reported as `train` reports one."""
+    from trainscope.distributed.launch import run_on_devices  # torch's elastic agent, only when asked for
+
+    metrics = run_on_devices(run_dir, devices, overrides)
+    final = metrics["final"]
+    return RunResult(RunStatus(metrics["status"]), metrics["reason"], final, objective(cfg, final))
 
 
 def objective(cfg: DictConfig, final: dict[str, float]) -> float | tuple[float, ...]:

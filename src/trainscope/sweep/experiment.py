@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.core.config_loader import ConfigLoader
 from hydra.core.override_parser.types import Override, QuotedString
 from omegaconf import DictConfig, OmegaConf
 
@@ -18,7 +19,7 @@ from trainscope.config.flatten import is_hparam_key
 from trainscope.tensorboard.hparams import DEFAULT_METRICS, Domain, write_experiment_declaration
 
 
-def group_names(config: DictConfig, config_loader: Any = None) -> list[str]:
+def group_names(config: DictConfig, config_loader: ConfigLoader | None = None) -> list[str]:
     """Names of the config groups: the primary config's choices, plus every top-level group on disk."""
     choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
     names = set(choices.keys())

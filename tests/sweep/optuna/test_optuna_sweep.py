@@ -36,8 +36,8 @@ from tests.helpers.sweep import (
     wait_for,
 )
 from trainscope.core.run_dir import SPACE_RESERVE
-from trainscope.sweep.study import FAIL_REASON_ATTR, OWNER_ATTR, count_trials
-from trainscope.trial.handle import RUN_DIR_ATTR
+from trainscope.sweep.optuna.study import count_trials
+from trainscope.trial.attributes import FAIL_REASON_ATTR, OWNER_ATTR, RUN_DIR_ATTR
 from trainscope.trial.storage import open_storage
 
 pytestmark = pytest.mark.slow  # every test here runs real processes for more than ~5 s

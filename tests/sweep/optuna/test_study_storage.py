@@ -20,16 +20,9 @@ from optuna.trial import TrialState
 
 from tests.helpers.cli import TrainCLI, error_line
 from tests.helpers.sweep import error_lines, load_study, run, start, sweep_args, wait_for
-from trainscope.sweep.storage import resolve_storage
-from trainscope.sweep.study import (
-    FAIL_REASON_ATTR,
-    OWNER_ATTR,
-    claim_trial,
-    count_trials,
-    fail_abandoned_trials,
-    set_trial_system_attr,
-)
-from trainscope.trial.storage import StorageError, open_storage
+from trainscope.sweep.optuna.study import claim_trial, count_trials, fail_abandoned_trials, set_trial_system_attr
+from trainscope.trial.attributes import FAIL_REASON_ATTR, OWNER_ATTR
+from trainscope.trial.storage import StorageError, open_storage, resolve_storage
 
 SPACE = {"x": FloatDistribution(0.0, 1.0)}
 

@@ -22,8 +22,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tests.helpers.cli import REPO_ROOT, cli_env
 from tests.helpers.sweep import SEARCH, last_line, load_study, sweep_args
-from trainscope.sweep.study import FAIL_REASON_ATTR, OWNER_ATTR, count_trials
-from trainscope.trial.handle import RUN_DIR_ATTR
+from trainscope.sweep.optuna.study import count_trials
+from trainscope.trial.attributes import FAIL_REASON_ATTR, OWNER_ATTR, RUN_DIR_ATTR
 
 pytestmark = pytest.mark.slow  # every test here runs real processes for more than ~5 s
 
