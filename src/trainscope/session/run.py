@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from trainscope.callbacks.build import STOP_ON_SIGNAL, build_callbacks
+from trainscope.callbacks.build import METRICS_CSV, OPTUNA_PRUNING, STOP_ON_SIGNAL, build_callbacks
 from trainscope.config.resumable import config_hash
 from trainscope.config.schema import optimized_metric_names
 from trainscope.core.checkpoint_io import load_checkpoint, weights_fingerprint
@@ -44,9 +44,9 @@ from trainscope.tensorboard.writer import RunWriter
 
 log = logging.getLogger(__name__)
 
-RANK_ZERO_ONLY_CALLBACKS = ("optuna_pruning",)
-"""Callbacks that talk to the outside world (the Optuna study) from rank 0 alone; their stop requests reach the
-other ranks through the trainer's stop agreement."""
+RANK_ZERO_ONLY_CALLBACKS = (OPTUNA_PRUNING, METRICS_CSV)
+"""Callbacks that talk to the outside world (the Optuna study, the run's metrics.csv) from rank 0 alone; their stop
+requests reach the other ranks through the trainer's stop agreement."""
 
 
 @dataclass
@@ -234,6 +234,7 @@ def _run_metrics(cfg: DictConfig, trainer: Trainer, test_metrics: dict[str, floa
         "model/num_parameters": float(count_parameters(trainer.model)),
         "time/wall_seconds": seconds,
     }
+    monitor = {"metric": str(cfg.monitor.metric), "mode": str(cfg.monitor.mode)}
     return {
         "status": trainer.status,
         "reason": trainer.stop_reason,
@@ -241,9 +242,10 @@ def _run_metrics(cfg: DictConfig, trainer: Trainer, test_metrics: dict[str, floa
         "global_step": trainer.state.global_step,
         "wall_time_seconds": seconds,
         "final": final,
-        "best": best_values(history),
+        "best": best_values(history, {monitor["metric"]: monitor["mode"]}),
         "test": test_metrics,
         "optimized_metric": metric_names if len(metric_names) > 1 else metric_names[0],
+        "monitor": monitor,  # what checkpoints/best.pt was chosen by: the runs table's best value
         "run_dir": str(trainer.run_dir),
     }
 
