@@ -4,7 +4,7 @@
     python examples/optuna_pruning/app.py -m hydra.sweeper.storage=sqlite:///study.db
 
 Nothing here needs the trainscope checkout: copied into another project, the app runs after
-`pip install trainscope`, which installs the `trainscope_optuna` sweeper (tests/test_installed_package.py
+`pip install trainscope`, which installs the `trainscope_optuna` sweeper (tests/package/test_installed_package.py
 does exactly that with the built wheel).
 
 The sweeper hands each job its trial through environment variables (`hydra.job.env_set`), so this

@@ -47,8 +47,10 @@ def test_every_relative_link_resolves(page) -> None:
         ("Resume and interruption", "resume-and-interruption"),
         ("The loop's scalars", "the-loops-scalars"),
         ("A folder of images: `data=image_folder`", "a-folder-of-images-dataimage_folder"),
-        ("Coming from the official Optuna sweeper or lightning-hydra-template",
-         "coming-from-the-official-optuna-sweeper-or-lightning-hydra-template"),
+        (
+            "Coming from the official Optuna sweeper or lightning-hydra-template",
+            "coming-from-the-official-optuna-sweeper-or-lightning-hydra-template",
+        ),
     ],
 )
 def test_anchors_are_spelled_as_github_spells_them(heading: str, anchor: str) -> None:

@@ -21,6 +21,7 @@ TINY = [
     "trainer.max_epochs=2",
     "logging.log_every_n_steps=2",
 ]
+FULL = [*TINY, "logging=full", "trainer.max_epochs=3"]  # histograms, images and text at every epoch end
 
 
 def cli_env(output_root: Path, data_dir: Path) -> dict[str, str]:

@@ -23,3 +23,21 @@ def session_infos(run_dir: Path, tag: str) -> int:
         for event in EventFileLoader(str(path)).Load():
             count += sum(1 for value in event.summary.value if value.tag == tag)
     return count
+
+
+def points_per_tag(run_dir: Path) -> dict[str, list[int]]:
+    """Every tag TensorBoard shows for the run, with the steps of its points (a step twice = a duplicate)."""
+    events = read_events(run_dir)
+    tags = events.Tags()
+    readers = {
+        "scalars": events.Scalars,
+        "histograms": events.Histograms,
+        "images": events.Images,
+        "tensors": events.Tensors,
+    }
+    return {
+        f"{kind}:{tag}": sorted(point.step for point in read(tag))
+        for kind, read in readers.items()
+        for tag in tags[kind]
+        if tag != "trial_state"  # written when a segment ends, interrupted or not
+    }

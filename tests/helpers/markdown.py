@@ -64,11 +64,7 @@ class Page:
 
     def links(self) -> list[tuple[int, str]]:
         """Every link and image target in the prose (inline code spans are text, not links)."""
-        return [
-            (number, target)
-            for number, line in self.prose
-            for target in _LINK.findall(_INLINE_CODE.sub("", line))
-        ]
+        return [(number, target) for number, line in self.prose for target in _LINK.findall(_INLINE_CODE.sub("", line))]
 
 
 def github_slug(heading: str) -> str:

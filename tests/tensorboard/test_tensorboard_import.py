@@ -21,6 +21,7 @@ def run_python(code: str) -> dict[str, object]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_writer_import_loads_no_cloud_client_and_the_user_can_still_import_them() -> None:
     installed = [name for name in CLOUD_CLIENTS if importlib.util.find_spec(name) is not None]
     report = run_python(
@@ -33,6 +34,7 @@ def test_writer_import_loads_no_cloud_client_and_the_user_can_still_import_them(
     assert report == {"loaded": [], "usable": installed}
 
 
+@pytest.mark.slow
 def test_a_cloud_client_imported_first_is_left_alone() -> None:
     """Someone who imported fsspec before trainscope keeps TensorBoard's fsspec support."""
     pytest.importorskip("fsspec")

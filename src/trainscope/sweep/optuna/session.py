@@ -59,6 +59,9 @@ from trainscope.trial.attributes import (
 from trainscope.trial.channel import TrialAddress
 from trainscope.trial.storage import StorageError, dashboard_command, open_storage, redact
 
+# How often a process whose trials are all claimed looks whether the trials running elsewhere have ended.
+WAIT_POLL_SECONDS = 1.0
+
 
 class SweepSession:
     """The plan's study, open: `open` makes one; `study` is the study itself, never missing."""
@@ -219,7 +222,9 @@ class SweepSession:
                 "(a dead worker's trial is retried here after the heartbeat grace period)"
             )
             self._waiting = True
-        time.sleep(storage.get_heartbeat_interval())  # type: ignore[attr-defined]
+        # Look again soon (one storage read), not a heartbeat interval later: the sweep ends as soon as the last
+        # trial elsewhere does. A dead worker's trial still waits out the grace period (claim_trial fails it then).
+        time.sleep(min(WAIT_POLL_SECONDS, storage.get_heartbeat_interval()))  # type: ignore[attr-defined]
         return True
 
     def trial_overrides(self, trial: Trial) -> list[str]:
