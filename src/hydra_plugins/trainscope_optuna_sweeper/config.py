@@ -136,8 +136,9 @@ class TrainscopeOptunaSweeperConf:
     defaults: list[Any] = field(default_factory=lambda: ["_self_", {"sampler": "tpe"}, {"pruner": "none"}])
     sampler: Any = None
     pruner: Any = None
-    # "maximize"/"minimize", or one per entry of a list `optimized_metric` (multi-objective).
-    direction: Any = "maximize"
+    # "maximize"/"minimize", or one per entry of a list `optimized_metric` (multi-objective); null: as the runs'
+    # task says the metric is better (val/acc_best: maximize, val/rmse_best: minimize), else maximize.
+    direction: Any = None
     # Trials that count: complete, pruned and failed ones; trials a killed sweep left behind do not.
     n_trials: int = 20
     # Trials at once: n_jobs worker jobs (hydra/launcher places them) each pull trials until the study is done.

@@ -5,8 +5,9 @@ In this order (the order hooks run in; the names key each callback's state in ch
 1. the `callbacks` group: checkpointing, early stopping, the learning-rate logger, the health checks and any
    `+callbacks.<name>._target_=...` of the user's (a null entry turns that one off);
 2. the TensorBoard loggers the `logging` group switches on, keyed `monitor/<name>`: `logging=minimal` writes the
-   loop's scalars only, `default` adds text, images, the confusion matrix and occasional histograms, `full`
-   writes everything more often (and the model graph); any switch can be flipped on the command line;
+   loop's scalars only, `default` adds text, images, the task's panels (a classification's confusion matrix, a
+   regression's scatter) and occasional histograms, `full` writes everything more often (and the model graph);
+   any switch can be flipped on the command line. Which panels fit is the task's call (`Task.panels`);
 3. the Ctrl-C/SIGTERM handler, keyed `stop_on_signal`;
 4. the Optuna pruning callback, keyed `optuna_pruning`, when the run is a sweep's trial
    (`trainscope.trial.current_trial()`): no config of the app names it;
@@ -26,9 +27,8 @@ from trainscope.callbacks.checkpoint import CheckpointCallback
 from trainscope.callbacks.stop_on_signal import StopOnSignal
 from trainscope.core.callback import Callback, CallbackList
 from trainscope.core.errors import ConfigError
-from trainscope.tensorboard.classification import ConfusionMatrixLogger
+from trainscope.tasks import LoggingSwitches, Task, build_task
 from trainscope.tensorboard.histograms import WeightHistograms
-from trainscope.tensorboard.images import InputImages, MisclassifiedImages, WorstImages
 from trainscope.tensorboard.system import CudaMemoryLogger
 from trainscope.tensorboard.text import ModelGraph, RunText
 from trainscope.trial import current_trial
@@ -37,14 +37,15 @@ STOP_ON_SIGNAL = "stop_on_signal"
 OPTUNA_PRUNING = "optuna_pruning"
 
 
-def build_callbacks(cfg: DictConfig) -> CallbackList:
-    """Every callback of the run `cfg` describes, in hook order."""
+def build_callbacks(cfg: DictConfig, task: Task | None = None) -> CallbackList:
+    """Every callback of the run `cfg` describes, in hook order; `task` (built from `cfg` when not given) chooses
+    its TensorBoard panels."""
     configured = _configured_callbacks(cfg.get("callbacks"))
     checkpoints = {name: callback for name, callback in configured.items() if isinstance(callback, CheckpointCallback)}
     return CallbackList(
         {
             **{name: callback for name, callback in configured.items() if name not in checkpoints},
-            **_tensorboard_loggers(cfg),
+            **_tensorboard_loggers(cfg, task if task is not None else build_task(cfg)),
             STOP_ON_SIGNAL: StopOnSignal(),
             **_trial_pruning(),
             **checkpoints,
@@ -69,7 +70,7 @@ def _configured_callbacks(callbacks_cfg: DictConfig | None) -> dict[str, Callbac
     return callbacks
 
 
-def _tensorboard_loggers(cfg: DictConfig) -> dict[str, Callback]:
+def _tensorboard_loggers(cfg: DictConfig, task: Task) -> dict[str, Callback]:
     """The TensorBoard loggers `cfg.logging` switches on, keyed `monitor/<name>` (kept for old checkpoints)."""
     get = cfg.logging.get
     histogram_epochs = get("histograms_every_n_epochs", 0)
@@ -81,18 +82,14 @@ def _tensorboard_loggers(cfg: DictConfig) -> dict[str, Callback]:
         loggers["monitor/graph"] = ModelGraph()
     if histogram_epochs > 0:
         loggers["monitor/histograms"] = WeightHistograms(every_n_epochs=histogram_epochs)
-    if get("images", False):
-        loggers["monitor/input_images"] = InputImages(num_images=num_images)
-        loggers["monitor/misclassified"] = MisclassifiedImages(
-            num_images=num_images, every_n_epochs=get("images_every_n_epochs", 1)
-        )
-    if get("worst_images", False):
-        loggers["monitor/worst_images"] = WorstImages(
-            num_images=num_images, every_n_epochs=get("images_every_n_epochs", 1)
-        )
-    if get("confusion_matrix", False):
-        loggers["monitor/confusion_matrix"] = ConfusionMatrixLogger(image=True)
-    return loggers
+    switches = LoggingSwitches(
+        images=bool(get("images", False)),
+        worst_images=bool(get("worst_images", False)),
+        confusion_matrix=bool(get("confusion_matrix", False)),
+        num_images=int(num_images),
+        images_every_n_epochs=int(get("images_every_n_epochs", 1)),
+    )
+    return {**loggers, **task.panels(switches)}
 
 
 def _trial_pruning() -> dict[str, Callback]:

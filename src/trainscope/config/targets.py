@@ -40,6 +40,7 @@ from trainscope.core.run_dir import SAVED_HYDRA_CONFIG
 TRUSTED_PACKAGES: tuple[str, ...] = (
     "trainscope.models",
     "trainscope.data",
+    "trainscope.tasks",
     "trainscope.callbacks",
     "torch.nn",
     "torch.optim",

@@ -115,15 +115,18 @@ def _link_or_copy(source: Path, target: Path) -> None:
 # metrics.json: the run's outcome in one small file that sweepers, scripts and people read
 
 
-def best_values(history: list[dict[str, float]]) -> dict[str, float]:
-    """Best value of every epoch metric: the minimum for losses and times, the maximum for the rest."""
+def best_values(
+    history: list[dict[str, float]], lower_is_better: Callable[[str], bool] | None = None
+) -> dict[str, float]:
+    """Best value of every epoch metric: the minimum for losses, times and the metrics `lower_is_better` names
+    (the task's: RMSE, MAE, ...), the maximum for the rest."""
     best: dict[str, float] = {}
     for metrics in history:
         for tag, value in metrics.items():
             if math.isnan(value):
                 continue
-            lower_is_better = "loss" in tag or tag.startswith("time/")
-            if tag not in best or (value < best[tag] if lower_is_better else value > best[tag]):
+            lower = "loss" in tag or tag.startswith("time/") or (lower_is_better is not None and lower_is_better(tag))
+            if tag not in best or (value < best[tag] if lower else value > best[tag]):
                 best[tag] = value
     return best
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from math import prod
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Subset
 
+from trainscope.core.checkpoint_io import Stateful
 from trainscope.core.errors import ConfigError
 from trainscope.data.batching import BatchSource, SplitSettings
 from trainscope.data.config import DataConfig, validate_data_config
@@ -17,22 +19,50 @@ from trainscope.data.dataloader import DataLoaderBatchSource, UInt8ImageDataset,
 from trainscope.data.files import load_split, split_size
 from trainscope.data.image_folder import FolderSplit, ImageFileDataset, list_image_folder, load_folder
 from trainscope.data.in_memory import InMemoryBatchSource
+from trainscope.data.targets import ANY, CLASS, check_kind, target_mismatch
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class DataModule:
-    """Everything the trainer, the models and the monitor need to know about the data."""
+    """Everything the trainer, the task, the models and the loggers need to know about the data
+    (`trainscope.core.view.DataFacts`)."""
 
     train: BatchSource
     val: BatchSource
     test: BatchSource | None
-    input_shape: tuple[int, int, int]
-    num_classes: int
+    input_shape: tuple[int, ...]
+    num_classes: int  # classes of class-label targets; 0 when the targets are not class labels
     class_names: list[str]
-    mean: tuple[float, ...]
+    mean: tuple[float, ...]  # image normalization per channel; () for inputs that are not images
     std: tuple[float, ...]
+    target_names: list[str] = field(default_factory=list)  # target columns or labels; [] for class labels
+    target_source: str = "the dataset's labels"
+    train_target_values: torch.Tensor | None = None  # every training target, when the data holds them
+    unsharded_train: BatchSource | None = None  # the whole training split, to read its targets in a torchrun job
+    preprocessing: Stateful | None = None  # statistics taken from the training split (a table's scaling)
+
+    @property
+    def image_inputs(self) -> bool:
+        """Inputs are [C, H, W] images (image grids, channels_last and un-normalizing apply to them)."""
+        return len(self.input_shape) == 3 and bool(self.mean)
+
+    def train_targets(self, split: Callable[[Any], tuple[Any, Any]]) -> torch.Tensor:
+        """Every target of the whole training split, on the CPU: held, or read once from the batches."""
+        if self.train_target_values is None:
+            source = self.unsharded_train if self.unsharded_train is not None else self.train
+            self.train_target_values = torch.cat([split(batch)[1].cpu() for batch in source])
+        return self.train_target_values
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the data: statistics taken from the training split, so `eval.py` and
+        `resume=` apply the same ones even to a table that changed since."""
+        return {} if self.preprocessing is None else self.preprocessing.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.preprocessing is not None and state:
+            self.preprocessing.load_state_dict(state)
 
 
 def split_indices(num_samples: int, val_fraction: float, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -204,9 +234,12 @@ def build_data(
     seed: int,
     rank: int = 0,
     world_size: int = 1,
+    targets: str = CLASS,
     **_: Any,
 ) -> DataModule:
     """Build train/val/test batch sources for the `data` config on `device`, seeded by trainer `seed`.
+
+    These datasets hold class labels: a task that needs other `targets` (`trainscope.data.targets`) is refused.
 
     In a distributed run, process `rank` of `world_size` reads its shard of every split (`SplitSettings.shard`);
     `batch_size` is per process.
@@ -235,6 +268,8 @@ def build_data(
         cache_dir=cache_dir,
     )
     config = replace(config, rank=rank, world_size=world_size)
+    if check_kind(targets) not in (CLASS, ANY):
+        raise target_mismatch(targets, f"data={dataset}", "class labels", CLASS)
     target = torch.device(device)
     if config.dataset == "custom":
         raise ConfigError("data.dataset=custom needs data=custom (its _target_ is trainscope.data.build_custom_data)")

@@ -63,11 +63,11 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
     """Train as `cfg` says, writing everything into `run_dir`; raises TrainingFailed if the run fails."""
     started = time.time()
     resumed = load_resume_checkpoint(cfg) if cfg.get("resume") else None  # before any work: fail fast
-    device, data, model = build_data_and_model(cfg)
+    device, data, model, task = build_data_and_model(cfg)
     optimizer = build_optimizer(cfg, model)
     scheduler, interval = build_scheduler(cfg, optimizer, steps_per_epoch=len(data.train))
     group = process_group()  # one process of a torchrun job, or the only one
-    callbacks = build_callbacks(cfg)
+    callbacks = build_callbacks(cfg, task)
     stop_on_signal = callbacks.callbacks[STOP_ON_SIGNAL]
     if not group.is_main:
         for name in RANK_ZERO_ONLY_CALLBACKS:
@@ -91,6 +91,7 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
         # Resolving and hashing the config costs tens of ms: once per run, not at every checkpoint.
         config_hash=config_hash(cfg),
         distributed=group,
+        task=task,
     )
     if resumed is not None:
         trainer.load_state_dict(resumed)
@@ -217,7 +218,7 @@ def _test_best_model(trainer: Trainer) -> dict[str, float]:
         trainer.model.load_state_dict(load_checkpoint(best_path, trainer.device)["model"])
     metrics = trainer.evaluate(trainer.data.test, "test")
     trainer.tensorboard.scalars(metrics, trainer.state.global_step)
-    log.info("test/loss %.4f  test/acc %.4f", metrics["test/loss"], metrics["test/acc"])
+    log.info("%s", "  ".join(f"{tag} {metrics[tag]:.4f}" for tag in trainer.task.shown("test") if tag in metrics))
     return metrics
 
 
@@ -238,7 +239,7 @@ def _run_metrics(cfg: DictConfig, trainer: Trainer, test_metrics: dict[str, floa
         "global_step": trainer.state.global_step,
         "wall_time_seconds": seconds,
         "final": final,
-        "best": best_values(history),
+        "best": best_values(history, lower_is_better=lambda tag: trainer.task.mode(tag) == "min"),
         "test": test_metrics,
         "optimized_metric": metric_names if len(metric_names) > 1 else metric_names[0],
         "run_dir": str(trainer.run_dir),

@@ -117,6 +117,10 @@ class OptunaSweep:
         self.deadline = None if settings.timeout is None else time.time() + settings.timeout
         self.directions = list(settings.directions)
         self.metric_names = self._metric_names(config)
+        if not self.directions:  # hydra.sweeper.direction unset: as the runs' task says each metric is better
+            from trainscope.sweep.objectives import default_directions  # builds the task: imports torch
+
+            self.directions = default_directions(config, self.metric_names)
         if len(self.directions) == 1 and len(self.metric_names) > 1:
             self.directions *= len(self.metric_names)
         if len(self.directions) != len(self.metric_names):
@@ -286,7 +290,8 @@ class OptunaSweep:
     def _declare_experiment(self, groups: Sequence[str] | None) -> None:
         """The HParams experiment declaration at the sweep root: each sampled key's domain."""
         from trainscope.sweep.experiment import declare_experiment, override_value
-        from trainscope.tensorboard.hparams import DEFAULT_METRICS, Interval
+        from trainscope.sweep.objectives import hparams_metrics
+        from trainscope.tensorboard.hparams import Interval
 
         parser = OverridesParser.create()
         domains: dict[str, Any] = {}
@@ -297,7 +302,7 @@ class OptunaSweep:
                 ]
             elif isinstance(distribution, IntDistribution | FloatDistribution):
                 domains[name] = Interval(distribution.low, distribution.high)
-        metrics = list(DEFAULT_METRICS)
+        metrics = hparams_metrics(self.config)
         metrics += [m for m in self.metric_names if m not in metrics]
         declare_experiment(self.config, domains, metrics, groups=groups)
 

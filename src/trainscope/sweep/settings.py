@@ -33,6 +33,9 @@ def _plain(value: Any) -> Any:
 
 
 def _directions(direction: Any) -> list[str]:
+    """The directions as a list; [] when unset (the sweep then takes the task's, `sweep.objectives`)."""
+    if direction is None:
+        return []
     raw = direction if isinstance(direction, list | tuple) else [direction]
     directions = [str(getattr(d, "name", d)).lower() for d in raw]
     bad = [d for d in directions if d not in DIRECTIONS]
@@ -98,7 +101,7 @@ class OptunaSettings:
         return cls(
             sampler=sampler,
             pruner=dict(values.get("pruner") or {}),
-            directions=_directions(values.get("direction", "maximize")),
+            directions=_directions(values.get("direction")),
             n_trials=n_trials,
             n_jobs=n_jobs,
             study_name=values.get("study_name"),
