@@ -1,4 +1,4 @@
-"""Test a finished run: `python eval.py run=<run_dir>` (see README.md, "Evaluation")."""
+"""Test a finished run: `python eval.py run=<run_dir>` (see docs/run-directory.md, "Evaluation")."""
 
 from trainscope.cli.eval import main
 

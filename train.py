@@ -1,4 +1,4 @@
-"""Train a model: `python train.py model=cnn data=mnist` (see README.md)."""
+"""Train a model: `python train.py model=cnn data=mnist` (see docs/training.md)."""
 
 from trainscope.cli.train import main
 

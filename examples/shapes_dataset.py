@@ -1,4 +1,4 @@
-"""A user's own Dataset, trained with `data=custom` (see README "Your own data"):
+"""A user's own Dataset, trained with `data=custom` (see docs/data.md):
 
     python train.py data=custom data.train._target_=examples.shapes_dataset.Shapes +data.train.split=train \
         +data.test._target_=examples.shapes_dataset.Shapes +data.test.split=test

@@ -1,4 +1,4 @@
-"""A user's own nn.Module, trained with `model=custom` (see README "Your own model"):
+"""A user's own nn.Module, trained with `model=custom` (see docs/models.md):
 
     python train.py model=custom model._target_=examples.tiny_net.TinyNet +model.width=16
 

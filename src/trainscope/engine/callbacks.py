@@ -1,4 +1,5 @@
-"""Where custom callbacks import their base class from (README "Custom callbacks"); defined in `trainscope.core`."""
+"""Where custom callbacks import their base class from (docs/training.md, "Writing a callback"); defined in
+`trainscope.core`."""
 
 from trainscope.core.callback import Callback, CallbackList
 
