@@ -53,6 +53,7 @@ TRUSTED_FUNCTIONS: frozenset[str] = frozenset(
     {
         "trainscope.data.build_data",
         "trainscope.data.build_custom_data",
+        "trainscope.data.build_table_data",
         "trainscope.models.resnet18_small",
         "trainscope.models.timm_model",
     }

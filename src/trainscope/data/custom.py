@@ -25,6 +25,7 @@ from trainscope.data.build import DataModule, settings_for, split_indices
 from trainscope.data.config import DataConfig, validate_data_config
 from trainscope.data.dataloader import DataLoaderBatchSource
 from trainscope.data.synthetic import synthetic_class_names
+from trainscope.data.targets import ANY, CLASS, FLOAT, MULTI_HOT, check_kind
 
 SPLITS = ("train", "val", "test")
 
@@ -43,23 +44,51 @@ def as_image_tensor(image: Any) -> torch.Tensor:
     return tensor.to(torch.float32)
 
 
-class ImageLabelSamples(Dataset):
-    """The user's dataset with each sample made an (image tensor, int label) pair the DataLoader can batch."""
+def as_input_tensor(value: Any) -> torch.Tensor:
+    """A sample's inputs: a vector stays a vector (int64 for integers: token ids, categories; else float32),
+    anything else is an image as `as_image_tensor` makes it."""
+    if isinstance(value, list | tuple):
+        value = np.asarray(value)
+    if isinstance(value, torch.Tensor | np.ndarray) and value.ndim <= 1:
+        tensor = torch.as_tensor(value)
+        integer = not tensor.is_floating_point() and tensor.dtype not in (torch.uint8, torch.bool)
+        return tensor.to(torch.int64 if integer else torch.float32)
+    return as_image_tensor(value)
 
-    def __init__(self, dataset: Dataset, split: str) -> None:
+
+def as_target(value: Any, kind: str) -> Any:
+    """One sample's target as the task reads it: an int label, a float vector [targets], or as it is."""
+    if kind == CLASS:
+        return int(value)
+    tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    if kind in (FLOAT, MULTI_HOT):
+        return tensor.to(torch.float32).reshape(-1)
+    return tensor.to(torch.float32) if tensor.is_floating_point() else tensor
+
+
+class TaskSamples(Dataset):
+    """The user's dataset with each sample made what the DataLoader can batch and the task reads: an
+    (inputs, target) pair of tensors, or a dict of tensors (the task takes its targets out by key)."""
+
+    def __init__(self, dataset: Dataset, split: str, kind: str = CLASS) -> None:
         self.dataset = dataset
         self.split = split
+        self.kind = kind
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> Any:
         sample = self.dataset[index]
+        if isinstance(sample, Mapping):
+            return {key: value if isinstance(value, str) else torch.as_tensor(value) for key, value in sample.items()}
         if not isinstance(sample, Sequence) or len(sample) < 2:
             raise DataError(
-                f"data.{self.split}[{index}] is a {type(sample).__name__}; a dataset must return (image, label) pairs"
+                f"data.{self.split}[{index}] is a {type(sample).__name__}; a dataset must return (inputs, target) "
+                "pairs or dicts"
             )
-        return as_image_tensor(sample[0]), int(sample[1])
+        inputs = as_image_tensor(sample[0]) if self.kind == CLASS else as_input_tensor(sample[0])
+        return inputs, as_target(sample[1], self.kind)
 
 
 def _unpack_splits(train: Any, val: Any, test: Any) -> dict[str, Any]:
@@ -125,43 +154,54 @@ def build_custom_data(
     seed: int,
     rank: int = 0,
     world_size: int = 1,
+    targets: str = CLASS,
     **_: Any,
 ) -> DataModule:
     """Build train/val/test BatchSources from the user's Dataset(s); val is carved from train when absent.
 
-    In a distributed run, process `rank` of `world_size` reads its shard of every split.
+    Samples are made into the `targets` kind the task reads (`trainscope.data.targets`). In a distributed run,
+    process `rank` of `world_size` reads its shard of every split.
     """
+    kind = check_kind(targets)
     datasets = _unpack_splits(train, val, test)
     for split, dataset in datasets.items():
         if dataset is not None or split == "train":
             _check_dataset(split, dataset)
-    names = _class_names(datasets["train"], num_classes, class_names)
+    names = _class_names(datasets["train"], num_classes, class_names) if kind == CLASS else []
+    try:
+        first = TaskSamples(datasets["train"], "train", kind)[0]
+    except Exception as error:  # the user's __getitem__ failed: name it in one line
+        raise DataError(f"reading data.train[0] failed: {first_line(error)}") from None
+    first_inputs = None if isinstance(first, Mapping) else first[0]
     if input_shape is None:
-        try:
-            input_shape = list(ImageLabelSamples(datasets["train"], "train")[0][0].shape)
-        except Exception as error:  # the user's __getitem__ failed: name it in one line
-            raise DataError(f"reading data.train[0] failed: {first_line(error)}") from None
-    channels = input_shape[0] if isinstance(input_shape, Sequence) and input_shape else 1
+        input_shape = [] if first_inputs is None else list(first_inputs.shape)
+    images = isinstance(input_shape, Sequence) and len(input_shape) == 3
+    if kind == ANY and not isinstance(first, Mapping) and not first[1].is_floating_point() and first[1].ndim == 0:
+        names = _class_names(datasets["train"], num_classes, class_names)  # class labels, read as such
+    target_names = [] if kind == CLASS else _target_names(first, class_names, datasets["train"])
+    if not images and augment and any(augment.values()):
+        raise ConfigError(f"data.augment crops and flips images [C, H, W]; data.train's inputs are {input_shape}")
+    channels = input_shape[0] if images else 1
     config: DataConfig = validate_data_config(
         dataset="custom",
         root=root,
-        input_shape=input_shape,
-        num_classes=len(names),
+        input_shape=input_shape if images else [1, 1, 1],  # the checks below are for images; others pass as they are
+        num_classes=len(names) if names else 2,
         batch_size=batch_size,
         val_fraction=val_fraction if datasets["val"] is None else 0.0,
         split_seed=split_seed,
         num_workers=num_workers,
         loader="dataloader",
         download=False,
-        mean=[0.0] * channels if mean is None else mean,  # null: the dataset yields the values to show
-        std=[1.0] * channels if std is None else std,
+        mean=[0.0] * channels if mean is None or not images else mean,  # null: the dataset yields the values to show
+        std=[1.0] * channels if std is None or not images else std,
         augment=augment,
         num_samples=None,
         seed=seed,
     )
     config = replace(config, rank=rank, world_size=world_size)
     target = torch.device(device)
-    samples = {split: ImageLabelSamples(dataset, split) for split, dataset in datasets.items() if dataset is not None}
+    samples = {split: TaskSamples(dataset, split, kind) for split, dataset in datasets.items() if dataset is not None}
     if "val" not in samples:
         train_rows, val_rows = split_indices(len(samples["train"]), config.val_fraction, config.split_seed)
         samples["val"] = Subset(samples["train"], val_rows.tolist())
@@ -170,13 +210,33 @@ def build_custom_data(
     def source(split: str) -> BatchSource:
         return DataLoaderBatchSource(samples[split], settings_for(config, target, split == "train"), num_workers)
 
+    # A torchrun job reads its targets' statistics from the whole training split, so every rank agrees on them.
+    whole = replace(config, rank=0, world_size=1)
+    unsharded = DataLoaderBatchSource(samples["train"], settings_for(whole, torch.device("cpu"), False), num_workers)
     return DataModule(
         train=source("train"),
         val=source("val"),
         test=source("test") if "test" in samples else None,
-        input_shape=config.input_shape,
+        input_shape=tuple(int(size) for size in input_shape) if not images else config.input_shape,
         num_classes=len(names),
         class_names=names,
-        mean=config.mean,
-        std=config.std,
+        mean=config.mean if images else (),
+        std=config.std if images else (),
+        target_names=target_names,
+        target_source="data.train's targets",
+        unsharded_train=unsharded if world_size > 1 else None,
     )
+
+
+def _target_names(first: Any, class_names: list[str] | None, train: Any) -> list[str]:
+    """Names of a float or 0/1 target vector's entries: `data.class_names`, else the dataset's `classes` when
+    their number fits; [] to let the task number them (also for dict samples, whose target key the task knows)."""
+    if isinstance(first, Mapping):
+        return [str(name) for name in class_names or []]
+    width = int(first[1].numel())
+    for names in (class_names, getattr(train, "classes", None)):
+        if names is not None and len(names) == width:
+            return [str(name) for name in names]
+    if class_names:
+        raise ConfigError(f"data.class_names names {len(class_names)} targets; data.train's samples hold {width}")
+    return []

@@ -93,7 +93,7 @@ class Trainer:
         self._last_grad_norm: Tensor | float = float("nan")
         self.progress = EpochProgress(enabled=settings.progress_bar)
         # This epoch's and this log window's sums: (loss * n, the task's statistics, n).
-        self.running_sums = torch.zeros(2, 2 + len(task.train_metric_names), device=device)
+        self.running_sums = torch.zeros(2, 2 + task.train_statistic_count, device=device)
         self._batch_counts: dict[int, Tensor] = {}
         self.channels_last = settings.channels_last
         # The compiled module shares the model's parameters; `self.model` stays the plain module, so

@@ -107,6 +107,8 @@ class Task:
     """What the data must deliver (`trainscope.data.targets`): class, float, multi_hot or any."""
     train_metric_names: ClassVar[tuple[str, ...]] = ()
     """Training metrics besides the loss, as `train_metrics` returns them (`acc` -> `train/acc`, `train/acc_step`)."""
+    train_statistic_count: ClassVar[int] = 0
+    """How many sums `train_statistics` returns (the loop keeps them in its running sums)."""
 
     def __init__(self, monitor: Mapping[str, Any] | Monitor, target_key: str | None = None) -> None:
         self.monitor = monitor if isinstance(monitor, Monitor) else Monitor(**dict(monitor))

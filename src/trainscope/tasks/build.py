@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -23,7 +25,10 @@ def build_task(cfg: DictConfig) -> Task:
         cause = error.__cause__ or error
         if isinstance(cause, TrainscopeError):  # our own one-line message, not Hydra's wrapper
             raise cause from None
-        raise ConfigError(f"task={_name(cfg)} cannot be built: {first_line(cause)}") from None
+        hint = ""
+        if "torchmetrics" in str(error) and importlib.util.find_spec("torchmetrics") is None:
+            hint = "; install torchmetrics: pip install 'trainscope[metrics]'"
+        raise ConfigError(f"task={_name(cfg)} cannot be built: {first_line(cause)}{hint}") from None
     except TrainscopeError:
         raise
     except Exception as error:  # an interpolation or a missing value (`???`) Hydra reports itself

@@ -29,6 +29,7 @@ class Classification(Task):
     name = "classification"
     targets = CLASS
     train_metric_names = ("acc",)
+    train_statistic_count = 1
     headline = ("acc",)
 
     def __init__(self, monitor: Mapping[str, Any] | Monitor | None = None, target_key: str | None = None) -> None:

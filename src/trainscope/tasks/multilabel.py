@@ -33,6 +33,7 @@ class MultiLabel(Task):
     name = "multilabel"
     targets = MULTI_HOT
     train_metric_names = ("f1_micro",)
+    train_statistic_count = 3
     headline = ("f1_macro", "f1_micro", "map")
 
     def __init__(

@@ -37,6 +37,7 @@ class Regression(Task):
     name = "regression"
     targets = FLOAT
     train_metric_names = ("rmse",)
+    train_statistic_count = 1
     headline = ("r2", "rmse")
 
     def __init__(
@@ -101,14 +102,15 @@ class Regression(Task):
     # ------------------------------------------------------------------------------------------ per step
 
     def standardized(self, targets: Tensor) -> Tensor:
+        """Targets [B, targets] (a dataset's scalar targets [B] too) on the scale the model learns."""
         mean, std = self._statistics(targets.device)
-        return (targets - mean) / std
+        return (targets.reshape(len(targets), -1) - mean) / std
 
     def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         return self._loss(outputs, self.standardized(targets))
 
     def train_statistics(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, ...]:
-        residuals = self.predictions(outputs.float()) - targets
+        residuals = self.predictions(outputs.float()) - targets.reshape(len(targets), -1)
         return (residuals.square().sum(),)
 
     def train_metrics(self, sums: Sequence[float], count: float) -> dict[str, float]:

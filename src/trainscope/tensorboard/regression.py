@@ -72,7 +72,7 @@ class PredictionPanels(Callback):
         if room <= 0:
             return
         predicted = trainer.task.predictions(logits.detach().float())[:room]
-        self._kept.append((predicted, targets[:room].float()))
+        self._kept.append((predicted, targets[:room].float().reshape(len(predicted), -1)))
         self._count += len(predicted)
 
     def on_validation_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
