@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 BUNDLED_TABLES = {"diabetes": Path(__file__).resolve().parent.parent / "resources" / "diabetes" / "diabetes.csv"}
 """Tables shipped in the package (`data=diabetes`): they train with no network and no path."""
 
+MIN_EXAMPLES_PER_CLASS = 5
+MAX_CLASSES_WITHOUT_EXAMPLES = 20
+"""An integer target column with more than 20 distinct values and fewer than 5 rows per value on average is a
+quantity (a count, a score in whole units), not class labels: task=classification refuses it."""
+
 MISSING_CELLS = frozenset({"", "na", "nan", "null", "none", "n/a"})
 CATEGORICAL = ("onehot", "refuse")
 MISSING = ("refuse", "drop", "mean")
@@ -265,6 +270,9 @@ def _targets(columns: list[Column], kind: str, where: str) -> tuple[torch.Tensor
         if not torch.equal(present, present.round()):
             raise target_mismatch(CLASS, where, "floats", FLOAT)
         classes = sorted({int(value) for value in present.flatten().tolist()})
+        if len(classes) > MAX_CLASSES_WITHOUT_EXAMPLES and len(present) < MIN_EXAMPLES_PER_CLASS * len(classes):
+            holds = f"{len(classes)} distinct numbers in {len(present)} rows, a quantity rather than class labels"
+            raise target_mismatch(CLASS, where, holds, FLOAT)
         index = {value: position for position, value in enumerate(classes)}
         labels = [index[int(value)] if not math.isnan(value) else -1 for value in numbers[:, 0].tolist()]
         return torch.tensor(labels, dtype=torch.int64), [str(value) for value in classes]

@@ -177,10 +177,10 @@ class Task:
         """`max` or `min`: which values of the metric `tag` are better; None for a tag the task does not know."""
         if tag in (self.monitor.metric, self.monitor.best_tag):
             return self.monitor.mode
-        name = tag.split("/", 1)[-1].split("/")[0]
-        if name == "loss" or name.startswith("loss"):
+        name = metric_name(tag)
+        if name.startswith("loss"):
             return "min"
-        return self.metric_modes().get(name.removesuffix("_step"))
+        return self.metric_modes().get(name)
 
     def metric_modes(self) -> dict[str, str]:
         """`max`/`min` per metric name the task logs (without the split prefix)."""
@@ -227,6 +227,17 @@ class Task:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned."""
+
+
+SPLITS = ("train", "val", "test")
+
+
+def metric_name(tag: str) -> str:
+    """The metric a tag is of: `val/rmse_best` -> `rmse`, `val_r2/age` -> `r2`, `train/acc_step` -> `acc`."""
+    head, _, rest = tag.partition("/")
+    split, _, per_item = head.partition("_")
+    name = per_item if split in SPLITS and per_item else rest.split("/")[0]
+    return name.removesuffix("_best").removesuffix("_step")
 
 
 def batch_count(cache: dict[int, Tensor], batch_size: int, device: torch.device) -> Tensor:

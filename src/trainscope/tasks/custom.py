@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from trainscope.core.errors import ConfigError, first_line
 from trainscope.core.view import DataFacts
 from trainscope.data.targets import ANY
-from trainscope.tasks.base import Evaluator, Monitor, Reduce, Task, batch_count
+from trainscope.tasks.base import Evaluator, Monitor, Reduce, Task, batch_count, metric_name
 
 
 class Custom(Task):
@@ -113,13 +113,9 @@ class Custom(Task):
         mode = super().mode(tag)
         if mode is not None:
             return mode
-        metric = self.metrics.get(_metric_name(tag))
+        metric = self.metrics.get(metric_name(tag))
         higher = getattr(metric, "higher_is_better", None)  # torchmetrics says which way is better
         return None if higher is None else ("max" if higher else "min")
-
-
-def _metric_name(tag: str) -> str:
-    return tag.split("/", 1)[-1].removesuffix("_best")
 
 
 class CustomEvaluator(Evaluator):
