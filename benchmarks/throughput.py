@@ -125,6 +125,11 @@ def compose_config(workload: Workload, device: str, epochs: int, extra: list[str
         "trainer.test=false",
         *extra,
     ]
+    return composed(overrides)
+
+
+def composed(overrides: list[str]) -> DictConfig:
+    """The config `python train.py <overrides>` composes, as the task function receives it (Hydra's config set)."""
     register_resolvers()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)

@@ -11,21 +11,15 @@ import pytest
 from tests.helpers.cli import TINY, TrainCLI
 from tests.helpers.events import read_events
 
+HISTOGRAMS = {
+    f"{kind}/net.{layer}.{part}" for kind in ("gradients", "weights") for layer in (1, 4) for part in ("bias", "weight")
+}
 TAGS_BEFORE_TASKS: dict[str, set[str]] = {
     "images": {
         "images/train_inputs",
         "val/confusion_matrix",
     },
-    "histograms": {
-        "gradients/net.1.bias",
-        "gradients/net.1.weight",
-        "gradients/net.4.bias",
-        "gradients/net.4.weight",
-        "weights/net.1.bias",
-        "weights/net.1.weight",
-        "weights/net.4.bias",
-        "weights/net.4.weight",
-    },
+    "histograms": HISTOGRAMS,
     "scalars": {
         "epoch",
         "health/exploding_gradients",
@@ -72,16 +66,7 @@ TAGS_BEFORE_TASKS: dict[str, set[str]] = {
         "val_recall/class_8",
         "val_recall/class_9",
     },
-    "distributions": {
-        "gradients/net.1.bias",
-        "gradients/net.1.weight",
-        "gradients/net.4.bias",
-        "gradients/net.4.weight",
-        "weights/net.1.bias",
-        "weights/net.1.weight",
-        "weights/net.4.bias",
-        "weights/net.4.weight",
-    },
+    "distributions": HISTOGRAMS,  # TensorBoard lists every histogram as a distribution too
     "tensors": {
         "_hparams_/session_end_info",
         "_hparams_/session_start_info",

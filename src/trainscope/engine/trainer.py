@@ -211,10 +211,11 @@ class Trainer:
         if self.status == RunStatus.INTERRUPTED:
             return {}
         loss_sum, *statistics, count = epoch_sums.tolist()
+        seconds = time.perf_counter() - epoch_start
         metrics = {
             "train/loss": loss_sum / max(count, 1),
-            **{f"train/{name}": value for name, value in self.task.train_metrics(statistics, count).items()},
-            "time/epoch_seconds": time.perf_counter() - epoch_start,
+            **{f"train/{name}": value for name, value in self.task.train_metrics(statistics, count, seconds).items()},
+            "time/epoch_seconds": seconds,
         }
         if not math.isfinite(metrics["train/loss"]):
             self.request_stop(
@@ -259,7 +260,10 @@ class Trainer:
         loss_sum, *statistics, count = window_sums.tolist()
         metrics = {
             "train/loss_step": loss_sum / max(count, 1),
-            **{f"train/{name}_step": value for name, value in self.task.train_metrics(statistics, count).items()},
+            **{
+                f"train/{name}_step": value
+                for name, value in self.task.train_metrics(statistics, count, seconds).items()
+            },
             "train/grad_norm": float(self._last_grad_norm),
             "train/samples_per_sec": count / max(seconds, 1e-9),
             **self.learning_rates(),

@@ -158,8 +158,9 @@ class Task:
         """Batch sums behind `train_metric_names` (detached outputs), added up on the device between reads."""
         return ()
 
-    def train_metrics(self, sums: Sequence[float], count: float) -> dict[str, float]:
-        """`train_metric_names` from the sums of `train_statistics` over `count` examples."""
+    def train_metrics(self, sums: Sequence[float], count: float, seconds: float) -> dict[str, float]:
+        """`train_metric_names` from the sums of `train_statistics` over `count` examples trained in `seconds`
+        (a language model's tokens per second: a token count among the statistics, divided by `seconds`)."""
         return {}
 
     # ------------------------------------------------------------------------------------------ evaluation

@@ -64,7 +64,7 @@ class Classification(Task):
     def train_statistics(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, ...]:
         return ((outputs.argmax(dim=1) == targets).sum().float(),)
 
-    def train_metrics(self, sums: Sequence[float], count: float) -> dict[str, float]:
+    def train_metrics(self, sums: Sequence[float], count: float, seconds: float) -> dict[str, float]:
         return {"acc": sums[0] / max(count, 1)}
 
     def evaluator(self, device: torch.device) -> Evaluator:

@@ -89,7 +89,7 @@ class MultiLabel(Task):
     def train_statistics(self, outputs: Tensor, targets: Tensor) -> tuple[Tensor, ...]:
         return tuple(counts.sum() for counts in self._counts(outputs.float(), targets.float()))
 
-    def train_metrics(self, sums: Sequence[float], count: float) -> dict[str, float]:
+    def train_metrics(self, sums: Sequence[float], count: float, seconds: float) -> dict[str, float]:
         true_positives, false_positives, false_negatives = sums
         return {"f1_micro": _f1(true_positives, false_positives, false_negatives)}
 

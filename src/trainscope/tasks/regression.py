@@ -113,7 +113,7 @@ class Regression(Task):
         residuals = self.predictions(outputs.float()) - targets.reshape(len(targets), -1)
         return (residuals.square().sum(),)
 
-    def train_metrics(self, sums: Sequence[float], count: float) -> dict[str, float]:
+    def train_metrics(self, sums: Sequence[float], count: float, seconds: float) -> dict[str, float]:
         return {"rmse": math.sqrt(sums[0] / max(count * len(self.target_names), 1))}
 
     def predictions(self, outputs: Tensor) -> Tensor:

@@ -70,10 +70,13 @@ class ModelGraph(Callback):
         if trainer.state.global_step > 0:
             return
         with torch.random.fork_rng(devices=[]):  # a DataLoader draws its base seed: keep the run's RNG as is
-            inputs, _ = next(iter(trainer.data.val if len(trainer.data.val) else trainer.data.train))
+            batch = next(iter(trainer.data.val if len(trainer.data.val) else trainer.data.train))
+        inputs, _ = trainer.task.split_batch(batch)
         was_training = trainer.model.training
         trainer.model.eval()
         try:
+            if isinstance(inputs, dict):
+                raise TypeError("the model takes a dict batch as keywords, which add_graph cannot trace")
             trainer.tensorboard.writer.add_graph(trainer.model, inputs[:1])
         except Exception as error:  # tracing fails for some models; the graph is optional
             log.warning("could not write the model graph (%s); set logging.graph=false", error)
