@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.helpers.cli import TrainCLI, resume_cli, run_script
-from trainscope.core.errors import CheckpointError
+from trainscope.core.errors import CheckpointError, ConfigError, DataError
 from trainscope.data import build_table_data
 from trainscope.data.build import carve_indices
 from trainscope.data.targets import CLASS, FLOAT
@@ -98,3 +98,23 @@ def test_eval_and_resume_apply_the_checkpoint_scaling_to_an_edited_table(train: 
     resumed = resume_cli(run_dir, train.data_dir, "trainer.max_epochs=3")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((run_dir / "metrics.json").read_text())["epochs_run"] == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "target", "error", "message"),
+    [
+        ("a;b;y\n1;2;3\n", "y", DataError, r"reads as one column 'a;b;y': a table is comma-separated"),
+        ("name,a,y\n" + "".join(f"p{i},{i},{i}\n" for i in range(120)), "y", ConfigError, "an identifier rather"),
+        ("a,y\n1,2\n3,4\n5,6\n", ["y", "y"], ConfigError, "data.target names column y twice"),
+        ("a,y\n1,2\n3,4\n5\n", "y", DataError, "line 4 has 1 cells, its header 2"),
+        ("a,a,y\n1,2,3\n", "y", DataError, "one distinct name per column"),
+        ("y\n1\n2\n3\n", "y", ConfigError, "no feature column besides data.target=y"),
+        ("a,y\n", "y", DataError, "holds no rows under its header"),
+    ],
+)
+def test_a_table_that_cannot_be_read_as_examples_is_one_line(
+    tmp_path: Path, text: str, target: object, error: type, message: str
+) -> None:
+    (tmp_path / "t.csv").write_text(text)
+    with pytest.raises(error, match=message):
+        table(tmp_path / "t.csv", target=target)

@@ -43,6 +43,10 @@ MAX_CLASSES_WITHOUT_EXAMPLES = 20
 """An integer target column with more than 20 distinct values and fewer than 5 rows per value on average is a
 quantity (a count, a score in whole units), not class labels: task=classification refuses it."""
 
+MAX_ONE_HOT_VALUES = 50
+"""A string feature column with more distinct values than this and than half the rows is an identifier (a name,
+an id), not a category: one-hot encoding it would make one feature per row."""
+
 MISSING_CELLS = frozenset({"", "na", "nan", "null", "none", "n/a"})
 CATEGORICAL = ("onehot", "refuse")
 MISSING = ("refuse", "drop", "mean")
@@ -76,6 +80,11 @@ def read_table(path: Path) -> list[Column]:
     if len(rows) < 2:
         raise DataError(f"data.path={path} holds no rows under its header; a table needs a header and data rows")
     header = [name.strip() for name in rows[0]]
+    if len(header) == 1 and any(separator in header[0] for separator in ";\t|"):
+        raise DataError(
+            f"data.path={path} reads as one column {header[0]!r}: a table is comma-separated; convert the file "
+            "to commas"
+        )
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates or not all(header):
         raise DataError(f"data.path={path} needs one distinct name per column in its header, got {rows[0]}")
@@ -110,6 +119,9 @@ def _names(value: Any, key: str) -> list[str]:
     names = [value] if isinstance(value, str) else list(value) if isinstance(value, Sequence) else None
     if not names or not all(isinstance(name, str) and name for name in names):
         raise ConfigError(f"data.{key} must be a column name or a list of them, got {value!r}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"data.{key} names column {repeated[0]} twice")
     return names
 
 
@@ -299,7 +311,13 @@ def _features(columns: list[Column], categorical: str, table: Path) -> tuple[lis
                 f"data.features: column {column.name} of {table} holds strings ({example!r}); drop it from "
                 "data.features, or one-hot encode it with data.categorical=onehot"
             )
-        for value in sorted({cell for cell in cells if cell is not None}):
+        values_seen = sorted({cell for cell in cells if cell is not None})
+        if len(values_seen) > max(MAX_ONE_HOT_VALUES, len(cells) // 2):
+            raise ConfigError(
+                f"data.features: column {column.name} of {table} holds {len(values_seen)} distinct strings in "
+                f"{len(cells)} rows, an identifier rather than a category; leave it out with data.features=[...]"
+            )
+        for value in values_seen:
             names.append(f"{column.name}={value}")
             values.append([math.nan if cell is None else float(cell == value) for cell in cells])
     return names, torch.tensor(values, dtype=torch.float64).T
