@@ -9,14 +9,15 @@ validation pass) of:
 
   raw         a hand-written loop over preloaded tensors: the task's loss by hand, its metric sums on the device,
               read once per epoch (for regression: targets standardized with the training split, as the task does)
-  trainscope  `trainscope.session.run.train` with monitoring off (no logging-step reads, no progress bar, no panels,
-              no health checks): the loop and the task layer
-  monitored   the same with the default monitoring and callbacks (what a user runs)
+  loop        `trainscope.session.run.train` with `callbacks=none` and monitoring off (no checkpoints, health
+              checks, panels, logging-step reads or progress bar): the loop and the task layer, as the raw loop is
+  default     the same with the default callbacks and monitoring (what a user runs: a checkpoint every epoch,
+              health checks, TensorBoard panels, a read every `log_every_n_steps`)
 
 Workloads: `task=classification` of synthetic 28x28 images with `model=mlp` (throughput.py's raw loop and run), and
 `task=regression` on a CSV table (20,000 rows, 32 features, `model=mlp` 256-256) through `data=table`. Variants run
 interleaved, `--rounds` times, so load from other processes hits each alike; the median epoch is reported, with
-trainscope / raw as the ratio. On CUDA it also counts the device syncs of every training step
+loop / raw and default / raw as the ratios. On CUDA it also counts the device syncs of every training step
 (`torch.cuda.set_sync_debug_mode`): a step that does not log must have none.
 """
 
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,7 +45,6 @@ from throughput import (  # benchmarks/ is this script's first sys.path entry
     composed,
     monitoring_off,
     run_raw,
-    run_trainscope,
     synchronize,
     synthetic_splits,
 )
@@ -125,18 +126,26 @@ def run_raw_table(table: Path, device: torch.device, epochs: int) -> list[float]
     return seconds
 
 
-def run_trainscope_table(table: Path, device: str, epochs: int, monitor: bool, run_root: Path) -> list[float]:
+def timed_run(cfg: DictConfig, run_root: Path) -> list[float]:
+    """Seconds of each epoch of `trainscope.session.run.train(cfg)`, as `EpochTimer` marks them."""
     from trainscope.session.run import train
 
-    base = ["+callbacks.epoch_timer._target_=__main__.EpochTimer", "callbacks.early_stopping.patience=1000000"]
-    if not monitor:  # as throughput.py's no-monitor variant: no logging-step reads, no progress bar, no panels
-        steps = epochs * -(-int(ROWS * 0.9) // BATCH)
-        base += monitoring_off(table_config(table, device, epochs, []), steps)
-    cfg = table_config(table, device, epochs, base)
     EpochTimer.marks = []
     train(cfg, Path(tempfile.mkdtemp(dir=run_root)))
     marks = EpochTimer.marks
     return [end - begin for begin, end in zip(marks, marks[1:], strict=False)]
+
+
+TIMER = "+callbacks.epoch_timer._target_=__main__.EpochTimer"
+
+
+def variants(compose: Callable[[list[str]], DictConfig], steps: int) -> dict[str, DictConfig]:
+    """A workload's `loop` config (no callbacks: checkpoints, health checks, early stopping; no panels, no
+    logging-step reads, no progress bar: the loop and the task alone, as the raw loop is) and its `default` one."""
+    return {
+        "loop": compose([*monitoring_off(compose([]), steps), "callbacks=none", TIMER]),
+        "default": compose([TIMER, "callbacks.early_stopping.patience=1000000"]),  # synthetic data saturates
+    }
 
 
 class StepSyncs(Callback):
@@ -189,31 +198,33 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="trainscope-bench-tasks-"))
     table = write_table(scratch / "table.csv")
     train_split, val_split = synthetic_splits(IMAGES)
-    images_cfg = compose_config(IMAGES, str(device), args.epochs + 1, [])
     epochs = args.epochs + 1  # the first epoch of every variant warms up and is not counted
+    images_cfg = compose_config(IMAGES, str(device), epochs, [])
+    image_steps = epochs * -(-int(IMAGES.num_samples * 0.9) // IMAGES.batch_size)
+    table_steps = epochs * -(-int(ROWS * 0.9) // BATCH)
+    configs = {
+        "classification": variants(lambda extra: compose_config(IMAGES, str(device), epochs, extra), image_steps),
+        "regression": variants(lambda extra: table_config(table, str(device), epochs, extra), table_steps),
+    }
+    raw_runs = {
+        "classification": lambda: run_raw(images_cfg, IMAGES, train_split, val_split, device, epochs),
+        "regression": lambda: run_raw_table(table, device, epochs),
+    }
     times: dict[tuple[str, str], list[float]] = {}
-    for _ in range(args.rounds):
-        runs = {
-            ("classification", "raw"): lambda: run_raw(images_cfg, IMAGES, train_split, val_split, device, epochs),
-            ("classification", "trainscope"): lambda: run_trainscope(IMAGES, str(device), epochs, False, scratch),
-            ("classification", "monitored"): lambda: run_trainscope(IMAGES, str(device), epochs, True, scratch),
-            ("regression", "raw"): lambda: run_raw_table(table, device, epochs),
-            ("regression", "trainscope"): lambda: run_trainscope_table(table, str(device), epochs, False, scratch),
-            ("regression", "monitored"): lambda: run_trainscope_table(table, str(device), epochs, True, scratch),
-        }
-        for key, run in runs.items():
-            times.setdefault(key, []).extend(run()[1:])
+    for _ in range(args.rounds):  # interleaved: load from other processes hits every variant alike
+        for task, run_raw_loop in raw_runs.items():
+            times.setdefault((task, "raw"), []).extend(run_raw_loop()[1:])
+            for variant, cfg in configs[task].items():
+                times.setdefault((task, variant), []).extend(timed_run(cfg, scratch)[1:])
     print(
         f"device {device}, torch {torch.__version__} ({torch.get_num_threads()} threads), {args.clock} clock, "
         f"{args.rounds} rounds x {args.epochs} timed epochs\n"
     )
-    print("| task | raw epoch (s) | trainscope (s) | ratio | monitored (s) | ratio |")
+    print("| task | raw epoch (s) | loop (s) | loop / raw | default (s) | default / raw |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for task in ("classification", "regression"):
-        raw, bare, monitored = (
-            statistics.median(times[(task, variant)]) for variant in ("raw", "trainscope", "monitored")
-        )
-        print(f"| {task} | {raw:.3f} | {bare:.3f} | {bare / raw:.3f} | {monitored:.3f} | {monitored / raw:.3f} |")
+        floor, loop, default = (statistics.median(times[(task, variant)]) for variant in ("raw", "loop", "default"))
+        print(f"| {task} | {floor:.3f} | {loop:.3f} | {loop / floor:.3f} | {default:.3f} | {default / floor:.3f} |")
     if device.type == "cuda":
         print("\n| task | steps without logging | their device syncs | syncs per logging step |")
         print("| --- | ---: | ---: | ---: |")
