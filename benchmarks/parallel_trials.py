@@ -23,7 +23,7 @@ from timed_sweep import REPO_ROOT, run_timed_sweep  # benchmarks/ is this script
 
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
-from trainscope.sweep.study import OWNER_ATTR  # noqa: E402
+from trainscope.trial.attributes import OWNER_ATTR  # noqa: E402
 from trainscope.trial.storage import open_storage  # noqa: E402
 
 VARIANTS = {  # name: overrides

@@ -34,7 +34,7 @@ from optuna.trial import TrialState
 
 from hydra_plugins.trainscope_optuna_sweeper.sweeper import TrainscopeOptunaSweeper
 from tests.helpers.cli import REPO_ROOT
-from trainscope.sweep.search_space import distribution_from_override, distribution_from_spec, parse_search_space
+from trainscope.sweep.optuna.search_space import distribution_from_override, distribution_from_spec, parse_search_space
 from trainscope.trial.storage import open_storage
 
 OFFICIAL = REPO_ROOT / "tests" / "optuna_official"

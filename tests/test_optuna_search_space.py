@@ -6,7 +6,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from trainscope.core.errors import ConfigError
-from trainscope.sweep.search_space import grid_search_space, parse_search_space, search_space_domains
+from trainscope.sweep.optuna.search_space import grid_search_space, parse_search_space, search_space_domains
 
 
 @pytest.mark.parametrize(

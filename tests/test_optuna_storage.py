@@ -13,16 +13,9 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from trainscope.sweep.storage import resolve_storage
-from trainscope.sweep.study import (
-    FAIL_REASON_ATTR,
-    OWNER_ATTR,
-    claim_trial,
-    count_trials,
-    fail_abandoned_trials,
-    set_trial_system_attr,
-)
-from trainscope.trial.storage import StorageError, open_storage
+from trainscope.sweep.optuna.study import claim_trial, count_trials, fail_abandoned_trials, set_trial_system_attr
+from trainscope.trial.attributes import FAIL_REASON_ATTR, OWNER_ATTR
+from trainscope.trial.storage import StorageError, open_storage, resolve_storage
 
 SPACE = {"x": FloatDistribution(0.0, 1.0)}
 

@@ -23,8 +23,8 @@ from tensorboard.plugins.hparams import metadata
 from tests.helpers.cli import REPO_ROOT, cli_env
 from tests.helpers.events import read_events
 from trainscope.core.run_dir import SPACE_RESERVE
-from trainscope.sweep.study import FAIL_REASON_ATTR, OWNER_ATTR, count_trials
-from trainscope.trial.handle import RUN_DIR_ATTR
+from trainscope.sweep.optuna.study import count_trials
+from trainscope.trial.attributes import FAIL_REASON_ATTR, OWNER_ATTR, RUN_DIR_ATTR
 from trainscope.trial.storage import open_storage
 
 SEARCH = ["hparams_search=synthetic", "logging.log_every_n_steps=4"]

@@ -25,15 +25,10 @@ from tensorboard.backend.event_processing.event_multiplexer import EventMultiple
 from tests.helpers.cli import REPO_ROOT, cli_env
 from tests.helpers.postgres_server import PostgresServer, free_port, running_server
 from trainscope.core.errors import ConfigError
-from trainscope.sweep.study import (
-    FAIL_REASON_ATTR,
-    HOST_ATTR,
-    claim_trial,
-    count_trials,
-    fail_abandoned_trials,
-)
-from trainscope.trial.handle import RUN_DIR_ATTR
-from trainscope.trial.storage import DatabaseSettings, StorageError, open_storage
+from trainscope.sweep.optuna.study import claim_trial, count_trials, fail_abandoned_trials
+from trainscope.trial.attributes import FAIL_REASON_ATTR, HOST_ATTR, RUN_DIR_ATTR
+from trainscope.trial.database import DatabaseSettings
+from trainscope.trial.storage import StorageError, open_storage
 
 # Seconds, not minutes: a dead worker's trial is retried 5 s after its last heartbeat.
 HEARTBEAT = ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.heartbeat_grace_period=5"]

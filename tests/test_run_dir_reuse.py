@@ -17,7 +17,7 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, cli_env, resume_cli
-from trainscope.sweep.study import FAIL_REASON_ATTR
+from trainscope.trial.attributes import FAIL_REASON_ATTR
 from trainscope.trial.storage import open_storage
 
 HELD = "metrics.json, checkpoints, TensorBoard events"

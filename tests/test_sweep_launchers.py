@@ -18,8 +18,7 @@ from optuna.trial import TrialState
 
 from tests.helpers.cli import TINY
 from tests.test_optuna_sweep import SEARCH, last_line, load_study, run_dirs
-from trainscope.sweep.study import HOST_ATTR, OWNER_ATTR
-from trainscope.trial.handle import RUN_DIR_ATTR
+from trainscope.trial.attributes import HOST_ATTR, OWNER_ATTR, RUN_DIR_ATTR
 
 LAUNCHERS = ["joblib", "submitit_local"]
 

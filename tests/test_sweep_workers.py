@@ -20,8 +20,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tests.helpers.cli import REPO_ROOT, cli_env
 from tests.test_optuna_sweep import SEARCH, last_line, load_study
-from trainscope.sweep.study import FAIL_REASON_ATTR, OWNER_ATTR, count_trials
-from trainscope.trial.handle import RUN_DIR_ATTR
+from trainscope.sweep.optuna.study import count_trials
+from trainscope.trial.attributes import FAIL_REASON_ATTR, OWNER_ATTR, RUN_DIR_ATTR
 
 
 def sweep_command(sweep_dir: Path, *args: str) -> list[str]:

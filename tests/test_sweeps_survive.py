@@ -23,8 +23,8 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 
 from tests.helpers.cli import REPO_ROOT, cli_env
 from tests.helpers.events import read_events
-from trainscope.sweep.study import FAIL_REASON_ATTR, count_trials
-from trainscope.trial.handle import RUN_DIR_ATTR
+from trainscope.sweep.optuna.study import count_trials
+from trainscope.trial.attributes import FAIL_REASON_ATTR, RUN_DIR_ATTR
 from trainscope.trial.storage import open_storage
 
 SMALL = [

@@ -19,6 +19,8 @@ import torch
 
 from tests.helpers.in_process import synthetic_data
 from tests.helpers.task_data import MultiLabelVectors
+from trainscope.config.groups.logging import LoggingConfig
+from trainscope.config.groups.trainer import TrainerConfig
 from trainscope.core.callback import Callback, CallbackList
 from trainscope.core.view import TrainerView
 from trainscope.data import build_custom_data, build_table_data
@@ -110,7 +112,11 @@ def test_the_loop_reads_the_device_only_on_logging_steps(tmp_path: Path, reads: 
     task.bind(data)
     recorder = RecordReadsPerStep(reads)
     trainer = Trainer(
-        TrainerSettings(max_epochs=3, log_every_n_steps=3, progress_bar=False),
+        TrainerSettings(
+            TrainerConfig(max_epochs=3),
+            LoggingConfig(log_every_n_steps=3, progress_bar=False),
+            monitor_metric=task.monitor.metric,
+        ),
         model,
         data,
         torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),  # SGD: no optimizer reads of its own

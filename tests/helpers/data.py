@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from trainscope.data.config import DataConfig, validate_data_config
+from trainscope.config.groups.data import ImageDataConfig
 from trainscope.data.files import BUNDLED_MNIST_DIR
 
 
@@ -48,9 +48,8 @@ def data_kwargs(root: Path, dataset: str = "synthetic", **overrides: Any) -> dic
     return kwargs
 
 
-def validate_config(root: Path, dataset: str, **overrides: Any) -> DataConfig:
-    """The validated DataConfig of `data_kwargs` (what `build_data` checks before loading)."""
+def validate_config(root: Path, dataset: str, **overrides: Any) -> ImageDataConfig:
+    """The checked config of `data_kwargs` (what `build_data` checks before loading)."""
     kwargs = data_kwargs(root, dataset, **overrides)
-    for key in ("device", "batch_size"):
-        kwargs.pop(key)
-    return validate_data_config(batch_size=32, **kwargs)
+    kwargs.pop("device")
+    return ImageDataConfig.for_option(kwargs, seed=kwargs.pop("seed"))

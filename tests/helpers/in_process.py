@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from trainscope.config.groups.logging import LoggingConfig
+from trainscope.config.groups.trainer import TrainerConfig
 from trainscope.core.callback import Callback, CallbackList
 from trainscope.data import build_data
 from trainscope.engine.settings import TrainerSettings
@@ -45,7 +47,11 @@ def make_trainer(run_dir: Path, callbacks: dict[str, Callback] | None = None, **
     data = synthetic_data(run_dir / "data")
     model = MLP(INPUT_SHAPE, num_classes=4, hidden_sizes=[16])
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    trainer_settings = TrainerSettings(**{"max_epochs": 2, "log_every_n_steps": 2, "progress_bar": False, **settings})
+    trainer_settings = TrainerSettings(
+        TrainerConfig(**{"max_epochs": 2, **settings}),
+        LoggingConfig(log_every_n_steps=2, progress_bar=False),
+        monitor_metric="val/acc",
+    )
     return Trainer(
         trainer_settings,
         model,

@@ -2,7 +2,7 @@
 
 - a failed run (exception, NaN loss) is recorded as failed and every other run, in every batch, still runs;
 - rerun with the same `hydra.sweep.dir`, it continues: finished runs are kept, interrupted ones resume from
-  their checkpoint, failed ones run again (`trainscope.sweep.grid_rerun`); two sweeps never share the directory;
+  their checkpoint, failed ones run again (`trainscope.sweep.grid.rerun`); two sweeps never share the directory;
 - a job whose run directory holds another run is not started and counts as failed (`GuardedLauncher`);
 - SIGTERM/Ctrl-C: the running job saves a checkpoint, the sweep says how many runs finished, exit 143/130;
 - the sweep root gets one HParams experiment declaration naming the swept hyperparameters before any run;
@@ -14,27 +14,25 @@ Hydra's own basic sweeper re-raises the first failure after its batch, with no r
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
+from trainscope.adapters.hydra_private import basic_sweeper, params_overrides
+from trainscope.sweep.grid.settings import GridSettings
+
 if TYPE_CHECKING:
-    from trainscope.sweep.grid_rerun import PlannedJob
+    from trainscope.sweep.grid.rerun import PlannedJob
 
 
 @dataclass
-class TrainscopeGridSweeperConf:
+class TrainscopeGridSweeperConf(GridSettings):
+    """`hydra/sweeper=trainscope_grid`: the keys are `GridSettings`' (trainscope.sweep.grid.settings)."""
+
     _target_: str = "hydra_plugins.trainscope_grid_sweeper.grid_sweeper.TrainscopeGridSweeper"
-    # Jobs handed to the launcher at once (null: all); later batches run even when a job failed.
-    max_batch_size: int | None = None
-    # Sweep overrides from the config, e.g. {optimizer.lr: "0.1,0.01"}; command-line ones come after.
-    params: dict[str, str] | None = None
-    # On a rerun in the same hydra.sweep.dir, run failed jobs again (false: keep their failure).
-    rerun_failed: bool = True
 
 
 ConfigStore.instance().store(
@@ -42,14 +40,13 @@ ConfigStore.instance().store(
 )
 
 
-class TrainscopeGridSweeper(BasicSweeper):
+class TrainscopeGridSweeper(basic_sweeper()):  # type: ignore[misc]  # the class this plugin scan defined
     """Hydra's basic sweeper that runs the whole grid whatever fails, and summarizes it."""
 
-    def __init__(
-        self, max_batch_size: int | None, params: dict[str, str] | None = None, rerun_failed: bool = True
-    ) -> None:
-        super().__init__(max_batch_size=max_batch_size, params=params)
-        self.rerun_failed = rerun_failed
+    def __init__(self, **settings: Any) -> None:
+        """`settings`: the keys of `GridSettings`, as Hydra composed them."""
+        self.settings = GridSettings(**settings)
+        super().__init__(max_batch_size=self.settings.max_batch_size, params=self.settings.params)
 
     def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         # Imported here, not at module level: Hydra imports every plugin module on each start (even
@@ -57,8 +54,8 @@ class TrainscopeGridSweeper(BasicSweeper):
         from trainscope.cli.errors import exit_on_user_error
         from trainscope.core.run_dir import display_path
         from trainscope.sweep.experiment import declare_experiment, grid_domains, group_names
-        from trainscope.sweep.grid_report import finish_grid_sweep, interrupted_exit
-        from trainscope.sweep.grid_rerun import Action, kept_job, plan_job
+        from trainscope.sweep.grid.report import finish_grid_sweep, interrupted_exit
+        from trainscope.sweep.grid.rerun import Action, kept_job, plan_job
         from trainscope.sweep.guarded_launcher import GuardedLauncher
         from trainscope.sweep.jobs import report_failed_jobs
         from trainscope.sweep.sweep_dir import GRID_OWNER, claim_sweep_dir
@@ -66,7 +63,7 @@ class TrainscopeGridSweeper(BasicSweeper):
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         config_loader = self.hydra_context.config_loader
         overrides = OverridesParser.create(config_loader=config_loader).parse_overrides(
-            [*self._parse_config(), *arguments]
+            [*params_overrides(self), *arguments]
         )
         self.overrides = self.split_arguments(overrides, self.max_batch_size)
 
@@ -85,7 +82,7 @@ class TrainscopeGridSweeper(BasicSweeper):
                 batch = self.get_job_batch()
                 # Composes every job's config first: a typo in an override fails before any run, as in Hydra.
                 jobs = [
-                    plan_job(job, launcher.job_run_dir(job, number), self.rerun_failed)
+                    plan_job(job, launcher.job_run_dir(job, number), self.settings.rerun_failed)
                     for number, job in enumerate(batch, start=initial_job_idx)
                 ]
                 planned += jobs

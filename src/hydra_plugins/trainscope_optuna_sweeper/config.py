@@ -8,15 +8,18 @@ number of trials so far, so resumed and cooperating sweeps do not replay each ot
 
 The official `hydra-optuna-sweeper` keys are accepted (`max_failure_rate`, `search_space`,
 `custom_search_space`, sampler `nsgaii`), so its configs run with `hydra/sweeper: trainscope_optuna`;
-`trainscope.sweep.settings` says how each maps onto ours.
+`trainscope.sweep.optuna.settings` declares the sweeper's own keys and says how each maps onto ours.
 
-This module only declares dataclasses: Hydra imports every plugin module on each start (even `--help`).
+This module only declares dataclasses: Hydra imports every plugin module on each start (even `--help`), and
+`OptunaSettings` imports neither optuna nor torch.
 """
 
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+
+from trainscope.sweep.optuna.settings import OptunaSettings
 
 PROVIDER = "trainscope"
 
@@ -130,49 +133,13 @@ class SuccessiveHalvingPrunerConf:
 
 
 @dataclass
-class TrainscopeOptunaSweeperConf:
+class TrainscopeOptunaSweeperConf(OptunaSettings):
+    """`hydra/sweeper=trainscope_optuna`: the keys are `OptunaSettings`' (trainscope.sweep.optuna.settings);
+    this adds what Hydra needs to build the sweeper and the default sampler and pruner options."""
+
     _target_: str = "hydra_plugins.trainscope_optuna_sweeper.sweeper.TrainscopeOptunaSweeper"
     _recursive_: bool = False  # sampler and pruner stay configs: jobs rebuild the pruner from them
     defaults: list[Any] = field(default_factory=lambda: ["_self_", {"sampler": "tpe"}, {"pruner": "none"}])
-    sampler: Any = None
-    pruner: Any = None
-    # "maximize"/"minimize", or one per entry of a list `optimized_metric` (multi-objective); null: as the runs'
-    # task says the metric is better (val/acc_best: maximize, val/rmse_best: minimize), else maximize.
-    direction: Any = None
-    # Trials that count: complete, pruned and failed ones; trials a killed sweep left behind do not.
-    n_trials: int = 20
-    # Trials at once: n_jobs worker jobs (hydra/launcher places them) each pull trials until the study is done.
-    n_jobs: int = 1
-    # Defaults to the hparams_search option (or the job name); with `storage` it identifies the study.
-    study_name: str | None = None
-    # null: a journal file `optuna_journal.log` in the sweep dir; or a file path, or an RDB URL
-    # (sqlite:///study.db, postgresql://user:password@host/db).
-    storage: str | None = None
-    # Database storages only: seconds between a running trial's heartbeats; a trial silent for longer than
-    # the grace period belonged to a dead worker and is retried once; a lost connection is waited out
-    # for reconnect_timeout seconds.
-    heartbeat_interval: int = 30
-    heartbeat_grace_period: int = 120
-    reconnect_timeout: float = 300
-    seed: int | None = 0
-    # The sweep stops once this many trials failed (raised, NaN/Inf objective, health checks); null: never.
-    max_failures: int | None = 3
-    # The official plugin's limit: the sweep stops once failed / finished trials exceeds it (0.0: the first
-    # failure; 1.0: never). Set, it replaces max_failures.
-    max_failure_rate: float | None = None
-    # Seconds after which no new trial starts (running ones finish); null: no limit.
-    timeout: float | None = None
-    # Metric reported to the pruner each epoch; null: the (single) optimized_metric.
-    pruning_metric: str | None = None
-    # Search space in the official plugin's syntax: interval(...), tag(log, interval(...)), range(...),
-    # choice(...), a,b,c; plain values are passed to every trial unchanged.
-    params: dict[str, Any] | None = None
-    # The official plugin's deprecated dict form, {key: {type: int|float|categorical, low, high, step, log,
-    # choices}}; `params` and command-line entries win on the same key.
-    search_space: dict[str, Any] | None = None
-    # Dotted path of a function (cfg, optuna_trial) -> None that suggests more parameters per trial
-    # (trial.suggest_float("+w", 0, 1): the name is the override key).
-    custom_search_space: str | None = None
 
 
 def _register() -> None:

@@ -15,7 +15,7 @@ In this order (the order hooks run in; the names key each callback's state in ch
    (and every callback state it saves) must be complete and flushed before it is written. Otherwise a kill
    just after the write loses those points for good: the resumed run starts after that step.
 
-The switches' types and ranges are checked with the rest of the config (`trainscope.config.schema`).
+The switches are typed, with their defaults and ranges, in `trainscope.config.groups.logging`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from omegaconf import DictConfig
 
 from trainscope.callbacks.checkpoint import CheckpointCallback
 from trainscope.callbacks.stop_on_signal import StopOnSignal
+from trainscope.config.groups.logging import LoggingConfig
 from trainscope.core.callback import Callback, CallbackList
 from trainscope.core.errors import ConfigError
-from trainscope.tasks import LoggingSwitches, Task, build_task
+from trainscope.tasks import Task, build_task
 from trainscope.tensorboard.histograms import WeightHistograms
 from trainscope.tensorboard.system import CudaMemoryLogger
 from trainscope.tensorboard.text import ModelGraph, RunText
@@ -72,24 +73,15 @@ def _configured_callbacks(callbacks_cfg: DictConfig | None) -> dict[str, Callbac
 
 def _tensorboard_loggers(cfg: DictConfig, task: Task) -> dict[str, Callback]:
     """The TensorBoard loggers `cfg.logging` switches on, keyed `monitor/<name>` (kept for old checkpoints)."""
-    get = cfg.logging.get
-    histogram_epochs = get("histograms_every_n_epochs", 0)
-    num_images = get("num_images", 16)
+    logging = LoggingConfig.from_config(cfg.logging)
     loggers: dict[str, Callback] = {"monitor/memory": CudaMemoryLogger()}
-    if get("text", False):
+    if logging.text:
         loggers["monitor/text"] = RunText(cfg)
-    if get("graph", False):
+    if logging.graph:
         loggers["monitor/graph"] = ModelGraph()
-    if histogram_epochs > 0:
-        loggers["monitor/histograms"] = WeightHistograms(every_n_epochs=histogram_epochs)
-    switches = LoggingSwitches(
-        images=bool(get("images", False)),
-        worst_images=bool(get("worst_images", False)),
-        confusion_matrix=bool(get("confusion_matrix", False)),
-        num_images=int(num_images),
-        images_every_n_epochs=int(get("images_every_n_epochs", 1)),
-    )
-    return {**loggers, **task.panels(switches)}
+    if logging.histograms_every_n_epochs > 0:
+        loggers["monitor/histograms"] = WeightHistograms(every_n_epochs=logging.histograms_every_n_epochs)
+    return {**loggers, **task.panels(logging)}
 
 
 def _trial_pruning() -> dict[str, Callback]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 
 from hydra.errors import CompactHydraException, InstantiationException, OverrideParseException
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
+from trainscope.config.schema import closest_key
 from trainscope.core.errors import (
     ConfigError,
     RunDirError,
@@ -35,6 +37,8 @@ def as_user_error(error: BaseException) -> TrainscopeError | None:
         return RunDirError(f"disk full: {first_line(error)}; free disk space, then run the same command again")
     if isinstance(error, MissingMandatoryValue):  # a `???` in conf/, e.g. data.root of data=image_folder
         return ConfigError(f"{error.full_key} must be set on the command line ({error.full_key}=...)")
+    if isinstance(error, InterpolationResolutionError):  # `${oc.env:UNSET}`, `${no.such.key}` in a value
+        return ConfigError(f"cannot resolve {error.full_key or 'a config value'}: {first_line(error)}")
     if isinstance(error, InstantiationException):
         root = error
         while root.__cause__ is not None:
@@ -52,6 +56,8 @@ def exit_on_user_error() -> Iterator[None]:
 
 
 HYDRA_FULL_ERROR = "HYDRA_FULL_ERROR"
+UNKNOWN_KEY = re.compile(r"Could not override '([\w.]+)'")
+NOT_IN_STRUCT = "is not in struct"
 HYDRA_DETAIL_LINES = ("full_key:", "object_type=", "reference_type=", "See https://hydra.cc/")
 
 
@@ -86,4 +92,9 @@ def hydra_message(error: BaseException) -> str:
     ]
     if isinstance(error, OverrideParseException):  # its message does not say which argument it could not read
         kept.insert(0, f"cannot parse the override {error.override}")
+    text = "\n".join(lines)
+    refused = UNKNOWN_KEY.search(text)
+    suggestion = closest_key(refused.group(1)) if refused and NOT_IN_STRUCT in text else None
+    if suggestion is not None:  # a typo of a typed group's key: `+` would only meet the group's own refusal
+        kept.append(f"did you mean {suggestion}?")
     return "; ".join(dict.fromkeys(kept))

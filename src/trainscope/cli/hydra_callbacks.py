@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from trainscope.cli.errors import exit_on_user_error
 from trainscope.core.run_dir import check_run_dir_free
-from trainscope.core.torchrun_env import torchrun_rank
+from trainscope.distributed.environment import torchrun_rank
 
 
 class RefuseTakenRunDir(Callback):

@@ -16,9 +16,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from trainscope.cli import process_group
 from trainscope.cli.errors import as_user_error, exit_on_user_error, hydra_errors_in_one_line
 from trainscope.cli.saved_config import save_run_config
+from trainscope.config.groups.trainer import TrainerConfig
 from trainscope.config.overrides import check_group_choices, user_config_dirs
 from trainscope.config.paths import config_dir, with_user_config_dir
 from trainscope.config.resolvers import created_by_unique_dir, register_resolvers
@@ -28,7 +28,8 @@ from trainscope.core.errors import ConfigError, report_user_error
 from trainscope.core.interruption import RunInterrupted
 from trainscope.core.run_dir import holds_only_startup_files
 from trainscope.core.run_lock import run_lock
-from trainscope.core.torchrun_env import in_torchrun_job
+from trainscope.distributed import torchrun_job
+from trainscope.distributed.environment import in_torchrun_job
 
 log = logging.getLogger("trainscope")
 # At import, not only in main(): a launcher's worker process (joblib, submitit) imports this module to
@@ -45,19 +46,19 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     writes_run_dir = True  # rank 0 of a torchrun job, or the only process
     if in_torchrun_job():
-        group = process_group.join()  # joined in main(): returns that group
+        group = torchrun_job.join()  # joined in main(): returns that group
         writes_run_dir = group.is_main
         if group.is_main:
-            process_group.announce_run(group, sys.argv[1:], run_dir)
+            torchrun_job.announce_run(group, sys.argv[1:], run_dir)
         else:
-            process_group.log_as_rank(group.rank)
+            torchrun_job.log_as_rank(group.rank)
     try:
         if writes_run_dir:
             save_run_config(run_dir, cfg)
         validate_config(cfg)
-        devices = int(cfg.trainer.get("devices", 1))
+        devices = TrainerConfig.from_config(cfg.trainer).devices
         if devices > 1 and not in_torchrun_job():
-            from trainscope.session.launch import train_on_devices  # torch's elastic agent starts the processes
+            from trainscope.session.run import train_on_devices  # torch's elastic agent starts the processes
 
             return train_on_devices(cfg, run_dir, devices, list(HydraConfig.get().overrides.task)).objective
         from trainscope.session.run import train  # torch loads here, not at --help
@@ -112,7 +113,7 @@ def main() -> None:
         with exit_on_user_error():
             conf = config_dir()
             check_yaml_tree(conf)
-            group = process_group.join() if in_torchrun_job() else None
+            group = torchrun_job.join() if in_torchrun_job() else None
             if group is not None and any(argument in ("-m", "--multirun") for argument in sys.argv[1:]):
                 raise ConfigError(
                     "torchrun trains one run; for a sweep of distributed runs use python train.py -m "
@@ -120,9 +121,9 @@ def main() -> None:
                 )
             if group is not None and not group.is_main:
                 # Rank 0 decides the run directory (and resolves resume=); this rank waits for its command line.
-                sys.argv[1:] = process_group.follow_rank_zero(group)
+                sys.argv[1:] = torchrun_job.follow_rank_zero(group)
             else:
-                sys.argv[1:] = process_group.restart_arguments(sys.argv[1:])
+                sys.argv[1:] = torchrun_job.restart_arguments(sys.argv[1:])
                 if any(argument.startswith(RESUME_ARGUMENTS) for argument in sys.argv[1:]):
                     from trainscope.cli.resume_arguments import (  # composes the saved config: only when resuming
                         find_resume_dir,
@@ -142,7 +143,7 @@ def main() -> None:
             with hydra_errors_in_one_line():
                 hydra.main(version_base="1.3", config_path=str(conf), config_name="train")(task)()
         finally:
-            process_group.leave()
+            torchrun_job.leave()
 
 
 if __name__ == "__main__":

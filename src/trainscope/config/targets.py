@@ -33,6 +33,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from trainscope.config.groups.data import DATA_BUILDERS
 from trainscope.config.yaml_files import load_yaml
 from trainscope.core.errors import ConfigError
 from trainscope.core.run_dir import SAVED_HYDRA_CONFIG
@@ -49,15 +50,7 @@ TRUSTED_PACKAGES: tuple[str, ...] = (
 )
 """Packages whose classes a run directory's config may build: what `conf/` itself builds from."""
 
-TRUSTED_FUNCTIONS: frozenset[str] = frozenset(
-    {
-        "trainscope.data.build_data",
-        "trainscope.data.build_custom_data",
-        "trainscope.data.build_table_data",
-        "trainscope.models.resnet18_small",
-        "trainscope.models.timm_model",
-    }
-)
+TRUSTED_FUNCTIONS: frozenset[str] = DATA_BUILDERS | {"trainscope.models.resnet18_small", "trainscope.models.timm_model"}
 """The factory functions (not classes) that the bundled configs (`conf/data/*`, `conf/model/*`) name."""
 
 DOTTED_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")

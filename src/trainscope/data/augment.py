@@ -6,23 +6,12 @@ uninterrupted epoch produce the same augmented batch k, and both loader paths ag
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from trainscope.config.groups.data import AugmentConfig  # `data.augment`, typed
 from trainscope.data.seeding import AUGMENT_STREAM, cpu_generator
 
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """What to augment; `crop_padding=0` and `horizontal_flip=False` mean no augmentation."""
-
-    crop_padding: int = 0
-    horizontal_flip: bool = False
-
-    @property
-    def enabled(self) -> bool:
-        return self.crop_padding > 0 or self.horizontal_flip
+__all__ = ["AugmentConfig", "augment_batch"]
 
 
 def augment_batch(

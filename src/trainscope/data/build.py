@@ -11,15 +11,15 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Subset
 
+from trainscope.config.groups.data import ImageDataConfig, ImageFolderConfig, ImagesConfig
 from trainscope.core.checkpoint_io import Stateful
 from trainscope.core.errors import ConfigError
 from trainscope.data.batching import BatchSource, SplitSettings
-from trainscope.data.config import DataConfig, validate_data_config
 from trainscope.data.dataloader import DataLoaderBatchSource, UInt8ImageDataset, uint8_to_float
 from trainscope.data.files import load_split, split_size
 from trainscope.data.image_folder import FolderSplit, ImageFileDataset, list_image_folder, load_folder
 from trainscope.data.in_memory import InMemoryBatchSource
-from trainscope.data.targets import ANY, CLASS, check_kind, target_mismatch
+from trainscope.data.targets import ANY, CLASS, target_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +88,19 @@ def carve_indices(
     return train.sort().values, val.sort().values, test.sort().values
 
 
-def fits_in_memory(config: DataConfig, num_images: int) -> bool:
+def fits_in_memory(config: ImageDataConfig, num_images: int) -> bool:
     """loader=auto keeps the data on the device when its uint8 images fit data.max_memory_gb."""
     if config.loader != "auto":
         return config.loader == "in_memory"
     return num_images * prod(config.input_shape) <= config.max_memory_bytes
 
 
-def uses_in_memory(config: DataConfig) -> bool:
+def uses_in_memory(config: ImageDataConfig) -> bool:
     """The fast path for every bundled dataset: decoded once, then batches sliced on the device."""
     return fits_in_memory(config, split_size(config, "train"))
 
 
-def settings_for(config: DataConfig, device: torch.device, shuffle: bool) -> SplitSettings:
+def settings_for(config: ImagesConfig, device: torch.device, shuffle: bool) -> SplitSettings:
     """How one split is batched; the shard a torchrun rank reads comes with the config (`rank`, `world_size`)."""
     return SplitSettings(
         batch_size=config.batch_size,
@@ -115,7 +115,7 @@ def settings_for(config: DataConfig, device: torch.device, shuffle: bool) -> Spl
     )
 
 
-def _build_in_memory(config: DataConfig, device: torch.device) -> tuple[list[BatchSource], list[str]]:
+def _build_in_memory(config: ImageDataConfig, device: torch.device) -> tuple[list[BatchSource], list[str]]:
     train = load_split(config, "train")
     test = load_split(config, "test")
     train_rows, val_rows = split_indices(len(train.labels), config.val_fraction, config.split_seed)
@@ -127,7 +127,7 @@ def _build_in_memory(config: DataConfig, device: torch.device) -> tuple[list[Bat
     return sources, train.class_names
 
 
-def _per_sample_datasets(config: DataConfig) -> tuple[Dataset, Dataset, list[str]]:
+def _per_sample_datasets(config: ImageDataConfig) -> tuple[Dataset, Dataset, list[str]]:
     """The decoded splits behind per-sample transforms, as a torchvision dataset would serve them."""
     transform = _per_sample_transform(config)
     train, test = load_split(config, "train"), load_split(config, "test")
@@ -135,7 +135,7 @@ def _per_sample_datasets(config: DataConfig) -> tuple[Dataset, Dataset, list[str
     return datasets[0], datasets[1], train.class_names
 
 
-def _build_dataloader(config: DataConfig, device: torch.device) -> tuple[list[BatchSource], list[str]]:
+def _build_dataloader(config: ImageDataConfig, device: torch.device) -> tuple[list[BatchSource], list[str]]:
     train, test, class_names = _per_sample_datasets(config)
     train_rows, val_rows = split_indices(len(train), config.val_fraction, config.split_seed)  # type: ignore[arg-type]
     sources: list[BatchSource] = [
@@ -151,7 +151,7 @@ def _build_dataloader(config: DataConfig, device: torch.device) -> tuple[list[Ba
 
 
 def _image_folder_sources(
-    config: DataConfig, splits: dict[str, FolderSplit], class_names: list[str], device: torch.device
+    config: ImageFolderConfig, splits: dict[str, FolderSplit], class_names: list[str], device: torch.device
 ) -> list[BatchSource | None]:
     """Train/val/test sources of an image folder; val and test carved from train when their folder is absent."""
     in_memory = fits_in_memory(config, sum(len(split.files) for split in splits.values()))
@@ -190,7 +190,7 @@ def _image_folder_sources(
     return [source("train"), source("val"), source("test")]
 
 
-def _per_sample_transform(config: DataConfig) -> Any:
+def _per_sample_transform(config: ImagesConfig) -> Any:
     """ToTensor + Normalize for uint8 CHW tensors: the DataLoader path's per-sample work."""
     from torchvision import transforms  # only the DataLoader path needs it; importing torchvision costs seconds
 
@@ -198,8 +198,8 @@ def _per_sample_transform(config: DataConfig) -> Any:
 
 
 def _build_image_folder(
-    config: DataConfig, device: torch.device
-) -> tuple[DataConfig, list[BatchSource | None], list[str]]:
+    config: ImageFolderConfig, device: torch.device
+) -> tuple[ImageFolderConfig, list[BatchSource | None], list[str]]:
     class_names, splits = list_image_folder(config.root)
     if config.num_classes is not None and config.num_classes != len(class_names):
         raise ConfigError(
@@ -212,68 +212,28 @@ def _build_image_folder(
 
 def build_data(
     *,
-    dataset: str,
-    root: str,
-    input_shape: list[int],
-    num_classes: int,
-    batch_size: int,
-    val_fraction: float,
-    split_seed: int,
-    num_workers: int,
-    loader: str,
-    download: bool,
-    mean: list[float],
-    std: list[float],
-    augment: dict[str, Any] | None,
-    num_samples: int | None = None,
-    max_memory_gb: float = 4.0,
-    test_fraction: float = 0.0,
-    skip_bad_files: bool = False,
-    cache_dir: str | None = None,
     device: torch.device | str,
     seed: int,
     rank: int = 0,
     world_size: int = 1,
     targets: str = CLASS,
-    **_: Any,
+    **keys: Any,
 ) -> DataModule:
-    """Build train/val/test batch sources for the `data` config on `device`, seeded by trainer `seed`.
+    """Build train/val/test batch sources for the `data` config on `device`, seeded by trainer `seed`; these
+    datasets hold class labels, and a task that needs other `targets` (`trainscope.data.targets`) is refused.
 
-    These datasets hold class labels: a task that needs other `targets` (`trainscope.data.targets`) is refused.
-
+    `keys` are the data option's keys (`conf/data/<option>.yaml`), checked by its dataclass
+    (`trainscope.config.groups.data`): a key it does not have is a ConfigError, never ignored.
     In a distributed run, process `rank` of `world_size` reads its shard of every split (`SplitSettings.shard`);
     `batch_size` is per process.
 
     Raises ConfigError for a bad config value and DataError for missing, unreadable or corrupt data.
     """
-    config = validate_data_config(
-        dataset=dataset,
-        root=root,
-        input_shape=input_shape,
-        num_classes=num_classes,
-        batch_size=batch_size,
-        val_fraction=val_fraction,
-        split_seed=split_seed,
-        num_workers=num_workers,
-        loader=loader,
-        download=download,
-        mean=mean,
-        std=std,
-        augment=augment,
-        num_samples=num_samples,
-        seed=seed,
-        max_memory_gb=max_memory_gb,
-        test_fraction=test_fraction,
-        skip_bad_files=skip_bad_files,
-        cache_dir=cache_dir,
-    )
-    config = replace(config, rank=rank, world_size=world_size)
-    if check_kind(targets) not in (CLASS, ANY):
-        raise target_mismatch(targets, f"data={dataset}", "class labels", CLASS)
+    config = ImageDataConfig.for_option(keys, seed=seed, rank=rank, world_size=world_size, targets=targets)
+    if config.targets not in (CLASS, ANY):  # these datasets hold class labels
+        raise target_mismatch(config.targets, f"data={config.dataset}", "class labels", CLASS)
     target = torch.device(device)
-    if config.dataset == "custom":
-        raise ConfigError("data.dataset=custom needs data=custom (its _target_ is trainscope.data.build_custom_data)")
-    if config.dataset == "image_folder":
+    if isinstance(config, ImageFolderConfig):
         config, (train, val, test), class_names = _build_image_folder(config, target)
     else:
         build = _build_in_memory if uses_in_memory(config) else _build_dataloader

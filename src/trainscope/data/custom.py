@@ -4,9 +4,16 @@
 
 Hydra builds `data.train` (and optional `data.val`, `data.test`) before `build_custom_data` is called; a
 `_target_` may also be a function returning a Dataset, or all splits as a `(train, val, test)` tuple or a
-`{"train": ..., "val": ..., "test": ...}` dict. Samples are `(image, label)` pairs: a tensor (uint8 is
-scaled to [0, 1]), a numpy array or a PIL image. The dataset's own transform normalizes; `data.mean`/`std`
-only describe it, so image panels can undo it. Batches go through a DataLoader with `data.num_workers`.
+`{"train": ..., "val": ..., "test": ...}` dict. Samples are `(inputs, target)` pairs or dicts of tensors:
+
+- inputs: an image (a tensor, uint8 scaled to [0, 1]; a numpy array; a PIL image) or any tensor (a feature
+  vector, token ids), or, in a dict sample, every key but `task.target_key` (the model gets them as keywords);
+- targets as the task reads them (`trainscope.data.targets`): an int class label (task=classification), a
+  number or a vector of numbers (task=regression), a 0/1 vector (task=multilabel), anything (task=custom).
+
+The dataset's own transform normalizes; `data.mean`/`std` only describe it, so image panels can undo it; inputs
+that are not [C, H, W] images switch the image panels off. Batches go through a DataLoader with
+`data.num_workers`.
 """
 
 from __future__ import annotations
@@ -19,13 +26,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from trainscope.config.groups.data import CustomDataConfig
 from trainscope.core.errors import ConfigError, DataError, first_line
 from trainscope.data.batching import BatchSource
 from trainscope.data.build import DataModule, settings_for, split_indices
-from trainscope.data.config import DataConfig, validate_data_config
 from trainscope.data.dataloader import DataLoaderBatchSource
 from trainscope.data.synthetic import synthetic_class_names
-from trainscope.data.targets import ANY, CLASS, FLOAT, MULTI_HOT, check_kind
+from trainscope.data.targets import ANY, CLASS, FLOAT, MULTI_HOT
 
 SPLITS = ("train", "val", "test")
 
@@ -135,71 +142,42 @@ def _class_names(train: Any, num_classes: int | None, class_names: list[str] | N
 
 
 def build_custom_data(
-    *,
-    train: Any,
-    val: Any = None,
-    test: Any = None,
-    input_shape: list[int] | None = None,
-    num_classes: int | None = None,
-    class_names: list[str] | None = None,
-    root: str,
-    batch_size: int,
-    val_fraction: float,
-    split_seed: int,
-    num_workers: int,
-    mean: list[float] | None = None,
-    std: list[float] | None = None,
-    augment: dict[str, Any] | None = None,
-    device: torch.device | str,
-    seed: int,
-    rank: int = 0,
-    world_size: int = 1,
-    targets: str = CLASS,
-    **_: Any,
+    *, device: torch.device | str, seed: int, rank: int = 0, world_size: int = 1, targets: str = CLASS, **keys: Any
 ) -> DataModule:
     """Build train/val/test BatchSources from the user's Dataset(s); val is carved from train when absent.
 
-    Samples are made into the `targets` kind the task reads (`trainscope.data.targets`). In a distributed run,
-    process `rank` of `world_size` reads its shard of every split.
+    `keys` are those of `conf/data/custom.yaml` (`trainscope.config.groups.data.CustomDataConfig`), with
+    `train`/`val`/`test` already built by Hydra; samples are made into the `targets` kind the task reads
+    (`trainscope.data.targets`). In a distributed run, process `rank` of `world_size` reads its shard of every
+    split.
     """
-    kind = check_kind(targets)
-    datasets = _unpack_splits(train, val, test)
+    config = CustomDataConfig.for_option(keys, seed=seed, rank=rank, world_size=world_size, targets=targets)
+    kind = config.targets
+    datasets = _unpack_splits(config.train, config.val, config.test)
     for split, dataset in datasets.items():
         if dataset is not None or split == "train":
             _check_dataset(split, dataset)
-    names = _class_names(datasets["train"], num_classes, class_names) if kind == CLASS else []
+    names = _class_names(datasets["train"], config.num_classes, config.class_names) if kind == CLASS else []
     try:
         first = TaskSamples(datasets["train"], "train", kind)[0]
     except Exception as error:  # the user's __getitem__ failed: name it in one line
         raise DataError(f"reading data.train[0] failed: {first_line(error)}") from None
-    first_inputs = None if isinstance(first, Mapping) else first[0]
-    if input_shape is None:
-        input_shape = [] if first_inputs is None else list(first_inputs.shape)
-    images = isinstance(input_shape, Sequence) and len(input_shape) == 3
+    shape = config.input_shape
+    if shape is None:
+        shape = () if isinstance(first, Mapping) else tuple(first[0].shape)
+    images = len(shape) == 3
     if kind == ANY and not isinstance(first, Mapping) and not first[1].is_floating_point() and first[1].ndim == 0:
-        names = _class_names(datasets["train"], num_classes, class_names)  # class labels, read as such
-    target_names = [] if kind == CLASS else _target_names(first, class_names, datasets["train"])
-    if not images and augment and any(augment.values()):
-        raise ConfigError(f"data.augment crops and flips images [C, H, W]; data.train's inputs are {input_shape}")
-    channels = input_shape[0] if images else 1
-    config: DataConfig = validate_data_config(
-        dataset="custom",
-        root=root,
-        input_shape=input_shape if images else [1, 1, 1],  # the checks below are for images; others pass as they are
-        num_classes=len(names) if names else 2,
-        batch_size=batch_size,
-        val_fraction=val_fraction if datasets["val"] is None else 0.0,
-        split_seed=split_seed,
-        num_workers=num_workers,
-        loader="dataloader",
-        download=False,
-        mean=[0.0] * channels if mean is None or not images else mean,  # null: the dataset yields the values to show
-        std=[1.0] * channels if std is None or not images else std,
-        augment=augment,
-        num_samples=None,
-        seed=seed,
+        names = _class_names(datasets["train"], config.num_classes, config.class_names)  # class labels, read as such
+    if not images and config.augment.enabled:
+        raise ConfigError(f"data.augment crops and flips images [C, H, W]; data.train's inputs are {list(shape)}")
+    config = replace(
+        config,
+        input_shape=shape if images else None,  # the image checks (mean/std per channel) apply to images only
+        mean=config.mean if images else (0.0,),  # inputs that are not images are batched as they are
+        std=config.std if images else (1.0,),
+        num_classes=len(names) if names else None,
+        val_fraction=config.val_fraction if datasets["val"] is None else 0.0,
     )
-    config = replace(config, rank=rank, world_size=world_size)
     target = torch.device(device)
     samples = {split: TaskSamples(dataset, split, kind) for split, dataset in datasets.items() if dataset is not None}
     if "val" not in samples:
@@ -207,24 +185,24 @@ def build_custom_data(
         samples["val"] = Subset(samples["train"], val_rows.tolist())
         samples["train"] = Subset(samples["train"], train_rows.tolist())
 
-    def source(split: str) -> BatchSource:
-        return DataLoaderBatchSource(samples[split], settings_for(config, target, split == "train"), num_workers)
+    def source(split: str, settings: Any = None) -> BatchSource:
+        settings = settings or settings_for(config, target, split == "train")
+        return DataLoaderBatchSource(samples[split], settings, config.num_workers)
 
     # A torchrun job reads its targets' statistics from the whole training split, so every rank agrees on them.
-    whole = replace(config, rank=0, world_size=1)
-    unsharded = DataLoaderBatchSource(samples["train"], settings_for(whole, torch.device("cpu"), False), num_workers)
+    whole = settings_for(replace(config, rank=0, world_size=1), torch.device("cpu"), False)
     return DataModule(
         train=source("train"),
         val=source("val"),
         test=source("test") if "test" in samples else None,
-        input_shape=tuple(int(size) for size in input_shape) if not images else config.input_shape,
+        input_shape=tuple(int(size) for size in shape),
         num_classes=len(names),
         class_names=names,
         mean=config.mean if images else (),
         std=config.std if images else (),
-        target_names=target_names,
+        target_names=[] if kind == CLASS else _target_names(first, config.class_names, datasets["train"]),
         target_source="data.train's targets",
-        unsharded_train=unsharded if world_size > 1 else None,
+        unsharded_train=source("train", whole) if config.world_size > 1 else None,
     )
 
 

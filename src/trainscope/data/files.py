@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainscope.config.groups.data import ImageDataConfig, SyntheticDataConfig
 from trainscope.core.errors import ConfigError, DataError
 from trainscope.data.cache import DecodedSplit, one_line, read_cache, write_cache
-from trainscope.data.config import DataConfig
 from trainscope.data.synthetic import make_synthetic, synthetic_class_names, synthetic_split_size
 
 log = logging.getLogger(__name__)
@@ -70,15 +70,15 @@ _SPLIT_SIZES = {  # (train, test), to choose a loader before decoding anything
 }
 
 
-def dataset_dir(config: DataConfig) -> Path:
+def dataset_dir(config: ImageDataConfig) -> Path:
     """Where this dataset's caches live, and where `data.download=true` puts its files."""
     return config.root / config.dataset
 
 
-def split_size(config: DataConfig, split: str) -> int:
+def split_size(config: ImageDataConfig, split: str) -> int:
     """Number of images in a split (before the val carve-out), known without decoding."""
-    if config.dataset == "synthetic":
-        return synthetic_split_size(config.num_samples or 0, split)
+    if isinstance(config, SyntheticDataConfig):
+        return synthetic_split_size(config.num_samples, split)
     return _SPLIT_SIZES[config.dataset][0 if split == "train" else 1]
 
 
@@ -105,7 +105,7 @@ def _located(directory: Path, name: str) -> Path | None:
     return None
 
 
-def _candidate_dirs(config: DataConfig) -> list[Path]:
+def _candidate_dirs(config: ImageDataConfig) -> list[Path]:
     """Where the files may be, most specific first; the first one is where a download puts them."""
     if config.dataset == "mnist_sample":
         return [BUNDLED_MNIST_DIR]
@@ -113,7 +113,7 @@ def _candidate_dirs(config: DataConfig) -> list[Path]:
     return [dataset_dir(config).joinpath(*nested), config.root.joinpath(*nested), dataset_dir(config), config.root]
 
 
-def files_dir(config: DataConfig) -> Path:
+def files_dir(config: ImageDataConfig) -> Path:
     """The first candidate folder holding any of the dataset's files (the download folder if none does)."""
     candidates = _candidate_dirs(config)
     for directory in candidates:
@@ -122,7 +122,7 @@ def files_dir(config: DataConfig) -> Path:
     return candidates[0]
 
 
-def _source_files(config: DataConfig, split: str) -> list[Path]:
+def _source_files(config: ImageDataConfig, split: str) -> list[Path]:
     """The files a split is decoded from; their size and mtime key the cache."""
     directory = files_dir(config)
     return [_located(directory, name) or directory / name for name in _file_names(config.dataset, split)]
@@ -151,14 +151,14 @@ def _check_directory(path: Path) -> None:
         raise _permission_denied(path)
 
 
-def _missing_message(config: DataConfig, missing: list[str], where: Path) -> str:
+def _missing_message(config: ImageDataConfig, missing: list[str], where: Path) -> str:
     wanted = ", ".join(f"{name}(.gz)" if _is_idx(config.dataset) else name for name in missing)
     if len(missing) == len(_all_file_names(config.dataset)):
         return f"{config.dataset} not found in {where} (wanted {wanted})"
     return f"{config.dataset} in {where} is missing {wanted}"
 
 
-def prepare_files(config: DataConfig) -> None:
+def prepare_files(config: ImageDataConfig) -> None:
     """Make sure the dataset's files are on disk: found in any accepted layout, or downloaded if allowed."""
     if config.dataset == "synthetic":
         return
@@ -230,7 +230,7 @@ def _read_cifar(path: Path) -> dict[str, Any]:
         return pickle.load(file, encoding="latin1")  # the CIFAR-10 python format, as torchvision reads it
 
 
-def _decode_files(config: DataConfig, files: list[Path]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def _decode_files(config: ImageDataConfig, files: list[Path]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Read one split's files into uint8 [N, C, H, W] + int64 labels; a bad file names itself."""
     current = files[0]
     try:
@@ -267,15 +267,15 @@ def _fingerprint(files: list[Path]) -> list[list[Any]]:
     return fingerprint
 
 
-def cache_path(config: DataConfig, split: str) -> Path:
+def cache_path(config: ImageDataConfig, split: str) -> Path:
     """The decoded-tensor cache of a split."""
     return dataset_dir(config) / f"cache-{split}.pt"
 
 
-def load_split(config: DataConfig, split: str) -> DecodedSplit:
+def load_split(config: ImageDataConfig, split: str) -> DecodedSplit:
     """The whole `split` ("train" or "test") as uint8 tensors, from the cache when it is current."""
-    if config.dataset == "synthetic":
-        images, labels = make_synthetic(config.input_shape, config.num_classes, config.num_samples or 0, split)
+    if isinstance(config, SyntheticDataConfig):
+        images, labels = make_synthetic(config.input_shape, config.num_classes, config.num_samples, split)
         return DecodedSplit(images, labels, synthetic_class_names(config.num_classes), from_cache=False)
     prepare_files(config)
     path = cache_path(config, split)
@@ -292,7 +292,7 @@ def load_split(config: DataConfig, split: str) -> DecodedSplit:
     return decoded
 
 
-def check_shape(config: DataConfig, image_shape: tuple[int, ...], num_classes: int) -> None:
+def check_shape(config: ImageDataConfig, image_shape: tuple[int, ...], num_classes: int) -> None:
     """Models are built from data.input_shape/num_classes, so they must describe the real data."""
     if tuple(config.input_shape) != image_shape:
         raise ConfigError(

@@ -25,13 +25,13 @@ from typing import Any
 
 import torch
 
-from trainscope.config.schema import check_value, is_number
+from trainscope.config.groups.data import TableDataConfig
 from trainscope.core.errors import CheckpointError, ConfigError, DataError
 from trainscope.data.augment import AugmentConfig
 from trainscope.data.batching import SplitSettings
 from trainscope.data.build import DataModule, carve_indices
 from trainscope.data.in_memory import TableBatchSource
-from trainscope.data.targets import ANY, CLASS, FLOAT, MULTI_HOT, check_kind, target_mismatch
+from trainscope.data.targets import ANY, CLASS, FLOAT, MULTI_HOT, target_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,6 @@ MAX_ONE_HOT_VALUES = 50
 an id), not a category: one-hot encoding it would make one feature per row."""
 
 MISSING_CELLS = frozenset({"", "na", "nan", "null", "none", "n/a"})
-CATEGORICAL = ("onehot", "refuse")
-MISSING = ("refuse", "drop", "mean")
 
 
 @dataclass
@@ -163,40 +161,15 @@ class FeatureScaling:
 
 
 def build_table_data(
-    *,
-    dataset: str = "table",
-    path: str | None = None,
-    target: Any,
-    features: Any = None,
-    categorical: str = "onehot",
-    missing: str = "refuse",
-    batch_size: int,
-    val_fraction: float,
-    test_fraction: float = 0.0,
-    split_seed: int,
-    device: torch.device | str,
-    seed: int,
-    rank: int = 0,
-    world_size: int = 1,
-    targets: str = FLOAT,
-    **_: Any,
+    *, device: torch.device | str, seed: int, rank: int = 0, world_size: int = 1, targets: str = FLOAT, **keys: Any
 ) -> DataModule:
-    """The table at `path` (or the bundled `dataset`) as train/val/test sources holding the `targets` kind."""
-    kind = check_kind(targets)
-    for key, value in (("batch_size", batch_size), ("val_fraction", val_fraction), ("split_seed", split_seed)):
-        check_value(f"data.{key}", value)
-    if not is_number(test_fraction) or not 0 <= test_fraction < 1 or test_fraction + val_fraction >= 1:
-        raise ConfigError(
-            f"data.test_fraction must be a number in [0, 1) leaving training rows next to "
-            f"data.val_fraction={val_fraction}, got {test_fraction!r}"
-        )
-    if categorical not in CATEGORICAL:
-        raise ConfigError(f"data.categorical must be one of {', '.join(CATEGORICAL)}, got {categorical!r}")
-    if missing not in MISSING:
-        raise ConfigError(f"data.missing must be one of {', '.join(MISSING)}, got {missing!r}")
-    table = _table_path(dataset, path)
+    """The table at `data.path` (or the bundled `data.dataset`) as train/val/test sources holding the `targets`
+    kind; `keys` are those of `conf/data/table.yaml` (`trainscope.config.groups.data.TableDataConfig`)."""
+    config = TableDataConfig.for_option(keys, seed=seed, rank=rank, world_size=world_size, targets=targets)
+    table = config.path if config.path is not None else BUNDLED_TABLES[config.dataset]
     columns = {column.name: column for column in read_table(table)}
-    target_names = _names(target, "target")
+    target_names = _names(config.target, "target")
+    features = config.features
     feature_names = (
         [name for name in columns if name not in target_names] if features is None else _names(features, "features")
     )
@@ -207,22 +180,20 @@ def build_table_data(
     overlap = [name for name in feature_names if name in target_names]
     if overlap:
         raise ConfigError(f"data.features names the target column {overlap[0]}; a target cannot also be a feature")
+    where = f"data.target={','.join(target_names)}"
     if not feature_names:
-        raise ConfigError(
-            f"{table} has no feature column besides data.target={target}; name the inputs in data.features"
-        )
-    where = f"data.target={target if isinstance(target, str) else ','.join(target_names)}"
-    target_values, class_names = _targets([columns[name] for name in target_names], kind, where)
-    names, raw = _features([columns[name] for name in feature_names], categorical, table)
+        raise ConfigError(f"{table} has no feature column besides {where}; name the inputs in data.features")
+    target_values, class_names = _targets([columns[name] for name in target_names], config.targets, where)
+    names, raw = _features([columns[name] for name in feature_names], config.categorical, table)
 
-    keep = _rows_to_keep(raw, target_values, missing, table, feature_names, target_names)
+    keep = _rows_to_keep(raw, target_values, config.missing, table, feature_names, target_names)
     raw, target_values = raw[keep], target_values[keep]
     if len(raw) < 3:
         raise DataError(f"{table} keeps {len(raw)} rows; a table needs rows for training, validation and tests")
     train_rows, val_rows, test_rows = carve_indices(
-        len(raw), float(val_fraction), float(test_fraction), int(split_seed)
+        len(raw), config.val_fraction, config.test_fraction, config.split_seed
     )
-    if missing == "mean":  # fill with the training mean: the held-out rows never lend their values
+    if config.missing == "mean":  # fill with the training mean: the held-out rows never lend their values
         fill = torch.nanmean(raw[train_rows], dim=0)
         raw = torch.where(raw.isnan(), fill.expand_as(raw), raw)
     scaling = FeatureScaling(names, raw, train_rows)
@@ -230,8 +201,8 @@ def build_table_data(
 
     def source(rows: torch.Tensor, shuffle: bool) -> TableBatchSource:
         settings = SplitSettings(
-            batch_size=int(batch_size), shuffle=shuffle, augment=AugmentConfig(), mean=(0.0,), std=(1.0,),
-            seed=int(seed), device=target_device, rank=rank, world_size=world_size,
+            batch_size=config.batch_size, shuffle=shuffle, augment=AugmentConfig(), mean=(0.0,), std=(1.0,),
+            seed=config.seed, device=target_device, rank=config.rank, world_size=config.world_size,
         )  # fmt: skip
         return scaling.attach(TableBatchSource(scaling.standardized(rows), target_values[rows], settings), rows)
 
@@ -248,19 +219,11 @@ def build_table_data(
         class_names=class_names,
         mean=(),
         std=(),
-        target_names=[] if kind == CLASS else target_names,
+        target_names=[] if config.targets == CLASS else target_names,
         target_source=where,
         train_target_values=target_values[train_rows],
         preprocessing=scaling,
     )
-
-
-def _table_path(dataset: str, path: str | None) -> Path:
-    if path is not None:
-        return Path(str(path)).expanduser()
-    if dataset in BUNDLED_TABLES:
-        return BUNDLED_TABLES[dataset]
-    raise ConfigError("data=table needs data.path: the CSV file to train on")
 
 
 def _targets(columns: list[Column], kind: str, where: str) -> tuple[torch.Tensor, list[str]]:

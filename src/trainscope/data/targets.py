@@ -1,18 +1,16 @@
 """What kind of targets a task needs from the data, and the one-line error when the data holds another kind.
 
-Each task names the kind it needs (`trainscope.tasks.Task.targets`); the data builders deliver targets of that
-kind (a table's column as class indices or floats) or refuse, before anything trains.
+Each task names the kind it needs (`trainscope.tasks.Task.targets`; the kinds are declared with the typed data
+group, `trainscope.config.groups.data.TARGET_KINDS`); the data builders deliver targets of that kind (a table's
+column as class indices or floats) or refuse, before anything trains.
 """
 
 from __future__ import annotations
 
+from trainscope.config.groups.data import ANY, CLASS, FLOAT, MULTI_HOT, TARGET_KINDS
 from trainscope.core.errors import ConfigError
 
-CLASS = "class"  # int64 class indices [B]
-FLOAT = "float"  # float32 values [B, targets]
-MULTI_HOT = "multi_hot"  # float32 0/1 labels [B, labels]
-ANY = "any"  # whatever the dataset returns (task=custom: the user's loss decides)
-TARGET_KINDS = (CLASS, FLOAT, MULTI_HOT, ANY)
+__all__ = ["ANY", "CLASS", "FLOAT", "MULTI_HOT", "TARGET_KINDS", "check_kind", "target_mismatch"]
 
 TASK_OF_KIND = {CLASS: "classification", FLOAT: "regression", MULTI_HOT: "multilabel", ANY: "custom"}
 """The built-in task that needs each kind, for the messages."""

@@ -13,8 +13,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from trainscope.config.groups.optimizer import SchedulerConfig
+from trainscope.config.groups.trainer import TrainerConfig
 from trainscope.core.errors import ConfigError, TrainscopeError, first_line
-from trainscope.engine.distributed import device_for, process_group
+from trainscope.distributed.process_group import device_for, process_group
 from trainscope.models.build import build_model
 from trainscope.tasks import Task, build_task
 
@@ -54,13 +56,14 @@ def build_data_and_model(cfg: DictConfig) -> tuple[torch.device, Any, nn.Module,
     task that does not fit the data or the model is one line before anything is written.
     """
     group = process_group()
-    device = select_device(str(cfg.trainer.device))
-    seed_everything(int(cfg.trainer.seed), bool(cfg.trainer.deterministic), bool(cfg.trainer.cudnn_benchmark))
+    trainer = TrainerConfig.from_config(cfg.trainer)
+    device = select_device(trainer.device)
+    seed_everything(trainer.seed, trainer.deterministic, trainer.cudnn_benchmark)
     task = build_task(cfg)
     data = instantiate(
         cfg.data,
         device=device,
-        seed=int(cfg.trainer.seed),
+        seed=trainer.seed,
         rank=group.rank,
         world_size=group.world_size,
         targets=task.targets,
@@ -69,7 +72,7 @@ def build_data_and_model(cfg: DictConfig) -> tuple[torch.device, Any, nn.Module,
     with torch.random.fork_rng(devices=[]):  # reading targets may start a DataLoader, which draws a seed
         task.bind(data)
     model = build_model(cfg.model, data.input_shape, task.output_size).to(device)
-    if cfg.trainer.get("channels_last", False) and data.image_inputs:
+    if trainer.channels_last and data.image_inputs:
         model = model.to(memory_format=torch.channels_last)  # 4-D weights only; the trainer converts inputs
     check_first_batch(task, model, data)
     return device, data, model, task
@@ -126,7 +129,7 @@ def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, steps_per
     scheduler_cfg = OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else {}
     if not scheduler_cfg:
         return None, "epoch"
-    interval = scheduler_cfg.pop("interval", "epoch")  # checked by trainscope.config.schema
+    interval = scheduler_cfg.pop("interval", SchedulerConfig.interval)  # checked by trainscope.config.schema
     factory = instantiate(scheduler_cfg)
     run_length = {
         "total_steps": steps_per_epoch * int(cfg.trainer.max_epochs),

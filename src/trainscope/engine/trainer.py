@@ -25,7 +25,7 @@ from trainscope.core.callback import CallbackList
 from trainscope.core.checkpoint_io import keep_as_best, save_checkpoint
 from trainscope.core.run_dir import STOP_STATUSES, RunStatus
 from trainscope.data import BatchSource, DataModule
-from trainscope.engine.distributed import SINGLE_PROCESS, ProcessGroup
+from trainscope.distributed.process_group import SINGLE_PROCESS, ProcessGroup
 from trainscope.engine.evaluation import evaluate, limited_length
 from trainscope.engine.forward import autocast, autocast_dtype, compiled, to_memory_format
 from trainscope.engine.progress import EpochProgress
@@ -85,25 +85,25 @@ class Trainer:
         self.config_hash = config_hash  # written into every checkpoint, checked on resume
         self.status = RunStatus.RUNNING
         self.stop_reason = ""
-        self.max_epochs = settings.max_epochs
-        self.log_every = settings.log_every_n_steps
-        self.autocast_dtype = autocast_dtype(settings.precision, device)
+        self.max_epochs = settings.trainer.max_epochs
+        self.log_every = settings.logging.log_every_n_steps
+        self.autocast_dtype = autocast_dtype(settings.trainer.precision, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.autocast_dtype == torch.float16)
-        self.grad_clip = settings.grad_clip
+        self.grad_clip = settings.trainer.grad_clip
         self._last_grad_norm: Tensor | float = float("nan")
-        self.progress = EpochProgress(enabled=settings.progress_bar)
+        self.progress = EpochProgress(enabled=settings.logging.progress_bar)
         # This epoch's and this log window's sums: (loss * n, the task's statistics, n).
         self.running_sums = torch.zeros(2, 2 + task.train_statistic_count, device=device)
         self._batch_counts: dict[int, Tensor] = {}
-        self.channels_last = settings.channels_last
+        self.channels_last = settings.trainer.channels_last
         # The compiled module shares the model's parameters; `self.model` stays the plain module, so
         # checkpoints and callbacks see its state_dict without torch.compile's `_orig_mod.` prefix.
-        self.forward = compiled(model, settings.compile)
+        self.forward = compiled(model, settings.trainer.compile)
         # Training goes through DistributedDataParallel in a process group: it averages gradients across ranks
         # inside backward(). Evaluation keeps the plain module: ranks evaluate shards of different lengths, and
         # DDP's forward may start collectives that every rank would have to join.
         self.train_forward = (
-            compiled(distributed.wrap(model, device), settings.compile) if distributed.enabled else self.forward
+            compiled(distributed.wrap(model, device), settings.trainer.compile) if distributed.enabled else self.forward
         )
 
     # ----------------------------------------------------------------------------------------------
@@ -125,7 +125,7 @@ class Trainer:
     @property
     def batches_per_epoch(self) -> int:
         """Training batches in one epoch, after `limit_train_batches`."""
-        return limited_length(self.data.train, self.settings.limit_train_batches)
+        return limited_length(self.data.train, self.settings.trainer.limit_train_batches)
 
     def _agree_on_stop(self) -> None:
         """Every rank stops at the same step: a stop requested on any rank (pruning or early stopping on rank 0,
@@ -231,7 +231,7 @@ class Trainer:
         rather than zeros that would read as real metrics."""
         if len(self.data.val) == 0:
             return {}
-        val_metrics = self.evaluate(self.data.val, "val", self.settings.limit_val_batches)
+        val_metrics = self.evaluate(self.data.val, "val", self.settings.trainer.limit_val_batches)
         self.callbacks.call("on_validation_end", self, val_metrics)
         return val_metrics
 

@@ -7,7 +7,6 @@ config leaves them null, so a model config never has to repeat what the data alr
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,6 +15,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from trainscope.config.arguments import keyword_parameters
 from trainscope.core.errors import ConfigError, TrainscopeError, first_line
 
 DATA_ARGUMENTS = ("input_shape", "num_classes")
@@ -31,16 +31,6 @@ def _target(target: str) -> Callable[..., Any]:
         ) from None
 
 
-def _parameters(factory: Callable[..., Any]) -> tuple[set[str], bool]:
-    """The keyword names `factory` takes, and whether it also takes **kwargs."""
-    try:
-        parameters = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):  # a builtin without a signature: pass only what the config says
-        return set(), True
-    names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    return names, any(p.kind is p.VAR_KEYWORD for p in parameters)
-
-
 def build_model(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: int) -> nn.Module:
     """Instantiate `model_cfg`, filling null/absent `input_shape`/`num_classes` from the data."""
     options: dict[str, Any] = OmegaConf.to_container(model_cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
@@ -48,8 +38,8 @@ def build_model(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: 
     if not isinstance(target, str) or not target:
         raise ConfigError("model._target_ must name an nn.Module class or a function returning one")
     factory = _target(target)
-    accepted, takes_any = _parameters(factory)
-    unknown = [key for key in options if not key.startswith("_") and key not in accepted and not takes_any]
+    parameters = keyword_parameters(factory)
+    unknown = [key for key in options if not key.startswith("_") and not parameters.accepts(key)]
     if unknown:
         raise ConfigError(
             f"model._target_={target} does not take model.{unknown[0]}; start from model=custom "
@@ -57,7 +47,7 @@ def build_model(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: 
         )
     from_data = {"input_shape": list(input_shape), "num_classes": num_classes}
     for key in DATA_ARGUMENTS:
-        if options.get(key) is None and key in accepted:
+        if options.get(key) is None and key in parameters.names:
             options[key] = from_data[key]
         elif options.get(key) is None:
             options.pop(key, None)

@@ -65,17 +65,17 @@ def _evaluate(run_dir: Path, cfg: DictConfig, checkpoint: str) -> dict[str, floa
 
     settings = TrainerSettings.from_config(cfg)
     test_metrics = evaluate(
-        compiled(model, settings.compile),
+        compiled(model, settings.trainer.compile),
         data.test,
         torch_device,
         "test",
         task,
-        autocast_dtype=autocast_dtype(settings.precision, torch_device),
-        channels_last=settings.channels_last,
+        autocast_dtype=autocast_dtype(settings.trainer.precision, torch_device),
+        channels_last=settings.trainer.channels_last,
     )
     # A second writer in the run directory appends a new event file to the same TensorBoard run; no HParams
     # session records: the run's session was written once, by training.
-    tensorboard = RunWriter(run_dir, flush_secs=float(cfg.logging.flush_secs))
+    tensorboard = RunWriter(run_dir, flush_secs=settings.logging.flush_secs)
     try:
         tensorboard.scalars(test_metrics, step)
     finally:

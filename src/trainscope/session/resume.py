@@ -17,7 +17,7 @@ from trainscope.config.resumable import config_hash, resumable_keys_text
 from trainscope.core.checkpoint_io import load_latest_checkpoint
 from trainscope.core.errors import ConfigError
 from trainscope.core.run_dir import SAVED_CONFIG, check_run_dir
-from trainscope.engine.distributed import process_group
+from trainscope.distributed.process_group import process_group
 
 log = logging.getLogger(__name__)
 

@@ -29,13 +29,13 @@ from trainscope.core.run_dir import (
     reserve_space,
     write_metrics,
 )
+from trainscope.distributed.process_group import process_group
 from trainscope.engine.build import (
     build_data_and_model,
     build_optimizer,
     build_scheduler,
     count_parameters,
 )
-from trainscope.engine.distributed import process_group
 from trainscope.engine.settings import TrainerSettings
 from trainscope.engine.trainer import Trainer
 from trainscope.session.resume import load_resume_checkpoint, purge_step
@@ -73,12 +73,13 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
         for name in RANK_ZERO_ONLY_CALLBACKS:
             callbacks.callbacks.pop(name, None)
     # Rank 0 writes the run's one event file; the other ranks log through a writer that keeps nothing.
-    tensorboard = RunWriter(
-        run_dir, flush_secs=float(cfg.logging.flush_secs), purge_step=purge_step(resumed), enabled=group.is_main
-    )
     settings = TrainerSettings.from_config(cfg)
+    tensorboard = RunWriter(
+        run_dir, flush_secs=settings.logging.flush_secs, purge_step=purge_step(resumed), enabled=group.is_main
+    )
+    one_progress_bar = replace(settings.logging, progress_bar=settings.logging.progress_bar and group.is_main)
     trainer = Trainer(
-        replace(settings, progress_bar=settings.progress_bar and group.is_main),  # one progress bar per run
+        replace(settings, logging=one_progress_bar),  # one progress bar per run
         model,
         data,
         optimizer,
@@ -244,6 +245,15 @@ def _run_metrics(cfg: DictConfig, trainer: Trainer, test_metrics: dict[str, floa
         "optimized_metric": metric_names if len(metric_names) > 1 else metric_names[0],
         "run_dir": str(trainer.run_dir),
     }
+
+
+def train_on_devices(cfg: DictConfig, run_dir: Path, devices: int, overrides: list[str]) -> RunResult:
+    """`trainer.devices=N`: the run trained by `devices` processes on this machine, reported as `train` reports one."""
+    from trainscope.distributed.launch import run_on_devices  # torch's elastic agent, only when asked for
+
+    metrics = run_on_devices(run_dir, devices, overrides)
+    final = metrics["final"]
+    return RunResult(RunStatus(metrics["status"]), metrics["reason"], final, objective(cfg, final))
 
 
 def objective(cfg: DictConfig, final: dict[str, float]) -> float | tuple[float, ...]:

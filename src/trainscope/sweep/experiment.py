@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.core.config_loader import ConfigLoader
 from hydra.core.override_parser.types import Override, QuotedString
 from omegaconf import DictConfig, OmegaConf
 
@@ -19,7 +20,7 @@ from trainscope.sweep.objectives import hparams_metrics
 from trainscope.tensorboard.hparams import Domain, write_experiment_declaration
 
 
-def group_names(config: DictConfig, config_loader: Any = None) -> list[str]:
+def group_names(config: DictConfig, config_loader: ConfigLoader | None = None) -> list[str]:
     """Names of the config groups: the primary config's choices, plus every top-level group on disk."""
     choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
     names = set(choices.keys())

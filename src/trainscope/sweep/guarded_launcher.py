@@ -20,8 +20,9 @@ from hydra.core.config_loader import ConfigLoader
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
+from trainscope.adapters.hydra_private import settled_job
 from trainscope.core.run_dir import RunDirTaken, check_run_dir_free
 
 
@@ -49,7 +50,7 @@ class GuardedLauncher:
                 check_run_dir_free(run_dir, "hydra.sweep.dir", resume=job_config.get("resume"))
             except RunDirTaken as error:
                 print(f"error: {error}", file=sys.stderr, flush=True)
-                not_started[position] = _refused_job(overrides, run_dir, error)
+                not_started[position] = settled_job(overrides, run_dir, JobStatus.FAILED, error)
 
         results: list[JobReturn] = []
         start = 0  # first job of the current stretch of jobs that start
@@ -85,12 +86,3 @@ def _run_dir(job_config: DictConfig) -> Path:
     finally:
         hydra_config.cfg = saved
 
-
-def _refused_job(overrides: Sequence[str], run_dir: Path, error: RunDirTaken) -> JobReturn:
-    return JobReturn(
-        overrides=list(overrides),
-        hydra_cfg=OmegaConf.create({"hydra": {"runtime": {"output_dir": str(run_dir)}}}),
-        working_dir=os.getcwd(),
-        status=JobStatus.FAILED,
-        _return_value=error,
-    )

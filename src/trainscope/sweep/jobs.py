@@ -14,6 +14,7 @@ from pathlib import Path
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
+from trainscope.adapters.hydra_private import job_error
 from trainscope.core.errors import TrainscopeError
 from trainscope.core.run_dir import RunStatus, display_path, run_status
 
@@ -39,7 +40,7 @@ def report_failed_jobs(jobs: Iterable[JobReturn]) -> None:
     A `TrainscopeError` (a bad value, a NaN loss) was already logged in one line by the run itself.
     """
     for job in jobs:
-        error = job._return_value  # reading `return_value` of a failed job re-raises its exception
+        error = job_error(job)  # reading `return_value` of a failed job re-raises its exception
         if job.status == JobStatus.COMPLETED or isinstance(error, TrainscopeError):
             continue
         if isinstance(error, BaseException):

@@ -3,7 +3,7 @@
 `conf/task/<name>.yaml` names the task's class as `_target_`; `build_task(cfg)` builds it.
 """
 
-from trainscope.tasks.base import Evaluator, LoggingSwitches, Monitor, SumsEvaluator, Task, batch_count
+from trainscope.tasks.base import Evaluator, Monitor, SumsEvaluator, Task, batch_count
 from trainscope.tasks.build import build_task
 from trainscope.tasks.classification import Classification
 from trainscope.tasks.custom import Custom
@@ -14,7 +14,6 @@ __all__ = [
     "Classification",
     "Custom",
     "Evaluator",
-    "LoggingSwitches",
     "Monitor",
     "MultiLabel",
     "Regression",

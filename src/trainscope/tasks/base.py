@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from trainscope.config.groups.logging import LoggingConfig
 from trainscope.core.callback import Callback
 from trainscope.core.errors import ConfigError
 from trainscope.core.view import DataFacts
@@ -30,17 +31,6 @@ from trainscope.tensorboard.images import InputImages
 
 Reduce = Callable[[Tensor], Tensor]
 """Sums a tensor over every process of the run (in place); the identity for a single process."""
-
-
-@dataclass(frozen=True)
-class LoggingSwitches:
-    """The `logging` switches that choose a task's panels (`conf/logging/*.yaml`)."""
-
-    images: bool = False
-    worst_images: bool = False
-    confusion_matrix: bool = False
-    num_images: int = 16
-    images_every_n_epochs: int = 1
 
 
 @dataclass(frozen=True)
@@ -200,14 +190,14 @@ class Task:
         values = target.flatten().tolist()
         return " ".join(f"{value:.4g}" for value in values[:4]) + (" ..." if len(values) > 4 else "")
 
-    def panels(self, switches: LoggingSwitches) -> dict[str, Callback]:
+    def panels(self, logging: LoggingConfig) -> dict[str, Callback]:
         """The TensorBoard loggers that fit this task, keyed `monitor/<name>`, as the `logging` switches ask.
 
         Every task shows its training inputs when they are images (the grid switches itself off otherwise).
         """
-        if not switches.images:
+        if not logging.images:
             return {}
-        return {"monitor/input_images": InputImages(num_images=switches.num_images)}
+        return {"monitor/input_images": InputImages(num_images=logging.num_images)}
 
     def hparams_metrics(self) -> list[str]:
         """Scalar tags a sweep's HParams table shows for this task, in column order."""

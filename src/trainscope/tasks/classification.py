@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from trainscope.config.groups.logging import LoggingConfig
 from trainscope.core.callback import Callback
 from trainscope.core.errors import ConfigError
 from trainscope.core.view import DataFacts
 from trainscope.data.targets import CLASS
-from trainscope.tasks.base import Evaluator, LoggingSwitches, Monitor, SumsEvaluator, Task, batch_count, shape_text
+from trainscope.tasks.base import Evaluator, Monitor, SumsEvaluator, Task, batch_count, shape_text
 from trainscope.tensorboard.classification import ConfusionMatrixLogger
 from trainscope.tensorboard.images import MisclassifiedImages, WorstImages
 
@@ -94,16 +95,16 @@ class Classification(Task):
     def per_example_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(outputs.float(), targets, reduction="none")
 
-    def panels(self, switches: LoggingSwitches) -> dict[str, Callback]:
-        panels = super().panels(switches)
-        if switches.images:
+    def panels(self, logging: LoggingConfig) -> dict[str, Callback]:
+        panels = super().panels(logging)
+        if logging.images:
             panels["monitor/misclassified"] = MisclassifiedImages(
-                num_images=switches.num_images, every_n_epochs=switches.images_every_n_epochs
+                num_images=logging.num_images, every_n_epochs=logging.images_every_n_epochs
             )
-        if switches.worst_images:
+        if logging.worst_images:
             panels["monitor/worst_images"] = WorstImages(
-                self.per_example_loss, num_images=switches.num_images, every_n_epochs=switches.images_every_n_epochs
+                self.per_example_loss, num_images=logging.num_images, every_n_epochs=logging.images_every_n_epochs
             )
-        if switches.confusion_matrix:
+        if logging.confusion_matrix:
             panels["monitor/confusion_matrix"] = ConfusionMatrixLogger(image=True)
         return panels

@@ -18,11 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from trainscope.config.groups.logging import LoggingConfig
 from trainscope.core.callback import Callback
 from trainscope.core.errors import ConfigError
 from trainscope.core.view import DataFacts
 from trainscope.data.targets import FLOAT
-from trainscope.tasks.base import Evaluator, LoggingSwitches, Monitor, Reduce, Task, batch_count, shape_text
+from trainscope.tasks.base import Evaluator, Monitor, Reduce, Task, batch_count, shape_text
 from trainscope.tensorboard.regression import PredictionPanels
 
 log = logging.getLogger(__name__)
@@ -131,9 +132,9 @@ class Regression(Task):
     def metric_modes(self) -> dict[str, str]:
         return {"r2": "max", "mse": "min", "rmse": "min", "mae": "min"}
 
-    def panels(self, switches: LoggingSwitches) -> dict[str, Callback]:
-        panels = super().panels(switches)
-        if switches.images:
+    def panels(self, logging: LoggingConfig) -> dict[str, Callback]:
+        panels = super().panels(logging)
+        if logging.images:
             panels["monitor/predictions"] = PredictionPanels()
         return panels
 

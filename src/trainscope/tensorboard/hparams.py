@@ -47,6 +47,7 @@ from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2, summary_v2
 from torch.utils.tensorboard import SummaryWriter
 
+from trainscope.adapters.tensorboard_private import event_file_writer
 from trainscope.config.flatten import HParamValue, hparams_from_config, normalize_value
 from trainscope.core.run_dir import RunStatus
 
@@ -283,4 +284,4 @@ def _normalized_hparams(hparams: Mapping[str, object]) -> dict[str, HParamValue]
 
 def _file_writer(writer: SummaryWriter) -> Any:
     """The writer's event-file writer (torch recreates it after `close()`)."""
-    return writer.file_writer if writer.file_writer is not None else writer._get_file_writer()
+    return writer.file_writer if writer.file_writer is not None else event_file_writer(writer)

@@ -19,6 +19,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
+from trainscope.adapters.tensorboard_private import event_file_writer
 from trainscope.core.callback import Callback
 from trainscope.core.view import TrainerView
 
@@ -98,7 +99,7 @@ def add_png(writer: SummaryWriter, tag: str, image: np.ndarray, step: int) -> No
             )
         ]
     )
-    writer._get_file_writer().add_summary(summary, step)  # what add_image does after encoding
+    event_file_writer(writer).add_summary(summary, step)  # what add_image does after encoding
 
 
 class InputImages(Callback):

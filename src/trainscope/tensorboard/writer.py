@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
 from torch.utils.tensorboard import SummaryWriter
+
+from trainscope.adapters.tensorboard_private import SilentSummaryWriter, is_event_writer_thread
 
 _default_thread_excepthook = threading.excepthook
 
@@ -22,32 +23,11 @@ def _quiet_event_writer_threads(args: threading.ExceptHookArgs) -> None:
     """Let TensorBoard's writer thread fail silently: it only stores its error (a full disk) and dies, and the
     run's next write raises that same error in the main thread, which reports it in one line. Without this,
     Python prints the thread's traceback as well."""
-    if not isinstance(args.thread, _AsyncWriterThread):
+    if not is_event_writer_thread(args.thread):
         _default_thread_excepthook(args)
 
 
 threading.excepthook = _quiet_event_writer_threads
-
-
-class _DiscardingFileWriter:
-    """Takes every event a `SummaryWriter` produces and keeps none: no file is ever created."""
-
-    def add_event(self, *args: Any, **kwargs: Any) -> None: ...
-    def add_summary(self, *args: Any, **kwargs: Any) -> None: ...
-    def add_graph(self, *args: Any, **kwargs: Any) -> None: ...
-    def add_onnx_graph(self, *args: Any, **kwargs: Any) -> None: ...
-    def flush(self) -> None: ...
-    def close(self) -> None: ...
-    def reopen(self) -> None: ...
-
-
-class _SilentSummaryWriter(SummaryWriter):
-    """A SummaryWriter that writes nothing: every `add_*` of torch's writer ends in `_get_file_writer()`."""
-
-    def _get_file_writer(self) -> Any:
-        if self.file_writer is None:
-            self.file_writer = _DiscardingFileWriter()
-        return self.file_writer
 
 
 class RunWriter:
@@ -60,7 +40,7 @@ class RunWriter:
     def __init__(
         self, run_dir: Path, flush_secs: float = 5.0, purge_step: int | None = None, enabled: bool = True
     ) -> None:
-        writer_class = SummaryWriter if enabled else _SilentSummaryWriter
+        writer_class = SummaryWriter if enabled else SilentSummaryWriter
         self.writer = writer_class(log_dir=str(run_dir), flush_secs=flush_secs, purge_step=purge_step)
         self.flush_secs = flush_secs
         self._last_flush = time.monotonic()

@@ -17,13 +17,10 @@ import optuna
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 
+from trainscope.trial.attributes import PRUNER_STUDY_ATTR, RUN_DIR_ATTR
 from trainscope.trial.channel import TrialAddress
-from trainscope.trial.storage import DatabaseSettings, open_storage
-
-PRUNER_STUDY_ATTR = "trainscope:pruner"
-"""Study user attribute holding the sweep's `hydra/sweeper/pruner` config (`{_target_: ..., kwargs}`)."""
-RUN_DIR_ATTR = "run_dir"
-"""Trial user attribute: the job's run directory, set when the job opens its trial and again when it ends."""
+from trainscope.trial.database import DatabaseSettings
+from trainscope.trial.storage import open_storage
 
 
 class Trial:

@@ -15,8 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from optuna.storages.journal import JournalFileSymlinkLock
-from optuna.storages.journal._file import get_lock_file
+from trainscope.adapters.optuna_private import journal_lock
 
 TORN_SUFFIX = ".torn"
 
@@ -25,7 +24,7 @@ def set_aside_torn_tail(journal: Path) -> Path | None:
     """Cut a torn last record off `journal`, keeping a full copy; returns the copy's path, or None if intact."""
     if not journal.is_file() or journal.stat().st_size == 0:
         return None
-    with get_lock_file(JournalFileSymlinkLock(str(journal))):  # the lock Optuna appends under
+    with journal_lock(journal):  # the lock Optuna appends under
         with open(journal, "rb") as handle:
             content = handle.read()
         if content.endswith(b"\n"):

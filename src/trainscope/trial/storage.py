@@ -1,9 +1,11 @@
-"""Opening an Optuna storage: a journal file path, or a database server for sweeps on many machines.
+"""Where a study is kept and how it is opened: a journal file (the default), or a database server.
 
 Shared by the sweeper (which owns the study and keeps database trials alive with heartbeats) and by a
-trial's job (which only reports to its trial, so it opens the storage without a heartbeat). The journal
-file needs no server and is safe for several processes on one machine (file locks). A database URL
-(`postgresql://...`, `mysql+pymysql://...`, `sqlite:///...`) is the study for sweeps on many machines:
+trial's job (which only reports to its trial, so it opens the storage without a heartbeat). By default the
+study is a journal file in the sweep directory (`resolve_storage`): it needs no server and is safe for
+several processes on one machine (file locks), so a sweep can be killed and resumed, and several
+`python train.py -m ...` can share it. A database URL (`postgresql://...`, `mysql+pymysql://...`,
+`sqlite:///...`) is the study for sweeps on many machines:
 
 - the plain `postgresql://` a user types is driven by psycopg 3 (`pip install 'trainscope[postgresql]'`);
 - Optuna's tables are created under a database-wide lock, so workers started at once on a fresh
@@ -12,8 +14,6 @@ file needs no server and is safe for several processes on one machine (file lock
   belonged to a dead worker: it is failed and its configuration retried once;
 - a lost connection (a server restart, a failover) is waited out for `reconnect_timeout` seconds
   instead of failing the sweep.
-
-Where a sweep keeps its study by default and how to open it in optuna-dashboard: `trainscope.sweep.storage`.
 """
 
 from __future__ import annotations
@@ -21,22 +21,26 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import os
+import shlex
 import sys
 import time
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from trainscope.adapters.optuna_private import CACHE_CALLS_ON_BACKEND, StaleTrialsHook, cache_backend, heartbeat_methods
 from trainscope.core.errors import ConfigError, first_line
+from trainscope.trial.database import DatabaseSettings
 from trainscope.trial.journal import set_aside_torn_tail
 
+JOURNAL_FILE_NAME = "optuna_journal.log"
 # Seconds between attempts while the database is unreachable.
 RECONNECT_POLL_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 10
@@ -49,31 +53,30 @@ class StorageError(ConfigError):
     """The study's storage cannot be opened (unreachable server, locked database, unwritable file)."""
 
 
-@dataclass(frozen=True)
-class DatabaseSettings:
-    """How a study in a database watches its workers (`hydra.sweeper.heartbeat_*`, `reconnect_timeout`)."""
-
-    # Seconds between two heartbeats of a running trial.
-    heartbeat_interval: int = 30
-    # A running trial whose last heartbeat is older than this belonged to a dead worker.
-    heartbeat_grace_period: int = 120
-    # Seconds a worker waits for a lost database connection to come back before it gives up.
-    reconnect_timeout: float = 300.0
-
-    def check(self) -> None:
-        for name in ("heartbeat_interval", "heartbeat_grace_period", "reconnect_timeout"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"hydra.sweeper.{name} must be a positive number of seconds, got {value!r}")
-        if self.heartbeat_grace_period <= self.heartbeat_interval:
-            raise ConfigError(
-                f"hydra.sweeper.heartbeat_grace_period ({self.heartbeat_grace_period}) must be longer than "
-                f"hydra.sweeper.heartbeat_interval ({self.heartbeat_interval}), or live trials look dead"
-            )
-
-
 def is_rdb_url(storage: str) -> bool:
     return "://" in storage
+
+
+def resolve_storage(storage: str | None, sweep_dir: str | os.PathLike[str]) -> str:
+    """The storage as jobs in any working directory can reach it: an absolute journal path or RDB URL."""
+    if storage is None or str(storage).strip() == "":
+        return str((Path(sweep_dir) / JOURNAL_FILE_NAME).resolve())
+    storage = str(storage)
+    if storage.startswith("sqlite:///") and not storage.startswith("sqlite:////"):
+        relative = storage[len("sqlite:///") :]
+        if relative and relative != ":memory:":
+            return "sqlite:///" + str(Path(relative).resolve())
+    if is_rdb_url(storage):
+        return storage
+    return str(Path(storage).expanduser().resolve())
+
+
+def dashboard_command(storage: str) -> str:
+    """The command that opens the study in optuna-dashboard (a journal file path or an RDB URL).
+
+    The dashboard opens a plain `postgresql://` with psycopg2, so the URL names our driver.
+    """
+    return f"optuna-dashboard {shlex.quote(with_psycopg(storage) if is_rdb_url(storage) else storage)}"
 
 
 def driver_url(storage: str) -> str:
@@ -185,7 +188,7 @@ def _waits_out_lost_connections(method: Method) -> Method:
     return call  # type: ignore[return-value]
 
 
-class ReconnectingRDBStorage(RDBStorage):
+class ReconnectingRDBStorage(StaleTrialsHook):
     """Optuna's RDB storage, waiting out a lost database connection instead of failing the sweep.
 
     Every storage call that loses its connection is retried each second until the database answers
@@ -253,22 +256,18 @@ class ReconnectingRDBStorage(RDBStorage):
             raise
         return connection
 
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        stale = super()._get_stale_trial_ids(study_id)
+    def stale_trials_trusted(self) -> bool:
+        """Not within one grace period after an outage: heartbeats could not be recorded, their silence is no
+        evidence yet."""
         last_failure = self._last_failure_at
-        if last_failure is not None and time.monotonic() - last_failure < float(self.grace_period or 0):
-            return []  # heartbeats could not be recorded during the outage: their silence is no evidence yet
-        return stale
+        return last_failure is None or time.monotonic() - last_failure >= float(self.grace_period or 0)
 
 
 def _retried_method_names() -> list[str]:
     """Every storage call that reaches the database: BaseStorage's and the heartbeat's public methods, and
     the private ones Optuna's `_CachedStorage` (which wraps every RDB storage) calls on it directly."""
-    from optuna.storages._heartbeat import BaseHeartbeat
-
-    names = {name for base in (BaseStorage, BaseHeartbeat) for name in vars(base) if not name.startswith("_")}
-    names.update(("_get_stale_trial_ids", "locked_connection"))
-    names.update(("_get_trials", "_create_new_trial", "_set_trial_param", "_get_best_trial_id"))
+    names = {name for name in vars(BaseStorage) if not name.startswith("_")} | heartbeat_methods()
+    names.update(("locked_connection", *CACHE_CALLS_ON_BACKEND))
     return sorted(name for name in names if callable(getattr(ReconnectingRDBStorage, name, None)))
 
 
@@ -282,7 +281,7 @@ for _name in _retried_method_names():
 
 def exclusive(storage: BaseStorage, name: str) -> contextlib.AbstractContextManager[None]:
     """The database-wide lock `name` of a PostgreSQL or MySQL storage; elsewhere no lock at all."""
-    backend = getattr(storage, "_backend", storage)  # Optuna wraps RDB storages in a cache
+    backend = cache_backend(storage)  # Optuna wraps RDB storages in a cache
     return backend.exclusive(name) if isinstance(backend, ReconnectingRDBStorage) else contextlib.nullcontext()
 
 

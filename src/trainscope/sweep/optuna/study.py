@@ -26,20 +26,11 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from trainscope.adapters.optuna_private import is_heartbeat_enabled, stale_trial_ids, study_id, study_storage, trial_id
+from trainscope.trial.attributes import FAIL_REASON_ATTR, HOST_ATTR, INTERRUPTED_ATTR, OWNER_ATTR, SURPLUS_ATTR
 from trainscope.trial.storage import exclusive, is_rdb_url
-
-OWNER_ATTR = "trainscope:owner"
-INTERRUPTED_ATTR = "trainscope:interrupted"
-SURPLUS_ATTR = "trainscope:surplus"
-FAIL_REASON_ATTR = "fail_reason"
-HOST_ATTR = "host"
-STATUS_ATTR = "status"
-METRICS_STUDY_ATTR = "trainscope:optimized_metric"
-MONITOR_STUDY_ATTR = "trainscope:pruning_metric"
-SEARCH_SPACE_STUDY_ATTR = "trainscope:search_space"
 
 
 def process_identity() -> dict[str, Any]:
@@ -161,10 +152,6 @@ def trials_running_elsewhere(study: optuna.Study) -> list[FrozenTrial]:
     ]
 
 
-def study_storage(study: optuna.Study) -> BaseStorage:
-    return study._storage  # noqa: SLF001 - Study exposes no public handle on its storage
-
-
 def set_trial_system_attr(study: optuna.Study, trial_id: int, key: str, value: Any) -> None:
     study_storage(study).set_trial_system_attr(trial_id, key, value)
 
@@ -177,9 +164,9 @@ def fail_as_interrupted(study: optuna.Study, trial: FrozenTrial, reason: str) ->
     storage = study_storage(study)
     snapshot = trial  # taken before labelling, so the retry does not inherit the labels
     try:
-        storage.set_trial_user_attr(trial._trial_id, FAIL_REASON_ATTR, reason)
-        storage.set_trial_system_attr(trial._trial_id, INTERRUPTED_ATTR, True)
-        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+        storage.set_trial_user_attr(trial_id(trial), FAIL_REASON_ATTR, reason)
+        storage.set_trial_system_attr(trial_id(trial), INTERRUPTED_ATTR, True)
+        if not storage.set_trial_state_values(trial_id(trial), TrialState.FAIL):
             return False
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
@@ -197,7 +184,7 @@ def stale_trials(study: optuna.Study) -> list[FrozenTrial]:
     storage = study_storage(study)
     if not is_heartbeat_enabled(storage):
         return []
-    stale_ids = storage._get_stale_trial_ids(study._study_id)  # type: ignore[attr-defined]  # noqa: SLF001
+    stale_ids = stale_trial_ids(storage, study_id(study))
     return [storage.get_trial(trial_id) for trial_id in stale_ids]
 
 
@@ -248,17 +235,17 @@ def claim_trial(
             warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
             trial = study.ask(distributions)
         owner = process_identity()
-        set_trial_system_attr(study, trial._trial_id, OWNER_ATTR, owner)
+        set_trial_system_attr(study, trial_id(trial), OWNER_ATTR, owner)
         storage = study_storage(study)
-        storage.set_trial_user_attr(trial._trial_id, HOST_ATTR, owner["host"])
+        storage.set_trial_user_attr(trial_id(trial), HOST_ATTR, owner["host"])
         if is_heartbeat_enabled(storage):
-            storage.record_heartbeat(trial._trial_id)  # a worker dying before its first beat goes stale too
+            storage.record_heartbeat(trial_id(trial))  # a worker dying before its first beat goes stale too
     # Without a lock (SQLite) two processes may ask at the same moment: the later one backs off.
     earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and counts_toward_budget(t)]
     if len(earlier) >= n_trials:
         storage = study_storage(study)
-        storage.set_trial_system_attr(trial._trial_id, SURPLUS_ATTR, True)
-        storage.set_trial_user_attr(trial._trial_id, FAIL_REASON_ATTR, "surplus: the study already had n_trials")
-        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        storage.set_trial_system_attr(trial_id(trial), SURPLUS_ATTR, True)
+        storage.set_trial_user_attr(trial_id(trial), FAIL_REASON_ATTR, "surplus: the study already had n_trials")
+        storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
         return None
     return trial

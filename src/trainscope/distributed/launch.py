@@ -2,19 +2,21 @@
 
 This process keeps the run directory Hydra gave it and asks torch's elastic agent (the engine of `torchrun`) to
 start `python -m trainscope.cli.train` N times with the same overrides in that directory. The workers form the
-process group and train; this process waits, then reports the run from its `metrics.json`, so a sweep trial
-(`trainer.devices=N` in each trial) records a distributed run like any other. SIGTERM to this process reaches
-the workers through the agent: they stop after the current step, rank 0 writes one checkpoint, and this process
-exits 143 like a single-process run.
+process group and train; this process waits, then hands back the run's `metrics.json` (`trainscope.session.run`
+reports it as it reports a single-process run), so a sweep trial (`trainer.devices=N` in each trial) records a
+distributed run like any other. SIGTERM to this process reaches the workers through the agent: they stop after
+the current step, rank 0 writes one checkpoint, and this process exits 143 like a single-process run.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
 from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
@@ -22,14 +24,37 @@ from trainscope.config.overrides import hydra_quote
 from trainscope.core.errors import TrainingFailed
 from trainscope.core.interruption import RunInterrupted
 from trainscope.core.run_dir import RunStatus, read_metrics
-from trainscope.engine.distributed import launch
-from trainscope.session.run import RunResult, objective
 
 log = logging.getLogger(__name__)
 
 
-def train_on_devices(cfg: DictConfig, run_dir: Path, devices: int, overrides: list[str]) -> RunResult:
-    """Train the run `overrides` describe in `devices` processes, in `run_dir`; report it as `train` would."""
+def launch(nprocs: int, command: Sequence[str]) -> None:
+    """Run `command` (a Python argv after the interpreter) in `nprocs` processes on this machine, as
+    `torchrun --standalone --nproc_per_node=<nprocs>` would: torch's elastic agent starts, watches and stops them.
+
+    Raises torch's `ChildFailedError` when a worker fails and `SignalException` when this process gets SIGTERM
+    (after the agent has passed it to the workers and waited for them).
+    """
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nprocs,
+        run_id=str(uuid.uuid4()),
+        rdzv_backend="c10d",
+        rdzv_endpoint="127.0.0.1:0",  # a free port, like torchrun --standalone
+        max_restarts=0,
+        monitor_interval=0.5,
+    )
+    elastic_launch(config, sys.executable)(*command)
+
+
+def run_on_devices(run_dir: Path, devices: int, overrides: list[str]) -> dict[str, Any]:
+    """Train the run `overrides` describe in `devices` processes, in `run_dir`; returns its metrics.json.
+
+    Raises `RunInterrupted` and `TrainingFailed` as a single-process run does.
+    """
     command = [
         "-m",
         "trainscope.cli.train",
@@ -49,10 +74,7 @@ def train_on_devices(cfg: DictConfig, run_dir: Path, devices: int, overrides: li
             raise RunInterrupted(run_dir, exit_code - 128, metrics.get("global_step", 0)) from None
         reason = metrics.get("reason") or f"a training process exited with code {exit_code}"
         raise TrainingFailed(f"training failed: {reason}") from None
-    metrics = read_metrics(run_dir)
-    status = RunStatus(metrics["status"])
-    final = metrics["final"]
-    return RunResult(status, metrics["reason"], final, objective(cfg, final))
+    return read_metrics(run_dir)
 
 
 def _metrics(run_dir: Path) -> dict[str, Any]:

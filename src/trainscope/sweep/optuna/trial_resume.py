@@ -20,9 +20,7 @@ from optuna.trial import FrozenTrial
 
 from trainscope.config.overrides import hydra_quote
 from trainscope.core.run_dir import RunStatus, has_checkpoint, run_status
-from trainscope.trial.handle import RUN_DIR_ATTR
-
-RETRY_OF_ATTR = "failed_trial"  # set by Optuna's RetryHeartbeatStaleTrialCallback on the retry
+from trainscope.trial.attributes import RETRY_OF_ATTR, RUN_DIR_ATTR
 
 
 def run_to_resume(trial: FrozenTrial, sweep_dir: Path, config: DictConfig) -> Path | None:

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -23,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from trainscope.core.torchrun_env import in_torchrun_job
+from trainscope.distributed.environment import in_torchrun_job
 
 log = logging.getLogger(__name__)
 
@@ -146,25 +143,3 @@ def device_for(requested: str, group: ProcessGroup) -> str:
     if group.enabled and requested in ("auto", "cuda") and torch.cuda.is_available():
         return f"cuda:{group.local_rank}"
     return requested
-
-
-def launch(nprocs: int, command: Sequence[str]) -> None:
-    """Run `command` (a Python argv after the interpreter) in `nprocs` processes on this machine, as
-    `torchrun --standalone --nproc_per_node=<nprocs>` would: torch's elastic agent starts, watches and stops them.
-
-    Raises torch's `ChildFailedError` when a worker fails and `SignalException` when this process gets SIGTERM
-    (after the agent has passed it to the workers and waited for them).
-    """
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
-    config = LaunchConfig(
-        min_nodes=1,
-        max_nodes=1,
-        nproc_per_node=nprocs,
-        run_id=str(uuid.uuid4()),
-        rdzv_backend="c10d",
-        rdzv_endpoint="127.0.0.1:0",  # a free port, like torchrun --standalone
-        max_restarts=0,
-        monitor_interval=0.5,
-    )
-    elastic_launch(config, sys.executable)(*command)

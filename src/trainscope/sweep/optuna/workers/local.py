@@ -1,7 +1,7 @@
 """Worker processes of our own, for Hydra's `basic` launcher (which runs jobs one after another in-process).
 
-Started as `python -m trainscope.sweep.worker_process`, each fed the pickled `TrialWorker` on stdin, so
-nothing depends on how the sweep itself was started (`trainscope.sweep.workers`).
+Started as `python -m trainscope.sweep.optuna.workers.process`, each fed the pickled `TrialWorker` on stdin, so
+nothing depends on how the sweep itself was started (`worker.py`). `supervise` decides when one starts.
 """
 
 from __future__ import annotations
@@ -10,53 +10,54 @@ import contextlib
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, TextIO
 
 from hydra.core.singleton import Singleton
-from optuna.trial import TrialState
 
 from trainscope.core.errors import TrainscopeError, report_user_error
 from trainscope.core.interruption import exit_code_for
-from trainscope.sweep.runner import say
-from trainscope.sweep.study import OWNER_ATTR, is_interrupted
-from trainscope.sweep.workers import STOP_SIGNALS, WORKER_DIR_PREFIX, TrialWorker, forwarding_signals, worker_dir
+from trainscope.sweep.optuna.signals import STOP_SIGNALS
+from trainscope.sweep.optuna.workers.supervision import WorkerEnd
+from trainscope.sweep.optuna.workers.worker import WORKER_DIR_PREFIX, TrialWorker, worker_dir
+
+WORKER_MODULE = "trainscope.sweep.optuna.workers.process"
+"""What each worker process runs (`python -m WORKER_MODULE <index> <dir>`)."""
+POLL_SECONDS = 0.2
 
 
 class LocalWorkers:
-    """`n_jobs` worker processes on this machine, for the `basic` launcher (which runs jobs one by one).
+    """Worker processes on this machine, for the `basic` launcher (which runs jobs one by one).
 
-    Each is `python -m trainscope.sweep.worker_process <index> <dir>`, fed the pickled `TrialWorker` on
+    Each is `python -m trainscope.sweep.optuna.workers.process <index> <dir>`, fed the pickled `TrialWorker` on
     stdin (with cloudpickle: an app's task function defined in a script or notebook travels by value). Its
     output goes to the sweep's own stdout and stderr, line by line, and to
-    `<sweep_dir>/optuna_worker_<i>/worker.log`. A worker that dies is reported at once, its trial
-    failed and retried once, and a new worker takes its place.
+    `<sweep_dir>/optuna_worker_<i>/worker.log`; the sweep sees each one end the moment it does.
     """
 
-    def __init__(self, sweep: Any, worker: TrialWorker) -> None:
+    def __init__(self, sweep_dir: Path, worker: TrialWorker, workers: int) -> None:
         import cloudpickle
 
-        self.sweep = sweep
+        self.sweep_dir = sweep_dir
         # sys.path first, in a pickle of its own: the worker may name modules only this path finds
         self.payload = pickle.dumps(list(sys.path)) + cloudpickle.dumps(worker)
+        self.workers = workers  # how many run at once: they share the machine's cores
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self.relays: list[threading.Thread] = []
-        self.log_files: list[Any] = []
-        self.next_index = 0
-        self.workers = sweep.workers_wanted()
+        self.log_files: list[IO[bytes]] = []
 
-    def start(self) -> None:
-        index, self.next_index = self.next_index, self.next_index + 1
-        directory = worker_dir(self.sweep.sweep_dir, index)
+    def start(self, index: int) -> None:
+        directory = worker_dir(self.sweep_dir, index)
         directory.mkdir(parents=True, exist_ok=True)
         warning_options = [f"-W{option}" for option in sys.warnoptions]  # `python -W error` holds in workers too
         process = subprocess.Popen(
-            [sys.executable, *warning_options, "-m", "trainscope.sweep.worker_process", str(index), str(directory)],
+            [sys.executable, *warning_options, "-m", WORKER_MODULE, str(index), str(directory)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -94,62 +95,49 @@ class LocalWorkers:
                 with contextlib.suppress(ProcessLookupError):
                     process.send_signal(signum)
 
-    def run(self) -> int | None:
-        """Start the workers and supervise them until all have ended; returns the signal that stopped the sweep."""
-        log_pattern = self.sweep.sweep_dir / f"{WORKER_DIR_PREFIX}*" / "worker.log"
-        replacements = 0
-        with forwarding_signals(self.forward) as seen:
-            try:
-                for _ in range(self.workers):
-                    self.start()
-                say(f"{self.workers} worker processes started (logs: {log_pattern})")
-                stopped_by: int | None = None
-                while self.processes:
-                    time.sleep(0.2)
-                    for index, process in list(self.processes.items()):
-                        code = process.poll()
-                        if code is None:
-                            continue
-                        del self.processes[index]
-                        if code == 2:  # a user-facing error, explained in its log
-                            say(f"worker {index} stopped with an error; see {self.log_of(index)}")
-                        if code in (0, 2):
-                            continue
-                        if code in (exit_code_for(s) for s in STOP_SIGNALS):  # saved its trial and stopped
-                            stopped_by = stopped_by or code - 128
-                            continue
-                        if seen:  # a second signal ended it at once
-                            continue
-                        self.report_dead(index, process.pid, code)
-                        if self.sweep.needs_trials() and replacements < self.sweep.n_trials:
-                            replacements += 1
-                            self.start()
-                            say(f"worker {self.next_index - 1} started in place of worker {index}")
-            except BaseException:
-                self.forward(signal.SIGKILL)
-                raise
-            finally:
-                for thread in self.relays:
-                    thread.join(timeout=5)
-                for log_file in self.log_files:
-                    log_file.close()
-        if seen:
-            return seen[0]
-        return stopped_by
+    def abandon(self) -> None:
+        self.forward(signal.SIGKILL)  # they would die with the sweep anyway (PR_SET_PDEATHSIG)
+
+    def started(self, count: int) -> str:
+        return f"{count} worker processes started (logs: {self.sweep_dir / f'{WORKER_DIR_PREFIX}*' / 'worker.log'})"
+
+    def running(self) -> bool:
+        return bool(self.processes)
+
+    def wait(self) -> list[WorkerEnd]:
+        time.sleep(POLL_SECONDS)
+        ended = []
+        for index, process in list(self.processes.items()):
+            code = process.poll()
+            if code is not None:
+                del self.processes[index]
+                ended.append(_end_of(index, process.pid, code))
+        return ended
 
     def log_of(self, index: int) -> Path:
-        return worker_dir(self.sweep.sweep_dir, index) / "worker.log"
+        return worker_dir(self.sweep_dir, index) / "worker.log"
 
-    def report_dead(self, index: int, pid: int, code: int) -> None:
-        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-        say(f"worker {index} {how}; see {self.log_of(index)}")
-        self.sweep.fail_abandoned()  # unless another worker's claim already did
-        for trial in self.sweep.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-            if (trial.system_attrs.get(OWNER_ATTR) or {}).get("pid") == pid and is_interrupted(trial):
-                say(f"trial {trial.number} of worker {index} marked FAIL (interrupted) and retried once")
+    def close(self) -> None:
+        for thread in self.relays:
+            thread.join(timeout=5)
+        for log_file in self.log_files:
+            log_file.close()
 
 
-def relay(source: Any, terminal: Any, log_file: Any, lock: threading.Lock) -> None:
+def _end_of(index: int, pid: int, code: int) -> WorkerEnd:
+    """How worker `index` ended, from its exit code (see `worker_process_main`)."""
+    owner = {"host": socket.gethostname(), "pid": pid}
+    if code == 0:
+        return WorkerEnd(index, owner)
+    if code == 2:  # a user-facing error, explained in its log
+        return WorkerEnd(index, owner, error=True)
+    if code in (exit_code_for(s) for s in STOP_SIGNALS):  # saved its trial and stopped
+        return WorkerEnd(index, owner, signal_number=code - 128)
+    how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+    return WorkerEnd(index, owner, death=how)
+
+
+def relay(source: IO[bytes], terminal: TextIO, log_file: IO[bytes], lock: threading.Lock) -> None:
     """Copy a worker's output, line by line, to the sweep's terminal stream and the worker's log file."""
     for line in iter(source.readline, b""):
         text = line.decode(errors="replace")

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 
 from trainscope.config.overrides import hydra_quote
 from trainscope.core.run_dir import CHECKPOINT_DIR, LAST, PREVIOUS
-from trainscope.core.torchrun_env import in_torchrun_job
+from trainscope.distributed.environment import in_torchrun_job
 
 if TYPE_CHECKING:
-    from trainscope.engine.distributed import ProcessGroup
+    from trainscope.distributed.process_group import ProcessGroup
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ RUN_DIR_NOTE = "trainscope-run-dir"
 
 def join() -> ProcessGroup:
     """Join the job's process group (torch loads here, only in a torchrun job)."""
-    from trainscope.engine.distributed import start
+    from trainscope.distributed.process_group import start
 
     return start()
 
@@ -41,7 +41,7 @@ def join() -> ProcessGroup:
 def leave() -> None:
     """Leave the process group cleanly at exit (nothing to do outside a torchrun job)."""
     if in_torchrun_job():
-        from trainscope.engine.distributed import stop
+        from trainscope.distributed.process_group import stop
 
         stop()
 

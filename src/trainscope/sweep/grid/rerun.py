@@ -18,15 +18,14 @@ directory and its `_<n>` successors; the last one that holds a run is the job's 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import OmegaConf
 
+from trainscope.adapters.hydra_private import settled_job
 from trainscope.config.overrides import hydra_quote, override_key
 from trainscope.config.yaml_files import load_yaml
 from trainscope.core.run_dir import SAVED_OVERRIDES, RunStatus, has_checkpoint, run_files_in, run_status
@@ -66,13 +65,7 @@ def plan_job(overrides: Sequence[str], run_dir: Path, rerun_failed: bool) -> Pla
 
 def kept_job(job: PlannedJob) -> JobReturn:
     """The JobReturn of a kept run, as if it had just ended: the sweep's report reads its metrics.json."""
-    return JobReturn(
-        overrides=job.overrides,
-        hydra_cfg=OmegaConf.create({"hydra": {"runtime": {"output_dir": str(job.run_dir)}}}),
-        working_dir=os.getcwd(),
-        status=JobStatus.COMPLETED,
-        _return_value=None,
-    )
+    return settled_job(job.overrides, job.run_dir, JobStatus.COMPLETED, None)
 
 
 def _attempts(run_dir: Path) -> list[Path]:

@@ -17,6 +17,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from optuna import TrialPruned
 from optuna.trial import TrialState
 
+from trainscope.adapters.hydra_private import job_error
 from trainscope.core.errors import first_line
 from trainscope.core.run_dir import RunDirTaken, RunStatus, read_metrics, write_metrics
 from trainscope.sweep.jobs import job_run_dir
@@ -42,11 +43,10 @@ class TrialVerdict:
 
 def judge_job(job: JobReturn, metric_names: Sequence[str]) -> TrialVerdict:
     run_dir = job_run_dir(job)
-    if job.status != JobStatus.COMPLETED and isinstance(job._return_value, RunDirTaken):
+    error = job_error(job)  # what a failed job raised (reading `return_value` would raise it again)
+    if job.status != JobStatus.COMPLETED and isinstance(error, RunDirTaken):
         # Not started: the metrics.json there is another run's, never read as this trial's nor written.
-        return TrialVerdict(
-            TrialState.FAIL, RunStatus.FAILED.value, run_dir, reason=str(job._return_value), owns_run_dir=False
-        )
+        return TrialVerdict(TrialState.FAIL, RunStatus.FAILED.value, run_dir, reason=str(error), owns_run_dir=False)
     try:
         metrics = read_metrics(run_dir)
     except (OSError, ValueError):
@@ -55,7 +55,6 @@ def judge_job(job: JobReturn, metric_names: Sequence[str]) -> TrialVerdict:
     reason = str(metrics.get("reason") or "")
 
     if job.status != JobStatus.COMPLETED:
-        error = job._return_value  # reading `return_value` of a failed job re-raises its exception
         if status == RunStatus.INTERRUPTED or isinstance(error, KeyboardInterrupt):
             return TrialVerdict(TrialState.FAIL, RunStatus.INTERRUPTED.value, run_dir, reason=reason, interrupted=True)
         if isinstance(error, TrialPruned):

@@ -18,10 +18,9 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from trainscope.core.run_dir import atomic_write, read_metrics
-from trainscope.sweep.storage import dashboard_command
-from trainscope.sweep.study import count_trials
-from trainscope.trial.handle import RUN_DIR_ATTR
-from trainscope.trial.storage import redact
+from trainscope.sweep.optuna.study import count_trials
+from trainscope.trial.attributes import RUN_DIR_ATTR
+from trainscope.trial.storage import dashboard_command, redact
 
 RESULTS_FILE = "optimization_results.yaml"
 

@@ -1,6 +1,6 @@
 """The line a grid sweep ends with: `multirun: 5 succeeded, 1 failed (<run dir>)`, and exit 1 if any failed.
 
-(The Optuna sweeper ends with its own line, built from the study: `trainscope.sweep.results`.)
+(The Optuna sweeper ends with its own line, built from the study: `trainscope.sweep.optuna.results`.)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from hydra.core.utils import JobReturn
 
 from trainscope.core.interruption import exit_code_of
 from trainscope.core.run_dir import RunStatus, display_path, run_status
-from trainscope.sweep.grid_rerun import Action, PlannedJob
+from trainscope.sweep.grid.rerun import Action, PlannedJob
 from trainscope.sweep.jobs import job_failed, job_run_dir
 
 
