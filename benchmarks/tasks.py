@@ -44,8 +44,8 @@ from throughput import (  # benchmarks/ is this script's first sys.path entry
     compose_config,
     composed,
     monitoring_off,
+    raw_epochs,
     run_raw,
-    synchronize,
     synthetic_splits,
 )
 
@@ -103,27 +103,16 @@ def run_raw_table(table: Path, device: torch.device, epochs: int) -> list[float]
     torch.manual_seed(0)
     model = build_model(cfg.model, (FEATURES,), 1).to(device)
     optimizer = build_optimizer(cfg, model)
-    train_x, train_y, val_x, val_y = x[train_rows], y[train_rows], x[val_rows], y[val_rows]
-    seconds = []
-    for _ in range(epochs):
-        synchronize(device)
-        start = throughput.clock()
-        model.train()
-        order = torch.randperm(len(train_y), device=device)
-        for begin in range(0, len(train_y), BATCH):
-            rows = order[begin : begin + BATCH]
-            loss = F.mse_loss(model(train_x[rows]), train_y[rows])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        model.eval()
-        squared = torch.zeros((), device=device)
-        with torch.no_grad():
-            for begin in range(0, len(val_y), BATCH):
-                squared += (model(val_x[begin : begin + BATCH]) - val_y[begin : begin + BATCH]).square().sum()
-        float(squared)
-        seconds.append(throughput.clock() - start)
-    return seconds
+    return raw_epochs(
+        model,
+        optimizer,
+        (x[train_rows], y[train_rows]),
+        (x[val_rows], y[val_rows]),
+        BATCH,
+        epochs,
+        loss=F.mse_loss,
+        statistic=lambda outputs, targets: (outputs - targets).square().sum(),
+    )
 
 
 def timed_run(cfg: DictConfig, run_root: Path) -> list[float]:

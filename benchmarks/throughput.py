@@ -158,9 +158,32 @@ def run_raw(
     cfg: DictConfig, workload: Workload, train: Split, val: Split, device: torch.device, epochs: int
 ) -> list[float]:
     model, optimizer = fresh_model(cfg, device)
-    train_x, train_y = normalized(train, workload, device)
-    val_x, val_y = normalized(val, workload, device)
-    batch = workload.batch_size
+    return raw_epochs(
+        model,
+        optimizer,
+        normalized(train, workload, device),
+        normalized(val, workload, device),
+        workload.batch_size,
+        epochs,
+        loss=F.cross_entropy,
+        statistic=lambda outputs, targets: (outputs.argmax(1) == targets).sum(),
+    )
+
+
+def raw_epochs(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train: tuple[Tensor, Tensor],
+    val: tuple[Tensor, Tensor],
+    batch: int,
+    epochs: int,
+    loss: Callable[[Tensor, Tensor], Tensor],
+    statistic: Callable[[Tensor, Tensor], Tensor],
+) -> list[float]:
+    """Seconds of each epoch of the hand-written loop: shuffled slices, `loss`, backward, step; then the
+    validation `statistic` summed on the device and read once."""
+    (train_x, train_y), (val_x, val_y) = train, val
+    device = train_x.device
     seconds = []
     for _ in range(epochs):
         synchronize(device)
@@ -169,16 +192,16 @@ def run_raw(
         order = torch.randperm(len(train_y), device=device)
         for begin in range(0, len(train_y), batch):
             rows = order[begin : begin + batch]
-            loss = F.cross_entropy(model(train_x[rows]), train_y[rows])
+            value = loss(model(train_x[rows]), train_y[rows])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             optimizer.step()
         model.eval()
-        correct = torch.zeros((), device=device)
+        total = torch.zeros((), device=device)
         with torch.no_grad():
             for begin in range(0, len(val_y), batch):
-                correct += (model(val_x[begin : begin + batch]).argmax(1) == val_y[begin : begin + batch]).sum()
-        float(correct)
+                total += statistic(model(val_x[begin : begin + batch]), val_y[begin : begin + batch])
+        float(total)
         seconds.append(clock() - start)
     return seconds
 
