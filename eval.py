@@ -1,6 +1,6 @@
 """Test a finished run: `python eval.py run=<run_dir>` (see docs/run-directory.md, "Evaluation")."""
 
-from trainscope.cli.eval import main
+from trainscope.cli.eval import entrypoint
 
 if __name__ == "__main__":
-    main()
+    entrypoint()

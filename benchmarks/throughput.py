@@ -125,11 +125,11 @@ def compose_config(workload: Workload, device: str, epochs: int, extra: list[str
         "trainer.test=false",
         *extra,
     ]
-    return composed(overrides)
+    return compose_overrides(overrides)
 
 
-def composed(overrides: list[str]) -> DictConfig:
-    """The config `python train.py <overrides>` composes, as the task function receives it (Hydra's config set)."""
+def compose_overrides(overrides: list[str]) -> DictConfig:
+    """The config `python train.py <overrides>` composes, as its task function receives it."""
     register_resolvers()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
@@ -154,36 +154,44 @@ def fresh_model(cfg: DictConfig, device: torch.device) -> tuple[nn.Module, torch
 # (a) the floor: a hand-written loop over preloaded normalized tensors
 
 
+@dataclass(frozen=True)
+class Tuning:
+    """The GPU switches a raw loop can turn on as `trainer.precision/channels_last/compile` do (`benchmarks/gpu.py`)."""
+
+    bf16: bool = False  # autocast to bfloat16, as trainer.precision=bf16
+    channels_last: bool = False  # NHWC weights and batches, as trainer.channels_last=true
+    compile: str | None = None  # a torch.compile backend ("inductor"), as trainer.compile
+
+    def overrides(self) -> list[str]:
+        """The same switches for `python train.py`."""
+        return [
+            f"trainer.precision={'bf16' if self.bf16 else '32'}",
+            f"trainer.channels_last={str(self.channels_last).lower()}",
+            f"trainer.compile={self.compile or 'false'}",
+        ]
+
+
 def run_raw(
-    cfg: DictConfig, workload: Workload, train: Split, val: Split, device: torch.device, epochs: int
+    cfg: DictConfig,
+    workload: Workload,
+    train: Split,
+    val: Split,
+    device: torch.device,
+    epochs: int,
+    tuning: Tuning = Tuning(),  # noqa: B008 (frozen: shared safely)
 ) -> list[float]:
     model, optimizer = fresh_model(cfg, device)
-    return raw_epochs(
-        model,
-        optimizer,
-        normalized(train, workload, device),
-        normalized(val, workload, device),
-        workload.batch_size,
-        epochs,
-        loss=F.cross_entropy,
-        statistic=lambda outputs, targets: (outputs.argmax(1) == targets).sum(),
-    )
+    torch.backends.cudnn.benchmark = True  # trainscope's default (trainer.cudnn_benchmark)
+    memory_format = torch.channels_last if tuning.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    forward = torch.compile(model, backend=tuning.compile) if tuning.compile else model
+    train_x, train_y = normalized(train, workload, device)
+    val_x, val_y = normalized(val, workload, device)
+    batch = workload.batch_size
 
+    def precision() -> torch.autocast:
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=tuning.bf16)
 
-def raw_epochs(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    train: tuple[Tensor, Tensor],
-    val: tuple[Tensor, Tensor],
-    batch: int,
-    epochs: int,
-    loss: Callable[[Tensor, Tensor], Tensor],
-    statistic: Callable[[Tensor, Tensor], Tensor],
-) -> list[float]:
-    """Seconds of each epoch of the hand-written loop: shuffled slices, `loss`, backward, step; then the
-    validation `statistic` summed on the device and read once."""
-    (train_x, train_y), (val_x, val_y) = train, val
-    device = train_x.device
     seconds = []
     for _ in range(epochs):
         synchronize(device)
@@ -192,16 +200,18 @@ def raw_epochs(
         order = torch.randperm(len(train_y), device=device)
         for begin in range(0, len(train_y), batch):
             rows = order[begin : begin + batch]
-            value = loss(model(train_x[rows]), train_y[rows])
+            with precision():
+                loss = F.cross_entropy(forward(train_x[rows].contiguous(memory_format=memory_format)), train_y[rows])
             optimizer.zero_grad(set_to_none=True)
-            value.backward()
+            loss.backward()
             optimizer.step()
         model.eval()
-        total = torch.zeros((), device=device)
-        with torch.no_grad():
+        correct = torch.zeros((), device=device)
+        with torch.no_grad(), precision():
             for begin in range(0, len(val_y), batch):
-                total += statistic(model(val_x[begin : begin + batch]), val_y[begin : begin + batch])
-        float(total)
+                inputs = val_x[begin : begin + batch].contiguous(memory_format=memory_format)
+                correct += (forward(inputs).argmax(1) == val_y[begin : begin + batch]).sum()
+        float(correct)
         seconds.append(clock() - start)
     return seconds
 

@@ -28,7 +28,7 @@ from tests.helpers.events import read_events
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model=nope", "model=nope is not an option; choose one of: cnn, custom, lenet, mlp, resnet18, timm"),
+        ("model=nope", "model=nope is not an option; choose one of: cnn, custom, gpt, hf, lenet, mlp, resnet18, timm"),
         ("optimizer.lr=abc", "optimizer.lr must be a positive number, got 'abc'"),
         ("trainer.max_epochs=0", "trainer.max_epochs must be a positive integer, got 0"),
         ("data.batch_size=-1", "data.batch_size must be a positive integer, got -1"),

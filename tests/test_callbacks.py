@@ -53,10 +53,11 @@ def test_one_builder_makes_every_callback_in_hook_order(preset: str, loggers: li
     assert names[: len(configured)] == configured
     assert [name for name in names if name.startswith("monitor/")] == loggers
     assert isinstance(callbacks.callbacks["stop_on_signal"], StopOnSignal)
-    assert names[-2:] == ["stop_on_signal", "checkpoint"]  # a checkpoint comes after everything it claims
+    # a checkpoint comes after everything it claims; metrics_csv: every run writes metrics.csv (issue 26)
+    assert names[-3:] == ["metrics_csv", "stop_on_signal", "checkpoint"]
 
     none = build_callbacks(composed("callbacks=none", "logging=minimal"))
-    assert list(none.callbacks) == ["monitor/memory", "stop_on_signal"]
+    assert list(none.callbacks) == ["monitor/memory", "metrics_csv", "stop_on_signal"]  # metrics_csv: issue 26
 
 
 def test_every_validation_rule_names_the_key_in_one_line() -> None:

@@ -103,7 +103,7 @@ def test_any_app_is_pruned_through_the_trial_api(app: str, config_keys: set[str]
         steps = sorted(trial.intermediate_values)
         assert steps == ([1] if trial.state == TrialState.PRUNED else list(range(1, STEPS + 1)))
 
-    run_dirs = sorted(path.name for path in sweep_dir.iterdir() if path.is_dir())
+    run_dirs = sorted(path.name for path in sweep_dir.iterdir() if (path / ".hydra").is_dir())  # not report/ (issue 26)
     assert run_dirs == sorted(f"x={x}" for x in VALUES)  # nothing but the sampled value in the names
     for name in run_dirs:
         config = yaml.safe_load((sweep_dir / name / ".hydra" / "config.yaml").read_text())

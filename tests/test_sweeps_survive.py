@@ -254,7 +254,7 @@ def test_other_sweeps_in_a_study_s_directory_are_refused_and_a_cooperating_one_c
     assert optuna.study.get_all_study_names(open_storage(storage)) == ["synthetic"]
     trials = load_study(storage).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]  # reached n_trials, none RUNNING
-    run_dirs = [path for path in sweep_dir.iterdir() if path.is_dir()]
+    run_dirs = [path for path in sweep_dir.iterdir() if (path / ".hydra").is_dir()]  # not report/ (issue 26)
     assert len(run_dirs) == 2 and all(len(event_files(path)) == 1 for path in run_dirs)  # never two writers
     outputs = [stdout, stderr, helper_out, helper_err, *(text for pair in refused.values() for text in pair)]
     assert not any("free disk space" in text for text in outputs)

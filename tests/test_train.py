@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from tests.helpers.cli import REPO_ROOT, TINY
 from tests.helpers.events import read_events
 from trainscope.config.resolvers import register_resolvers
+from trainscope.engine.build import build_optimizer
 
 EPOCH_TAGS = ["train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "epoch"]
 STEP_TAGS = ["train/loss_step", "train/acc_step", "lr", "train/grad_norm", "train/samples_per_sec"]
@@ -60,7 +61,7 @@ def compose_config(overrides: list[str]):
 def test_every_model_trains_a_step_on_every_input_shape(model: str, shape: list[int]) -> None:
     config = compose_config([f"model={model}", "data=synthetic", f"data.input_shape=[{','.join(map(str, shape))}]"])
     network = instantiate(config.model)
-    optimizer = instantiate(config.optimizer)(network.parameters())
+    optimizer = build_optimizer(config, network)  # optimizer.weight_decay_on is trainscope's, not torch's
     inputs, targets = torch.randn(4, *shape), torch.randint(0, config.data.num_classes, (4,))
     loss = torch.nn.functional.cross_entropy(network(inputs), targets)
     loss.backward()
@@ -89,7 +90,7 @@ def test_bad_input_is_one_line_without_traceback(train, override: str, named: st
 
 def test_model_error_lists_the_options(train) -> None:
     result = train("model=nope")
-    assert "cnn, custom, lenet, mlp, resnet18, timm" in result.stderr
+    assert "cnn, custom, gpt, hf, lenet, mlp, resnet18, timm" in result.stderr
 
 
 def test_same_seed_deterministic_runs_match(train, tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ def test_trials_get_nothing_in_their_config_and_a_resumed_trial_runs_outside_the
         "hydra.sweep.subdir=${hydra.job.override_dirname}",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (run_dir,) = [path for path in sweep_dir.iterdir() if path.is_dir()]
+    (run_dir,) = [path for path in sweep_dir.iterdir() if (path / ".hydra").is_dir()]  # not report/ (issue 26)
     assert "TRAINSCOPE" not in run_dir.name and "optuna" not in run_dir.name and "=" in run_dir.name
     config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
     assert "optuna_trial" not in config and "optuna_pruning" not in (config["callbacks"] or {})

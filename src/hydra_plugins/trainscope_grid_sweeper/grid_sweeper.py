@@ -53,6 +53,7 @@ class TrainscopeGridSweeper(basic_sweeper()):  # type: ignore[misc]  # the class
         # `--help`), and this pulls in torch through TensorBoard's writer.
         from trainscope.cli.errors import exit_on_user_error
         from trainscope.core.run_dir import display_path
+        from trainscope.runs.sweep_aggregate import experiment_metrics, report_aggregate_at_end
         from trainscope.sweep.experiment import declare_experiment, grid_domains, group_names
         from trainscope.sweep.grid.report import finish_grid_sweep, interrupted_exit
         from trainscope.sweep.grid.rerun import Action, kept_job, plan_job
@@ -71,7 +72,10 @@ class TrainscopeGridSweeper(basic_sweeper()):  # type: ignore[misc]  # the class
         with exit_on_user_error():
             claim_sweep_dir(sweep_dir, GRID_OWNER, exclusive=True, fix="choose another hydra.sweep.dir for this grid")
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        declare_experiment(self.config, grid_domains(overrides), groups=group_names(self.config, config_loader))
+        domains = grid_domains(overrides)
+        declare_experiment(
+            self.config, domains, experiment_metrics(domains), groups=group_names(self.config, config_loader)
+        )
 
         launcher = GuardedLauncher(self.launcher, config_loader, self.config)  # never into another run's dir
         returns: list[list[JobReturn]] = []
@@ -99,5 +103,6 @@ class TrainscopeGridSweeper(basic_sweeper()):  # type: ignore[misc]  # the class
             # The interrupted run already saved a checkpoint and printed its resume command.
             raise SystemExit(interrupted_exit(stop, planned, sweep_dir)) from None
 
+        report_aggregate_at_end(sweep_dir)  # mean ± std over the seeds, when the grid swept trainer.seed
         finish_grid_sweep((job for batch in returns for job in batch), planned)
         return returns

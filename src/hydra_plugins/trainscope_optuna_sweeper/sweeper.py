@@ -39,6 +39,7 @@ class TrainscopeOptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from trainscope.cli.errors import exit_on_user_error
         from trainscope.core.interruption import exit_code_for
+        from trainscope.runs.study import report_at_end
         from trainscope.sweep.optuna.run import run_sweep
         from trainscope.sweep.optuna.signals import SweepInterrupted
 
@@ -52,6 +53,8 @@ class TrainscopeOptunaSweeper(Sweeper):
                     hydra_context=self.hydra_context,
                     task_function=self.task_function,
                     launcher=self.launcher,
+                    # the study report and best.yaml (trainscope.runs, above the sweep), before the last line
+                    at_end=lambda session: report_at_end(session.study, session.plan.sweep_dir),
                 )
         except (SweepInterrupted, KeyboardInterrupt) as error:
             # Every running trial saved itself and was recorded; SIGTERM exits 143, Ctrl-C 130.

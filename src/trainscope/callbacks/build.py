@@ -8,10 +8,11 @@ In this order (the order hooks run in; the names key each callback's state in ch
    loop's scalars only, `default` adds text, images, the task's panels (a classification's confusion matrix, a
    regression's scatter) and occasional histograms, `full` writes everything more often (and the model graph);
    any switch can be flipped on the command line. Which panels fit is the task's call (`Task.panels`);
-3. the Ctrl-C/SIGTERM handler, keyed `stop_on_signal`;
-4. the Optuna pruning callback, keyed `optuna_pruning`, when the run is a sweep's trial
+3. the `metrics.csv` writer, keyed `metrics_csv` (every run has one: `trainscope.core.metrics_csv`);
+4. the Ctrl-C/SIGTERM handler, keyed `stop_on_signal`;
+5. the Optuna pruning callback, keyed `optuna_pruning`, when the run is a sweep's trial
    (`trainscope.trial.current_trial()`): no config of the app names it;
-5. the checkpoint callbacks of step 1, moved last: a checkpoint claims a step, so everything logged at that step
+6. the checkpoint callbacks of step 1, moved last: a checkpoint claims a step, so everything logged at that step
    (and every callback state it saves) must be complete and flushed before it is written. Otherwise a kill
    just after the write loses those points for good: the resumed run starts after that step.
 
@@ -24,6 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from trainscope.callbacks.checkpoint import CheckpointCallback
+from trainscope.callbacks.metrics_csv import MetricsCsv
 from trainscope.callbacks.stop_on_signal import StopOnSignal
 from trainscope.config.groups.logging import LoggingConfig
 from trainscope.core.callback import Callback, CallbackList
@@ -35,6 +37,7 @@ from trainscope.tensorboard.text import ModelGraph, RunText
 from trainscope.trial import current_trial
 
 STOP_ON_SIGNAL = "stop_on_signal"
+METRICS_CSV = "metrics_csv"
 OPTUNA_PRUNING = "optuna_pruning"
 
 
@@ -47,6 +50,7 @@ def build_callbacks(cfg: DictConfig, task: Task | None = None) -> CallbackList:
         {
             **{name: callback for name, callback in configured.items() if name not in checkpoints},
             **_tensorboard_loggers(cfg, task if task is not None else build_task(cfg)),
+            METRICS_CSV: MetricsCsv(),
             STOP_ON_SIGNAL: StopOnSignal(),
             **_trial_pruning(),
             **checkpoints,

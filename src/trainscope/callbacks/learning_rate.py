@@ -39,11 +39,14 @@ class LearningRateLogger(Callback):
         for tag, value in per_group_tags("lr_epoch", rates).items():
             trainer.tensorboard.scalar(tag, value, trainer.state.global_step)
         if self.announce_changes and self._previous is not None and rates != self._previous:
-            changes = ", ".join(
-                f"group {index}: {before:g} -> {after:g}"
-                for index, (before, after) in enumerate(zip(self._previous, rates, strict=False))
-                if before != after
-            )
+            if len(set(rates)) == len(set(self._previous)) == 1:  # one rate, however many groups share it
+                changes = f"{self._previous[0]:g} -> {rates[0]:g}"
+            else:
+                changes = ", ".join(
+                    f"group {index}: {before:g} -> {after:g}"
+                    for index, (before, after) in enumerate(zip(self._previous, rates, strict=False))
+                    if before != after
+                )
             log.info("learning rate changed after epoch %d (%s)", trainer.state.epoch, changes)
         self._previous = rates
 

@@ -13,6 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 from trainscope.cli.errors import as_user_error, exit_on_user_error, hydra_errors_in_one_line
+from trainscope.cli.process_exit import exit_after
 from trainscope.config.overrides import hydra_quote, unquote
 from trainscope.config.paths import config_dir
 from trainscope.config.resolvers import register_resolvers
@@ -40,15 +41,17 @@ PATH_ARGUMENTS = ("run", "checkpoint")
 """eval.py's arguments that name a file or directory: taken literally, whatever the path holds."""
 
 
-def quote_path_arguments(argv: list[str]) -> list[str]:
+def quote_path_arguments(
+    argv: list[str], usage: str = "to evaluate: python eval.py run=outputs/runs/<date>/<time>_<overrides>"
+) -> list[str]:
     """`argv` with the `run=` and `checkpoint=` values quoted for Hydra; `run=` checked first (one line, exit 2).
 
     Run directory names hold `=` and `,` (they list the run's overrides), which Hydra's override grammar
     would read as a sweep; quoted, a path passes through as it is (`checkpoint=<run_dir>/checkpoints/last.pt`
-    too; `checkpoint=best` stays the word `best`).
+    too; `checkpoint=best` stays the word `best`). `usage` ends the line that asks for a missing `run=`.
     """
     if not any(arg.startswith("run=") for arg in argv):
-        raise ConfigError("pass the run to evaluate: python eval.py run=outputs/runs/<date>/<time>_<overrides>")
+        raise ConfigError(f"pass the run {usage}")
     quoted = []
     for arg in argv:
         key, _, value = arg.partition("=")
@@ -71,5 +74,11 @@ def main() -> None:
         hydra.main(version_base="1.3", config_path=str(conf), config_name="eval")(task)()
 
 
+def entrypoint() -> None:
+    """`python eval.py` and `trainscope-eval`: `main()` in a process of its own, which then exits without the
+    interpreter's slow teardown (`trainscope.cli.process_exit`)."""
+    exit_after(main)
+
+
 if __name__ == "__main__":
-    main()
+    entrypoint()

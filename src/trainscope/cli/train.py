@@ -17,6 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from trainscope.cli.errors import as_user_error, exit_on_user_error, hydra_errors_in_one_line
+from trainscope.cli.process_exit import exit_after
 from trainscope.cli.saved_config import save_run_config
 from trainscope.config.groups.trainer import TrainerConfig
 from trainscope.config.overrides import check_group_choices, user_config_dirs
@@ -146,5 +147,11 @@ def main() -> None:
             torchrun_job.leave()
 
 
+def entrypoint() -> None:
+    """`python train.py` and `trainscope-train`: `main()` in a process of its own, which then exits without the
+    interpreter's slow teardown (`trainscope.cli.process_exit`)."""
+    exit_after(main)
+
+
 if __name__ == "__main__":
-    main()
+    entrypoint()

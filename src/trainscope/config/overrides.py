@@ -8,9 +8,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep
+from hydra.core.override_parser.types import ChoiceSweep, QuotedString
 from hydra.errors import HydraException
 
 from trainscope.core.errors import ConfigError
@@ -19,6 +20,17 @@ from trainscope.core.errors import ConfigError
 def hydra_quote(value: object) -> str:
     """A Hydra override value that stays one string, whatever it holds (`,` `=` spaces in run dirs)."""
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def override_value(value: Any) -> Any:
+    """A parsed override value as the run's config will hold it (quoted strings unquoted)."""
+    if isinstance(value, QuotedString):
+        return value.text
+    if isinstance(value, list):
+        return [override_value(item) for item in value]
+    if isinstance(value, dict):
+        return {override_value(key): override_value(item) for key, item in value.items()}
+    return value
 
 
 def override_key(override: str) -> str:

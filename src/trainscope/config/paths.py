@@ -15,6 +15,8 @@ from trainscope.core.errors import ConfigError
 
 BUILT_IN_CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 CONFIG_DIR_VARIABLE = "TRAINSCOPE_CONFIG_DIR"
+OUTPUT_DIR_VARIABLE = "TRAINSCOPE_OUTPUT_DIR"  # paths.output_root's default (conf/paths/default.yaml), else outputs/
+DEFAULT_OUTPUT_ROOT = "outputs"
 USER_CONFIG_DIR_NAME = "conf"
 CONFIG_DIR_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp")
 
@@ -35,6 +37,11 @@ def config_dir() -> Path:
             "(in a checkout, src/trainscope/conf must be the link to ../../conf)"
         )
     return BUILT_IN_CONFIG_DIR.resolve()
+
+
+def default_output_root() -> Path:
+    """Where runs go when `paths.output_root` is not overridden: `$TRAINSCOPE_OUTPUT_DIR`, else `./outputs`."""
+    return Path(os.environ.get(OUTPUT_DIR_VARIABLE) or DEFAULT_OUTPUT_ROOT)
 
 
 def with_user_config_dir(arguments: list[str]) -> list[str]:

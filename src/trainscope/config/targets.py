@@ -8,10 +8,11 @@ such a config is built, `check_targets` walks all of it (nested configs, lists, 
 nothing) and accepts a `_target_` only if it is
 
 - a class in a package trainscope builds from config (`TRUSTED_PACKAGES`: models, data, callbacks, the pruning
-  callback, `torch.nn`, `torch.optim`, `torchvision.models`, `torchvision.transforms`), or one of the factory
-  functions the bundled configs name (`TRUSTED_FUNCTIONS`). Classes only: these packages also hold functions
-  that write or load files (`torch.load`, `trainscope.core.run_dir.atomic_write`), and a constructor of a model,
-  optimizer, schedule or callback does neither;
+  callback, trainscope's learning-rate schedules, `torch.nn`, `torch.optim`, `torchvision.models`,
+  `torchvision.transforms`), or one of the factory functions the bundled configs name (`TRUSTED_FUNCTIONS`).
+  Classes only: these packages also hold functions that write or load files (`torch.load`,
+  `trainscope.core.run_dir.atomic_write`), and a constructor of a model, optimizer, schedule or callback does
+  neither;
 - anything in a module the user allows (`allow_targets=[my_pkg]`: `my_pkg` and its submodules);
 - anything in a module of the current directory (`my_callbacks.py` next to `train.py`), when the run was made in
   this directory (its `.hydra/hydra.yaml`).
@@ -43,6 +44,7 @@ TRUSTED_PACKAGES: tuple[str, ...] = (
     "trainscope.data",
     "trainscope.tasks",
     "trainscope.callbacks",
+    "trainscope.engine.schedules",
     "torch.nn",
     "torch.optim",
     "torchvision.models",

@@ -11,6 +11,7 @@ damaged later (a bad disk, a truncated copy) still leaves one good checkpoint to
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import os
 import sys
@@ -69,6 +70,32 @@ def _write(path: Path, source: Path) -> None:
         atomic_write(path, source)
     except OSError as error:
         raise CheckpointError(f"could not write checkpoint {path}: {error.strerror or error}") from error
+
+
+WeightsFingerprint = tuple[tuple[str, int, int], ...]
+_never_equal = itertools.count()  # for state a fingerprint cannot follow: a new number at every call
+
+
+def weights_fingerprint(model: torch.nn.Module) -> WeightsFingerprint:
+    """What changes whenever a tensor of `model`'s state does: each one's name, storage address and version counter.
+
+    torch bumps a tensor's version on every in-place change (an optimizer step, `load_state_dict`, a BatchNorm
+    statistics update); a replaced parameter has another address. Equal fingerprints taken at two moments
+    mean the weights did not change in between, so a checkpoint written at the first moment holds the weights of
+    the second: the test phase then needs no second read of the `best.pt` it has just written. State it cannot
+    follow (a module's extra state, a sparse tensor without a storage address) makes every fingerprint differ, so
+    the checkpoint is read back as before.
+    """
+    return tuple((name, *_identity(value)) for name, value in model.state_dict().items())
+
+
+def _identity(value: object) -> tuple[int, int]:
+    if isinstance(value, torch.Tensor):
+        try:
+            return value.data_ptr(), value._version
+        except RuntimeError:  # a sparse tensor has no storage address
+            pass
+    return -1, next(_never_equal)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -6,6 +6,7 @@ the names defined here and nowhere else:
     <run_dir>/
       .hydra/config.yaml, overrides.yaml, hydra.yaml   the composed config, the command line, Hydra's own
       metrics.json                                      how the run ended (`write_metrics` / `read_metrics`)
+      metrics.csv                                       one row per epoch, appended live (`trainscope.core.metrics_csv`)
       checkpoints/last.pt, previous.pt, best.pt         see `trainscope.core.checkpoint_io`
       train.log, eval.log                               named in conf/hydra/default.yaml and conf/eval.yaml
       events.out.tfevents.*                             the TensorBoard run
@@ -22,7 +23,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -34,8 +35,10 @@ SAVED_CONFIG = Path(HYDRA_DIR) / "config.yaml"
 SAVED_OVERRIDES = Path(HYDRA_DIR) / "overrides.yaml"
 SAVED_HYDRA_CONFIG = Path(HYDRA_DIR) / "hydra.yaml"
 METRICS_FILE = "metrics.json"
+METRICS_CSV = "metrics.csv"
 TRAIN_LOG = "train.log"  # Hydra's log file, named in conf/hydra/default.yaml
 CHECKPOINT_DIR = "checkpoints"
+TOKENIZER_DIR = "tokenizer"  # a language model's tokenizer (data=text), what generation decodes with
 EVENT_FILE_PREFIX = "events.out.tfevents"  # TensorBoard's name for an event file
 LAST = "last.pt"
 PREVIOUS = "previous.pt"
@@ -115,18 +118,17 @@ def _link_or_copy(source: Path, target: Path) -> None:
 # metrics.json: the run's outcome in one small file that sweepers, scripts and people read
 
 
-def best_values(
-    history: list[dict[str, float]], lower_is_better: Callable[[str], bool] | None = None
-) -> dict[str, float]:
-    """Best value of every epoch metric: the minimum for losses, times and the metrics `lower_is_better` names
-    (the task's: RMSE, MAE, ...), the maximum for the rest."""
+def best_values(history: list[dict[str, float]], modes: Mapping[str, str] | None = None) -> dict[str, float]:
+    """Best value of every epoch metric: as `modes` says (`{"val/acc": "max"}`: the monitored metric's mode),
+    else the minimum for losses and times and the maximum for the rest."""
     best: dict[str, float] = {}
+    modes = modes or {}
     for metrics in history:
         for tag, value in metrics.items():
             if math.isnan(value):
                 continue
-            lower = "loss" in tag or tag.startswith("time/") or (lower_is_better is not None and lower_is_better(tag))
-            if tag not in best or (value < best[tag] if lower else value > best[tag]):
+            lower_is_better = modes[tag] == "min" if tag in modes else ("loss" in tag or tag.startswith("time/"))
+            if tag not in best or (value < best[tag] if lower_is_better else value > best[tag]):
                 best[tag] = value
     return best
 
@@ -179,8 +181,20 @@ def run_status(run_dir: Path) -> RunStatus | None:
     file, and a task that is not a trainscope run: each caller says what that means for it.
     """
     try:
-        return RunStatus(read_metrics(run_dir).get("status"))
-    except (OSError, ValueError, AttributeError):  # AttributeError: JSON that is not an object
+        return recorded_status(read_metrics(run_dir))
+    except (OSError, ValueError):
+        return None
+
+
+def recorded_status(metrics: Any) -> RunStatus | None:
+    """The status in the content of a metrics.json; None when it holds none (or is not a JSON object).
+
+    A process training in the run may hold its lock (`trainscope.core.run_lock.lock_holder`) while its
+    metrics.json still says how an earlier segment ended: readers that show live runs ask the lock first.
+    """
+    try:
+        return RunStatus(metrics.get("status"))
+    except (ValueError, AttributeError):  # AttributeError: JSON that is not an object
         return None
 
 

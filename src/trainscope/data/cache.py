@@ -1,10 +1,11 @@
-"""The decoded-data cache: one split as uint8 tensors in a `.pt` file, shared by every dataset kind.
+"""The decoded-data cache: one split as uint8 tensors in a `.pt` file, shared by every image dataset kind.
 
 Decoding (torchvision's IDX/CIFAR readers, or Pillow for an image folder) is the slow part of loading a
 dataset, so it happens once. The cache header holds a `key` describing the source files (names, sizes,
 mtimes and decode settings) and a checksum of the tensor bytes: a changed source file or an altered
 cache means a fresh decode, never silently wrong data. A cache that cannot be written (a read-only
-data folder) only costs the shortcut: the run trains from the decoded tensors in memory.
+data folder) only costs the shortcut: the run trains from the decoded tensors in memory. Tokenized text keeps
+the same contract in a file of its own format (`trainscope.data.token_cache`), memory-mapped instead of loaded.
 """
 
 from __future__ import annotations
@@ -38,6 +39,17 @@ def one_line(error: BaseException) -> str:
     """An error's message on one line of at most 200 characters, for `error: ...` reports and warnings."""
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def files_fingerprint(files: list[Path], base: Path | None = None) -> list[list[Any]]:
+    """[name, size, mtime_ns] of every file (the name relative to `base` when given): what a cache of data
+    decoded from these files is keyed on, so a changed, added or removed file means decoding again."""
+    fingerprint: list[list[Any]] = []
+    for path in files:
+        stat = path.stat()
+        name = str(path.relative_to(base)) if base is not None else path.name
+        fingerprint.append([name, stat.st_size, stat.st_mtime_ns])
+    return fingerprint
 
 
 def tensor_checksum(images: torch.Tensor, labels: torch.Tensor) -> int:

@@ -30,7 +30,7 @@ import torch
 
 from trainscope.config.groups.data import ImageDataConfig, SyntheticDataConfig
 from trainscope.core.errors import ConfigError, DataError
-from trainscope.data.cache import DecodedSplit, one_line, read_cache, write_cache
+from trainscope.data.cache import DecodedSplit, files_fingerprint, one_line, read_cache, write_cache
 from trainscope.data.synthetic import make_synthetic, synthetic_class_names, synthetic_split_size
 
 log = logging.getLogger(__name__)
@@ -259,14 +259,6 @@ def _decode_files(config: ImageDataConfig, files: list[Path]) -> tuple[torch.Ten
         raise DataError(f"{current} is corrupt or truncated ({one_line(error)}); {fix}") from None
 
 
-def _fingerprint(files: list[Path]) -> list[list[Any]]:
-    fingerprint: list[list[Any]] = []
-    for path in files:
-        stat = path.stat()
-        fingerprint.append([path.name, stat.st_size, stat.st_mtime_ns])
-    return fingerprint
-
-
 def cache_path(config: ImageDataConfig, split: str) -> Path:
     """The decoded-tensor cache of a split."""
     return dataset_dir(config) / f"cache-{split}.pt"
@@ -280,7 +272,7 @@ def load_split(config: ImageDataConfig, split: str) -> DecodedSplit:
     prepare_files(config)
     path = cache_path(config, split)
     try:
-        fingerprint = _fingerprint(_source_files(config, split))
+        fingerprint = files_fingerprint(_source_files(config, split))
         decoded = read_cache(path, fingerprint)
         if decoded is None:
             images, labels, class_names = _decode_files(config, _source_files(config, split))

@@ -10,6 +10,7 @@ import torch
 # Distinct streams, so the shuffle of epoch e never shares random numbers with an augmentation draw.
 SHUFFLE_STREAM = 0
 AUGMENT_STREAM = 1
+TEXT_WINDOW_STREAM = 2  # data=text: where training windows start, and the order evaluation reads blocks in
 
 
 def derive_seed(*parts: int) -> int:

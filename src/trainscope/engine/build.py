@@ -13,10 +13,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from trainscope.config.groups.optimizer import SchedulerConfig
+from trainscope.config.groups.optimizer import OptimizerConfig, SchedulerConfig
 from trainscope.config.groups.trainer import TrainerConfig
 from trainscope.core.errors import ConfigError, TrainscopeError, first_line
 from trainscope.distributed.process_group import device_for, process_group
+from trainscope.engine.weight_decay import parameter_groups
 from trainscope.models.build import build_model
 from trainscope.tasks import Task, build_task
 
@@ -117,7 +118,12 @@ def _describe(inputs: Any) -> str:
 
 
 def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
-    return instantiate(cfg.optimizer)(model.parameters())
+    """The configured optimizer over the model's parameters, weight decay applied by `optimizer.weight_decay_on`
+    (`trainscope.engine.weight_decay`: `all`, or `matrices` only)."""
+    optimizer_cfg: dict[str, Any] = OmegaConf.to_container(cfg.optimizer, resolve=True)  # type: ignore[assignment]
+    weight_decay_on = optimizer_cfg.pop("weight_decay_on", OptimizerConfig.weight_decay_on)  # not the optimizer's
+    groups = parameter_groups(model, weight_decay_on, float(optimizer_cfg.get("weight_decay", 0.0)))
+    return instantiate(optimizer_cfg)(groups)
 
 
 def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> tuple[Any, str]:

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from trainscope.core.callback import CallbackList
-from trainscope.core.checkpoint_io import keep_as_best, save_checkpoint
+from trainscope.core.checkpoint_io import WeightsFingerprint, keep_as_best, save_checkpoint, weights_fingerprint
 from trainscope.core.run_dir import STOP_STATUSES, RunStatus
 from trainscope.data import BatchSource, DataModule
 from trainscope.distributed.process_group import SINGLE_PROCESS, ProcessGroup
@@ -83,6 +83,7 @@ class Trainer:
         self.distributed = distributed
         self.state = TrainState()
         self.config_hash = config_hash  # written into every checkpoint, checked on resume
+        self.best_weights: WeightsFingerprint | None = None  # the model's weights when best.pt was last written
         self.status = RunStatus.RUNNING
         self.stop_reason = ""
         self.max_epochs = settings.trainer.max_epochs
@@ -139,12 +140,13 @@ class Trainer:
 
     def save_checkpoint(self, best: bool = False) -> None:
         """Write `checkpoints/last.pt` (and `best.pt`). Every rank holds the same state, so rank 0 alone writes."""
-        if not self.distributed.is_main:
-            return
-        self.tensorboard.flush()  # the step's points reach the event file before a checkpoint claims the step
-        save_checkpoint(self.run_dir, self, self.config_hash)
+        if self.distributed.is_main:
+            self.tensorboard.flush()  # the step's points reach the event file before a checkpoint claims the step
+            save_checkpoint(self.run_dir, self, self.config_hash)
+            if best:
+                keep_as_best(self.run_dir)
         if best:
-            keep_as_best(self.run_dir)
+            self.best_weights = weights_fingerprint(self.model)
 
     # ----------------------------------------------------------------------------------------------
     # the loop

@@ -1,8 +1,9 @@
-"""`build_model`: any `nn.Module` from the `model` config, given the data's input shape and class count.
+"""`build_model`: any `nn.Module` from the `model` config, given what the data knows about itself.
 
-Built-in models, timm models and the user's own module (`model=custom model._target_=my_pkg.MyNet`) all
-come through here. `input_shape` and `num_classes` are passed when the constructor takes them and the
-config leaves them null, so a model config never has to repeat what the data already knows.
+Built-in models, timm models, language models and the user's own module (`model=custom
+model._target_=my_pkg.MyNet`) all come through here. The data's facts (`input_shape` and `num_classes` of
+images, `vocab_size` and `block_size` of text) are passed when the constructor takes them and the config leaves
+them null, so a model config never has to repeat what the data already knows.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import nn
 from trainscope.config.arguments import keyword_parameters
 from trainscope.core.errors import ConfigError, TrainscopeError, first_line
 
-DATA_ARGUMENTS = ("input_shape", "num_classes")
+DATA_ARGUMENTS = ("input_shape", "num_classes", "vocab_size", "block_size")
 
 
 def _target(target: str) -> Callable[..., Any]:
@@ -31,8 +32,15 @@ def _target(target: str) -> Callable[..., Any]:
         ) from None
 
 
-def build_model(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: int) -> nn.Module:
-    """Instantiate `model_cfg`, filling null/absent `input_shape`/`num_classes` from the data."""
+def build_model(
+    model_cfg: DictConfig,
+    input_shape: Sequence[int] | None = None,
+    num_classes: int | None = None,
+    *,
+    vocab_size: int | None = None,
+    block_size: int | None = None,
+) -> nn.Module:
+    """Instantiate `model_cfg`, filling its null/absent `DATA_ARGUMENTS` from the data's values given here."""
     options: dict[str, Any] = OmegaConf.to_container(model_cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
     target = options.get("_target_")
     if not isinstance(target, str) or not target:
@@ -45,12 +53,17 @@ def build_model(model_cfg: DictConfig, input_shape: Sequence[int], num_classes: 
             f"model._target_={target} does not take model.{unknown[0]}; start from model=custom "
             f"(python train.py model=custom model._target_={target}) or drop it with ~model.{unknown[0]}"
         )
-    from_data = {"input_shape": list(input_shape), "num_classes": num_classes}
+    from_data = {
+        "input_shape": None if input_shape is None else list(input_shape),
+        "num_classes": num_classes,
+        "vocab_size": vocab_size,
+        "block_size": block_size,
+    }
     for key in DATA_ARGUMENTS:
-        if options.get(key) is None and key in parameters.names:
+        if options.get(key) is None and key in parameters.names and from_data[key] is not None:
             options[key] = from_data[key]
-        elif options.get(key) is None:
-            options.pop(key, None)
+        elif options.get(key) is None and key not in parameters.names:
+            options.pop(key, None)  # a data fact this model does not take
     try:
         model = instantiate(options)
     except InstantiationException as error:

@@ -13,10 +13,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from trainscope.callbacks.build import STOP_ON_SIGNAL, build_callbacks
+from trainscope.callbacks.build import METRICS_CSV, OPTUNA_PRUNING, STOP_ON_SIGNAL, build_callbacks
 from trainscope.config.resumable import config_hash
 from trainscope.config.schema import optimized_metric_names
-from trainscope.core.checkpoint_io import load_checkpoint
+from trainscope.core.checkpoint_io import load_checkpoint, weights_fingerprint
 from trainscope.core.errors import ConfigError, RunDirError, TrainingFailed, TrainscopeError, is_disk_full
 from trainscope.core.interruption import RunInterrupted, resume_command
 from trainscope.core.run_dir import (
@@ -39,14 +39,15 @@ from trainscope.engine.build import (
 from trainscope.engine.settings import TrainerSettings
 from trainscope.engine.trainer import Trainer
 from trainscope.session.resume import load_resume_checkpoint, purge_step
+from trainscope.tasks import Task
 from trainscope.tensorboard.hparams import HParamsSession
 from trainscope.tensorboard.writer import RunWriter
 
 log = logging.getLogger(__name__)
 
-RANK_ZERO_ONLY_CALLBACKS = ("optuna_pruning",)
-"""Callbacks that talk to the outside world (the Optuna study) from rank 0 alone; their stop requests reach the
-other ranks through the trainer's stop agreement."""
+RANK_ZERO_ONLY_CALLBACKS = (OPTUNA_PRUNING, METRICS_CSV)
+"""Callbacks that talk to the outside world (the Optuna study, the run's metrics.csv) from rank 0 alone; their stop
+requests reach the other ranks through the trainer's stop agreement."""
 
 
 @dataclass
@@ -215,7 +216,9 @@ class _RunClosing:
 def _test_best_model(trainer: Trainer) -> dict[str, float]:
     """Evaluate the best checkpoint (the last weights when no checkpoint was kept) on the test split."""
     best_path = trainer.run_dir / CHECKPOINT_DIR / BEST
-    if best_path.is_file():
+    # When the model still holds the weights best.pt was written from (the last epoch was the best), reading
+    # the file back would load the same values.
+    if best_path.is_file() and trainer.best_weights != weights_fingerprint(trainer.model):
         trainer.model.load_state_dict(load_checkpoint(best_path, trainer.device)["model"])
     metrics = trainer.evaluate(trainer.data.test, "test")
     trainer.tensorboard.scalars(metrics, trainer.state.global_step)
@@ -233,6 +236,7 @@ def _run_metrics(cfg: DictConfig, trainer: Trainer, test_metrics: dict[str, floa
         "model/num_parameters": float(count_parameters(trainer.model)),
         "time/wall_seconds": seconds,
     }
+    monitor = {"metric": str(cfg.monitor.metric), "mode": str(cfg.monitor.mode)}
     return {
         "status": trainer.status,
         "reason": trainer.stop_reason,
@@ -240,9 +244,10 @@ def _run_metrics(cfg: DictConfig, trainer: Trainer, test_metrics: dict[str, floa
         "global_step": trainer.state.global_step,
         "wall_time_seconds": seconds,
         "final": final,
-        "best": best_values(history, lower_is_better=lambda tag: trainer.task.mode(tag) == "min"),
+        "best": best_values(history, {**_task_modes(trainer.task, history), monitor["metric"]: monitor["mode"]}),
         "test": test_metrics,
         "optimized_metric": metric_names if len(metric_names) > 1 else metric_names[0],
+        "monitor": monitor,  # what checkpoints/best.pt was chosen by: the runs table's best value
         "run_dir": str(trainer.run_dir),
     }
 
@@ -254,6 +259,11 @@ def train_on_devices(cfg: DictConfig, run_dir: Path, devices: int, overrides: li
     metrics = run_on_devices(run_dir, devices, overrides)
     final = metrics["final"]
     return RunResult(RunStatus(metrics["status"]), metrics["reason"], final, objective(cfg, final))
+
+
+def _task_modes(task: Task, history: list[dict[str, float]]) -> dict[str, str]:
+    """Which way each logged metric is better, as the task says (`val/rmse`: min), for metrics.json's `best`."""
+    return {tag: mode for epoch in history for tag in epoch if (mode := task.mode(tag)) is not None}
 
 
 def objective(cfg: DictConfig, final: dict[str, float]) -> float | tuple[float, ...]:

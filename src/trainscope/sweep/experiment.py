@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from hydra.core.config_loader import ConfigLoader
-from hydra.core.override_parser.types import Override, QuotedString
+from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 from trainscope.config.flatten import is_hparam_key
+from trainscope.config.overrides import override_value
 from trainscope.sweep.objectives import hparams_metrics
 from trainscope.tensorboard.hparams import Domain, write_experiment_declaration
 
@@ -71,13 +71,3 @@ def declare_experiment(
         write_experiment_declaration(Path(config.hydra.sweep.dir), declared, chosen)
     return declared
 
-
-def override_value(value: Any) -> Any:
-    """A parsed override value as the run's config will hold it (quoted strings unquoted)."""
-    if isinstance(value, QuotedString):
-        return value.text
-    if isinstance(value, list):
-        return [override_value(item) for item in value]
-    if isinstance(value, dict):
-        return {override_value(key): override_value(item) for key, item in value.items()}
-    return value

@@ -232,10 +232,13 @@ def metric_name(tag: str) -> str:
 
 
 def batch_count(cache: dict[int, Tensor], batch_size: int, device: torch.device) -> Tensor:
-    """`batch_size` as a device scalar, made once per size: a new tensor every batch is a host-to-device copy."""
+    """`batch_size` as a device scalar, made once per size: a new tensor every batch is a host-to-device copy.
+
+    Filled on the device (`torch.full`), not copied from the host (`torch.tensor`): that copy would wait for the
+    GPU, at the first short last batch of a training epoch."""
     count = cache.get(batch_size)
     if count is None:
-        count = cache[batch_size] = torch.tensor(float(batch_size), device=device)
+        count = cache[batch_size] = torch.full((), float(batch_size), device=device)
     return count
 
 

@@ -30,6 +30,21 @@ def _quiet_event_writer_threads(args: threading.ExceptHookArgs) -> None:
 threading.excepthook = _quiet_event_writer_threads
 
 
+class _RecordingSummaryWriter(SummaryWriter):
+    """A SummaryWriter that also keeps, while asked to, the last value of every scalar it writes (`metrics.csv`).
+
+    Callbacks write scalars through the run's writer (`RunWriter.scalar`) or straight into it
+    (`writer.add_scalar`); recording here sees both.
+    """
+
+    recorded: dict[str, float] | None = None
+
+    def add_scalar(self, tag: str, scalar_value: Any, *args: Any, **kwargs: Any) -> None:
+        super().add_scalar(tag, scalar_value, *args, **kwargs)
+        if self.recorded is not None:
+            self.recorded[tag] = float(scalar_value)
+
+
 class RunWriter:
     """Wraps `SummaryWriter` (as `.writer`); flushes on a wall-clock interval so a live TensorBoard sees new points.
 
@@ -40,7 +55,7 @@ class RunWriter:
     def __init__(
         self, run_dir: Path, flush_secs: float = 5.0, purge_step: int | None = None, enabled: bool = True
     ) -> None:
-        writer_class = SummaryWriter if enabled else SilentSummaryWriter
+        writer_class = _RecordingSummaryWriter if enabled else SilentSummaryWriter
         self.writer = writer_class(log_dir=str(run_dir), flush_secs=flush_secs, purge_step=purge_step)
         self.flush_secs = flush_secs
         self._last_flush = time.monotonic()
@@ -52,6 +67,21 @@ class RunWriter:
         for tag, value in metrics.items():
             self.writer.add_scalar(tag, value, step)
         self.maybe_flush()
+
+    def record_scalars(self) -> None:
+        """From now on keep every scalar written (its last value per tag), until `recorded_scalars`.
+
+        A writer that writes nothing (`enabled=False`) records nothing either.
+        """
+        if isinstance(self.writer, _RecordingSummaryWriter):
+            self.writer.recorded = {}
+
+    def recorded_scalars(self) -> dict[str, float]:
+        """The scalars written since `record_scalars`, by tag; recording stops."""
+        if not isinstance(self.writer, _RecordingSummaryWriter):
+            return {}
+        recorded, self.writer.recorded = self.writer.recorded or {}, None
+        return recorded
 
     def maybe_flush(self) -> None:
         """Flush when `flush_secs` passed: cheap to call often, keeps TensorBoard within seconds of the run."""
@@ -67,7 +97,8 @@ class RunWriter:
 
 
 def per_group_tags(base: str, values: list[Any]) -> dict[str, Any]:
-    """`{base: value}` for one optimizer param group, `{base/group<i>: value, ...}` for several."""
-    if len(values) == 1:
+    """`{base: value}` when every optimizer param group has the same value (one group, or the decayed and
+    undecayed halves of `optimizer.weight_decay_on=matrices`), `{base/group<i>: value, ...}` when they differ."""
+    if len(set(values)) == 1:
         return {base: values[0]}
     return {f"{base}/group{index}": value for index, value in enumerate(values)}

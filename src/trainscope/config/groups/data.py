@@ -26,6 +26,7 @@ from trainscope.config.rules import (
     INTEGER,
     NON_NEGATIVE_INT,
     NON_NEGATIVE_NUMBER,
+    PATH,
     POSITIVE_INT,
     STRING,
     Rule,
@@ -277,6 +278,31 @@ class TableDataConfig(DataConfig):
         super().check_together()
 
 
+@dataclass(frozen=True, kw_only=True)
+class TextDataConfig(DataConfig):
+    """A UTF-8 text file or a folder of `.txt` files as blocks of tokens for a language model
+    (`trainscope.data.text.build_text_data`); the last `val_fraction` (then `test_fraction`) of the token stream
+    is held out."""
+
+    OPTIONS: ClassVar[tuple[str, ...]] = ("text", "shakespeare_char")
+    BUILDER: ClassVar[str] = "trainscope.data.build_text_data"
+
+    path: Path = key(Rule("a text file or a folder of .txt files", is_path))
+    tokenizer: str = key(
+        Rule("char, a Hugging Face Hub name or a tokenizer folder", lambda v: isinstance(v, str) and bool(v)), "char"
+    )
+    block_size: int = key(POSITIVE_INT)  # tokens per training window; the model's context is at least this
+    test_fraction: float = key(FRACTION, 0.0)
+    cache_dir: Path | None = key(PATH.or_null(" (no token cache)"), None)
+
+    def check_together(self) -> None:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(
+                f"data.val_fraction={self.val_fraction} and data.test_fraction={self.test_fraction} "
+                "leave no text for training"
+            )
+
+
 DATA_CONFIGS: tuple[type[DataConfig], ...] = (
     ImageDataConfig,
     SyntheticDataConfig,
@@ -284,6 +310,7 @@ DATA_CONFIGS: tuple[type[DataConfig], ...] = (
     CustomDataConfig,
     TableDataConfig,
 )
+# TextDataConfig joins these with conf/data/text.yaml, once the loop trains language models (the task layer).
 """Every data option's dataclass; `DATA_OPTIONS` maps each `data.dataset` value to its own."""
 
 DATA_OPTIONS: dict[str, type[DataConfig]] = {option: config for config in DATA_CONFIGS for option in config.OPTIONS}

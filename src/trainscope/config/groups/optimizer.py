@@ -13,6 +13,9 @@ from typing import ClassVar
 from trainscope.config.rules import FRACTION, POSITIVE_NUMBER, Rule, is_number, one_of
 from trainscope.config.typed import TARGET_DEFAULT, TargetArguments, key
 
+WEIGHT_DECAY_ON = ("all", "matrices")
+"""`optimizer.weight_decay_on`: every parameter (torch's default), or only linear and convolution weights."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class OptimizerConfig(TargetArguments):
@@ -23,6 +26,9 @@ class OptimizerConfig(TargetArguments):
     lr: float = key(POSITIVE_NUMBER, TARGET_DEFAULT)
     weight_decay: float = key(Rule("a number >= 0", lambda value: is_number(value) and value >= 0), TARGET_DEFAULT)
     momentum: float = key(FRACTION, TARGET_DEFAULT)
+    weight_decay_on: str = key(one_of(WEIGHT_DECAY_ON, "all or matrices"), "all")
+    """trainscope's own key, not the optimizer's: which parameters `weight_decay` applies to
+    (`trainscope.engine.weight_decay`)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,7 +11,7 @@ idle every worker until the slowest trial of its batch ended.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hydra.core.plugins import Plugins
@@ -40,8 +40,12 @@ def run_sweep(
     hydra_context: HydraContext,
     task_function: TaskFunction,
     launcher: GuardedLauncher,
+    at_end: Callable[[SweepSession], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the sweep; returns what `optimization_results.yaml` holds. Raises `SweepInterrupted` on a signal."""
+    """Run the sweep; returns what `optimization_results.yaml` holds. Raises `SweepInterrupted` on a signal.
+
+    `at_end` runs once every trial has ended, before the sweep's last line (the sweeper's study report).
+    """
     plan = SweepPlan.build(settings, config, arguments, deadline=deadline_after(settings.timeout))
     session = SweepSession.open(plan)
     session.announce(groups=group_names(config, hydra_context.config_loader))
@@ -51,7 +55,7 @@ def run_sweep(
             session.run_trials(launcher)
         if stop.signal_number is not None:
             raise SweepInterrupted(stop.signal_number)
-        return session.finish()
+        return _finish(session, at_end)
     worker = make_worker(plan, hydra_context, task_function)
     workers = session.workers_wanted()
     pool: WorkerPool
@@ -67,4 +71,10 @@ def run_sweep(
         for trial in session.fail_abandoned():  # a worker stopped before it could record its trial
             say(f"trial {trial.number} marked FAIL (interrupted), retried on resume")
         raise SweepInterrupted(stopped_by)
+    return _finish(session, at_end)
+
+
+def _finish(session: SweepSession, at_end: Callable[[SweepSession], None] | None) -> dict[str, Any]:
+    if at_end is not None:
+        at_end(session)
     return session.finish()

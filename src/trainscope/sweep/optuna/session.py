@@ -129,7 +129,8 @@ class SweepSession:
 
     def _declare_experiment(self, groups: Sequence[str] | None) -> None:
         """The HParams experiment declaration at the sweep root: each sampled key's domain."""
-        from trainscope.sweep.experiment import declare_experiment, override_value
+        from trainscope.config.overrides import override_value
+        from trainscope.sweep.experiment import declare_experiment
         from trainscope.sweep.objectives import hparams_metrics
         from trainscope.tensorboard.hparams import Interval
 
