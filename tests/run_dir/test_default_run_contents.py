@@ -25,6 +25,7 @@ FILES = [
     "checkpoints/last.pt",
     "checkpoints/previous.pt",
     "events.out.tfevents.*",
+    "metrics.csv",  # added on purpose by issue 26: every epoch's scalars as CSV
     "metrics.json",
     "run.lock",
     "train.log",
@@ -53,6 +54,7 @@ TENSORS = dict.fromkeys(
 )
 METRICS_KEYS = ["best", "epochs_run", "final", "global_step", "optimized_metric", "reason", "run_dir", "status"]
 METRICS_KEYS += ["test", "wall_time_seconds"]
+METRICS_KEYS = sorted([*METRICS_KEYS, "monitor"])  # added on purpose by issue 26: the monitored metric
 
 
 def listed(run_dir: Path) -> list[str]:
