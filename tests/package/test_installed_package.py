@@ -210,7 +210,8 @@ def test_the_users_options_are_named_and_found_through_config_dir(
     wrong = installed.run([train, "experiment=nope"], cwd=user_project)
     assert wrong.returncode == 2
     assert wrong.stderr.splitlines()[-1] == (
-        "error: experiment=nope is not an option; choose one of: mnist_cnn_pareto, mnist_cnn_tune, tiny"
+        "error: experiment=nope is not an option; choose one of: diabetes_regression, mnist_cnn_pareto, "
+        "mnist_cnn_tune, tiny"
     )
 
     config_dir = f"--config-dir={user_project / 'conf'}"

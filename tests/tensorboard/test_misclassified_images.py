@@ -17,6 +17,7 @@ from PIL import Image
 
 from tests.helpers.cli import TrainCLI
 from tests.helpers.events import read_events
+from trainscope.tasks import Classification
 from trainscope.tensorboard.images import MisclassifiedImages, WorstImages
 
 NUM_IMAGES = 16
@@ -88,4 +89,5 @@ def test_picks_span_the_whole_pass_without_reading_each_batch() -> None:
     assert offer_batches(MisclassifiedImages(num_images=3), mistakes) == [2, 9, 10]  # the first three, in order
     assert offer_batches(MisclassifiedImages(num_images=8), mistakes) == mistakes  # fewer mistakes than tiles
     assert offer_batches(MisclassifiedImages(num_images=3), []) == []
-    assert offer_batches(WorstImages(num_images=3), mistakes) == [19, 17, 10]  # the highest losses first
+    worst = WorstImages(Classification().per_example_loss, num_images=3)
+    assert offer_batches(worst, mistakes) == [19, 17, 10]  # the highest losses first

@@ -59,6 +59,7 @@ class TrainscopeGridSweeper(basic_sweeper()):  # type: ignore[misc]  # the class
         from trainscope.sweep.grid.rerun import Action, kept_job, plan_job
         from trainscope.sweep.guarded_launcher import GuardedLauncher
         from trainscope.sweep.jobs import report_failed_jobs
+        from trainscope.sweep.objectives import hparams_metrics
         from trainscope.sweep.sweep_dir import GRID_OWNER, claim_sweep_dir
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
@@ -74,7 +75,10 @@ class TrainscopeGridSweeper(basic_sweeper()):  # type: ignore[misc]  # the class
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         domains = grid_domains(overrides)
         declare_experiment(
-            self.config, domains, experiment_metrics(domains), groups=group_names(self.config, config_loader)
+            self.config,
+            domains,
+            experiment_metrics(domains, hparams_metrics(self.config)),  # the runs' task's columns
+            groups=group_names(self.config, config_loader),
         )
 
         launcher = GuardedLauncher(self.launcher, config_loader, self.config)  # never into another run's dir

@@ -5,8 +5,9 @@ In this order (the order hooks run in; the names key each callback's state in ch
 1. the `callbacks` group: checkpointing, early stopping, the learning-rate logger, the health checks and any
    `+callbacks.<name>._target_=...` of the user's (a null entry turns that one off);
 2. the TensorBoard loggers the `logging` group switches on, keyed `monitor/<name>`: `logging=minimal` writes the
-   loop's scalars only, `default` adds text, images, the confusion matrix and occasional histograms, `full`
-   writes everything more often (and the model graph); any switch can be flipped on the command line;
+   loop's scalars only, `default` adds text, images, the task's panels (a classification's confusion matrix, a
+   regression's scatter) and occasional histograms, `full` writes everything more often (and the model graph);
+   any switch can be flipped on the command line. Which panels fit is the task's call (`Task.panels`);
 3. the `metrics.csv` writer, keyed `metrics_csv` (every run has one: `trainscope.core.metrics_csv`);
 4. the Ctrl-C/SIGTERM handler, keyed `stop_on_signal`;
 5. the Optuna pruning callback, keyed `optuna_pruning`, when the run is a sweep's trial
@@ -29,9 +30,8 @@ from trainscope.callbacks.stop_on_signal import StopOnSignal
 from trainscope.config.groups.logging import LoggingConfig
 from trainscope.core.callback import Callback, CallbackList
 from trainscope.core.errors import ConfigError
-from trainscope.tensorboard.classification import ConfusionMatrixLogger
+from trainscope.tasks import Task, build_task
 from trainscope.tensorboard.histograms import WeightHistograms
-from trainscope.tensorboard.images import InputImages, MisclassifiedImages, WorstImages
 from trainscope.tensorboard.system import CudaMemoryLogger
 from trainscope.tensorboard.text import ModelGraph, RunText
 from trainscope.trial import current_trial
@@ -41,14 +41,15 @@ METRICS_CSV = "metrics_csv"
 OPTUNA_PRUNING = "optuna_pruning"
 
 
-def build_callbacks(cfg: DictConfig) -> CallbackList:
-    """Every callback of the run `cfg` describes, in hook order."""
+def build_callbacks(cfg: DictConfig, task: Task | None = None) -> CallbackList:
+    """Every callback of the run `cfg` describes, in hook order; `task` (built from `cfg` when not given) chooses
+    its TensorBoard panels."""
     configured = _configured_callbacks(cfg.get("callbacks"))
     checkpoints = {name: callback for name, callback in configured.items() if isinstance(callback, CheckpointCallback)}
     return CallbackList(
         {
             **{name: callback for name, callback in configured.items() if name not in checkpoints},
-            **_tensorboard_loggers(cfg),
+            **_tensorboard_loggers(cfg, task if task is not None else build_task(cfg)),
             METRICS_CSV: MetricsCsv(),
             STOP_ON_SIGNAL: StopOnSignal(),
             **_trial_pruning(),
@@ -74,7 +75,7 @@ def _configured_callbacks(callbacks_cfg: DictConfig | None) -> dict[str, Callbac
     return callbacks
 
 
-def _tensorboard_loggers(cfg: DictConfig) -> dict[str, Callback]:
+def _tensorboard_loggers(cfg: DictConfig, task: Task) -> dict[str, Callback]:
     """The TensorBoard loggers `cfg.logging` switches on, keyed `monitor/<name>` (kept for old checkpoints)."""
     logging = LoggingConfig.from_config(cfg.logging)
     loggers: dict[str, Callback] = {"monitor/memory": CudaMemoryLogger()}
@@ -84,18 +85,7 @@ def _tensorboard_loggers(cfg: DictConfig) -> dict[str, Callback]:
         loggers["monitor/graph"] = ModelGraph()
     if logging.histograms_every_n_epochs > 0:
         loggers["monitor/histograms"] = WeightHistograms(every_n_epochs=logging.histograms_every_n_epochs)
-    if logging.images:
-        loggers["monitor/input_images"] = InputImages(num_images=logging.num_images)
-        loggers["monitor/misclassified"] = MisclassifiedImages(
-            num_images=logging.num_images, every_n_epochs=logging.images_every_n_epochs
-        )
-    if logging.worst_images:
-        loggers["monitor/worst_images"] = WorstImages(
-            num_images=logging.num_images, every_n_epochs=logging.images_every_n_epochs
-        )
-    if logging.confusion_matrix:
-        loggers["monitor/confusion_matrix"] = ConfusionMatrixLogger(image=True)
-    return loggers
+    return {**loggers, **task.panels(logging)}
 
 
 def _trial_pruning() -> dict[str, Callback]:

@@ -5,14 +5,12 @@ It runs on every rank, so every rank's tracker agrees on "best"; `Trainer.save_c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trainscope.callbacks.metric_tracker import MetricTracker
 from trainscope.core.callback import Callback
 from trainscope.core.run_dir import RunStatus
-
-if TYPE_CHECKING:
-    from trainscope.engine.trainer import Trainer
+from trainscope.core.view import TrainerView
 
 
 class CheckpointCallback(Callback):
@@ -31,7 +29,7 @@ class CheckpointCallback(Callback):
         self.tracker = MetricTracker(monitor, mode)
         self.every_n_steps = every_n_steps
 
-    def on_train_batch_end(self, trainer: Trainer, step_metrics: dict[str, float] | None) -> None:
+    def on_train_batch_end(self, trainer: TrainerView, step_metrics: dict[str, float] | None) -> None:
         if self.every_n_steps is None or trainer.state.global_step % self.every_n_steps != 0:
             return
         if trainer.stopping:
@@ -40,7 +38,7 @@ class CheckpointCallback(Callback):
             return  # the epoch-end checkpoint claims this step, once its epoch metrics are logged too
         trainer.save_checkpoint()
 
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         if trainer.status == RunStatus.FAILED:
             return  # never overwrite the last good checkpoint with a broken model
         trainer.save_checkpoint(best=self.tracker.update(metrics))

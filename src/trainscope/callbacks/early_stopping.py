@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trainscope.callbacks.metric_tracker import MetricTracker
 from trainscope.core.callback import Callback
 from trainscope.core.run_dir import RunStatus
-
-if TYPE_CHECKING:
-    from trainscope.engine.trainer import Trainer
+from trainscope.core.view import TrainerView
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +21,7 @@ class EarlyStopping(Callback):
         self.patience = patience
         self.epochs_without_improvement = 0
 
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         if self.tracker.update(metrics):
             self.epochs_without_improvement = 0
             return

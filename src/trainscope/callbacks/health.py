@@ -20,13 +20,11 @@ import logging
 import math
 import statistics
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trainscope.core.callback import Callback
 from trainscope.core.run_dir import RunStatus
-
-if TYPE_CHECKING:
-    from trainscope.engine.trainer import Trainer
+from trainscope.core.view import TrainerView
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +39,7 @@ class HealthCheck(Callback):
         self._problem_ongoing = False
         self.reports = 0
 
-    def report(self, trainer: Trainer, message: str, advice: str, stops_run: bool = False) -> None:
+    def report(self, trainer: TrainerView, message: str, advice: str, stops_run: bool = False) -> None:
         """Tell the user about a problem, unless this check already did in this epoch.
 
         A check that stops the run writes its scalar now, because no epoch end will follow.
@@ -58,17 +56,17 @@ class HealthCheck(Callback):
             writer.add_scalar(f"health/{self.name}", 1.0, step)
         trainer.tensorboard.flush()
 
-    def fail(self, trainer: Trainer, message: str, advice: str) -> None:
+    def fail(self, trainer: TrainerView, message: str, advice: str) -> None:
         """Report a problem that ends the run, and stop it as failed."""
         self.report(trainer, message, advice, stops_run=True)
         trainer.request_stop(f"{message}: try {advice}", status=RunStatus.FAILED)
 
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         self.check_epoch(trainer, metrics)
         fired, self._fired_this_epoch = self._fired_this_epoch, False
         trainer.tensorboard.writer.add_scalar(f"health/{self.name}", float(fired), trainer.state.global_step)
 
-    def check_epoch(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def check_epoch(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         """Epoch-level test; override in checks that look at whole epochs."""
 
     def ongoing(self, problem: bool) -> bool:
@@ -101,7 +99,7 @@ class NonFiniteCheck(HealthCheck):
     name = "nonfinite"
     ADVICE = "a lower optimizer.lr, trainer.grad_clip=1.0, or trainer.precision=32"
 
-    def on_train_batch_end(self, trainer: Trainer, step_metrics: dict[str, float] | None) -> None:
+    def on_train_batch_end(self, trainer: TrainerView, step_metrics: dict[str, float] | None) -> None:
         if step_metrics is None:
             return
         step = trainer.state.global_step
@@ -112,13 +110,13 @@ class NonFiniteCheck(HealthCheck):
         elif not math.isfinite(grad_norm) and not trainer.scaler.is_enabled():
             self.fail(trainer, f"gradient norm is {grad_norm} at step {step} (NaN/Inf gradients)", self.ADVICE)
 
-    def on_train_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_train_epoch_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         self._report_loss(trainer, "train", metrics)
 
-    def on_validation_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_validation_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         self._report_loss(trainer, "val", metrics)
 
-    def _report_loss(self, trainer: Trainer, split: str, metrics: dict[str, float]) -> None:
+    def _report_loss(self, trainer: TrainerView, split: str, metrics: dict[str, float]) -> None:
         loss = metrics.get(f"{split}/loss", 0.0)
         if not math.isfinite(loss):
             message = f"{split} loss is {loss} in epoch {trainer.state.epoch + 1}"
@@ -137,7 +135,7 @@ class GradientExplosionCheck(HealthCheck):
         self.factor, self.min_history = factor, min_history
         self.history: deque[float] = deque(maxlen=window)
 
-    def on_train_batch_end(self, trainer: Trainer, step_metrics: dict[str, float] | None) -> None:
+    def on_train_batch_end(self, trainer: TrainerView, step_metrics: dict[str, float] | None) -> None:
         grad_norm = _finite_logged_value(step_metrics, "train/grad_norm")
         if grad_norm is None:
             return
@@ -174,7 +172,7 @@ class LossTrendCheck(TrendCheck):
 
     name = "loss_rising"
 
-    def check_epoch(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def check_epoch(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         losses = [epoch["train/loss"] for epoch in trainer.state.history if "train/loss" in epoch]
         if self.ongoing(_rising(losses, self.patience, self.min_delta)):
             recent = losses[-self.patience - 1 :]
@@ -190,7 +188,7 @@ class OverfittingCheck(TrendCheck):
 
     name = "overfitting"
 
-    def check_epoch(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def check_epoch(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         history = [epoch for epoch in trainer.state.history if "val/loss" in epoch and "train/loss" in epoch]
         val_losses = [epoch["val/loss"] for epoch in history]
         train_losses = [-epoch["train/loss"] for epoch in history]  # "falling" = negated rising
@@ -210,7 +208,9 @@ class OverfittingCheck(TrendCheck):
 class LearningRateCheck(HealthCheck):
     """A learning rate that is too high shows as a loss far above chance level.
 
-    The reference is the loss of a model that guesses uniformly, ln(num_classes). Early in training (the
+    The reference is the task's baseline (`Task.baseline_loss`): the loss of a model that knows nothing, ln(classes)
+    for a classifier that guesses uniformly, the loss of predicting the training mean for a regression. (A task
+    without one, `task=custom`, is not judged.) Early in training (the
     first `early_epochs` epochs) a loss above `warn_factor` times that is a warning; at any time a loss
     above `diverge_factor` times that means training diverged and the run is stopped as failed. Both the
     losses of logging steps and every epoch's mean train loss are judged: an epoch shorter than
@@ -223,18 +223,20 @@ class LearningRateCheck(HealthCheck):
         super().__init__()
         self.warn_factor, self.diverge_factor, self.early_epochs = warn_factor, diverge_factor, early_epochs
 
-    def on_train_batch_end(self, trainer: Trainer, step_metrics: dict[str, float] | None) -> None:
+    def on_train_batch_end(self, trainer: TrainerView, step_metrics: dict[str, float] | None) -> None:
         loss = _finite_logged_value(step_metrics, "train/loss_step")
         if loss is not None:
             self._judge(trainer, loss, f"loss {loss:.3g} at step {trainer.state.global_step}")
 
-    def on_train_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_train_epoch_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         loss = _finite_logged_value(metrics, "train/loss")
         if loss is not None:
             self._judge(trainer, loss, f"epoch {trainer.state.epoch + 1}'s mean train loss {loss:.3g}")
 
-    def _judge(self, trainer: Trainer, loss: float, what: str) -> None:
-        chance = math.log(max(trainer.data.num_classes, 2))
+    def _judge(self, trainer: TrainerView, loss: float, what: str) -> None:
+        chance = trainer.task.baseline_loss
+        if not chance or not math.isfinite(chance) or chance <= 0:
+            return
         lr = _lr_text(trainer)
         if loss > self.diverge_factor * chance:
             message = (
@@ -266,6 +268,6 @@ def _rising(values: list[float], patience: int, min_delta: float) -> bool:
     return all(later > earlier + min_delta for earlier, later in zip(recent, recent[1:], strict=False))
 
 
-def _lr_text(trainer: Trainer) -> str:
+def _lr_text(trainer: TrainerView) -> str:
     rates = sorted({group["lr"] for group in trainer.optimizer.param_groups})
     return "lr " + ", ".join(f"{rate:g}" for rate in rates)

@@ -9,13 +9,11 @@ interval), and a terminal line whenever the learning rate changes between epochs
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trainscope.core.callback import Callback
+from trainscope.core.view import TrainerView
 from trainscope.tensorboard.writer import per_group_tags
-
-if TYPE_CHECKING:
-    from trainscope.engine.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +25,7 @@ class LearningRateLogger(Callback):
         self.log_momentum, self.announce_changes = log_momentum, announce_changes
         self._previous: list[float] | None = None
 
-    def on_train_batch_end(self, trainer: Trainer, step_metrics: dict[str, float] | None) -> None:
+    def on_train_batch_end(self, trainer: TrainerView, step_metrics: dict[str, float] | None) -> None:
         if step_metrics is None or not self.log_momentum:
             return
         momenta = [_momentum(group) for group in trainer.optimizer.param_groups]
@@ -35,7 +33,7 @@ class LearningRateLogger(Callback):
             if value is not None:
                 trainer.tensorboard.scalar(tag, value, trainer.state.global_step)
 
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         # The scheduler already stepped for this epoch: these are the rates the next epoch trains with.
         rates = [float(group["lr"]) for group in trainer.optimizer.param_groups]
         for tag, value in per_group_tags("lr_epoch", rates).items():

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from trainscope.core.callback import Callback
 from trainscope.core.errors import ConfigError
 from trainscope.core.run_dir import RunStatus
+from trainscope.core.view import TrainerView
 
 if TYPE_CHECKING:
-    from trainscope.engine.trainer import Trainer
     from trainscope.trial.handle import Trial
 
 
@@ -28,7 +28,7 @@ class OptunaPruningCallback(Callback):
     def __init__(self, trial: Trial) -> None:
         self.trial = trial
 
-    def on_epoch_end(self, trainer: Trainer, metrics: Mapping[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, metrics: Mapping[str, float]) -> None:
         metric = self.trial.pruning_metric
         if not metric:
             return

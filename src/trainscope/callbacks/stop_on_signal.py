@@ -17,14 +17,12 @@ import os
 import signal
 import threading
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trainscope.core.callback import Callback
 from trainscope.core.interruption import exit_code_for
 from trainscope.core.run_dir import RunStatus
-
-if TYPE_CHECKING:
-    from trainscope.engine.trainer import Trainer
+from trainscope.core.view import TrainerView
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +65,16 @@ class StopOnSignal(Callback):
             "(send it again to exit at once)\n".encode(),
         )
 
-    def _stop_if_signalled(self, trainer: Trainer) -> None:
+    def _stop_if_signalled(self, trainer: TrainerView) -> None:
         if self.signal_number is not None and not trainer.stopping:
             name = signal.Signals(self.signal_number).name
             trainer.request_stop(f"interrupted by {name}", status=RunStatus.INTERRUPTED)
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainerView) -> None:
         self._stop_if_signalled(trainer)
 
-    def on_train_batch_end(self, trainer: Trainer, step_metrics: dict[str, float] | None) -> None:
+    def on_train_batch_end(self, trainer: TrainerView, step_metrics: dict[str, float] | None) -> None:
         self._stop_if_signalled(trainer)
 
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         self._stop_if_signalled(trainer)  # a signal during validation: the epoch completes first

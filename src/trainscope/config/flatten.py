@@ -4,7 +4,7 @@ The HParams session of a run, the experiment declaration of a sweep and anything
 hyperparameters use these functions, so a key has the same name and the same type everywhere:
 
 - the chosen option of each config group (`model` -> `"cnn"`), except Hydra's own `hydra/*` groups;
-- the scalar leaves of the `model`, `data`, `optimizer`, `scheduler` and `trainer` configs, joined
+- the scalar leaves of the `task`, `model`, `data`, `optimizer`, `scheduler` and `trainer` configs, joined
   with `.` (`optimizer.lr`); Hydra's `_target_`-style keys, `???` values and `None` are skipped;
 - an interpolation that only copies another hyperparameter (`model.num_classes: ${data.num_classes}`)
   is skipped, since it would be a duplicate column; any other interpolation is resolved;
@@ -26,7 +26,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 HParamValue = bool | int | float | str
 
-HPARAM_SECTIONS: tuple[str, ...] = ("model", "data", "optimizer", "scheduler", "trainer")
+HPARAM_SECTIONS: tuple[str, ...] = ("task", "model", "data", "optimizer", "scheduler", "trainer")
 """Top-level configs whose scalar leaves are hyperparameters."""
 
 _SIMPLE_INTERPOLATION = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")

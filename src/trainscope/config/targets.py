@@ -42,6 +42,7 @@ from trainscope.core.run_dir import SAVED_HYDRA_CONFIG
 TRUSTED_PACKAGES: tuple[str, ...] = (
     "trainscope.models",
     "trainscope.data",
+    "trainscope.tasks",
     "trainscope.callbacks",
     "trainscope.engine.schedules",
     "torch.nn",

@@ -1,6 +1,8 @@
 """The callback interface: how code outside the loop watches training and, rarely, stops it.
 
-Callbacks observe; the only way back into the loop is `trainer.request_stop(reason, status)`.
+Callbacks observe the run through `trainscope.core.view.TrainerView` (the hooks' `trainer` argument: state, model,
+data facts, the task, the run's TensorBoard writer); the only ways back into the loop are the requests
+`trainer.request_stop(reason, status)` and `trainer.save_checkpoint(best)`.
 Every hook is optional. A custom callback is enabled from the command line with
 `+callbacks.mine._target_=my_module.MyCallback`.
 """
@@ -10,37 +12,38 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from trainscope.core.view import TrainerView
+
 if TYPE_CHECKING:
     from torch import Tensor
-
-    from trainscope.engine.trainer import Trainer
 
 
 class Callback:
     """Base class with no-op hooks; override the ones you need."""
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainerView) -> None:
         """Before the first epoch (also after a resume)."""
 
-    def on_train_epoch_start(self, trainer: Trainer) -> None:
+    def on_train_epoch_start(self, trainer: TrainerView) -> None:
         """Before the first training batch of an epoch."""
 
-    def on_train_batch_end(self, trainer: Trainer, step_metrics: dict[str, float] | None) -> None:
+    def on_train_batch_end(self, trainer: TrainerView, step_metrics: dict[str, float] | None) -> None:
         """After each optimizer step; `step_metrics` only on logging steps, so other steps never sync."""
 
-    def on_train_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_train_epoch_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         """After the last training batch, with the epoch's train/* means."""
 
-    def on_validation_batch_end(self, trainer: Trainer, inputs: Tensor, targets: Tensor, logits: Tensor) -> None:
-        """After each validation batch, for monitors that need predictions (confusion matrix, ...)."""
+    def on_validation_batch_end(self, trainer: TrainerView, inputs: Any, targets: Any, logits: Tensor) -> None:
+        """After each validation batch, for monitors that need predictions (confusion matrix, ...): the batch as the
+        task split it, and the model's outputs (`trainer.task.predictions(logits)` reads them)."""
 
-    def on_validation_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_validation_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         """After validation, with this epoch's val/* metrics."""
 
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         """After the epoch is complete and logged; `trainer.state.epoch` already counts it."""
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: TrainerView) -> None:
         """Once, however the run ends; `trainer.status` and `trainer.stop_reason` say how."""
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,40 +1,13 @@
-"""The BatchSource protocol the training loop iterates, and what both implementations share."""
+"""What the in-memory and DataLoader batch sources share (the BatchSource protocol is `trainscope.core.batches`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
-
 import torch
 
+from trainscope.core.batches import BatchSource
 from trainscope.data.augment import AugmentConfig
 
-
-@runtime_checkable
-class BatchSource(Protocol):
-    """Batches of one split: (inputs float32 normalized, targets int64), both on the training device.
-
-    Shuffle and augmentation derive from (seed, epoch[, batch index]), so `iter_from(k)` after a resume
-    yields exactly batches k, k+1, ... of an uninterrupted epoch.
-    """
-
-    num_samples: int
-
-    def __len__(self) -> int:
-        """Batches per epoch (the last one may be partial)."""
-        ...
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose shuffle order and augmentation the next iteration uses."""
-        ...
-
-    def iter_from(self, batch_index: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield the epoch's batches starting at `batch_index`."""
-        ...
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Same as `iter_from(0)`."""
-        ...
+__all__ = ["BatchSource", "SplitSettings"]
 
 
 class SplitSettings:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from math import prod
 from typing import Any
 
@@ -11,28 +12,57 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from trainscope.config.groups.data import ImageDataConfig, ImageFolderConfig, ImagesConfig
+from trainscope.core.checkpoint_io import Stateful
 from trainscope.core.errors import ConfigError
 from trainscope.data.batching import BatchSource, SplitSettings
 from trainscope.data.dataloader import DataLoaderBatchSource, UInt8ImageDataset, uint8_to_float
 from trainscope.data.files import load_split, split_size
 from trainscope.data.image_folder import FolderSplit, ImageFileDataset, list_image_folder, load_folder
 from trainscope.data.in_memory import InMemoryBatchSource
+from trainscope.data.targets import ANY, CLASS, target_mismatch
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class DataModule:
-    """Everything the trainer, the models and the monitor need to know about the data."""
+    """Everything the trainer, the task, the models and the loggers need to know about the data
+    (`trainscope.core.view.DataFacts`)."""
 
     train: BatchSource
     val: BatchSource
     test: BatchSource | None
-    input_shape: tuple[int, int, int]
-    num_classes: int
+    input_shape: tuple[int, ...]
+    num_classes: int  # classes of class-label targets; 0 when the targets are not class labels
     class_names: list[str]
-    mean: tuple[float, ...]
+    mean: tuple[float, ...]  # image normalization per channel; () for inputs that are not images
     std: tuple[float, ...]
+    target_names: list[str] = field(default_factory=list)  # target columns or labels; [] for class labels
+    target_source: str = "the dataset's labels"
+    train_target_values: torch.Tensor | None = None  # every training target, when the data holds them
+    unsharded_train: BatchSource | None = None  # the whole training split, to read its targets in a torchrun job
+    preprocessing: Stateful | None = None  # statistics taken from the training split (a table's scaling)
+
+    @property
+    def image_inputs(self) -> bool:
+        """Inputs are [C, H, W] images (image grids, channels_last and un-normalizing apply to them)."""
+        return len(self.input_shape) == 3 and bool(self.mean)
+
+    def train_targets(self, split: Callable[[Any], tuple[Any, Any]]) -> torch.Tensor:
+        """Every target of the whole training split, on the CPU: held, or read once from the batches."""
+        if self.train_target_values is None:
+            source = self.unsharded_train if self.unsharded_train is not None else self.train
+            self.train_target_values = torch.cat([split(batch)[1].cpu() for batch in source])
+        return self.train_target_values
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the data: statistics taken from the training split, so `eval.py` and
+        `resume=` apply the same ones even to a table that changed since."""
+        return {} if self.preprocessing is None else self.preprocessing.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.preprocessing is not None and state:
+            self.preprocessing.load_state_dict(state)
 
 
 def split_indices(num_samples: int, val_fraction: float, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,8 +210,17 @@ def _build_image_folder(
     return config, _image_folder_sources(config, splits, class_names, device), class_names
 
 
-def build_data(*, device: torch.device | str, seed: int, rank: int = 0, world_size: int = 1, **keys: Any) -> DataModule:
-    """Build train/val/test batch sources for the `data` config on `device`, seeded by trainer `seed`.
+def build_data(
+    *,
+    device: torch.device | str,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    targets: str = CLASS,
+    **keys: Any,
+) -> DataModule:
+    """Build train/val/test batch sources for the `data` config on `device`, seeded by trainer `seed`; these
+    datasets hold class labels, and a task that needs other `targets` (`trainscope.data.targets`) is refused.
 
     `keys` are the data option's keys (`conf/data/<option>.yaml`), checked by its dataclass
     (`trainscope.config.groups.data`): a key it does not have is a ConfigError, never ignored.
@@ -190,7 +229,9 @@ def build_data(*, device: torch.device | str, seed: int, rank: int = 0, world_si
 
     Raises ConfigError for a bad config value and DataError for missing, unreadable or corrupt data.
     """
-    config = ImageDataConfig.for_option(keys, seed=seed, rank=rank, world_size=world_size)
+    config = ImageDataConfig.for_option(keys, seed=seed, rank=rank, world_size=world_size, targets=targets)
+    if config.targets not in (CLASS, ANY):  # these datasets hold class labels
+        raise target_mismatch(config.targets, f"data={config.dataset}", "class labels", CLASS)
     target = torch.device(device)
     if isinstance(config, ImageFolderConfig):
         config, (train, val, test), class_names = _build_image_folder(config, target)

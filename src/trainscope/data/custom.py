@@ -4,9 +4,16 @@
 
 Hydra builds `data.train` (and optional `data.val`, `data.test`) before `build_custom_data` is called; a
 `_target_` may also be a function returning a Dataset, or all splits as a `(train, val, test)` tuple or a
-`{"train": ..., "val": ..., "test": ...}` dict. Samples are `(image, label)` pairs: a tensor (uint8 is
-scaled to [0, 1]), a numpy array or a PIL image. The dataset's own transform normalizes; `data.mean`/`std`
-only describe it, so image panels can undo it. Batches go through a DataLoader with `data.num_workers`.
+`{"train": ..., "val": ..., "test": ...}` dict. Samples are `(inputs, target)` pairs or dicts of tensors:
+
+- inputs: an image (a tensor, uint8 scaled to [0, 1]; a numpy array; a PIL image) or any tensor (a feature
+  vector, token ids), or, in a dict sample, every key but `task.target_key` (the model gets them as keywords);
+- targets as the task reads them (`trainscope.data.targets`): an int class label (task=classification), a
+  number or a vector of numbers (task=regression), a 0/1 vector (task=multilabel), anything (task=custom).
+
+The dataset's own transform normalizes; `data.mean`/`std` only describe it, so image panels can undo it; inputs
+that are not [C, H, W] images switch the image panels off. Batches go through a DataLoader with
+`data.num_workers`.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from trainscope.data.batching import BatchSource
 from trainscope.data.build import DataModule, settings_for, split_indices
 from trainscope.data.dataloader import DataLoaderBatchSource
 from trainscope.data.synthetic import synthetic_class_names
+from trainscope.data.targets import ANY, CLASS, FLOAT, MULTI_HOT
 
 SPLITS = ("train", "val", "test")
 
@@ -43,23 +51,51 @@ def as_image_tensor(image: Any) -> torch.Tensor:
     return tensor.to(torch.float32)
 
 
-class ImageLabelSamples(Dataset):
-    """The user's dataset with each sample made an (image tensor, int label) pair the DataLoader can batch."""
+def as_input_tensor(value: Any) -> torch.Tensor:
+    """A sample's inputs: a vector stays a vector (int64 for integers: token ids, categories; else float32),
+    anything else is an image as `as_image_tensor` makes it."""
+    if isinstance(value, list | tuple):
+        value = np.asarray(value)
+    if isinstance(value, torch.Tensor | np.ndarray) and value.ndim <= 1:
+        tensor = torch.as_tensor(value)
+        integer = not tensor.is_floating_point() and tensor.dtype not in (torch.uint8, torch.bool)
+        return tensor.to(torch.int64 if integer else torch.float32)
+    return as_image_tensor(value)
 
-    def __init__(self, dataset: Dataset, split: str) -> None:
+
+def as_target(value: Any, kind: str) -> Any:
+    """One sample's target as the task reads it: an int label, a float vector [targets], or as it is."""
+    if kind == CLASS:
+        return int(value)
+    tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    if kind in (FLOAT, MULTI_HOT):
+        return tensor.to(torch.float32).reshape(-1)
+    return tensor.to(torch.float32) if tensor.is_floating_point() else tensor
+
+
+class TaskSamples(Dataset):
+    """The user's dataset with each sample made what the DataLoader can batch and the task reads: an
+    (inputs, target) pair of tensors, or a dict of tensors (the task takes its targets out by key)."""
+
+    def __init__(self, dataset: Dataset, split: str, kind: str = CLASS) -> None:
         self.dataset = dataset
         self.split = split
+        self.kind = kind
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> Any:
         sample = self.dataset[index]
+        if isinstance(sample, Mapping):
+            return {key: value if isinstance(value, str) else torch.as_tensor(value) for key, value in sample.items()}
         if not isinstance(sample, Sequence) or len(sample) < 2:
             raise DataError(
-                f"data.{self.split}[{index}] is a {type(sample).__name__}; a dataset must return (image, label) pairs"
+                f"data.{self.split}[{index}] is a {type(sample).__name__}; a dataset must return (inputs, target) "
+                "pairs or dicts"
             )
-        return as_image_tensor(sample[0]), int(sample[1])
+        inputs = as_image_tensor(sample[0]) if self.kind == CLASS else as_input_tensor(sample[0])
+        return inputs, as_target(sample[1], self.kind)
 
 
 def _unpack_splits(train: Any, val: Any, test: Any) -> dict[str, Any]:
@@ -106,49 +142,79 @@ def _class_names(train: Any, num_classes: int | None, class_names: list[str] | N
 
 
 def build_custom_data(
-    *, device: torch.device | str, seed: int, rank: int = 0, world_size: int = 1, **keys: Any
+    *, device: torch.device | str, seed: int, rank: int = 0, world_size: int = 1, targets: str = CLASS, **keys: Any
 ) -> DataModule:
     """Build train/val/test BatchSources from the user's Dataset(s); val is carved from train when absent.
 
     `keys` are those of `conf/data/custom.yaml` (`trainscope.config.groups.data.CustomDataConfig`), with
-    `train`/`val`/`test` already built by Hydra. In a distributed run, process `rank` of `world_size` reads its
-    shard of every split.
+    `train`/`val`/`test` already built by Hydra; samples are made into the `targets` kind the task reads
+    (`trainscope.data.targets`). In a distributed run, process `rank` of `world_size` reads its shard of every
+    split.
     """
-    config = CustomDataConfig.for_option(keys, seed=seed, rank=rank, world_size=world_size)
+    config = CustomDataConfig.for_option(keys, seed=seed, rank=rank, world_size=world_size, targets=targets)
+    kind = config.targets
     datasets = _unpack_splits(config.train, config.val, config.test)
     for split, dataset in datasets.items():
         if dataset is not None or split == "train":
             _check_dataset(split, dataset)
-    names = _class_names(datasets["train"], config.num_classes, config.class_names)
-    input_shape = config.input_shape
-    if input_shape is None:
-        try:
-            input_shape = tuple(ImageLabelSamples(datasets["train"], "train")[0][0].shape)
-        except Exception as error:  # the user's __getitem__ failed: name it in one line
-            raise DataError(f"reading data.train[0] failed: {first_line(error)}") from None
+    names = _class_names(datasets["train"], config.num_classes, config.class_names) if kind == CLASS else []
+    try:
+        first = TaskSamples(datasets["train"], "train", kind)[0]
+    except Exception as error:  # the user's __getitem__ failed: name it in one line
+        raise DataError(f"reading data.train[0] failed: {first_line(error)}") from None
+    shape = config.input_shape
+    if shape is None:
+        shape = () if isinstance(first, Mapping) else tuple(first[0].shape)
+    images = len(shape) == 3
+    if kind == ANY and not isinstance(first, Mapping) and not first[1].is_floating_point() and first[1].ndim == 0:
+        names = _class_names(datasets["train"], config.num_classes, config.class_names)  # class labels, read as such
+    if not images and config.augment.enabled:
+        raise ConfigError(f"data.augment crops and flips images [C, H, W]; data.train's inputs are {list(shape)}")
     config = replace(
         config,
-        input_shape=input_shape,
-        num_classes=len(names),
+        input_shape=shape if images else None,  # the image checks (mean/std per channel) apply to images only
+        mean=config.mean if images else (0.0,),  # inputs that are not images are batched as they are
+        std=config.std if images else (1.0,),
+        num_classes=len(names) if names else None,
         val_fraction=config.val_fraction if datasets["val"] is None else 0.0,
     )
     target = torch.device(device)
-    samples = {split: ImageLabelSamples(dataset, split) for split, dataset in datasets.items() if dataset is not None}
+    samples = {split: TaskSamples(dataset, split, kind) for split, dataset in datasets.items() if dataset is not None}
     if "val" not in samples:
         train_rows, val_rows = split_indices(len(samples["train"]), config.val_fraction, config.split_seed)
         samples["val"] = Subset(samples["train"], val_rows.tolist())
         samples["train"] = Subset(samples["train"], train_rows.tolist())
 
-    def source(split: str) -> BatchSource:
-        return DataLoaderBatchSource(samples[split], settings_for(config, target, split == "train"), config.num_workers)
+    def source(split: str, settings: Any = None) -> BatchSource:
+        settings = settings or settings_for(config, target, split == "train")
+        return DataLoaderBatchSource(samples[split], settings, config.num_workers)
 
+    # A torchrun job reads its targets' statistics from the whole training split, so every rank agrees on them.
+    whole = settings_for(replace(config, rank=0, world_size=1), torch.device("cpu"), False)
     return DataModule(
         train=source("train"),
         val=source("val"),
         test=source("test") if "test" in samples else None,
-        input_shape=config.input_shape,
+        input_shape=tuple(int(size) for size in shape),
         num_classes=len(names),
         class_names=names,
-        mean=config.mean,
-        std=config.std,
+        mean=config.mean if images else (),
+        std=config.std if images else (),
+        target_names=[] if kind == CLASS else _target_names(first, config.class_names, datasets["train"]),
+        target_source="data.train's targets",
+        unsharded_train=source("train", whole) if config.world_size > 1 else None,
     )
+
+
+def _target_names(first: Any, class_names: list[str] | None, train: Any) -> list[str]:
+    """Names of a float or 0/1 target vector's entries: `data.class_names`, else the dataset's `classes` when
+    their number fits; [] to let the task number them (also for dict samples, whose target key the task knows)."""
+    if isinstance(first, Mapping):
+        return [str(name) for name in class_names or []]
+    width = int(first[1].numel())
+    for names in (class_names, getattr(train, "classes", None)):
+        if names is not None and len(names) == width:
+            return [str(name) for name in names]
+    if class_names:
+        raise ConfigError(f"data.class_names names {len(class_names)} targets; data.train's samples hold {width}")
+    return []

@@ -6,7 +6,8 @@ same permutation and the same device-side augmentation, so both paths yield iden
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sized
+from collections.abc import Iterator, Mapping, Sized
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -55,6 +56,19 @@ class UInt8ImageDataset(Dataset):
         return self.transform(self.images[index]), int(self.labels[index])  # type: ignore[operator]
 
 
+def _to_device(value: Any, device: torch.device) -> Any:
+    """A collated tensor (or a nested dict/list of them) on `device`; class labels as int64."""
+    if isinstance(value, torch.Tensor):
+        if not value.is_floating_point() and value.dtype not in (torch.bool, torch.uint8):
+            return value.to(device, dtype=torch.int64, non_blocking=True)
+        return value.to(device, non_blocking=True)
+    if isinstance(value, Mapping):
+        return {key: _to_device(item, device) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_device(item, device) for item in value)
+    return value
+
+
 def uint8_to_float(image: torch.Tensor) -> torch.Tensor:
     """ToTensor's scaling for images that already are CHW uint8 tensors (module level: picklable)."""
     return image.to(torch.float32).div(255)
@@ -76,7 +90,7 @@ class DataLoaderBatchSource:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def iter_from(self, batch_index: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def iter_from(self, batch_index: int) -> Iterator[Any]:
         settings = self.settings
         settings.check_start(batch_index, len(self))
         epoch = self.epoch
@@ -92,7 +106,7 @@ class DataLoaderBatchSource:
         )
         return self._batches(loader, batch_index, epoch)
 
-    def _batches(self, loader: DataLoader, batch_index: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _batches(self, loader: DataLoader, batch_index: int, epoch: int) -> Iterator[Any]:
         try:
             yield from self._device_batches(loader, batch_index, epoch)
         except TrainscopeError as error:
@@ -100,17 +114,19 @@ class DataLoaderBatchSource:
             message = str(error).strip().splitlines()[-1]
             raise type(error)(message.split(": ", 1)[-1] if str(error).startswith("Caught ") else str(error)) from None
 
-    def _device_batches(
-        self, loader: DataLoader, batch_index: int, epoch: int
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _device_batches(self, loader: DataLoader, batch_index: int, epoch: int) -> Iterator[Any]:
         settings = self.settings
-        for index, (images, labels) in enumerate(loader, start=batch_index):
-            inputs = images.to(settings.device, non_blocking=True)
-            targets = labels.to(settings.device, dtype=torch.int64, non_blocking=True)
+        for index, batch in enumerate(loader, start=batch_index):
+            if isinstance(batch, Mapping):  # a dict sample's batch: every tensor to the device, the task splits it
+                yield {key: _to_device(value, settings.device) for key, value in batch.items()}
+                continue
+            images, labels = batch
+            inputs = _to_device(images, settings.device)
+            targets = _to_device(labels, settings.device)
             yield (
                 augment_batch(inputs, settings.augment, settings.pad_value, settings.seed, epoch, index),
                 targets,
             )
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[Any]:
         return self.iter_from(0)

@@ -1,4 +1,5 @@
-"""Batches sliced from uint8 tensors that already sit on the device: no workers, no per-sample Python.
+"""Batches sliced from tensors that already sit on the device (uint8 images, a table's rows): no workers, no
+per-sample Python.
 
 Decoding once and keeping MNIST/CIFAR-sized data on the GPU removes the input pipeline as a bottleneck.
 """
@@ -58,10 +59,21 @@ class InMemoryBatchSource:
             else:
                 rows = order[start:stop]
                 images, labels = self.images.index_select(0, rows), self.labels.index_select(0, rows)
-            # Same float ops, in the same order, as ToTensor + Normalize: both paths give identical batches.
-            inputs = images.to(torch.float32).div(255).sub_(settings.mean).div_(settings.std)
-            inputs = augment_batch(inputs, settings.augment, settings.pad_value, settings.seed, epoch, index)
-            yield inputs, labels
+            yield self.prepare(images, epoch, index), labels
+
+    def prepare(self, rows: torch.Tensor, epoch: int, index: int) -> torch.Tensor:
+        """Batch `index` of `epoch` as the model sees it: uint8 images normalized and augmented."""
+        settings = self.settings
+        # Same float ops, in the same order, as ToTensor + Normalize: both paths give identical batches.
+        inputs = rows.to(torch.float32).div(255).sub_(settings.mean).div_(settings.std)
+        return augment_batch(inputs, settings.augment, settings.pad_value, settings.seed, epoch, index)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.iter_from(0)
+
+
+class TableBatchSource(InMemoryBatchSource):
+    """Rows of a table already standardized as float32 [N, features] on the device, and their targets."""
+
+    def prepare(self, rows: torch.Tensor, epoch: int, index: int) -> torch.Tensor:
+        return rows

@@ -15,10 +15,11 @@ from torch import nn
 
 from trainscope.config.groups.optimizer import OptimizerConfig, SchedulerConfig
 from trainscope.config.groups.trainer import TrainerConfig
-from trainscope.core.errors import ConfigError
+from trainscope.core.errors import ConfigError, TrainscopeError, first_line
 from trainscope.distributed.process_group import device_for, process_group
 from trainscope.engine.weight_decay import parameter_groups
 from trainscope.models.build import build_model
+from trainscope.tasks import Task, build_task
 
 log = logging.getLogger(__name__)
 
@@ -47,28 +48,73 @@ def seed_everything(seed: int, deterministic: bool, cudnn_benchmark: bool) -> No
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def build_data_and_model(cfg: DictConfig) -> tuple[torch.device, Any, nn.Module]:
-    """The seeded device, data module and model of `cfg`: one recipe for training and `eval.py`.
+def build_data_and_model(cfg: DictConfig) -> tuple[torch.device, Any, nn.Module, Task]:
+    """The seeded device, data module, model and task of `cfg`: one recipe for training and `eval.py`.
 
     Every rank seeds alike, so all build the same model (DDP also broadcasts rank 0's weights) and draw the same
-    global shuffle, of which each reads its own shard.
+    global shuffle, of which each reads its own shard. The task is built first (the data delivers the targets it
+    needs), bound to the data, and the model's outputs on the first training batch are checked against it: a
+    task that does not fit the data or the model is one line before anything is written.
     """
     group = process_group()
     trainer = TrainerConfig.from_config(cfg.trainer)
     device = select_device(trainer.device)
     seed_everything(trainer.seed, trainer.deterministic, trainer.cudnn_benchmark)
+    task = build_task(cfg)
     data = instantiate(
         cfg.data,
         device=device,
         seed=trainer.seed,
         rank=group.rank,
         world_size=group.world_size,
+        targets=task.targets,
         _convert_="all",
     )
-    model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
-    if trainer.channels_last:
+    with torch.random.fork_rng(devices=[]):  # reading targets may start a DataLoader, which draws a seed
+        task.bind(data)
+    model = build_model(cfg.model, data.input_shape, task.output_size).to(device)
+    if trainer.channels_last and data.image_inputs:
         model = model.to(memory_format=torch.channels_last)  # 4-D weights only; the trainer converts inputs
-    return device, data, model
+    check_first_batch(task, model, data)
+    return device, data, model, task
+
+
+@torch.no_grad()
+def check_first_batch(task: Task, model: nn.Module, data: Any) -> None:
+    """Run the model on the first training batch and let the task refuse outputs that cannot fit the targets.
+
+    In eval mode (batch norm statistics stay untouched) and with the RNG state put back, so the run trains
+    exactly as without the check.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            batch = next(iter(data.train.iter_from(0)), None)
+            if batch is None:
+                return
+            inputs, targets = task.split_batch(batch)
+            try:
+                outputs = task.forward(model, inputs)
+            except TrainscopeError:
+                raise
+            except Exception as error:  # the user's model: one line naming the batch it got, not a traceback
+                raise ConfigError(
+                    f"the model failed on the first training batch ({_describe(inputs)}): "
+                    f"{type(error).__name__}: {first_line(error)}"
+                ) from None
+            task.check_batch(outputs, targets)
+    finally:
+        model.train(was_training)
+
+
+def _describe(inputs: Any) -> str:
+    if isinstance(inputs, torch.Tensor):
+        return f"inputs {list(inputs.shape)} {str(inputs.dtype).removeprefix('torch.')}"
+    if isinstance(inputs, dict):
+        described = (f"{key}={_describe(value).removeprefix('inputs ')}" for key, value in inputs.items())
+        return "inputs " + ", ".join(described)
+    return f"inputs of type {type(inputs).__name__}"
 
 
 def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:

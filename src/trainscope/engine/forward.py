@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -30,9 +31,10 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return torch.autocast(device.type, dtype=dtype)
 
 
-def to_memory_format(inputs: Tensor, channels_last: bool) -> Tensor:
-    """Image batches in channels_last when `trainer.channels_last` is on (the model's weights are too)."""
-    if channels_last and inputs.dim() == 4:
+def to_memory_format(inputs: Any, channels_last: bool) -> Any:
+    """Image batches in channels_last when `trainer.channels_last` is on (the model's weights are too); any
+    other input (a table's rows, token ids, a dict) as it is."""
+    if channels_last and isinstance(inputs, Tensor) and inputs.dim() == 4:
         return inputs.contiguous(memory_format=torch.channels_last)
     return inputs
 

@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 
 class EpochProgress:
-    """Shows how far the current epoch is, with the latest loss/accuracy read by the loop."""
+    """Shows how far the current epoch is, with the latest loss and task metrics read by the loop."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
@@ -49,8 +49,9 @@ class EpochProgress:
 
 
 def _short(metrics: dict[str, float]) -> dict[str, str]:
+    """The loss and the task's training metrics of a logging step (`loss`, `acc`; `rmse`, ...)."""
     return {
         key.removeprefix("train/").removesuffix("_step"): f"{value:.4g}"
         for key, value in metrics.items()
-        if key in ("train/loss_step", "train/acc_step")
+        if key.startswith("train/") and key.endswith("_step")
     }

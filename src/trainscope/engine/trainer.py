@@ -1,8 +1,10 @@
 """The training loop: one obvious path from the first batch to metrics.json.
 
-Losses and accuracies accumulate on the device and are read only every `log_every_n_steps` steps and at
-epoch end, so the loop never waits on the GPU in between. Callbacks watch through the hooks in
-`trainscope.core.callback`; they stop the run only through `request_stop`.
+What the problem is (the loss, the metrics, how a batch splits into inputs and targets) is the task's business
+(`trainscope.tasks`). Losses and the task's statistics accumulate on the device and are read only every
+`log_every_n_steps` steps and at epoch end, so the loop never waits on the GPU in between. Callbacks watch through
+the hooks in `trainscope.core.callback` and a read-only view of the run (`trainscope.core.view.TrainerView`); they
+stop the run only through `request_stop`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainscope.core.callback import CallbackList
@@ -25,10 +26,11 @@ from trainscope.core.checkpoint_io import WeightsFingerprint, keep_as_best, save
 from trainscope.core.run_dir import STOP_STATUSES, RunStatus
 from trainscope.data import BatchSource, DataModule
 from trainscope.distributed.process_group import SINGLE_PROCESS, ProcessGroup
-from trainscope.engine.evaluation import batch_count, evaluate, limited_length
+from trainscope.engine.evaluation import evaluate, limited_length
 from trainscope.engine.forward import autocast, autocast_dtype, compiled, to_memory_format
 from trainscope.engine.progress import EpochProgress
 from trainscope.engine.settings import TrainerSettings
+from trainscope.tasks import Classification, Task, batch_count
 from trainscope.tensorboard.writer import RunWriter, per_group_tags
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ class TrainState:
     epoch: int = 0  # epochs completed
     global_step: int = 0  # optimizer steps taken
     batch_in_epoch: int = 0  # batches of the current epoch already trained (mid-epoch checkpoints)
-    best_val_acc: float = float("-inf")
+    best_monitored: float | None = None  # best value so far of the task's monitored metric (`val/acc_best`)
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -62,7 +64,12 @@ class Trainer:
         device: torch.device,
         config_hash: str = "",
         distributed: ProcessGroup = SINGLE_PROCESS,
+        task: Task | None = None,
     ) -> None:
+        if task is None:  # the default task, as `task=classification`
+            task = Classification()
+            task.bind(data)
+        self.task = task
         self.settings = settings
         self.model = model
         self.data = data
@@ -86,7 +93,8 @@ class Trainer:
         self.grad_clip = settings.trainer.grad_clip
         self._last_grad_norm: Tensor | float = float("nan")
         self.progress = EpochProgress(enabled=settings.logging.progress_bar)
-        self.running_sums = torch.zeros(2, 3, device=device)  # this epoch's and this log window's sums
+        # This epoch's and this log window's sums: (loss * n, the task's statistics, n).
+        self.running_sums = torch.zeros(2, 2 + task.train_statistic_count, device=device)
         self._batch_counts: dict[int, Tensor] = {}
         self.channels_last = settings.trainer.channels_last
         # The compiled module shares the model's parameters; `self.model` stays the plain module, so
@@ -176,13 +184,14 @@ class Trainer:
 
         if self.state.batch_in_epoch == 0:
             self.running_sums.zero_()
-        # Views into `running_sums` (loss * n, correct, n): a mid-epoch checkpoint keeps the partial epoch.
+        # Views into `running_sums` (loss * n, statistics, n): a mid-epoch checkpoint keeps the partial epoch.
         epoch_sums, window_sums = self.running_sums.unbind(0)
         window_start = time.perf_counter()
         epoch_start = time.perf_counter()
-        for inputs, targets in source.iter_from(self.state.batch_in_epoch):
+        for batch in source.iter_from(self.state.batch_in_epoch):
             if self.state.batch_in_epoch >= total:
                 break
+            inputs, targets = self.task.split_batch(batch)
             # Summed over ranks at every step (queued on the GPU stream, no host wait), so every rank holds the
             # group's sums: the logged train/* metrics are global and rank 0's checkpoint keeps the whole epoch.
             self.running_sums += self.distributed.all_reduce_sum(self._train_step(inputs, targets))  # both rows
@@ -203,11 +212,12 @@ class Trainer:
         self.progress.close()
         if self.status == RunStatus.INTERRUPTED:
             return {}
-        loss_sum, correct, count = epoch_sums.tolist()
+        loss_sum, *statistics, count = epoch_sums.tolist()
+        seconds = time.perf_counter() - epoch_start
         metrics = {
             "train/loss": loss_sum / max(count, 1),
-            "train/acc": correct / max(count, 1),
-            "time/epoch_seconds": time.perf_counter() - epoch_start,
+            **{f"train/{name}": value for name, value in self.task.train_metrics(statistics, count, seconds).items()},
+            "time/epoch_seconds": seconds,
         }
         if not math.isfinite(metrics["train/loss"]):
             self.request_stop(
@@ -219,19 +229,19 @@ class Trainer:
         return metrics
 
     def _validate(self) -> dict[str, float]:
-        """`val/loss` and `val/acc`; none at all without a validation split (`data.val_fraction=0`), rather
-        than zeros that would read as real metrics."""
+        """`val/loss` and the task's `val/*` metrics; none at all without a validation split (`data.val_fraction=0`),
+        rather than zeros that would read as real metrics."""
         if len(self.data.val) == 0:
             return {}
         val_metrics = self.evaluate(self.data.val, "val", self.settings.trainer.limit_val_batches)
         self.callbacks.call("on_validation_end", self, val_metrics)
         return val_metrics
 
-    def _train_step(self, inputs: Tensor, targets: Tensor) -> Tensor:
-        """One optimizer step; returns (loss * n, correct, n) on the device, without syncing."""
+    def _train_step(self, inputs: Any, targets: Any) -> Tensor:
+        """One optimizer step; returns (loss * n, the task's statistics, n) on the device, without syncing."""
         with autocast(self.device, self.autocast_dtype):
-            logits = self.train_forward(to_memory_format(inputs, self.channels_last))
-            loss = F.cross_entropy(logits, targets)
+            outputs = self.task.forward(self.train_forward, to_memory_format(inputs, self.channels_last))
+            loss = self.task.loss(outputs, targets)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.grad_clip:
@@ -243,16 +253,19 @@ class Trainer:
         self.scaler.update()
         if self.scheduler is not None and self.scheduler_interval == "step":
             self.scheduler.step()
-        count = batch_count(self._batch_counts, targets.shape[0], self.device)
-        correct = (logits.detach().argmax(dim=1) == targets).sum()
-        return torch.stack((loss.detach().float() * count, correct.float(), count))
+        count = batch_count(self._batch_counts, outputs.shape[0], self.device)
+        statistics = self.task.train_statistics(outputs.detach(), targets)
+        return torch.stack((loss.detach().float() * count, *statistics, count))
 
     def _read_window(self, window_sums: Tensor, seconds: float) -> dict[str, float]:
         """The one place step metrics are read from the device: every `log_every_n_steps` steps."""
-        loss_sum, correct, count = window_sums.tolist()
+        loss_sum, *statistics, count = window_sums.tolist()
         metrics = {
             "train/loss_step": loss_sum / max(count, 1),
-            "train/acc_step": correct / max(count, 1),
+            **{
+                f"train/{name}_step": value
+                for name, value in self.task.train_metrics(statistics, count, seconds).items()
+            },
             "train/grad_norm": float(self._last_grad_norm),
             "train/samples_per_sec": count / max(seconds, 1e-9),
             **self.learning_rates(),
@@ -270,18 +283,19 @@ class Trainer:
         return per_group_tags("lr", [float(group["lr"]) for group in self.optimizer.param_groups])
 
     def evaluate(self, source: BatchSource, prefix: str, limit: int | float | None = None) -> dict[str, float]:
-        """Mean loss and accuracy of the model on `source`, as `<prefix>/loss` and `<prefix>/acc`."""
+        """The task's loss and metrics of the model on `source`, as `<prefix>/loss`, `<prefix>/acc`, ..."""
         on_batch = None
         if prefix == "val" and self.callbacks.wants("on_validation_batch_end"):
 
-            def on_batch(inputs: Tensor, targets: Tensor, logits: Tensor) -> None:
-                self.callbacks.call("on_validation_batch_end", self, inputs, targets, logits)
+            def on_batch(inputs: Any, targets: Any, outputs: Tensor) -> None:
+                self.callbacks.call("on_validation_batch_end", self, inputs, targets, outputs)
 
         return evaluate(
             self.forward,
             source,
             self.device,
             prefix,
+            self.task,
             limit,
             self.autocast_dtype,
             self.channels_last,
@@ -294,9 +308,9 @@ class Trainer:
         self.state.epoch += 1
         self.state.batch_in_epoch = 0
         metrics = {**train_metrics, **val_metrics}
-        if val_metrics:
-            self.state.best_val_acc = max(self.state.best_val_acc, val_metrics["val/acc"])
-            metrics["val/acc_best"] = self.state.best_val_acc
+        monitor = self.task.monitor
+        if monitor.metric in metrics:
+            metrics[monitor.best_tag] = self._best_so_far(metrics[monitor.metric])
         metrics["epoch"] = float(self.state.epoch)
         if not self.stopping and not math.isfinite(val_metrics.get("val/loss", 0.0)):
             self.request_stop(
@@ -313,7 +327,7 @@ class Trainer:
             else:
                 self.scheduler.step()
         self.callbacks.call("on_epoch_end", self, metrics)
-        shown = ("train/loss", "train/acc", "val/loss", "val/acc")
+        shown = (*self.task.shown("train"), *self.task.shown("val"))
         log.info(
             "epoch %d/%d  %s  (%.1fs)",
             self.state.epoch,
@@ -322,8 +336,20 @@ class Trainer:
             metrics["time/epoch_seconds"],
         )
 
+    def _best_so_far(self, value: float) -> float:
+        """The best value of the task's monitored metric including this epoch's `value` (NaN never wins)."""
+        best = self.state.best_monitored
+        if best is None or math.isnan(best) or (value > best if self.task.monitor.mode == "max" else value < best):
+            self.state.best_monitored = best = value
+        return best
+
     # ----------------------------------------------------------------------------------------------
     # checkpoint state
+
+    @property
+    def _best_key(self) -> str:
+        """The checkpoint's name for the best monitored value: `best_val_acc`, `best_val_r2`, ..."""
+        return "best_" + self.task.monitor.metric.replace("/", "_")
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs, as plain tensors and Python values (loads with weights_only)."""
@@ -336,12 +362,14 @@ class Trainer:
                 "epoch": self.state.epoch,
                 "global_step": self.state.global_step,
                 "batch_in_epoch": self.state.batch_in_epoch,
-                "best_val_acc": self.state.best_val_acc,
+                self._best_key: self.state.best_monitored,
                 "history": self.state.history,
                 "running_sums": self.running_sums.cpu(),
                 "world_size": self.distributed.world_size,
             },
             "callbacks": self.callbacks.state_dict(),
+            "task": self.task.state_dict(),
+            "data": self.data.state_dict(),
             "rng": capture_rng_state(),
         }
 
@@ -356,12 +384,14 @@ class Trainer:
             epoch=trainer_state["epoch"],
             global_step=trainer_state["global_step"],
             batch_in_epoch=trainer_state["batch_in_epoch"],
-            best_val_acc=trainer_state["best_val_acc"],
+            best_monitored=trainer_state.get(self._best_key),
             history=list(trainer_state["history"]),
         )
         if "running_sums" in trainer_state:
             self.running_sums.copy_(trainer_state["running_sums"])
         self.callbacks.load_state_dict(checkpoint["callbacks"])
+        self.task.load_state_dict(checkpoint.get("task", {}))
+        self.data.load_state_dict(checkpoint.get("data", {}))
         restore_rng_state(checkpoint["rng"])
 
 

@@ -54,15 +54,17 @@ def report_aggregate_at_end(sweep_dir: Path) -> None:
         print(f"warning: no seed aggregate in {display_path(sweep_dir)}: {first_line(error)}", file=sys.stderr)
 
 
-def experiment_metrics(domains: Mapping[str, Sequence[Any]]) -> tuple[str, ...]:
-    """The metrics a grid declares for the HParams tab: with several seeds, each one's `_std` too (the aggregate's
-    configurations report them)."""
+def experiment_metrics(domains: Mapping[str, Sequence[Any]], metrics: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The metrics a grid declares for the HParams tab (`metrics`: the runs' task's columns,
+    `trainscope.sweep.objectives.hparams_metrics`; the default task's when not given): with several seeds, each
+    one's `_std` too (the aggregate's configurations report them)."""
     from trainscope.tensorboard.hparams import DEFAULT_METRICS, TRIAL_STATE_TAG
 
+    declared = tuple(DEFAULT_METRICS if metrics is None else metrics)
     if len(domains.get(SEED_KEY, ())) < 2:
-        return DEFAULT_METRICS
-    spread = [tag + STD_TAG_SUFFIX for tag in DEFAULT_METRICS if tag not in ("epoch", TRIAL_STATE_TAG)]
-    return (*DEFAULT_METRICS, *spread)
+        return declared
+    spread = [tag + STD_TAG_SUFFIX for tag in declared if tag not in ("epoch", TRIAL_STATE_TAG)]
+    return (*declared, *spread)
 
 
 def seed_aggregate(sweep_dir: Path) -> tuple[Table, list[RunRecord], list[str]] | None:

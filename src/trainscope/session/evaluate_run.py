@@ -53,11 +53,13 @@ def evaluate_run(
 
 def _evaluate(run_dir: Path, cfg: DictConfig, checkpoint: str) -> dict[str, float]:
     checkpoint_path = find_checkpoint(run_dir, checkpoint)
-    torch_device, data, model = build_data_and_model(cfg)
+    torch_device, data, model, task = build_data_and_model(cfg)
     if data.test is None:
         raise DataError(f"data={cfg.data.get('dataset', '?')} of run {run_dir} has no test split to evaluate")
     state = load_checkpoint(checkpoint_path, torch_device)
     model.load_state_dict(state["model"])
+    task.load_state_dict(state.get("task", {}))  # what training learned from its data (a regression's scaling)
+    data.load_state_dict(state.get("data", {}))
     metrics_file: dict[str, Any] = read_metrics(run_dir) if (run_dir / METRICS_FILE).is_file() else {}
     step = int(metrics_file.get("global_step", state["trainer"]["global_step"]))
 
@@ -67,6 +69,7 @@ def _evaluate(run_dir: Path, cfg: DictConfig, checkpoint: str) -> dict[str, floa
         data.test,
         torch_device,
         "test",
+        task,
         autocast_dtype=autocast_dtype(settings.trainer.precision, torch_device),
         channels_last=settings.trainer.channels_last,
     )

@@ -39,6 +39,7 @@ from trainscope.engine.build import (
 from trainscope.engine.settings import TrainerSettings
 from trainscope.engine.trainer import Trainer
 from trainscope.session.resume import load_resume_checkpoint, purge_step
+from trainscope.tasks import Task
 from trainscope.tensorboard.hparams import HParamsSession
 from trainscope.tensorboard.writer import RunWriter
 
@@ -63,11 +64,11 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
     """Train as `cfg` says, writing everything into `run_dir`; raises TrainingFailed if the run fails."""
     started = time.time()
     resumed = load_resume_checkpoint(cfg) if cfg.get("resume") else None  # before any work: fail fast
-    device, data, model = build_data_and_model(cfg)
+    device, data, model, task = build_data_and_model(cfg)
     optimizer = build_optimizer(cfg, model)
     scheduler, interval = build_scheduler(cfg, optimizer, steps_per_epoch=len(data.train))
     group = process_group()  # one process of a torchrun job, or the only one
-    callbacks = build_callbacks(cfg)
+    callbacks = build_callbacks(cfg, task)
     stop_on_signal = callbacks.callbacks[STOP_ON_SIGNAL]
     if not group.is_main:
         for name in RANK_ZERO_ONLY_CALLBACKS:
@@ -92,6 +93,7 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
         # Resolving and hashing the config costs tens of ms: once per run, not at every checkpoint.
         config_hash=config_hash(cfg),
         distributed=group,
+        task=task,
     )
     if resumed is not None:
         trainer.load_state_dict(resumed)
@@ -220,7 +222,7 @@ def _test_best_model(trainer: Trainer) -> dict[str, float]:
         trainer.model.load_state_dict(load_checkpoint(best_path, trainer.device)["model"])
     metrics = trainer.evaluate(trainer.data.test, "test")
     trainer.tensorboard.scalars(metrics, trainer.state.global_step)
-    log.info("test/loss %.4f  test/acc %.4f", metrics["test/loss"], metrics["test/acc"])
+    log.info("%s", "  ".join(f"{tag} {metrics[tag]:.4f}" for tag in trainer.task.shown("test") if tag in metrics))
     return metrics
 
 
@@ -242,7 +244,7 @@ def _run_metrics(cfg: DictConfig, trainer: Trainer, test_metrics: dict[str, floa
         "global_step": trainer.state.global_step,
         "wall_time_seconds": seconds,
         "final": final,
-        "best": best_values(history, {monitor["metric"]: monitor["mode"]}),
+        "best": best_values(history, {**_task_modes(trainer.task, history), monitor["metric"]: monitor["mode"]}),
         "test": test_metrics,
         "optimized_metric": metric_names if len(metric_names) > 1 else metric_names[0],
         "monitor": monitor,  # what checkpoints/best.pt was chosen by: the runs table's best value
@@ -257,6 +259,11 @@ def train_on_devices(cfg: DictConfig, run_dir: Path, devices: int, overrides: li
     metrics = run_on_devices(run_dir, devices, overrides)
     final = metrics["final"]
     return RunResult(RunStatus(metrics["status"]), metrics["reason"], final, objective(cfg, final))
+
+
+def _task_modes(task: Task, history: list[dict[str, float]]) -> dict[str, str]:
+    """Which way each logged metric is better, as the task says (`val/rmse`: min), for metrics.json's `best`."""
+    return {tag: mode for epoch in history for tag in epoch if (mode := task.mode(tag)) is not None}
 
 
 def objective(cfg: DictConfig, final: dict[str, float]) -> float | tuple[float, ...]:

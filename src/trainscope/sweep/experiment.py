@@ -16,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from trainscope.config.flatten import is_hparam_key
 from trainscope.config.overrides import override_value
-from trainscope.tensorboard.hparams import DEFAULT_METRICS, Domain, write_experiment_declaration
+from trainscope.sweep.objectives import hparams_metrics
+from trainscope.tensorboard.hparams import Domain, write_experiment_declaration
 
 
 def group_names(config: DictConfig, config_loader: ConfigLoader | None = None) -> list[str]:
@@ -55,15 +56,18 @@ def grid_domains(overrides: Sequence[Override]) -> dict[str, Domain]:
 def declare_experiment(
     config: DictConfig,
     domains: Mapping[str, Domain],
-    metrics: Sequence[str] = DEFAULT_METRICS,
+    metrics: Sequence[str] | None = None,
     groups: Iterable[str] | None = None,
 ) -> dict[str, Domain]:
     """Write the HParams experiment declaration at `hydra.sweep.dir` for the swept hyperparameters; returns them.
+
+    `metrics` default to the columns of the runs' task (`trainscope.sweep.objectives.hparams_metrics`).
 
     Nothing is written when no swept key is a hyperparameter: TensorBoard then infers the columns.
     """
     declared = hparam_domains(config, domains, groups)
     if declared:
-        write_experiment_declaration(Path(config.hydra.sweep.dir), declared, metrics)
+        chosen = hparams_metrics(config) if metrics is None else metrics
+        write_experiment_declaration(Path(config.hydra.sweep.dir), declared, chosen)
     return declared
 

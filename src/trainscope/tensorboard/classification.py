@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,10 +16,8 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from trainscope.core.callback import Callback
+from trainscope.core.view import TrainerView
 from trainscope.tensorboard.images import add_png, default_font
-
-if TYPE_CHECKING:
-    from trainscope.engine.trainer import Trainer
 
 
 def confusion_counts(targets: Tensor, predicted: Tensor, num_classes: int) -> Tensor:
@@ -93,11 +91,11 @@ class ConfusionMatrixLogger(Callback):
         self.image = image
         self._matrix: Tensor | None = None
 
-    def on_validation_batch_end(self, trainer: Trainer, inputs: Tensor, targets: Tensor, logits: Tensor) -> None:
-        counts = confusion_counts(targets, logits.argmax(dim=1), trainer.data.num_classes)
+    def on_validation_batch_end(self, trainer: TrainerView, inputs: Any, targets: Tensor, logits: Tensor) -> None:
+        counts = confusion_counts(targets, trainer.task.predictions(logits), trainer.data.num_classes)
         self._matrix = counts if self._matrix is None else self._matrix + counts
 
-    def on_validation_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_validation_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         matrix, self._matrix = self._matrix, None
         if matrix is None:
             return

@@ -7,12 +7,8 @@ batch: the loop clears them only at the start of the next step, so they are stil
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from trainscope.core.callback import Callback
-
-if TYPE_CHECKING:
-    from trainscope.engine.trainer import Trainer
+from trainscope.core.view import TrainerView
 
 
 class WeightHistograms(Callback):
@@ -23,7 +19,7 @@ class WeightHistograms(Callback):
             raise ValueError(f"logging.histograms_every_n_epochs must be >= 1 here, got {every_n_epochs}")
         self.every_n_epochs, self.gradients = every_n_epochs, gradients
 
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         epoch = trainer.state.epoch  # already counts the finished epoch
         if epoch % self.every_n_epochs and epoch != trainer.max_epochs:
             return

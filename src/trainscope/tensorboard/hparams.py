@@ -70,16 +70,12 @@ SESSION_STATUS: dict[RunStatus, int] = {
 }
 """Final run status -> `SessionEndInfo.status` (an interrupted run writes none: see the module docstring)."""
 
-DEFAULT_METRICS: tuple[str, ...] = (
-    "val/acc",
-    "val/acc_best",
-    "val/loss",
-    "train/loss",
-    "test/acc",
-    "epoch",
-    TRIAL_STATE_TAG,
-)
-"""Scalar tags the trainer writes that a sweep's HParams table shows, in column order."""
+RUN_FACTS: tuple[str, ...] = ("epoch", TRIAL_STATE_TAG)
+"""Columns every run has, whatever its task: epochs run and how it ended."""
+
+DEFAULT_METRICS: tuple[str, ...] = ("val/acc", "val/acc_best", "val/loss", "train/loss", "test/acc", *RUN_FACTS)
+"""The columns of the default task (`task=classification`, `Task.hparams_metrics`) when a caller names none;
+sweeps declare their task's own (`trainscope.sweep.objectives`)."""
 
 _METRIC_DISPLAY_NAMES = {"epoch": "epochs run"}
 _TRIAL_STATE_DESCRIPTION = (

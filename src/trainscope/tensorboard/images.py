@@ -9,12 +9,11 @@ from __future__ import annotations
 import functools
 import io
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import Tensor
@@ -22,9 +21,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from trainscope.adapters.tensorboard_private import event_file_writer
 from trainscope.core.callback import Callback
-
-if TYPE_CHECKING:
-    from trainscope.engine.trainer import Trainer
+from trainscope.core.view import TrainerView
 
 MIN_TILE_SIZE = 64  # small images (MNIST's 28 px) are upscaled so a label fits under them
 
@@ -121,21 +118,21 @@ def add_png(writer: SummaryWriter, tag: str, image: np.ndarray, step: int) -> No
 
 
 class InputImages(Callback):
-    """A grid of the first training batch (augmented and un-normalized) at the start: `images/train_inputs`."""
+    """A grid of the first training batch (augmented and un-normalized) at the start: `images/train_inputs`,
+    captioned with each example's target as the task reads it. Nothing for inputs that are not images."""
 
     def __init__(self, num_images: int = 16) -> None:
         self.num_images = num_images
 
-    def on_fit_start(self, trainer: Trainer) -> None:
-        if trainer.state.global_step > 0:
-            return  # a resumed run already logged its inputs
+    def on_fit_start(self, trainer: TrainerView) -> None:
+        if trainer.state.global_step > 0 or not trainer.data.image_inputs:
+            return  # a resumed run already logged its inputs; a table has no picture to show
         source = trainer.data.train
         source.set_epoch(trainer.state.epoch)  # the loop sets it again; reseeding is idempotent
         with torch.random.fork_rng(devices=[]):  # a DataLoader draws its base seed: keep the run's RNG as is
-            inputs, targets = next(iter(source.iter_from(0)))
+            inputs, targets = trainer.task.split_batch(next(iter(source.iter_from(0))))
         count = min(self.num_images, len(inputs))
-        names = trainer.data.class_names
-        captions = [_name(names, label) for label in targets[:count]]
+        captions = [trainer.task.caption(target) for target in targets[:count]]
         images = unnormalize(inputs[:count], trainer.data.mean, trainer.data.std)
         add_png(trainer.tensorboard.writer, "images/train_inputs", grid(labelled_tiles(images, captions)), 0)
 
@@ -192,29 +189,28 @@ class ValidationExamples(Callback):
         """Per example: higher is shown first, -inf never; `first_position` numbers the batch's first example."""
         raise NotImplementedError
 
-    def caption(self, names: Sequence[str], predicted: Tensor, target: Tensor, score: float) -> str:
-        return f"{_name(names, predicted)} / {_name(names, target)}"
+    def caption(self, trainer: TrainerView, predicted: Tensor, target: Tensor, score: float) -> str:
+        return f"{trainer.task.caption(predicted)} / {trainer.task.caption(target)}"
 
-    def _active(self, trainer: Trainer) -> bool:
+    def _active(self, trainer: TrainerView) -> bool:
         epoch = trainer.state.epoch + 1  # validation runs before the epoch is counted
-        return epoch % self.every_n_epochs == 0 or epoch == trainer.max_epochs
+        return (epoch % self.every_n_epochs == 0 or epoch == trainer.max_epochs) and trainer.data.image_inputs
 
-    def on_validation_batch_end(self, trainer: Trainer, inputs: Tensor, targets: Tensor, logits: Tensor) -> None:
+    def on_validation_batch_end(self, trainer: TrainerView, inputs: Any, targets: Tensor, logits: Tensor) -> None:
         if not self._active(trainer):
             return
         logits = logits.detach()
-        predicted = logits.argmax(dim=1)
+        predicted = trainer.task.predictions(logits)
         self._examples.offer(self.scores(logits, targets, predicted, self._seen), inputs.detach(), targets, predicted)
         self._seen += len(targets)
 
-    def on_validation_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_validation_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         self._seen = 0
         kept = self._examples.take()
         if kept is None:
             return
         scores, inputs, targets, predicted = kept
-        names = trainer.data.class_names
-        captions = [self.caption(names, predicted[i], targets[i], float(scores[i])) for i in range(len(targets))]
+        captions = [self.caption(trainer, predicted[i], targets[i], float(scores[i])) for i in range(len(targets))]
         images = unnormalize(inputs, trainer.data.mean, trainer.data.std)
         add_png(trainer.tensorboard.writer, self.tag, grid(labelled_tiles(images, captions)), trainer.state.global_step)
 
@@ -231,17 +227,21 @@ class MisclassifiedImages(ValidationExamples):
 
 
 class WorstImages(ValidationExamples):
-    """The `num_images` validation examples with the highest loss, captioned `predicted / true (loss)`."""
+    """The `num_images` validation examples with the highest loss, captioned `predicted / true (loss)`.
+
+    `per_example_loss` is the task's (`Task.per_example_loss`): (outputs, targets) -> the loss of each example.
+    """
 
     tag = "images/val_worst"
 
+    def __init__(
+        self, per_example_loss: Callable[[Tensor, Tensor], Tensor], num_images: int = 16, every_n_epochs: int = 1
+    ) -> None:
+        super().__init__(num_images, every_n_epochs)
+        self.per_example_loss = per_example_loss
+
     def scores(self, logits: Tensor, targets: Tensor, predicted: Tensor, first_position: int) -> Tensor:
-        return F.cross_entropy(logits.float(), targets, reduction="none")
+        return self.per_example_loss(logits, targets)
 
-    def caption(self, names: Sequence[str], predicted: Tensor, target: Tensor, score: float) -> str:
-        return f"{super().caption(names, predicted, target, score)} ({score:.2f})"
-
-
-def _name(names: Sequence[str], label: Tensor) -> str:
-    index = int(label)
-    return names[index] if index < len(names) else str(index)
+    def caption(self, trainer: TrainerView, predicted: Tensor, target: Tensor, score: float) -> str:
+        return f"{super().caption(trainer, predicted, target, score)} ({score:.2f})"

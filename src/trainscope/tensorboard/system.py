@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from trainscope.core.callback import Callback
-
-if TYPE_CHECKING:
-    from trainscope.engine.trainer import Trainer
+from trainscope.core.view import TrainerView
 
 
 class CudaMemoryLogger(Callback):
     """`memory/cuda_peak_mb` (peak allocated during the epoch, validation included) and
     `memory/cuda_reserved_mb`; does nothing on CPU."""
 
-    def on_train_epoch_start(self, trainer: Trainer) -> None:
+    def on_train_epoch_start(self, trainer: TrainerView) -> None:
         if trainer.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(trainer.device)
 
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         if trainer.device.type != "cuda":
             return
         step, megabyte = trainer.state.global_step, 2**20

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from trainscope.core.callback import Callback
-
-if TYPE_CHECKING:
-    from trainscope.engine.trainer import Trainer
+from trainscope.core.view import TrainerView
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +54,7 @@ class RunText(Callback):
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainerView) -> None:
         if trainer.state.global_step > 0:
             return  # a resumed run already wrote them
         writer = trainer.tensorboard.writer
@@ -69,14 +66,17 @@ class ModelGraph(Callback):
     """The model's graph (`add_graph`) in TensorBoard's Graphs tab, traced with one validation batch (a training
     batch when there is no validation split)."""
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainerView) -> None:
         if trainer.state.global_step > 0:
             return
         with torch.random.fork_rng(devices=[]):  # a DataLoader draws its base seed: keep the run's RNG as is
-            inputs, _ = next(iter(trainer.data.val if len(trainer.data.val) else trainer.data.train))
+            batch = next(iter(trainer.data.val if len(trainer.data.val) else trainer.data.train))
+        inputs, _ = trainer.task.split_batch(batch)
         was_training = trainer.model.training
         trainer.model.eval()
         try:
+            if isinstance(inputs, dict):
+                raise TypeError("the model takes a dict batch as keywords, which add_graph cannot trace")
             trainer.tensorboard.writer.add_graph(trainer.model, inputs[:1])
         except Exception as error:  # tracing fails for some models; the graph is optional
             log.warning("could not write the model graph (%s); set logging.graph=false", error)

@@ -40,6 +40,14 @@ from trainscope.core.errors import ConfigError
 
 BUILD_DATA = "trainscope.data.build_data"
 BUILD_CUSTOM_DATA = "trainscope.data.build_custom_data"
+BUILD_TABLE_DATA = "trainscope.data.build_table_data"
+
+CLASS = "class"  # int64 class indices [B]
+FLOAT = "float"  # float32 values [B, targets]
+MULTI_HOT = "multi_hot"  # float32 0/1 labels [B, labels]
+ANY = "any"  # whatever the dataset returns (task=custom: the user's loss decides)
+TARGET_KINDS = (CLASS, FLOAT, MULTI_HOT, ANY)
+"""What a task needs from the data's targets (`trainscope.tasks.Task.targets`), handed to every data builder."""
 
 Data = TypeVar("Data", bound="DataConfig")
 
@@ -48,6 +56,18 @@ ROOT = Rule("a directory path (set paths.data_dir)", is_path)
 CHANNELS = one_of((1, 3), "1 (grayscale) or 3 (RGB) for data=image_folder")
 NUM_CLASSES = int_at_least(2)
 CLASS_NAMES = Rule("null or a list of class names", lambda value: value is None or isinstance(value, list))
+COLUMNS = Rule(
+    "a column name or a list of column names",
+    lambda value: (
+        (isinstance(value, str) and bool(value))
+        or (
+            isinstance(value, Sequence)
+            and not isinstance(value, bytes)
+            and bool(value)
+            and all(isinstance(name, str) and name for name in value)
+        )
+    ),
+)
 CHANNEL_VALUES = Rule(
     "null or a list of numbers (one per channel)",
     lambda value: (
@@ -88,6 +108,7 @@ class DataConfig(TypedGroup):
     seed: int = runtime(0, INTEGER, "trainer.seed")  # shuffle and augmentation
     rank: int = runtime(0, INTEGER, "rank")  # this process's shard of every split in a torchrun job
     world_size: int = runtime(1, POSITIVE_INT, "world_size")
+    targets: str = runtime(CLASS, one_of(TARGET_KINDS), "the task's targets")  # trainscope.data.targets
 
     @classmethod
     def for_option(cls: type[Data], keys: Mapping[str, Any], **runtime_values: Any) -> Data:
@@ -230,6 +251,34 @@ class CustomDataConfig(ImagesConfig):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TableDataConfig(DataConfig):
+    """`data=table`: a CSV file, one example per row (`data=diabetes`: the table shipped in the package)."""
+
+    OPTIONS: ClassVar[tuple[str, ...]] = ("table", "diabetes")
+    BUILDER: ClassVar[str] = BUILD_TABLE_DATA
+
+    dataset: str = key(STRING, "table")
+    path: Path | None = key(ROOT.or_null(" (the table shipped for data=diabetes)"), None)  # the CSV file
+    target: Any = key(COLUMNS)  # one column, or a list (several targets, or a multi-label's labels)
+    features: Any = key(COLUMNS.or_null(" (every other column)"), None)
+    categorical: str = key(one_of(("onehot", "refuse")), "onehot")  # what a string feature column becomes
+    missing: str = key(one_of(("refuse", "drop", "mean")), "refuse")  # empty / NA cells
+    test_fraction: float = key(FRACTION, 0.0)
+    input_shape: Any = key(ANYTHING, None)  # [features]: known once the table is read (model=mlp reads it)
+    num_classes: Any = key(ANYTHING, None)  # a class-label target's classes: counted from the table
+
+    def check_together(self) -> None:
+        if self.dataset == "table" and self.path is None:
+            raise ConfigError("data=table needs data.path: the CSV file to train on")
+        if self.test_fraction + self.val_fraction >= 1:
+            raise ConfigError(
+                f"data.test_fraction must be a number in [0, 1) leaving training rows next to "
+                f"data.val_fraction={self.val_fraction}, got {self.test_fraction!r}"
+            )
+        super().check_together()
+
+
+@dataclass(frozen=True, kw_only=True)
 class TextDataConfig(DataConfig):
     """A UTF-8 text file or a folder of `.txt` files as blocks of tokens for a language model
     (`trainscope.data.text.build_text_data`); the last `val_fraction` (then `test_fraction`) of the token stream
@@ -254,7 +303,13 @@ class TextDataConfig(DataConfig):
             )
 
 
-DATA_CONFIGS: tuple[type[DataConfig], ...] = (ImageDataConfig, SyntheticDataConfig, ImageFolderConfig, CustomDataConfig)
+DATA_CONFIGS: tuple[type[DataConfig], ...] = (
+    ImageDataConfig,
+    SyntheticDataConfig,
+    ImageFolderConfig,
+    CustomDataConfig,
+    TableDataConfig,
+)
 # TextDataConfig joins these with conf/data/text.yaml, once the loop trains language models (the task layer).
 """Every data option's dataclass; `DATA_OPTIONS` maps each `data.dataset` value to its own."""
 

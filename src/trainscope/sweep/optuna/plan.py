@@ -61,7 +61,11 @@ class SweepPlan:
     ) -> SweepPlan:
         """The plan, or a one-line ConfigError naming what is wrong; `deadline` is the sweep's (`deadline_after`)."""
         directions = settings.directions
-        metric_names = _metric_names(config, len(directions))
+        metric_names = _metric_names(config, max(len(directions), 1))
+        if not directions:  # hydra.sweeper.direction unset: as the runs' task says each metric is better
+            from trainscope.sweep.objectives import default_directions  # builds the task: imports torch
+
+            directions = default_directions(config, metric_names)
         if len(directions) == 1 and len(metric_names) > 1:
             directions *= len(metric_names)
         if len(directions) != len(metric_names):

@@ -134,7 +134,8 @@ class SweepSession:
         """The HParams experiment declaration at the sweep root: each sampled key's domain."""
         from trainscope.config.overrides import override_value
         from trainscope.sweep.experiment import declare_experiment
-        from trainscope.tensorboard.hparams import DEFAULT_METRICS, Interval
+        from trainscope.sweep.objectives import hparams_metrics
+        from trainscope.tensorboard.hparams import Interval
 
         parser = OverridesParser.create()
         domains: dict[str, Any] = {}
@@ -145,7 +146,7 @@ class SweepSession:
                 ]
             elif isinstance(distribution, IntDistribution | FloatDistribution):
                 domains[name] = Interval(distribution.low, distribution.high)
-        metrics = list(DEFAULT_METRICS)
+        metrics = hparams_metrics(self.plan.config)
         metrics += [m for m in self.plan.metric_names if m not in metrics]
         declare_experiment(self.plan.config, domains, metrics, groups=groups)
 

@@ -46,8 +46,9 @@ class OptunaSettings(DatabaseSettings):
     sampler: Any = None  # typed by the chosen option's own dataclass (config.py)
     pruner: Any = None
     # "maximize"/"minimize", or one per entry of a list `optimized_metric` (multi-objective): a str or a list,
-    # which OmegaConf cannot type as one field.
-    direction: Any = "maximize"
+    # which OmegaConf cannot type as one field. null: as the runs' task says each metric is better
+    # (val/acc_best: maximize, val/rmse_best: minimize; `trainscope.sweep.objectives`), else maximize.
+    direction: Any = None
     # Trials that count: complete, pruned and failed ones; trials a killed sweep left behind do not.
     n_trials: int = 20
     # Trials at once: n_jobs worker jobs (hydra/launcher places them) each pull trials until the study is done.
@@ -105,7 +106,9 @@ class OptunaSettings(DatabaseSettings):
 
     @property
     def directions(self) -> list[str]:
-        """`direction` as a list, lower case (one entry per objective, or one for all)."""
+        """`direction` as a list, lower case (one entry per objective, or one for all); [] when unset."""
+        if self.direction is None:
+            return []
         raw = self.direction if isinstance(self.direction, list | tuple) else [self.direction]
         return [str(getattr(d, "name", d)).lower() for d in raw]
 

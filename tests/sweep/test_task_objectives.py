@@ -1,0 +1,71 @@
+"""Sweeps follow the runs' task: the HParams columns they declare and the direction they optimize in."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from tests.helpers.cli import REPO_ROOT
+from trainscope.config.resolvers import register_resolvers
+from trainscope.sweep.objectives import default_directions, hparams_metrics
+from trainscope.tasks import Classification
+from trainscope.tensorboard.hparams import DEFAULT_METRICS
+
+
+def composed(*overrides: str):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def test_the_default_columns_are_the_classification_tasks() -> None:
+    assert hparams_metrics(composed()) == list(DEFAULT_METRICS)
+    assert [*Classification().hparams_metrics(), "epoch", "trial_state"] == list(DEFAULT_METRICS)
+    assert hparams_metrics(OmegaConf.create({"optimized_metric": "objective"})) == list(DEFAULT_METRICS)  # no task
+
+
+@pytest.mark.parametrize(
+    ("overrides", "columns"),
+    [
+        (["task=regression"], ["val/r2", "val/r2_best", "val/rmse", "val/loss", "train/loss", "test/r2", "test/rmse"]),
+        (
+            ["task=multilabel"],
+            [
+                "val/f1_macro",
+                "val/f1_macro_best",
+                "val/f1_micro",
+                "val/map",
+                "val/loss",
+                "train/loss",
+                "test/f1_macro",
+                "test/f1_micro",
+                "test/map",
+            ],
+        ),  # fmt: skip
+        (
+            [
+                "task=custom",
+                "task.loss._target_=torch.nn.L1Loss",
+                "task.monitor.metric=val/mae",
+                "+task.metrics.mae._target_=torchmetrics.regression.MeanAbsoluteError",
+            ],
+            ["val/mae", "val/mae_best", "val/loss", "train/loss", "test/mae"],
+        ),  # fmt: skip
+    ],
+)
+def test_a_sweep_declares_its_tasks_columns(overrides: list[str], columns: list[str]) -> None:
+    assert hparams_metrics(composed(*overrides)) == [*columns, "epoch", "trial_state"]
+
+
+def test_directions_follow_the_task_unless_unknown() -> None:
+    regression = composed("task=regression")
+    assert default_directions(regression, ["val/r2_best", "val/rmse_best", "val/loss", "val_mae/age"]) == [
+        "maximize", "minimize", "minimize", "minimize",
+    ]  # fmt: skip
+    assert default_directions(composed(), ["val/acc_best", "model/num_parameters"]) == ["maximize", "maximize"]
+    custom = composed(
+        "task=custom", "task.loss._target_=torch.nn.L1Loss", "task.monitor.metric=val/mae", "task.monitor.mode=min",
+        "+task.metrics.r2._target_=torchmetrics.regression.R2Score",
+    )  # fmt: skip
+    assert default_directions(custom, ["val/mae_best", "val/r2"]) == ["minimize", "maximize"]  # torchmetrics says
