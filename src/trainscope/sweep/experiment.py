@@ -18,6 +18,7 @@ from trainscope.config.flatten import is_hparam_key
 from trainscope.config.overrides import override_value
 from trainscope.sweep.objectives import hparams_metrics
 from trainscope.tensorboard.hparams import Domain, write_experiment_declaration
+from trainscope.tensorboard.trial_names import write_swept_keys
 
 
 def group_names(config: DictConfig, config_loader: ConfigLoader | None = None) -> list[str]:
@@ -63,11 +64,12 @@ def declare_experiment(
 
     `metrics` default to the columns of the runs' task (`trainscope.sweep.objectives.hparams_metrics`).
 
-    Nothing is written when no swept key is a hyperparameter: TensorBoard then infers the columns.
+    Nothing is written when no swept key is a hyperparameter: TensorBoard then infers the columns. Every swept
+    key is recorded for the runs' short names (`trainscope.tensorboard.trial_names`).
     """
+    write_swept_keys(Path(config.hydra.sweep.dir), domains)
     declared = hparam_domains(config, domains, groups)
     if declared:
         chosen = hparams_metrics(config) if metrics is None else metrics
         write_experiment_declaration(Path(config.hydra.sweep.dir), declared, chosen)
     return declared
-

@@ -1,7 +1,7 @@
 """HParams sessions and experiment declarations, written with TensorBoard's own protos (no TensorFlow).
 
-One run directory is one HParams session. Its start info (hyperparameters, no group name, so each run is
-its own row named by its path relative to the logdir, the run directory as `model_uri`, the start time)
+One run directory is one HParams session. Its start info (hyperparameters, the run's short name as group name:
+the *Trial ID* column, see `trainscope.tensorboard.trial_names`; the run directory as `model_uri`, the start time)
 and, at the very end, its end info go into the run's own event file through the run's one
 `SummaryWriter`: no sub-run, so the session's metrics are the run's own scalar tags (`val/acc`,
 `val/acc_best`, ...) and their values in the HParams tab are the last logged points, updating live
@@ -50,6 +50,7 @@ from torch.utils.tensorboard import SummaryWriter
 from trainscope.adapters.tensorboard_private import event_file_writer
 from trainscope.config.flatten import HParamValue, hparams_from_config, normalize_value
 from trainscope.core.run_dir import RunStatus
+from trainscope.tensorboard.trial_names import trial_name
 
 TRIAL_STATE_TAG = "trial_state"
 
@@ -112,27 +113,33 @@ class HParamsSession:
         writer: SummaryWriter,
         run_dir: str | Path,
         hparams: Mapping[str, HParamValue],
+        name: str = "",
     ) -> None:
         self.writer = writer
         self.run_dir = Path(run_dir).resolve()
         self.hparams = _normalized_hparams(hparams)
+        self.name = name
         self.started = False
         self.ended = False
 
     @classmethod
     def from_config(cls, cfg: DictConfig, writer: SummaryWriter, run_dir: str | Path) -> HParamsSession:
-        """The session of a Hydra run: hyperparameters from `cfg`, the group choices and `cfg.hparams`."""
+        """The session of a Hydra run: hyperparameters from `cfg`, the group choices and `cfg.hparams`; its name
+        from the run directory and the command line (`trial_name`)."""
         choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+        overrides = _named_overrides() if HydraConfig.initialized() else []
         include = OmegaConf.select(cfg, "hparams.include", default=None) or ["*"]
         exclude = OmegaConf.select(cfg, "hparams.exclude", default=None) or []
         hparams = hparams_from_config(cfg, choices, include=list(include), exclude=list(exclude))
-        return cls(writer, run_dir, hparams)
+        return cls(writer, run_dir, hparams, trial_name(Path(run_dir), overrides))
 
     def start(self, start_time_secs: float | None = None) -> None:
         """Write the session start info and flush, so the run appears in the HParams tab at once."""
         if self.started:
             return
-        summary = session_start_summary(self.hparams, model_uri=str(self.run_dir), start_time_secs=start_time_secs)
+        summary = session_start_summary(
+            self.hparams, model_uri=str(self.run_dir), start_time_secs=start_time_secs, group_name=self.name
+        )
         _file_writer(self.writer).add_summary(summary, global_step=0)
         self.writer.flush()
         self.started = True
@@ -167,20 +174,19 @@ def session_start_summary(
     hparams: Mapping[str, HParamValue],
     model_uri: str = "",
     start_time_secs: float | None = None,
+    group_name: str = "",
 ) -> summary_pb2.Summary:
-    """A `_hparams_/session_start_info` summary (TensorBoard's `hparams_pb` plus `model_uri`), with no group name.
+    """A `_hparams_/session_start_info` summary (TensorBoard's `hparams_pb` plus `model_uri` and `group_name`).
 
-    Without a group name TensorBoard makes the session its own group, named by the run's path relative to
-    the logdir it was started with: the *Trial ID* column then reads `3_model=cnn,optimizer.lr=0.01` for
-    `--logdir <sweep_dir>` and `multirun/<date>/<time>/3_model=...` for `--logdir outputs`, unique per
-    run directory either way. (`hparams_pb` would name the group by a hash of the hparams, which merges
-    runs with identical hparams, e.g. two seeds, into one row with averaged metrics; a fixed path written
-    at training time cannot be relative to a logdir chosen later.)
+    The group name is the *Trial ID* column; it must be unique per run (`trial_name`), since sessions with one
+    group name are merged into one row with averaged metrics (what `hparams_pb` does by default: it names the
+    group by a hash of the hparams, which merges two seeds). Without one TensorBoard names the row by the run's
+    path relative to the logdir it was opened on (`multirun/2026-12-02/14-50-07/3_model=...` over `outputs/`).
     """
     summary = summary_v2.hparams_pb(_normalized_hparams(hparams), start_time_secs=start_time_secs)
     value = summary.value[0]
     plugin_data = metadata.parse_session_start_info_plugin_data(value.metadata.plugin_data.content)
-    plugin_data.group_name = ""
+    plugin_data.group_name = group_name
     plugin_data.model_uri = model_uri
     value.metadata.CopyFrom(
         metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(session_start_info=plugin_data))
@@ -280,6 +286,13 @@ def _normalized_hparams(hparams: Mapping[str, object]) -> dict[str, HParamValue]
             continue
         normalized[str(key)] = value
     return normalized
+
+
+def _named_overrides() -> list[str]:
+    """The run's command-line overrides that name it (those its directory name is made of)."""
+    hydra = HydraConfig.get()
+    excluded = set(OmegaConf.select(hydra, "job.config.override_dirname.exclude_keys", default=None) or [])
+    return [item for item in hydra.overrides.task if item.split("=", 1)[0].lstrip("+~") not in excluded]
 
 
 def _file_writer(writer: SummaryWriter) -> Any:
