@@ -296,6 +296,9 @@ def test_trial_id_is_the_runs_short_name_whatever_folder_tensorboard_opened(trai
     stamp = f"{date[5:7]}{date[8:10]}-{clock}"
     # Only the swept key, by its last part, rounded; the fixed overrides (TINY) are left out.
     expected = sorted([f"{stamp} #0 lr=0.01", f"{stamp} #1 lr=4.6e-3"])
+    # The sweep's first "watch it live" line names the sweep folder, not one run's.
+    first = next(line for line in result.stdout.splitlines() if "watch it live" in line)
+    assert first.startswith("sweep directory: ") and Path(first.rsplit(" ", 1)[1]).name == sweep_dir.name, first
 
     for logdir in (sweep_dir, train.output_root):
         url = start_tensorboard(logdir)
