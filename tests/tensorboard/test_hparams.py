@@ -165,7 +165,7 @@ def test_session_start_and_end_are_written_once_into_the_runs_own_event_file(tmp
     [
         ("completed", api_pb2.STATUS_SUCCESS, 0),
         ("stopped_early", api_pb2.STATUS_SUCCESS, 1),
-        ("pruned", api_pb2.STATUS_SUCCESS, 2),
+        ("pruned", api_pb2.STATUS_FAILURE, 2),  # filtered out with the failed runs by TensorBoard's Status
         ("failed", api_pb2.STATUS_FAILURE, 3),
         ("interrupted", None, 4),  # no end info: the resumed run writes the one end info of the session
     ],

@@ -17,7 +17,7 @@ session also writes a `trial_state` scalar (at the run's final step) that tells 
     trial_state  run status      session status
     0            completed       SUCCESS
     1            stopped_early   SUCCESS   (early stopping is a normal end)
-    2            pruned          SUCCESS   (the tuner stopped it on purpose; not a failure)
+    2            pruned          FAILURE   (it did not train to its end: unticking Failure hides it with the failed)
     3            failed          FAILURE   (exception or NaN loss)
     4            interrupted     (none)    (stopped by a signal; the session stays open, "Unknown")
 
@@ -25,8 +25,8 @@ An interrupted run writes `trial_state` 4 but no end info: TensorBoard keeps onl
 of a run, and `python train.py resume=<run_dir>` continues the same session (`resume()` writes no second
 start info), so the segment that truly ends the run writes the one end info with the true status.
 
-A pruned Optuna trial therefore reads "Success" with `trial_state` 2 in the table, never "Failure";
-filter `trial_state` to [0, 1] to see only runs that trained to their planned end.
+TensorBoard's Status checkboxes then tell the runs that trained to their planned end (Success) from those that
+did not (Failure); `trial_state`, the first metric column, tells a pruned run from a failed one.
 
 A sweep writes one experiment declaration at its root (`write_experiment_declaration`) declaring the swept
 hyperparameters with their domains and the metrics, so the tab shows exactly those columns.
@@ -66,7 +66,7 @@ TRIAL_STATES: dict[RunStatus, int] = {
 SESSION_STATUS: dict[RunStatus, int] = {
     RunStatus.COMPLETED: api_pb2.STATUS_SUCCESS,
     RunStatus.STOPPED_EARLY: api_pb2.STATUS_SUCCESS,
-    RunStatus.PRUNED: api_pb2.STATUS_SUCCESS,
+    RunStatus.PRUNED: api_pb2.STATUS_FAILURE,
     RunStatus.FAILED: api_pb2.STATUS_FAILURE,
 }
 """Final run status -> `SessionEndInfo.status` (an interrupted run writes none: see the module docstring)."""
@@ -74,7 +74,22 @@ SESSION_STATUS: dict[RunStatus, int] = {
 RUN_FACTS: tuple[str, ...] = ("epoch", TRIAL_STATE_TAG)
 """Columns every run has, whatever its task: epochs run and how it ended."""
 
-DEFAULT_METRICS: tuple[str, ...] = ("val/acc", "val/acc_best", "val/loss", "train/loss", "test/acc", *RUN_FACTS)
+
+def metric_columns(task_metrics: Sequence[str], tested: bool = True) -> list[str]:
+    """The HParams metric columns of runs whose task shows `task_metrics`, in the order TensorBoard shows them.
+
+    `trial_state` comes first, so it is among the five metrics the tab shows before any is ticked: a pruned or
+    failed row is told apart at a glance; the epoch count comes last. Without a test split (`trainer.test=false`)
+    the `test/*` tags are left out: no run logs them, and a declared metric no run has empties the parallel
+    coordinates and scatter views (TensorBoard leaves out every run missing a shown metric).
+    """
+    shown = [tag for tag in task_metrics if tested or not tag.startswith("test/")]
+    return [TRIAL_STATE_TAG, *shown, *(fact for fact in RUN_FACTS if fact != TRIAL_STATE_TAG)]
+
+
+DEFAULT_METRICS: tuple[str, ...] = tuple(
+    metric_columns(["val/acc", "val/acc_best", "val/loss", "train/loss", "test/acc"])
+)
 """The columns of the default task (`task=classification`, `Task.hparams_metrics`) when a caller names none;
 sweeps declare their task's own (`trainscope.sweep.objectives`)."""
 
