@@ -93,8 +93,8 @@ def table_config(table: Path, device: str, epochs: int, extra: list[str]) -> Dic
 def run_raw_table(table: Path, device: torch.device, epochs: int) -> list[float]:
     """The regression floor: standardized features and targets preloaded, MSE, squared-error sums read per epoch."""
     cfg = table_config(table, str(device), epochs, [])
-    rows = list(csv.reader(table.read_text().splitlines()))[1:]
-    values = torch.tensor([[float(cell) for cell in row] for row in rows])
+    lines = list(csv.reader(table.read_text().splitlines()))[1:]
+    values = torch.tensor([[float(cell) for cell in row] for row in lines])
     features, target = values[:, :-1].double(), values[:, -1:].double()
     train_rows, val_rows, _ = carve_indices(len(values), 0.1, 0.0, 0)
     mean, std = features[train_rows].mean(0), features[train_rows].std(0, unbiased=False)
