@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from trainscope.config.inert import check_inert
 from trainscope.config.targets import check_targets
 from trainscope.config.yaml_files import load_yaml
 from trainscope.core.checkpoint_io import find_checkpoint, load_checkpoint
@@ -30,8 +31,11 @@ log = logging.getLogger(__name__)
 
 
 def load_run_config(run_dir: Path, device: str | None = None) -> DictConfig:
-    """The run's saved config; `device` (if given) replaces its trainer.device."""
-    cfg = load_yaml(check_run_dir(run_dir) / SAVED_CONFIG)
+    """The run's saved config, checked to be inert (`config/inert.py`) before anything of it is resolved;
+    `device` (if given) replaces its trainer.device."""
+    path = check_run_dir(run_dir) / SAVED_CONFIG
+    cfg = load_yaml(path)
+    check_inert(cfg, run_dir, "run", str(path))
     if device is not None:
         cfg.trainer.device = device
     return cfg
