@@ -17,6 +17,7 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, cli_env, resume_cli
+from tests.helpers.disk import fill, small_disk
 from trainscope.core.checkpoint_io import keep_as_best, load_latest_checkpoint, save_checkpoint
 from trainscope.core.errors import CheckpointError
 from trainscope.core.run_dir import (
@@ -28,6 +29,7 @@ from trainscope.core.run_dir import (
     SAVED_CONFIG,
     RunStatus,
     atomic_write,
+    atomic_write_all,
     check_run_dir,
     read_metrics,
     write_metrics,
@@ -263,3 +265,18 @@ def test_an_optuna_trial_into_a_taken_dir_fails_without_touching_it(train: Any, 
     (trial,) = study.trials
     assert trial.state == TrialState.FAIL
     assert "error: " + trial.user_attrs[FAIL_REASON_ATTR] == refusal(run_dir, "hydra.sweep.dir")
+
+
+def test_files_written_together_change_all_or_none_on_a_full_disk(tmp_path: Path) -> None:
+    """Room for the first file, not the second (a real tmpfs): neither changes, no temporary file is left."""
+    with small_disk(tmp_path / "disk", 2**20) as disk:
+        first, second = disk / ".hydra" / "config.yaml", disk / ".hydra" / "hydra.yaml"
+        atomic_write_all({first: b"old 1", second: b"old 2"})
+        filler = fill(disk, leave=4096)
+        with pytest.raises(OSError, match="No space left"):
+            atomic_write_all({first: b"n" * 3000, second: b"n" * 6000})
+        assert (first.read_bytes(), second.read_bytes()) == (b"old 1", b"old 2")
+        assert sorted(path.name for path in first.parent.iterdir()) == ["config.yaml", "hydra.yaml"]
+        filler.unlink()
+        atomic_write_all({first: b"new 1", second: b"new 2"})
+        assert (first.read_bytes(), second.read_bytes()) == (b"new 1", b"new 2")

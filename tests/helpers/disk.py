@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +24,14 @@ def small_disk(directory: Path, size_bytes: int) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(directory)], check=False)
 
 
-def fill(disk: Path) -> Path:
-    """Write one file until the disk has no byte left; the file, to delete to free the space again."""
+def fill(disk: Path, leave: int = 0) -> Path:
+    """Write one file until the disk has no byte left, then free `leave` bytes of it again (a few pages: room
+    for a first small file, not for the next); the file, to delete to free the space again."""
     filler = disk / "filler"
     with open(filler, "wb") as handle, contextlib.suppress(OSError):
         while True:
             handle.write(b"\0" * 65536)
             handle.flush()
+    if leave:
+        os.truncate(filler, max(0, filler.stat().st_size - leave))
     return filler
