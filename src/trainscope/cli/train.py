@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -56,8 +57,9 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
             torchrun_job.log_as_rank(group.rank)
     # From here on a SIGTERM or Ctrl-C is a stop request, not a silent exit: start-up (building the data and
     # the model) ends, the run stops before its first step with a checkpoint, and it is recorded `interrupted`.
-    # A sweep's jobs keep the sweeper's handling.
-    stop_on_signal = None if multirun else StopOnSignal().install()
+    # A sweep job too (a grid's), unless its sweeper handles the signals itself (the Optuna sweeper does).
+    unhandled = signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
+    stop_on_signal = StopOnSignal().install() if not multirun or unhandled else None
     try:
         if writes_run_dir:
             save_run_config(run_dir, cfg)
