@@ -18,7 +18,13 @@ from optuna.trial import TrialState
 
 from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, cli_env, resume_cli
 from tests.helpers.disk import fill, small_disk
-from trainscope.core.checkpoint_io import keep_as_best, load_latest_checkpoint, save_checkpoint
+from trainscope.core.checkpoint_io import (
+    keep_as_best,
+    load_checkpoint,
+    load_latest_checkpoint,
+    load_model_weights,
+    save_checkpoint,
+)
 from trainscope.core.errors import CheckpointError
 from trainscope.core.run_dir import (
     BEST,
@@ -280,3 +286,29 @@ def test_files_written_together_change_all_or_none_on_a_full_disk(tmp_path: Path
         filler.unlink()
         atomic_write_all({first: b"new 1", second: b"new 2"})
         assert (first.read_bytes(), second.read_bytes()) == (b"new 1", b"new 2")
+
+
+@pytest.mark.parametrize(
+    ("state", "problem"),
+    [
+        ({"model": 3}, "no model state"),
+        ({"model": {}, "trainer": 3}, "trainer is not a state dict"),
+        ({"model": {}, "task": [1]}, "task is not a state dict"),
+    ],
+    ids=["model", "trainer", "task"],
+)
+def test_a_checkpoint_of_the_wrong_shape_is_one_error(state: dict, problem: str, tmp_path: Path) -> None:
+    """A checkpoint that comes with a run directory from anywhere loads safely (weights_only) and is checked for
+    the shape its readers need: before, `{"model": 3}` or `{"trainer": 3}` ended in a TypeError traceback."""
+    path = tmp_path / "last.pt"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="is not a trainscope checkpoint") as error:
+        load_checkpoint(path)
+    assert problem in str(error.value)
+
+
+def test_weights_that_do_not_fit_the_model_are_one_error(tmp_path: Path) -> None:
+    model = torch.nn.Linear(2, 1)
+    with pytest.raises(CheckpointError, match="does not fit the model") as error:
+        load_model_weights(model, {"model": {"x": torch.zeros(1)}}, tmp_path / "best.pt", tmp_path)
+    assert 'Missing key(s) in state_dict: "weight", "bias"' in str(error.value)

@@ -17,8 +17,15 @@ from trainscope.callbacks.build import METRICS_CSV, OPTUNA_PRUNING, STOP_ON_SIGN
 from trainscope.callbacks.stop_on_signal import PhaseCut, StopOnSignal
 from trainscope.config.resumable import config_hash
 from trainscope.config.schema import optimized_metric_names
-from trainscope.core.checkpoint_io import load_checkpoint, weights_fingerprint
-from trainscope.core.errors import ConfigError, RunDirError, TrainingFailed, TrainscopeError, is_disk_full
+from trainscope.core.checkpoint_io import error_detail, load_checkpoint, weights_fingerprint
+from trainscope.core.errors import (
+    CheckpointError,
+    ConfigError,
+    RunDirError,
+    TrainingFailed,
+    TrainscopeError,
+    is_disk_full,
+)
 from trainscope.core.interruption import RunInterrupted, resume_command
 from trainscope.core.run_dir import (
     BEST,
@@ -101,7 +108,13 @@ def train(cfg: DictConfig, run_dir: Path, stop_on_signal: StopOnSignal | None = 
         task=task,
     )
     if resumed is not None:
-        trainer.load_state_dict(resumed)
+        try:
+            trainer.load_state_dict(resumed)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:  # a checkpoint from somewhere else
+            raise CheckpointError(
+                f"resume: the checkpoint of {run_dir} does not fit this run ({error_detail(error)}); was it "
+                "written by another config or trainscope version? start a new run"
+            ) from None
 
     log.info("run directory: %s  |  watch it live: tensorboard --logdir %s", run_dir, run_dir)
     log.info("model %s: %d parameters, device %s", cfg.model._target_, count_parameters(model), device)
