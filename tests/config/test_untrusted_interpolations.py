@@ -10,11 +10,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from hydra.core.utils import setup_globals
 
 from tests.helpers.cli import REPO_ROOT, error_line, run_script
+from tests.helpers.run_dirs import plant_pickle
 from trainscope.adapters.omegaconf_private import registered_resolvers
 from trainscope.cli.resume_arguments import resume_arguments
 from trainscope.config.inert import INERT_RESOLVERS, interpolation_refusal
@@ -33,19 +33,6 @@ def every_resolver() -> list[str]:
     names = registered_resolvers()
     assert {"oc.create", "oc.decode", "oc.env", "hydra", "now", "unique_dir"} <= set(names)
     return names
-
-
-def plant_pickle(directory: Path) -> tuple[Path, Path]:
-    """A `.pt` file that runs code when `torch.load(weights_only=False)` opens it (it creates `marker`)."""
-    marker = directory / "the-pickle-ran"
-    payload = directory / "weights.pt"
-
-    class Exploit:
-        def __reduce__(self) -> tuple:
-            return (open, (str(marker), "w"))
-
-    torch.save(Exploit(), payload)
-    return payload, marker
 
 
 def payloads(resolver: str, pickle: Path) -> list[str]:

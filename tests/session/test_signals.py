@@ -9,14 +9,13 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from tensorboard.plugins.hparams import api_pb2, metadata
 
-from tests.helpers.cli import REPO_ROOT, cli_env, start_training, wait_for_checkpoint
+from tests.helpers.cli import REPO_ROOT, cli_env, resume_cli, start_training, wait_for_checkpoint, wait_for_run_file
 from tests.helpers.events import read_events, session_infos
 from tests.helpers.tensorboard_server import metric_values, session_groups, start_tensorboard, wait_for
 from trainscope.core.callback import Callback
@@ -138,25 +137,12 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path: Path, data_dir: Path) -> None:
     torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)  # the last good checkpoint is intact
 
 
-def wait_for_saved_config(output_root: Path, process: subprocess.Popen[str], timeout: float = 60) -> Path:
-    """The run directory, as soon as its `.hydra/config.yaml` exists: the run is starting, nothing built yet."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = list((output_root / "runs").glob("*/*/.hydra/config.yaml"))
-        if found:
-            return found[0].parent.parent
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        time.sleep(0.001)
-    process.kill()
-    pytest.fail("no run directory within the timeout")
-
-
 def test_sigterm_during_start_up_is_recorded_and_resumable(tmp_path: Path, data_dir: Path) -> None:
     """Sent while the run builds its data and model (torch not even imported yet): the run stops before its
     first step, says so, is recorded `interrupted` with a step-0 checkpoint, and `resume=` trains it fully."""
     output_root = tmp_path / "outputs"
     process = start_training(SHORT, output_root, data_dir)
-    run_dir = wait_for_saved_config(output_root, process)
+    run_dir = wait_for_run_file(output_root, process, ".hydra/config.yaml", "its run directory")
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 143, output
@@ -170,14 +156,7 @@ def test_sigterm_during_start_up_is_recorded_and_resumable(tmp_path: Path, data_
         "interrupted by SIGTERM during start-up",
         0,
     )
-    resumed = subprocess.run(
-        [sys.executable, "train.py", f"resume={run_dir}"],
-        cwd=REPO_ROOT,
-        env=cli_env(output_root, data_dir),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    resumed = resume_cli(run_dir, data_dir)
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((run_dir / "metrics.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_run"] == 1 and "test/acc" in summary["test"]
@@ -211,14 +190,7 @@ def test_sigterm_during_the_test_phase_cuts_it_and_resume_tests(
     assert summary["reason"] == "interrupted by SIGTERM during the test phase"
     assert summary["epochs_run"] == 1
 
-    resumed = subprocess.run(
-        [sys.executable, "train.py", f"resume={run_dir}"],
-        cwd=REPO_ROOT,
-        env=cli_env(output_root, data_dir),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    resumed = resume_cli(run_dir, data_dir)
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((run_dir / "metrics.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_run"] == 1 and "test/acc" in summary["test"]
