@@ -9,16 +9,21 @@ import os
 import shutil
 from pathlib import Path
 
+import optuna
 import pytest
+import yaml
+from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from tests.helpers.disk import small_disk
 from tests.helpers.sweep import load_study, run, run_dirs
+from trainscope.adapters.optuna_private import study_storage, trial_id
 from trainscope.core.callback import Callback
 from trainscope.core.view import TrainerView
-from trainscope.trial.attributes import OWNER_ATTR
-
-pytestmark = pytest.mark.slow  # real sweeps
+from trainscope.sweep.optuna.study import complete_from_run_dir
+from trainscope.trial.attributes import OWNER_ATTR, RUN_DIR_ATTR
+from trainscope.trial.channel import TrialAddress
+from trainscope.trial.storage import open_storage
 
 ARGS = ["-m", "hparams_search=synthetic", "hydra/sweeper/pruner=none", "trainer.max_epochs=1"]
 
@@ -58,6 +63,7 @@ def copy_of(finished_sweep: Path, tmp_path: Path) -> Path:
     return sweep_dir
 
 
+@pytest.mark.slow
 def test_a_torn_complete_record_is_recovered_from_the_run_directory(
     finished_sweep: Path, tmp_path: Path, data_dir: Path
 ) -> None:
@@ -78,24 +84,7 @@ def test_a_torn_complete_record_is_recovered_from_the_run_directory(
     assert len(run_dirs(sweep_dir)) == 2
 
 
-def test_a_crafted_metrics_json_is_not_taken_as_a_result(finished_sweep: Path, tmp_path: Path, data_dir: Path) -> None:
-    """The run directory is untrusted input: a result it does not prove (not a number) is retrained instead."""
-    sweep_dir = copy_of(finished_sweep, tmp_path)
-    journal = sweep_dir / "optuna_journal.log"
-    (complete,) = [i for i, r in enumerate(records(journal)) if r["op_code"] == 6 and r["trial_id"] == 1]
-    cut_before(journal, complete, torn=False)
-    metrics_file = run_dirs(sweep_dir)[1] / "metrics.json"
-    metrics = json.loads(metrics_file.read_text())
-    metrics["final"]["val/acc_best"] = "1e9"
-    metrics_file.write_text(json.dumps(metrics))
-
-    code, stdout, stderr = rerun(sweep_dir, data_dir)
-    assert code == 0, stderr[-3000:]
-    assert "had finished" not in stdout and "trial 1 was left RUNNING by a killed sweep" in stdout
-    states = [t.state for t in load_study(sweep_dir).trials]
-    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]  # retried once as trial 2
-
-
+@pytest.mark.slow
 def test_a_trial_whose_owner_record_was_lost_is_retried_not_waited_for(
     finished_sweep: Path, tmp_path: Path, data_dir: Path
 ) -> None:
@@ -133,6 +122,7 @@ class FillDiskAtFitEnd(Callback):
                     handle.flush()
 
 
+@pytest.mark.slow
 def test_a_full_disk_under_a_sweep_is_one_line_and_the_rerun_finishes(
     tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -156,3 +146,49 @@ def test_a_full_disk_under_a_sweep_is_one_line_and_the_rerun_finishes(
         assert "still running" not in again.stdout
         counted = [t for t in load_study(sweep_dir).trials if t.state == TrialState.COMPLETE]
         assert len(counted) >= 2, again.stdout[-3000:]
+
+
+def abandoned_trial(tmp_path: Path, metrics: dict, study_name: str = "s", number: int | None = None) -> tuple:
+    """A journal study with one RUNNING trial whose run directory holds `metrics` (and names its trial)."""
+    study = optuna.create_study(
+        study_name="s", storage=open_storage(str(tmp_path / "journal.log")), direction="maximize"
+    )
+    study.set_metric_names(["val/acc_best"])
+    trial = study.ask({"lr": FloatDistribution(0.1, 1.0)})
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    address = TrialAddress("journal.log", study_name, trial_id(trial), trial.number if number is None else number)
+    (run_dir / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"job": {"env_set": address.env()}}}))
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    study_storage(study).set_trial_user_attr(trial_id(trial), RUN_DIR_ATTR, str(run_dir))
+    return study, study.get_trials()[0]
+
+
+FINISHED = {"status": "completed", "optimized_metric": "val/acc_best", "final": {"val/acc_best": 0.75}}
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names
+@pytest.mark.parametrize(
+    ("change", "recovered"),
+    [
+        ({}, True),
+        ({"status": "stopped_early"}, True),
+        ({"status": "interrupted"}, False),  # the run did not finish: retried, continuing from its checkpoint
+        ({"status": "failed"}, False),
+        ({"final": {"val/acc_best": "0.75"}}, False),  # not a number
+        ({"final": {"val/acc_best": float("nan")}}, False),
+        ({"final": {"val/acc_best": True}}, False),
+        ({"optimized_metric": "val/loss"}, False),  # another objective than the study's
+        ({"final": []}, False),
+        ({"study": "another"}, False),  # the run directory names another study's trial
+        ({"number": 7}, False),  # ... or another trial of this study
+    ],
+)
+def test_only_a_finished_run_of_this_trial_completes_it(change: dict, recovered: bool, tmp_path: Path) -> None:
+    """The run directory is untrusted input (in-process: a real journal study and files on disk)."""
+    identity = {key: change.pop(key) for key in ("study", "number") if key in change}
+    study, trial = abandoned_trial(tmp_path, {**FINISHED, **change}, identity.get("study", "s"), identity.get("number"))
+    assert complete_from_run_dir(study, trial) is recovered
+    (stored,) = study.get_trials()
+    assert stored.state == (TrialState.COMPLETE if recovered else TrialState.RUNNING)
+    assert stored.values == ([0.75] if recovered else None)
