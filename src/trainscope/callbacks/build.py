@@ -41,9 +41,11 @@ METRICS_CSV = "metrics_csv"
 OPTUNA_PRUNING = "optuna_pruning"
 
 
-def build_callbacks(cfg: DictConfig, task: Task | None = None) -> CallbackList:
+def build_callbacks(
+    cfg: DictConfig, task: Task | None = None, stop_on_signal: StopOnSignal | None = None
+) -> CallbackList:
     """Every callback of the run `cfg` describes, in hook order; `task` (built from `cfg` when not given) chooses
-    its TensorBoard panels."""
+    its TensorBoard panels; `stop_on_signal`: the one installed when the run started, if any."""
     configured = _configured_callbacks(cfg.get("callbacks"))
     checkpoints = {name: callback for name, callback in configured.items() if isinstance(callback, CheckpointCallback)}
     return CallbackList(
@@ -51,7 +53,7 @@ def build_callbacks(cfg: DictConfig, task: Task | None = None) -> CallbackList:
             **{name: callback for name, callback in configured.items() if name not in checkpoints},
             **_tensorboard_loggers(cfg, task if task is not None else build_task(cfg)),
             METRICS_CSV: MetricsCsv(),
-            STOP_ON_SIGNAL: StopOnSignal(),
+            STOP_ON_SIGNAL: stop_on_signal if stop_on_signal is not None else StopOnSignal(),
             **_trial_pruning(),
             **checkpoints,
         }

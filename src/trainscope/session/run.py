@@ -14,10 +14,18 @@ from typing import Any
 from omegaconf import DictConfig
 
 from trainscope.callbacks.build import METRICS_CSV, OPTUNA_PRUNING, STOP_ON_SIGNAL, build_callbacks
+from trainscope.callbacks.stop_on_signal import PhaseCut, StopOnSignal
 from trainscope.config.resumable import config_hash
 from trainscope.config.schema import optimized_metric_names
-from trainscope.core.checkpoint_io import load_checkpoint, weights_fingerprint
-from trainscope.core.errors import ConfigError, RunDirError, TrainingFailed, TrainscopeError, is_disk_full
+from trainscope.core.checkpoint_io import error_detail, load_checkpoint, weights_fingerprint
+from trainscope.core.errors import (
+    CheckpointError,
+    ConfigError,
+    RunDirError,
+    TrainingFailed,
+    TrainscopeError,
+    is_disk_full,
+)
 from trainscope.core.interruption import RunInterrupted, resume_command
 from trainscope.core.run_dir import (
     BEST,
@@ -60,15 +68,19 @@ class RunResult:
     objective: float | tuple[float, ...]
 
 
-def train(cfg: DictConfig, run_dir: Path) -> RunResult:
-    """Train as `cfg` says, writing everything into `run_dir`; raises TrainingFailed if the run fails."""
+def train(cfg: DictConfig, run_dir: Path, stop_on_signal: StopOnSignal | None = None) -> RunResult:
+    """Train as `cfg` says, writing everything into `run_dir`; raises TrainingFailed if the run fails.
+
+    `stop_on_signal`: the handler the entrypoint installed when the run started (a signal during start-up then
+    stops the run before its first step); without one, signals are handled from the first step on.
+    """
     started = time.time()
     resumed = load_resume_checkpoint(cfg) if cfg.get("resume") else None  # before any work: fail fast
     device, data, model, task = build_data_and_model(cfg)
     optimizer = build_optimizer(cfg, model)
     scheduler, interval = build_scheduler(cfg, optimizer, steps_per_epoch=len(data.train))
     group = process_group()  # one process of a torchrun job, or the only one
-    callbacks = build_callbacks(cfg, task)
+    callbacks = build_callbacks(cfg, task, stop_on_signal)
     stop_on_signal = callbacks.callbacks[STOP_ON_SIGNAL]
     if not group.is_main:
         for name in RANK_ZERO_ONLY_CALLBACKS:
@@ -96,7 +108,13 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
         task=task,
     )
     if resumed is not None:
-        trainer.load_state_dict(resumed)
+        try:
+            trainer.load_state_dict(resumed)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:  # a checkpoint from somewhere else
+            raise CheckpointError(
+                f"resume: the checkpoint of {run_dir} does not fit this run ({error_detail(error)}); was it "
+                "written by another config or trainscope version? start a new run"
+            ) from None
 
     log.info("run directory: %s  |  watch it live: tensorboard --logdir %s", run_dir, run_dir)
     log.info("model %s: %d parameters, device %s", cfg.model._target_, count_parameters(model), device)
@@ -117,7 +135,7 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
             session.start()
         else:
             session.resume()  # one session per run: the first segment wrote its start info
-        test_metrics = _fit_and_test(cfg, trainer)
+        test_metrics = _fit_and_test(cfg, trainer, stop_on_signal)
     except BaseException as error:
         if is_disk_full(error):  # rather than the loop's `OSError: [Errno 28] ...`: what happened, in words
             trainer.status = RunStatus.FAILED
@@ -141,15 +159,24 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
     return RunResult(trainer.status, trainer.stop_reason, metrics["final"], objective(cfg, metrics["final"]))
 
 
-def _fit_and_test(cfg: DictConfig, trainer: Trainer) -> dict[str, float]:
-    """Train; then test the best model if the run completed or stopped early. The test metrics."""
+def _fit_and_test(cfg: DictConfig, trainer: Trainer, stop_on_signal: StopOnSignal) -> dict[str, float]:
+    """Train; then test the best model if the run completed or stopped early. The test metrics.
+
+    A signal during the test phase cuts it at once: training's last checkpoint is written, so the run is
+    recorded `interrupted` (no test metrics) and `resume=` trains nothing more and runs the test phase again.
+    """
     trainer.fit()
     if trainer.status == RunStatus.INTERRUPTED:
         # mid-epoch too: the resumed run finishes this epoch exactly
         trainer.save_checkpoint()
     tested = cfg.trainer.test and trainer.data.test is not None
     if tested and trainer.status in (RunStatus.COMPLETED, RunStatus.STOPPED_EARLY):
-        return _test_best_model(trainer)
+        try:
+            with stop_on_signal.cutting_at_once():
+                return _test_best_model(trainer)
+        except PhaseCut as cut:
+            trainer.status = RunStatus.INTERRUPTED
+            trainer.stop_reason = f"interrupted by {cut} during the test phase"
     return {}
 
 
