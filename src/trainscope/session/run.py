@@ -64,11 +64,11 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
     """Train as `cfg` says, writing everything into `run_dir`; raises TrainingFailed if the run fails."""
     started = time.time()
     resumed = load_resume_checkpoint(cfg) if cfg.get("resume") else None  # before any work: fail fast
-    device, data, model, task = build_data_and_model(cfg)
+    device, data, model, task = build_data_and_model(cfg, initial_weights=resumed is None)
     optimizer = build_optimizer(cfg, model)
     scheduler, interval = build_scheduler(cfg, optimizer, steps_per_epoch=len(data.train))
     group = process_group()  # one process of a torchrun job, or the only one
-    callbacks = build_callbacks(cfg, task)
+    callbacks = build_callbacks(cfg, task, model)
     stop_on_signal = callbacks.callbacks[STOP_ON_SIGNAL]
     if not group.is_main:
         for name in RANK_ZERO_ONLY_CALLBACKS:
