@@ -4,12 +4,17 @@ tab; a pattern that names nothing is one line."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.helpers.cli import resume_cli, single_run_dir, start_training
 from tests.helpers.events import read_events
 from tests.helpers.in_process import make_trainer
 from trainscope.callbacks.freezing import PARAMETERS_TEXT, Freezing
@@ -85,3 +90,62 @@ def test_a_schedule_without_frozen_parameters_is_refused() -> None:
         FinetuneConfig.from_config({"unfreeze_at_epoch": 2})
     with pytest.raises(ConfigError, match="set one of them"):
         FinetuneConfig.from_config({"freeze": "backbone", "unfreeze_at_epoch": 2, "unfreeze_at_step": 3})
+
+
+# A CNN (with BatchNorm) on small images, deterministic, a checkpoint every 3 steps: 9 batches an epoch.
+UNFREEZING_RUN = [
+    "data=synthetic",
+    "data.num_samples=320",
+    "data.batch_size=32",
+    "data.input_shape=[1,12,12]",
+    "model=cnn",
+    "trainer.deterministic=true",
+    "trainer.max_epochs=3",
+    "trainer.test=false",
+    "logging=minimal",
+    "logging.progress_bar=false",
+    "callbacks.checkpoint.every_n_steps=3",
+    "finetune.freeze=backbone",
+    "finetune.unfreeze_at_epoch=2",
+    "finetune.freeze_bn=true",
+]
+
+
+def kill_in_epoch_3(output_root: Path, process: subprocess.Popen[str]) -> Path:
+    """SIGKILL the run at its first checkpoint inside the third epoch; its run directory."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        for last in (output_root / "runs").glob("*/*/checkpoints/last.pt"):
+            with contextlib.suppress(Exception):  # a checkpoint being replaced: look again
+                state = torch.load(last, weights_only=True)["trainer"]
+                if state["epoch"] == 2 and state["batch_in_epoch"] > 0:
+                    process.send_signal(signal.SIGKILL)
+                    process.communicate()
+                    return last.parent.parent
+        time.sleep(0.02)
+    process.kill()
+    pytest.fail(f"no checkpoint inside epoch 3:\n{process.communicate()[0]}")
+
+
+@pytest.mark.slow
+def test_sigkill_after_the_unfreeze_point_then_resume_equals_the_uninterrupted_run(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    straight_root, killed_root = tmp_path / "straight", tmp_path / "killed"
+    straight = start_training(UNFREEZING_RUN, straight_root, data_dir)
+    killed = start_training(UNFREEZING_RUN, killed_root, data_dir)
+    run_dir = kill_in_epoch_3(killed_root, killed)
+    resumed = resume_cli(run_dir, data_dir)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    straight_output, _ = straight.communicate(timeout=300)
+    assert straight.returncode == 0, straight_output
+    straight_dir = single_run_dir(straight_root)
+
+    expected = torch.load(straight_dir / "checkpoints" / "last.pt", weights_only=True)
+    actual = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert actual["trainer"]["global_step"] == expected["trainer"]["global_step"] == 27
+    for name, value in expected["model"].items():
+        assert torch.equal(actual["model"][name], value), f"{name} differs after the resume"
+    assert [epoch["val/loss"] for epoch in actual["trainer"]["history"]] == [
+        epoch["val/loss"] for epoch in expected["trainer"]["history"]
+    ]
