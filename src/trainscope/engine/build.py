@@ -17,7 +17,7 @@ from trainscope.config.groups.optimizer import OptimizerConfig, SchedulerConfig
 from trainscope.config.groups.trainer import TrainerConfig
 from trainscope.core.errors import ConfigError, TrainscopeError, first_line
 from trainscope.distributed.process_group import device_for, process_group
-from trainscope.engine.weight_decay import parameter_groups
+from trainscope.engine.param_groups import optimizer_groups
 from trainscope.models.build import build_model
 from trainscope.models.init_from import load_initial_weights
 from trainscope.tasks import Task, build_task
@@ -124,11 +124,20 @@ def _describe(inputs: Any) -> str:
 
 
 def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """The configured optimizer over the model's parameters, weight decay applied by `optimizer.weight_decay_on`
+    """The configured optimizer over the model's parameters, in the groups of `optimizer.param_groups` and
+    `optimizer.layer_decay` (`trainscope.engine.param_groups`), weight decay applied by `optimizer.weight_decay_on`
     (`trainscope.engine.weight_decay`: `all`, or `matrices` only)."""
     optimizer_cfg: dict[str, Any] = OmegaConf.to_container(cfg.optimizer, resolve=True)  # type: ignore[assignment]
-    weight_decay_on = optimizer_cfg.pop("weight_decay_on", OptimizerConfig.weight_decay_on)  # not the optimizer's
-    groups = parameter_groups(model, weight_decay_on, float(optimizer_cfg.get("weight_decay", 0.0)))
+    # trainscope's own keys, not the optimizer's
+    weight_decay_on = optimizer_cfg.pop("weight_decay_on", OptimizerConfig.weight_decay_on)
+    groups = optimizer_groups(
+        model,
+        lr=optimizer_cfg.get("lr"),
+        weight_decay=float(optimizer_cfg.get("weight_decay", 0.0)),
+        weight_decay_on=weight_decay_on,
+        groups=optimizer_cfg.pop("param_groups", None),
+        layer_decay=optimizer_cfg.pop("layer_decay", None),
+    )
     return instantiate(optimizer_cfg)(groups)
 
 
