@@ -22,7 +22,7 @@ def test_a_head_group_with_lr_scale_and_the_rest_in_default() -> None:
         Path("/unused"),
         "model=mlp",
         "optimizer=adamw",
-        "+optimizer.param_groups=[{name: head, params: net.4, lr_scale: 10, weight_decay: 0}]",
+        "optimizer.param_groups=[{name: head, params: net.4, lr_scale: 10, weight_decay: 0}]",
     )
     optimizer = build_optimizer(config, model)
     groups = {(group["name"], group["weight_decay"]): group for group in optimizer.param_groups}

@@ -2,8 +2,8 @@
 
 In this order (the order hooks run in; the names key each callback's state in checkpoints):
 
-0. the fine-tuning schedule, keyed `finetune`, when `finetune.freeze` is set (`trainscope.callbacks.freezing`): first,
-   so every other callback sees the epoch's trainable parameters;
+0. the fine-tuning schedule, keyed `finetune`, when `finetune.freeze` or `finetune.lora` is set
+   (`trainscope.callbacks.freezing`): first, so every other callback sees the epoch's trainable parameters;
 1. the `callbacks` group: checkpointing, early stopping, the learning-rate logger, the health checks and any
    `+callbacks.<name>._target_=...` of the user's (a null entry turns that one off);
 2. the TensorBoard loggers the `logging` group switches on, keyed `monitor/<name>`: `logging=minimal` writes the
@@ -98,7 +98,7 @@ def _tensorboard_loggers(cfg: DictConfig, task: Task) -> dict[str, Callback]:
 def _finetuning(cfg: DictConfig, model: nn.Module | None) -> dict[str, Callback]:
     """The freezing schedule of `finetune.freeze` on `model`, when both are there."""
     config = FinetuneConfig.from_config(cfg.get("finetune"))
-    if model is None or config.freeze is None:
+    if model is None or (config.freeze is None and config.lora is None):
         return {}
     return {FINETUNE: Freezing(config, model)}
 

@@ -15,12 +15,14 @@ the model itself updated it), is reported.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from torch import nn
 
 from trainscope.callbacks.health import HealthCheck
 from trainscope.config.groups.finetune import FinetuneConfig
 from trainscope.core.view import TrainerView
+from trainscope.models.lora import transposed_layers
 from trainscope.models.parts import layer_groups, select_parameters
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,13 @@ class Freezing(HealthCheck):
         ]
         self.groups = [group for group in self.groups if group]
         self.batch_norms = [module for module in model.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)]
+        self.lora_transposed = transposed_layers(model)  # for `trainscope-export merged=true`
         self.unfrozen_groups: int | None = None  # how many groups train now; None before the first application
         self.versions: dict[int, int] = {}  # each frozen parameter's version counter when it was frozen
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nothing the schedule needs (it follows the epoch and step); what an export of LoRA weights needs."""
+        return {"lora_transposed": self.lora_transposed}
 
     def unfrozen_at(self, epoch: int, step: int) -> int:
         """How many layer groups train after `epoch` epochs and `step` steps."""

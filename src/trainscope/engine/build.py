@@ -20,6 +20,7 @@ from trainscope.distributed.process_group import device_for, process_group
 from trainscope.engine.param_groups import optimizer_groups
 from trainscope.models.build import build_model
 from trainscope.models.init_from import load_initial_weights
+from trainscope.models.lora import with_adapters
 from trainscope.tasks import Task, build_task
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def build_data_and_model(cfg: DictConfig, initial_weights: bool = False) -> tupl
     model = build_model(cfg.model, data.input_shape, task.output_size)
     if initial_weights and cfg.model.get("init_from"):
         load_initial_weights(model, str(cfg.model.init_from))
-    model = model.to(device)
+    model = with_adapters(model, cfg.get("finetune")).to(device)  # after init_from: adapters on pretrained weights
     if trainer.channels_last and data.image_inputs:
         model = model.to(memory_format=torch.channels_last)  # 4-D weights only; the trainer converts inputs
     check_first_batch(task, model, data)

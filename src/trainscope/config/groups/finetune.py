@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from trainscope.config.rules import BOOLEAN, NON_NEGATIVE_INT, POSITIVE_INT, Rule
+from trainscope.config.rules import BOOLEAN, FRACTION, NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, Rule
 from trainscope.config.typed import TypedGroup, key
 from trainscope.core.errors import ConfigError
 
@@ -20,6 +20,22 @@ def _patterns(value: Any) -> bool:
 
 
 FREEZE = Rule("null, backbone (all but the head), a parameter-name pattern or a list of them", _patterns)
+
+
+def _names(value: Any) -> bool:
+    return isinstance(value, list | tuple) and bool(value) and all(isinstance(item, str) and item for item in value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoraConfig(TypedGroup):
+    """`finetune.lora`: low-rank adapters (PEFT's LoRA) on the named `nn.Linear`/`Conv2d` layers; the rest freezes."""
+
+    GROUP: ClassVar[str] = "finetune.lora"
+
+    target_modules: tuple[str, ...] = key(Rule("a list of module names (or their last parts: qkv, c_attn)", _names))
+    r: int = key(POSITIVE_INT, 8)
+    alpha: float = key(POSITIVE_NUMBER, 16)
+    dropout: float = key(FRACTION, 0.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +56,11 @@ class FinetuneConfig(TypedGroup):
     epochs (or steps, with `unfreeze_at_step`), instead of all at once."""
     freeze_bn: bool = key(BOOLEAN, False)
     """Frozen BatchNorm layers keep their running statistics (they run in eval mode while frozen)."""
+    lora: LoraConfig | None = key(
+        Rule("null or a mapping of target_modules, r, alpha, dropout", lambda value: isinstance(value, dict)).or_null(),
+        None,
+    )
+    """LoRA adapters (`trainscope.models.lora`, needs `pip install 'trainscope[finetune]'`); null: none."""
 
     def __post_init__(self) -> None:
         if isinstance(self.freeze, str):
