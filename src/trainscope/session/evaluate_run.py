@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from trainscope.config.targets import check_targets
 from trainscope.config.yaml_files import load_yaml
-from trainscope.core.checkpoint_io import find_checkpoint, load_checkpoint
+from trainscope.core.checkpoint_io import find_checkpoint, load_checkpoint, weights_to_test
 from trainscope.core.errors import DataError
 from trainscope.core.run_dir import METRICS_FILE, SAVED_CONFIG, check_run_dir, read_metrics, write_metrics
 from trainscope.core.run_lock import run_lock
@@ -57,7 +57,7 @@ def _evaluate(run_dir: Path, cfg: DictConfig, checkpoint: str) -> dict[str, floa
     if data.test is None:
         raise DataError(f"data={cfg.data.get('dataset', '?')} of run {run_dir} has no test split to evaluate")
     state = load_checkpoint(checkpoint_path, torch_device)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(weights_to_test(state))  # the moving average of callbacks.ema, when the run kept one
     task.load_state_dict(state.get("task", {}))  # what training learned from its data (a regression's scaling)
     data.load_state_dict(state.get("data", {}))
     metrics_file: dict[str, Any] = read_metrics(run_dir) if (run_dir / METRICS_FILE).is_file() else {}
