@@ -149,3 +149,35 @@ def test_sigkill_after_the_unfreeze_point_then_resume_equals_the_uninterrupted_r
     assert [epoch["val/loss"] for epoch in actual["trainer"]["history"]] == [
         epoch["val/loss"] for epoch in expected["trainer"]["history"]
     ]
+
+
+@pytest.mark.parametrize(
+    ("build", "head"),
+    [
+        (lambda: __import__("timm").create_model("resnet10t", num_classes=3), "fc"),  # timm's get_classifier()
+        (lambda: __import__("torchvision").models.resnet18(num_classes=3), "fc"),
+        (lambda: __import__("torchvision").models.mobilenet_v3_small(num_classes=3), "classifier.3"),
+    ],
+    ids=["timm", "torchvision_resnet", "torchvision_mobilenet"],
+)
+def test_the_head_of_timm_and_torchvision_models(build, head: str) -> None:
+    model = build()
+    assert head_name(model) == head
+    frozen = set(select_parameters(model, ["backbone"], "finetune.freeze"))
+    assert {name for name, _ in model.named_parameters()} - frozen == {f"{head}.weight", f"{head}.bias"}
+
+
+def test_freezing_every_parameter_is_one_line_and_a_model_with_nothing_trainable_fails_before_a_step(
+    tmp_path: Path,
+) -> None:
+    trainer = make_trainer(tmp_path, max_epochs=1)
+    with pytest.raises(ConfigError, match=r"finetune.freeze=net freezes every parameter of MLP, so nothing would"):
+        Freezing(FinetuneConfig.from_config({"freeze": "net"}), trainer.model)
+    for parameter in trainer.model.parameters():  # a model that froze itself
+        parameter.requires_grad_(False)
+    freezing = Freezing(FinetuneConfig.from_config({"freeze": "net.4", "unfreeze_at_epoch": 1}), trainer.model)
+    trainer.callbacks = CallbackList({"finetune": freezing})
+    trainer.fit()
+    trainer.tensorboard.close()
+    assert trainer.status == "failed" and trainer.stop_reason.startswith("nothing trains: every parameter is frozen")
+    assert trainer.state.global_step == 0

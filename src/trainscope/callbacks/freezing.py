@@ -8,8 +8,9 @@ too) freezes exactly what the uninterrupted run froze at that point, with nothin
 
 This callback owns the model's `requires_grad` flags and, with `finetune.freeze_bn`, the train/eval mode of frozen
 BatchNorm layers: the one thing outside the loop that changes the model (documented in docs/fine-tuning.md). It is
-also a health check (`health/frozen`): nothing trainable, or a frozen parameter that changed anyway (a callback or
-the model itself updated it), is reported.
+also a health check (`health/frozen`): nothing trainable stops the run before its first step (a `finetune.freeze`
+that covers every parameter is refused earlier, as a config error), and a frozen parameter that changed anyway (a
+callback or the model itself updated it) is reported.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch import nn
 
 from trainscope.callbacks.health import HealthCheck
 from trainscope.config.groups.finetune import FinetuneConfig
+from trainscope.core.errors import ConfigError
 from trainscope.core.view import TrainerView
 from trainscope.models.lora import transposed_layers
 from trainscope.models.parts import layer_groups, select_parameters
@@ -40,6 +42,11 @@ class Freezing(HealthCheck):
         self.config = config
         frozen = set(select_parameters(model, config.freeze or (), "finetune.freeze"))
         parameters = dict(model.named_parameters())
+        if frozen and frozen == set(parameters) and not self.unfreezes_at_start(config):
+            raise ConfigError(
+                f"finetune.freeze={','.join(config.freeze or ())} freezes every parameter of {type(model).__name__}, "
+                "so nothing would train; freeze fewer (finetune.freeze=backbone leaves the head)"
+            )
         # Unfreezing order: layer groups from the output side; every frozen parameter in exactly one group.
         self.groups = [
             [parameters[name] for name in group if name in frozen] for group in reversed(layer_groups(model))
@@ -53,6 +60,10 @@ class Freezing(HealthCheck):
     def state_dict(self) -> dict[str, Any]:
         """Nothing the schedule needs (it follows the epoch and step); what an export of LoRA weights needs."""
         return {"lora_transposed": self.lora_transposed}
+
+    @staticmethod
+    def unfreezes_at_start(config: FinetuneConfig) -> bool:
+        return config.unfreeze_at_epoch == 0 or config.unfreeze_at_step == 0
 
     def unfrozen_at(self, epoch: int, step: int) -> int:
         """How many layer groups train after `epoch` epochs and `step` steps."""
@@ -108,11 +119,11 @@ class Freezing(HealthCheck):
             f"| module | trainable | frozen |\n| --- | --- | --- |\n{table}",
             trainer.state.global_step,
         )
-        if trainable == 0:
-            self.report(
+        if trainable == 0:  # a model that froze itself, or adapters on nothing: no step could be taken
+            self.fail(
                 trainer,
                 "nothing trains: every parameter is frozen",
-                "freeze fewer parameters (finetune.freeze), or unfreeze them (finetune.unfreeze_at_epoch=0)",
+                "freeze fewer parameters (finetune.freeze), or check that the model leaves some requires_grad=True",
             )
 
     def on_fit_start(self, trainer: TrainerView) -> None:
