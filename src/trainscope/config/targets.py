@@ -45,6 +45,7 @@ TRUSTED_PACKAGES: tuple[str, ...] = (
     "trainscope.tasks",
     "trainscope.callbacks",
     "trainscope.engine.schedules",
+    "trainscope.engine.ema",
     "torch.nn",
     "torch.optim",
     "torchvision.models",

@@ -132,6 +132,19 @@ def error_detail(error: BaseException) -> str:
     return lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0]
 
 
+EMA_WEIGHTS = "ema_weights"
+"""The key of the weights' moving average in a callback's checkpoint state (`trainscope.engine.ema`)."""
+
+
+def weights_to_test(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The weights a checkpoint is tested with: the moving average of `callbacks.ema` when the run kept one (what
+    `val_ema/*` validated), else the model's own."""
+    for state in (checkpoint.get("callbacks") or {}).values():
+        if isinstance(state, dict) and state.get(EMA_WEIGHTS) is not None:
+            return state[EMA_WEIGHTS]
+    return checkpoint["model"]
+
+
 def load_latest_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], Path]:
     """The newest loadable checkpoint of the run: `last.pt`, else `previous.pt` (with a warning).
 

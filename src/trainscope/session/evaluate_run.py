@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from trainscope.config.inert import check_inert
 from trainscope.config.targets import check_targets
 from trainscope.config.yaml_files import load_yaml
-from trainscope.core.checkpoint_io import find_checkpoint, load_checkpoint, load_model_weights
+from trainscope.core.checkpoint_io import find_checkpoint, load_checkpoint, load_model_weights, weights_to_test
 from trainscope.core.errors import DataError, RunDirError, first_line
 from trainscope.core.run_dir import METRICS_FILE, SAVED_CONFIG, check_run_dir, read_metrics, write_metrics
 from trainscope.core.run_lock import run_lock
@@ -89,7 +89,8 @@ def _evaluate(run_dir: Path, cfg: DictConfig, checkpoint: str) -> dict[str, floa
     if data.test is None:
         raise DataError(f"data={cfg.data.get('dataset', '?')} of run {run_dir} has no test split to evaluate")
     state = load_checkpoint(checkpoint_path, torch_device)
-    load_model_weights(model, state, checkpoint_path, run_dir)
+    # the moving average of callbacks.ema, when the run kept one
+    load_model_weights(model, {**state, "model": weights_to_test(state)}, checkpoint_path, run_dir)
     task.load_state_dict(state.get("task", {}))  # what training learned from its data (a regression's scaling)
     data.load_state_dict(state.get("data", {}))
     step = int(metrics_file.get("global_step", state["trainer"]["global_step"]))

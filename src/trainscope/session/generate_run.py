@@ -29,6 +29,7 @@ from trainscope.data.tokenizer import Tokenizer, load_tokenizer
 from trainscope.engine.build import select_device
 from trainscope.models.build import build_model
 from trainscope.models.generation import Sampling, generate
+from trainscope.models.lora import with_adapters
 from trainscope.session.evaluate_run import load_run_config
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ def load_language_model(
             cfg.model.pretrained = False  # the checkpoint holds every weight: no download of the original ones
     block_size = OmegaConf.select(cfg, "data.block_size", default=None)
     model = build_model(cfg.model, vocab_size=tokenizer.vocab_size, block_size=block_size)
+    model = with_adapters(model, cfg.get("finetune"))  # a LoRA run's checkpoint holds its adapters
     state = load_checkpoint(checkpoint_path, torch_device)
     load_model_weights(model, state, checkpoint_path, run_dir)
     return TrainedLanguageModel(model.to(torch_device).eval(), tokenizer, torch_device, checkpoint_path)

@@ -17,7 +17,13 @@ from trainscope.callbacks.build import METRICS_CSV, OPTUNA_PRUNING, STOP_ON_SIGN
 from trainscope.callbacks.stop_on_signal import PhaseCut, StopOnSignal
 from trainscope.config.resumable import config_hash
 from trainscope.config.schema import optimized_metric_names
-from trainscope.core.checkpoint_io import error_detail, load_checkpoint, weights_fingerprint
+from trainscope.core.checkpoint_io import (
+    EMA_WEIGHTS,
+    error_detail,
+    load_checkpoint,
+    weights_fingerprint,
+    weights_to_test,
+)
 from trainscope.core.errors import (
     CheckpointError,
     ConfigError,
@@ -76,11 +82,11 @@ def train(cfg: DictConfig, run_dir: Path, stop_on_signal: StopOnSignal | None = 
     """
     started = time.time()
     resumed = load_resume_checkpoint(cfg) if cfg.get("resume") else None  # before any work: fail fast
-    device, data, model, task = build_data_and_model(cfg)
+    device, data, model, task = build_data_and_model(cfg, initial_weights=resumed is None)
     optimizer = build_optimizer(cfg, model)
     scheduler, interval = build_scheduler(cfg, optimizer, steps_per_epoch=len(data.train))
     group = process_group()  # one process of a torchrun job, or the only one
-    callbacks = build_callbacks(cfg, task, stop_on_signal)
+    callbacks = build_callbacks(cfg, task, stop_on_signal, model)
     stop_on_signal = callbacks.callbacks[STOP_ON_SIGNAL]
     if not group.is_main:
         for name in RANK_ZERO_ONLY_CALLBACKS:
@@ -241,16 +247,22 @@ class _RunClosing:
 
 
 def _test_best_model(trainer: Trainer) -> dict[str, float]:
-    """Evaluate the best checkpoint (the last weights when no checkpoint was kept) on the test split."""
+    """Evaluate the best checkpoint (the last weights when no checkpoint was kept) on the test split: its weights'
+    moving average when `callbacks.ema` kept one."""
     best_path = trainer.run_dir / CHECKPOINT_DIR / BEST
     # When the model still holds the weights best.pt was written from (the last epoch was the best), reading
     # the file back would load the same values.
-    if best_path.is_file() and trainer.best_weights != weights_fingerprint(trainer.model):
-        trainer.model.load_state_dict(load_checkpoint(best_path, trainer.device)["model"])
+    if best_path.is_file() and (trainer.best_weights != weights_fingerprint(trainer.model) or _keeps_average(trainer)):
+        trainer.model.load_state_dict(weights_to_test(load_checkpoint(best_path, trainer.device)))
     metrics = trainer.evaluate(trainer.data.test, "test")
     trainer.tensorboard.scalars(metrics, trainer.state.global_step)
     log.info("%s", "  ".join(f"{tag} {metrics[tag]:.4f}" for tag in trainer.task.shown("test") if tag in metrics))
     return metrics
+
+
+def _keeps_average(trainer: Trainer) -> bool:
+    """Whether a callback keeps a moving average of the weights, which the test phase tests instead."""
+    return any(EMA_WEIGHTS in state for state in trainer.callbacks.state_dict().values())
 
 
 def _run_metrics(cfg: DictConfig, trainer: Trainer, test_metrics: dict[str, float], seconds: float) -> dict[str, Any]:
