@@ -42,6 +42,12 @@ from tests.helpers.events import read_events
             "cannot parse the override trainer.max_epochs=[3; no viable alternative at input '[3'",
         ),
         ("hydra.job.chdir=maybe", "Error merging override hydra.job.chdir=maybe; Value 'maybe' is not a valid bool"),
+        (  # resolved by Hydra only while naming the run directory: a traceback about hydra.run.dir before
+            "data.batch_size=${oc.env:TRAINSCOPE_UNSET_IN_TESTS}",
+            "cannot resolve data.batch_size=${oc.env:TRAINSCOPE_UNSET_IN_TESTS}: Environment variable "
+            "'TRAINSCOPE_UNSET_IN_TESTS' not found; export that variable, or give it a default: "
+            "${oc.env:NAME,default}",
+        ),
     ],
     ids=[
         "unknown_group_option",
@@ -51,6 +57,7 @@ from tests.helpers.events import read_events
         "unknown_key",
         "unparsable",
         "hydra_key",
+        "unset_environment_variable",
     ],
 )
 def test_config_mistakes(train: TrainCLI, override: str, message: str) -> None:

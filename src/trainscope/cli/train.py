@@ -20,7 +20,7 @@ from trainscope.cli.errors import as_user_error, exit_on_user_error, hydra_error
 from trainscope.cli.process_exit import exit_after
 from trainscope.cli.saved_config import save_run_config
 from trainscope.config.groups.trainer import TrainerConfig
-from trainscope.config.overrides import check_group_choices, user_config_dirs
+from trainscope.config.overrides import check_group_choices, check_interpolations, user_config_dirs
 from trainscope.config.paths import config_dir, with_user_config_dir
 from trainscope.config.resolvers import created_by_unique_dir, register_resolvers
 from trainscope.config.schema import validate_config
@@ -140,6 +140,7 @@ def main() -> None:
                 for user_dir in user_config_dirs(sys.argv[1:]) or []:
                     check_yaml_tree(user_dir)
                 check_group_choices(sys.argv[1:], conf)
+                check_interpolations(sys.argv[1:])
         try:
             with hydra_errors_in_one_line():
                 hydra.main(version_base="1.3", config_path=str(conf), config_name="train")(task)()

@@ -13,8 +13,10 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, QuotedString
 from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError
 
-from trainscope.core.errors import ConfigError
+from trainscope.core.errors import ConfigError, first_line
 
 
 def hydra_quote(value: object) -> str:
@@ -114,3 +116,47 @@ def check_group_choices(arguments: list[str], config_root: Path) -> None:
         for choice in choices:
             if isinstance(choice, str) and choice not in options:
                 raise ConfigError(f"{group}={choice} is not an option; choose one of: {', '.join(options)}")
+
+
+SIDE_EFFECT_RESOLVERS = ("unique_dir",)
+"""Resolvers that create something when resolved: an override using one is left to the run to resolve."""
+
+RESOLVER_RAISED = "raised while resolving interpolation: "
+"""OmegaConf's prefix before a resolver's own message (`KeyError raised while resolving interpolation: ...`)."""
+
+
+def interpolation_reason(error: InterpolationResolutionError) -> str:
+    """Why a `${...}` did not resolve, in the resolver's words (`Environment variable 'X' not found`)."""
+    return first_line(error).split(RESOLVER_RAISED)[-1].strip("\"'")
+
+
+def check_interpolations(arguments: list[str]) -> None:
+    """Raise ConfigError for an override whose `${...}` value cannot resolve on its own (`${oc.env:UNSET}`).
+
+    Hydra would resolve it only while naming the run directory (the value is part of its name), deep inside
+    Hydra, as a traceback about `hydra.run.dir`; here it is one line naming the override. A value that refers
+    to other config keys (`${data.batch_size}`) resolves only in the composed config and is left to it.
+    """
+    candidates = [arg for arg in arguments if not arg.startswith("-") and "=" in arg and "${" in arg]
+    try:
+        overrides = OverridesParser.create().parse_overrides(candidates)
+    except HydraException:
+        return  # malformed syntax: Hydra reports it with the position of the error
+    for override in overrides:
+        value = override.value()
+        texts = [text for text in (value if isinstance(value, list) else [value]) if isinstance(text, str)]
+        for text in texts:
+            if "${" not in text or any(name in text for name in SIDE_EFFECT_RESOLVERS):
+                continue
+            try:
+                OmegaConf.create({"value": text}).value  # noqa: B018 (resolving is the check)
+            except InterpolationKeyError:
+                continue
+            except InterpolationResolutionError as error:
+                reason = interpolation_reason(error)
+                fix = (
+                    "export that variable, or give it a default: ${oc.env:NAME,default}"
+                    if "oc.env" in text
+                    else "fix the interpolation, or pass the value itself"
+                )
+                raise ConfigError(f"cannot resolve {override.key_or_group}={text}: {reason}; {fix}") from error
