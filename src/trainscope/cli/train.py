@@ -20,7 +20,7 @@ from trainscope.cli.errors import as_user_error, exit_on_user_error, hydra_error
 from trainscope.cli.process_exit import exit_after
 from trainscope.cli.saved_config import save_run_config
 from trainscope.config.groups.trainer import TrainerConfig
-from trainscope.config.overrides import check_group_choices, check_interpolations, user_config_dirs
+from trainscope.config.overrides import check_group_choices, check_interpolations, expand_home, user_config_dirs
 from trainscope.config.paths import config_dir, with_user_config_dir
 from trainscope.config.resolvers import created_by_unique_dir, register_resolvers
 from trainscope.config.schema import validate_config
@@ -124,7 +124,7 @@ def main() -> None:
                 # Rank 0 decides the run directory (and resolves resume=); this rank waits for its command line.
                 sys.argv[1:] = torchrun_job.follow_rank_zero(group)
             else:
-                sys.argv[1:] = torchrun_job.restart_arguments(sys.argv[1:])
+                sys.argv[1:] = torchrun_job.restart_arguments(expand_home(sys.argv[1:]))
                 if any(argument.startswith(RESUME_ARGUMENTS) for argument in sys.argv[1:]):
                     from trainscope.cli.resume_arguments import (  # composes the saved config: only when resuming
                         find_resume_dir,

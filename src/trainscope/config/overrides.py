@@ -5,6 +5,7 @@ Hydra's own message for `model=nope` spans a dozen lines; ours names the bad val
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -160,3 +161,29 @@ def check_interpolations(arguments: list[str]) -> None:
                     else "fix the interpolation, or pass the value itself"
                 )
                 raise ConfigError(f"cannot resolve {override.key_or_group}={text}: {reason}; {fix}") from error
+
+
+QUOTING = set("'\"[]{}()$\\")
+"""A value with any of these is Hydra syntax (quoted, a list, an interpolation): its `~` is left as written."""
+
+
+def expand_home(arguments: list[str]) -> list[str]:
+    """`key=~/pets` (and `key=~/a,~/b`) with the home folder written out, quoted for Hydra.
+
+    The shell expands `~` only at the start of a word, so `data.root=~/pets` reaches Hydra as it is, and
+    Hydra's override grammar cannot read a bare `~` (a `LexerNoViableAltException`): no command that has one
+    works as written, so expanding it changes no working command. Quoted values (`data.root='~/pets'`) stay
+    literal here; typed path keys expand their `~` when they are read (`config/typed.py`).
+    """
+    expanded = []
+    for argument in arguments:
+        key, separator, value = argument.partition("=")
+        if separator and not argument.startswith("-") and "~" in value and not QUOTING & set(value):
+            parts = value.split(",")
+            if any(part.startswith("~") for part in parts):
+                value = ",".join(
+                    hydra_quote(os.path.expanduser(part)) if part.startswith("~") else part for part in parts
+                )
+                argument = f"{key}={value}"
+        expanded.append(argument)
+    return expanded
