@@ -67,6 +67,25 @@ def test_config_mistakes(train: TrainCLI, override: str, message: str) -> None:
     assert not list((train.output_root / "runs").glob("*/*/checkpoints")), "nothing trained"
 
 
+def test_two_hydra_modes_at_once_is_one_line(train: TrainCLI) -> None:
+    result = train("-m", "hparams_search=synthetic", "--cfg", "hydra")  # Hydra: a ValueError traceback
+    assert result.returncode == 2
+    assert error_line(result).startswith("error: --multirun and --cfg cannot be combined: Hydra runs one mode")
+
+
+def test_help_says_what_trainscope_is_and_lists_the_sweep_choices(train: TrainCLI) -> None:
+    result = train("--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("trainscope: train, watch and tune PyTorch models")
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("hydra/", "model:")) and ": " in line]
+    listed = dict(line.split(": ", 1) for line in lines)
+    assert {"tpe", "random", "grid"} <= set(listed["hydra/sweeper/sampler"].split(", "))
+    assert {"median", "hyperband", "none"} <= set(listed["hydra/sweeper/pruner"].split(", "))
+    assert {"basic", "joblib", "slurm"} <= set(listed["hydra/launcher"].split(", "))
+    assert "mlp" in listed["model"] and "docs/README.md" in result.stdout
+    assert "_target_" not in result.stdout, "the config itself is --cfg job's, not --help's"
+
+
 # ---------------------------------------------------------------- data
 
 

@@ -41,6 +41,23 @@ RESUME_ARGUMENTS = ("resume=", "allow_targets=", "+allow_targets=")
 """Arguments handled before Hydra starts (`trainscope.cli.resume_arguments`)."""
 
 
+MODE_FLAGS = {
+    "-m": "--multirun", "--multirun": "--multirun", "-c": "--cfg", "--cfg": "--cfg", "-i": "--info",
+    "--info": "--info", "-sc": "--shell-completion", "--shell-completion": "--shell-completion", "--run": "--run",
+}  # fmt: skip
+"""Hydra's modes of `python train.py`: it takes one at a time."""
+
+
+def check_one_mode(arguments: list[str]) -> None:
+    """`-m ... --cfg hydra` is one line, not the ValueError traceback Hydra raises for two modes at once."""
+    modes = list(dict.fromkeys(MODE_FLAGS[argument] for argument in arguments if argument in MODE_FLAGS))
+    if len(modes) > 1:
+        raise ConfigError(
+            f"{' and '.join(modes)} cannot be combined: Hydra runs one mode at a time; keep one (a sweep's "
+            "settings: the same command without -m, e.g. python train.py --cfg hydra hparams_search=mnist_cnn)"
+        )
+
+
 def task(cfg: DictConfig) -> float | tuple[float, ...]:
     """Hydra's task function: one run; returns `optimized_metric` for sweepers."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -113,6 +130,7 @@ def main() -> None:
     with contextlib.ExitStack() as held:
         with exit_on_user_error():
             conf = config_dir()
+            check_one_mode(sys.argv[1:])
             check_yaml_tree(conf)
             group = torchrun_job.join() if in_torchrun_job() else None
             if group is not None and any(argument in ("-m", "--multirun") for argument in sys.argv[1:]):
