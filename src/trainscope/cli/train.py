@@ -118,7 +118,8 @@ def _record_single_run_failure(run_dir: Path, error: Exception) -> None:
         with contextlib.suppress(OSError):
             run_dir.parent.rmdir()  # the day's folder, when this was its only run
         return
-    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (error,), None)
+    details = getattr(error, "details", "")  # the traceback of the user's code that raised, for train.log only
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s%s", (error, f"\n{details}" * bool(details)), None)
     for handler in files:  # not the console: stderr already shows the error once
         handler.handle(record)
 
