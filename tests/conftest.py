@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import TrainCLI
+from tests.helpers.checkout import untracked_entries
+from tests.helpers.cli import REPO_ROOT, TrainCLI
+
+CHECKOUT_BEFORE = pytest.StashKey[set[str] | None]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -36,3 +39,22 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def train(tmp_path: Path, data_dir: Path) -> TrainCLI:
     return TrainCLI(tmp_path / "outputs", data_dir)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.stash[CHECKOUT_BEFORE] = untracked_entries(REPO_ROOT)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a test wrote into the checkout (`outputs/<date>/...`, a stray run directory)."""
+    before = session.stash.get(CHECKOUT_BEFORE, None)
+    after = untracked_entries(REPO_ROOT)
+    if before is None or after is None:
+        return
+    added = sorted(after - before)
+    if added:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = f"tests wrote into the checkout {REPO_ROOT} (write under tmp_path instead): {', '.join(added)}"
+        if reporter is not None:
+            reporter.write_line(f"ERROR: {message}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

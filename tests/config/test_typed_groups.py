@@ -314,7 +314,7 @@ def test_a_value_that_does_not_resolve_is_one_line(train: TrainCLI, tmp_path: Pa
     result = train(*TINY, f"hydra.run.dir={tmp_path / 'run'}", "data.root=${oc.env:TRAINSCOPE_TEST_UNSET}")
     assert result.returncode == 2
     assert error_line(result) == (
-        "error: cannot resolve data.root: KeyError raised while resolving interpolation: "
-        "\"Environment variable 'TRAINSCOPE_TEST_UNSET' not found\""
+        "error: cannot resolve data.root=${oc.env:TRAINSCOPE_TEST_UNSET}: Environment variable "
+        "'TRAINSCOPE_TEST_UNSET' not found; export that variable, or give it a default: ${oc.env:NAME,default}"
     )
     assert not (tmp_path / "run" / "checkpoints").exists()

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from trainscope.cli.errors import as_user_error, exit_on_user_error, hydra_errors_in_one_line
 from trainscope.cli.process_exit import exit_after
-from trainscope.config.overrides import hydra_quote, unquote
+from trainscope.config.overrides import expand_home, hydra_quote, unquote
 from trainscope.config.paths import config_dir
 from trainscope.config.resolvers import register_resolvers
 from trainscope.core.errors import ConfigError, RunDirError, report_user_error
@@ -69,7 +69,7 @@ def quote_path_arguments(
     if not any(arg.startswith("run=") for arg in argv):
         raise ConfigError(f"pass the run {usage}")
     quoted = []
-    for arg in argv:
+    for arg in expand_home(argv):  # run=~/runs/x, data.root=~/pets
         key, _, value = arg.partition("=")
         if key in PATH_ARGUMENTS and value:
             value = unquote(value)

@@ -86,6 +86,10 @@ def build_data_and_model(cfg: DictConfig, initial_weights: bool = False) -> tupl
     return device, data, model, task
 
 
+MODEL_RETURNS = "model returns"
+"""How each task's shape check starts its message (`tasks/`), before the model's class is named in it."""
+
+
 @torch.no_grad()
 def check_first_batch(task: Task, model: nn.Module, data: Any) -> None:
     """Run the model on the first training batch and let the task refuse outputs that cannot fit the targets.
@@ -101,16 +105,23 @@ def check_first_batch(task: Task, model: nn.Module, data: Any) -> None:
             if batch is None:
                 return
             inputs, targets = task.split_batch(batch)
+            named = f"model ({type(model).__module__}.{type(model).__qualname__})"  # the user's class, by name
             try:
                 outputs = task.forward(model, inputs)
             except TrainscopeError:
                 raise
             except Exception as error:  # the user's model: one line naming the batch it got, not a traceback
                 raise ConfigError(
-                    f"the model failed on the first training batch ({_describe(inputs)}): "
+                    f"the {named} failed on the first training batch ({_describe(inputs)}): "
                     f"{type(error).__name__}: {first_line(error)}"
                 ) from None
-            task.check_batch(outputs, targets)
+            try:
+                task.check_batch(outputs, targets)
+            except ConfigError as error:  # the task's shape check says "model returns [B, 3], ... needs [B, 4]"
+                message = str(error)
+                if not message.startswith(MODEL_RETURNS):
+                    raise
+                raise ConfigError(f"{named} returns{message.removeprefix(MODEL_RETURNS)}") from None
     finally:
         model.train(was_training)
 

@@ -86,6 +86,12 @@ def test_results_file_summary_line_and_experiment_summary(train: Any, tmp_path: 
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     dirs = run_dirs(sweep_dir)
     assert [d.name.split("_", 1)[0] for d in dirs] == ["0", "1", "2"]
+    job_lines = [line.split("[HYDRA] \t", 1)[1] for line in result.stdout.splitlines() if "[HYDRA] \t#" in line]
+    assert len(job_lines) == 3 and all(
+        line.endswith(f"model.hidden_sizes={t.params['model.hidden_sizes']}")
+        for line, t in zip(job_lines, study.trials, strict=True)
+    ), job_lines
+    assert "env_set" not in result.stdout + result.stderr  # a trial's address (its storage URL) is not printed
 
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     best = study.best_trial

@@ -20,6 +20,7 @@ import socket
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,14 @@ from trainscope.trial.storage import exclusive, has_database_lock, is_rdb_url
 
 
 def process_identity() -> dict[str, Any]:
-    """Who owns a trial: enough to tell later, on this host, whether that process still runs."""
+    """Who owns a trial: enough to tell later, on this host, whether that process still runs.
+
+    `started` is for people (ISO-8601 UTC); `start_ticks` (the kernel's start time of the pid) is what tells a
+    reused pid from the owner.
+    """
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "started": _process_start_ticks(pid)}
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    return {"host": socket.gethostname(), "pid": pid, "started": started, "start_ticks": _process_start_ticks(pid)}
 
 
 def _process_start_ticks(pid: int) -> int | None:
@@ -79,7 +85,8 @@ def owner_is_gone(owner: Any) -> bool:
     started = _process_start_ticks(pid)
     if started == -1:
         return True
-    return owner.get("started") is not None and started is not None and started != owner["started"]
+    recorded = owner.get("start_ticks", owner.get("started"))  # `started` held the ticks in older studies
+    return isinstance(recorded, int) and started is not None and started != recorded
 
 
 def is_interrupted(trial: FrozenTrial) -> bool:
