@@ -36,6 +36,8 @@ NEEDS = {  # what an option leaves to the command line (`???`)
     "image_folder": ["data.root=/tmp/images"],
     "custom": ["data.train._target_=examples.shapes_dataset.Shapes"],
     "table": ["data.path=/tmp/table.csv", "data.target=y"],
+    "text": ["data.path=/tmp/corpus.txt", "task=language_modeling"],
+    "shakespeare_char": ["task=language_modeling"],
 }
 
 
@@ -117,7 +119,8 @@ def test_every_resumable_key_of_a_typed_group_is_one_of_its_keys() -> None:
         (["+data.num_samples=5"], "data.num_samples only applies to data=synthetic, got 5 for mnist_sample"),
         (
             ["+data.test_fraction=0.2"],
-            "data.test_fraction only applies to data=image_folder, table, diabetes, got 0.2 for mnist_sample",
+            "data.test_fraction only applies to data=image_folder, table, diabetes, text, shakespeare_char, got 0.2 for "
+            "mnist_sample",
         ),
         (
             ["+data.augment.flip=true"],
@@ -144,7 +147,7 @@ def test_an_unknown_data_key_is_one_line(composed, overrides: list[str], message
         ("data.augment.crop_padding=-2", "data.augment.crop_padding must be a non-negative integer, got -2"),
         ("data.loader=fast", "data.loader must be one of auto, in_memory, dataloader, got 'fast'"),
         ("data.dataset=imagenet", "data.dataset must be one of mnist, fashion_mnist, cifar10, mnist_sample, "
-         "synthetic, image_folder, custom, table, diabetes, got 'imagenet'"),  # fmt: skip
+         "synthetic, image_folder, custom, table, diabetes, text, shakespeare_char, got 'imagenet'"),  # fmt: skip
         ("data.dataset=custom", "data.dataset=custom needs data=custom "
          "(its _target_ is trainscope.data.build_custom_data)"),  # fmt: skip
         ("~data.loader", "data.loader must be set to one of auto, in_memory, dataloader"),

@@ -16,6 +16,7 @@ from torch import nn
 from trainscope.config.groups.optimizer import OptimizerConfig, SchedulerConfig
 from trainscope.config.groups.trainer import TrainerConfig
 from trainscope.core.errors import ConfigError, TrainscopeError, first_line
+from trainscope.data.text import TextData, check_model_fits_text
 from trainscope.distributed.process_group import device_for, process_group
 from trainscope.engine.weight_decay import parameter_groups
 from trainscope.models.build import build_model
@@ -72,7 +73,18 @@ def build_data_and_model(cfg: DictConfig) -> tuple[torch.device, Any, nn.Module,
     )
     with torch.random.fork_rng(devices=[]):  # reading targets may start a DataLoader, which draws a seed
         task.bind(data)
-    model = build_model(cfg.model, data.input_shape, task.output_size).to(device)
+    model = build_model(
+        cfg.model,
+        data.input_shape,
+        task.output_size,
+        # text data sizes a language model: its vocabulary and context (null in conf/model/{gpt,hf}.yaml)
+        vocab_size=getattr(data, "vocab_size", None),
+        block_size=getattr(data, "block_size", None),
+    ).to(device)
+    if isinstance(data, TextData):
+        check_model_fits_text(
+            int(getattr(model, "vocab_size", data.vocab_size)), getattr(model, "block_size", None), data
+        )
     if trainer.channels_last and data.image_inputs:
         model = model.to(memory_format=torch.channels_last)  # 4-D weights only; the trainer converts inputs
     check_first_batch(task, model, data)

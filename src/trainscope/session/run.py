@@ -23,6 +23,7 @@ from trainscope.core.run_dir import (
     BEST,
     CHECKPOINT_DIR,
     METRICS_FILE,
+    TOKENIZER_DIR,
     RunStatus,
     best_values,
     release_space,
@@ -111,6 +112,7 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
     closing = _RunClosing(cfg, trainer, session, tensorboard, started, writes_files=group.is_main)
     if group.is_main:
         reserve_space(run_dir)
+        save_tokenizer(data, run_dir)
     stop_on_signal.install()
     try:
         if resumed is None:
@@ -139,6 +141,14 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
     if trainer.status == RunStatus.FAILED:
         raise TrainingFailed(f"training failed: {trainer.stop_reason}")
     return RunResult(trainer.status, trainer.stop_reason, metrics["final"], objective(cfg, metrics["final"]))
+
+
+def save_tokenizer(data: Any, run_dir: Path) -> None:
+    """A language model's run keeps its tokenizer (`<run_dir>/tokenizer/`): sampling and `eval.py` need nothing
+    but the run, even after the corpus or the Hub's copy changed."""
+    tokenizer = getattr(data, "tokenizer", None)
+    if tokenizer is not None:
+        tokenizer.save(run_dir / TOKENIZER_DIR)
 
 
 def _fit_and_test(cfg: DictConfig, trainer: Trainer) -> dict[str, float]:
