@@ -119,8 +119,8 @@ def test_every_resumable_key_of_a_typed_group_is_one_of_its_keys() -> None:
         (["+data.num_samples=5"], "data.num_samples only applies to data=synthetic, got 5 for mnist_sample"),
         (
             ["+data.test_fraction=0.2"],
-            "data.test_fraction only applies to data=image_folder, table, diabetes, text, shakespeare_char, got 0.2 for "
-            "mnist_sample",
+            "data.test_fraction only applies to data=image_folder, table, diabetes, text, shakespeare_char, got 0.2 "
+            "for mnist_sample",
         ),
         (
             ["+data.augment.flip=true"],
