@@ -170,9 +170,9 @@ def test_the_users_own_data_builder_takes_its_own_keys(composed) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["+trainer.gpus=1"], "trainer.gpus is not a trainer key; its keys: channels_last, compile, cudnn_benchmark, "
-         "deterministic, device, devices, grad_clip, limit_train_batches, limit_val_batches, max_epochs, precision, "
-         "seed, test"),  # fmt: skip
+        (["+trainer.gpus=1"], "trainer.gpus is not a trainer key; its keys: accumulate_grad_batches, channels_last, "
+         "compile, cudnn_benchmark, deterministic, device, devices, grad_clip, limit_train_batches, "
+         "limit_val_batches, max_epochs, max_steps, precision, seed, test, val_check_interval"),  # fmt: skip
         (["trainer.devices=0"], "trainer.devices must be a positive integer (processes on this machine), got 0"),
         (["trainer.channels_last=maybe"], "trainer.channels_last must be true or false, got 'maybe'"),
         (["trainer.limit_train_batches=1.5"], "trainer.limit_train_batches must be null, a positive integer or a "

@@ -67,7 +67,7 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
     resumed = load_resume_checkpoint(cfg) if cfg.get("resume") else None  # before any work: fail fast
     device, data, model, task = build_data_and_model(cfg)
     optimizer = build_optimizer(cfg, model)
-    scheduler, interval = build_scheduler(cfg, optimizer, steps_per_epoch=len(data.train))
+    scheduler, interval = build_scheduler(cfg, optimizer, source_length=len(data.train))
     group = process_group()  # one process of a torchrun job, or the only one
     callbacks = build_callbacks(cfg, task)
     stop_on_signal = callbacks.callbacks[STOP_ON_SIGNAL]
