@@ -54,9 +54,15 @@ def load_resume_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     ):
         raise CheckpointError(f"resume: {path} holds no trainer state to continue from; start a new run")
     _check_world_size(run_dir, state.get("world_size"))  # absent in checkpoints older than the check
+    max_steps = cfg.trainer.get("max_steps")
+    if max_steps is not None and state["global_step"] >= int(max_steps):
+        raise ConfigError(
+            f"resume: {run_dir} already trained {state['global_step']} steps (trainer.max_steps={max_steps}); "
+            "it is complete"
+        )
     max_epochs = int(cfg.trainer.max_epochs)
     # An interrupted run that trained every epoch was cut in its test phase: resuming it runs that phase.
-    if state["epoch"] >= max_epochs and run_status(run_dir) != RunStatus.INTERRUPTED:
+    if max_steps is None and state["epoch"] >= max_epochs and run_status(run_dir) != RunStatus.INTERRUPTED:
         raise ConfigError(
             f"resume: {run_dir} already trained {state['epoch']} epochs (trainer.max_epochs={max_epochs}); "
             f"pass trainer.max_epochs={state['epoch'] + 1} or more to train it longer"

@@ -37,6 +37,7 @@ from trainscope.core.run_dir import (
     BEST,
     CHECKPOINT_DIR,
     METRICS_FILE,
+    TOKENIZER_DIR,
     RunStatus,
     best_values,
     release_space,
@@ -84,7 +85,7 @@ def train(cfg: DictConfig, run_dir: Path, stop_on_signal: StopOnSignal | None = 
     resumed = load_resume_checkpoint(cfg) if cfg.get("resume") else None  # before any work: fail fast
     device, data, model, task = build_data_and_model(cfg, initial_weights=resumed is None)
     optimizer = build_optimizer(cfg, model)
-    scheduler, interval = build_scheduler(cfg, optimizer, steps_per_epoch=len(data.train))
+    scheduler, interval = build_scheduler(cfg, optimizer, source_length=len(data.train))
     group = process_group()  # one process of a torchrun job, or the only one
     callbacks = build_callbacks(cfg, task, stop_on_signal, model)
     stop_on_signal = callbacks.callbacks[STOP_ON_SIGNAL]
@@ -135,6 +136,7 @@ def train(cfg: DictConfig, run_dir: Path, stop_on_signal: StopOnSignal | None = 
     closing = _RunClosing(cfg, trainer, session, tensorboard, started, writes_files=group.is_main)
     if group.is_main:
         reserve_space(run_dir)
+        save_tokenizer(data, run_dir)
     stop_on_signal.install()
     try:
         if resumed is None:
@@ -163,6 +165,14 @@ def train(cfg: DictConfig, run_dir: Path, stop_on_signal: StopOnSignal | None = 
     if trainer.status == RunStatus.FAILED:
         raise TrainingFailed(f"training failed: {trainer.stop_reason}")
     return RunResult(trainer.status, trainer.stop_reason, metrics["final"], objective(cfg, metrics["final"]))
+
+
+def save_tokenizer(data: Any, run_dir: Path) -> None:
+    """A language model's run keeps its tokenizer (`<run_dir>/tokenizer/`): sampling and `eval.py` need nothing
+    but the run, even after the corpus or the Hub's copy changed."""
+    tokenizer = getattr(data, "tokenizer", None)
+    if tokenizer is not None:
+        tokenizer.save(run_dir / TOKENIZER_DIR)
 
 
 def _fit_and_test(cfg: DictConfig, trainer: Trainer, stop_on_signal: StopOnSignal) -> dict[str, float]:
