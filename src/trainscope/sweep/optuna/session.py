@@ -304,7 +304,7 @@ class SweepSession:
             raise lost_storage
         verdict = judge_job(job, self.plan.metric_names)
         if verdict.state != TrialState.PRUNED:  # an app stops a pruned trial by raising optuna.TrialPruned
-            report_failed_jobs([job])  # a crash (not a TrainscopeError) keeps its traceback
+            report_failed_jobs([job], one_line=True)  # a crash: one line; its traceback in the trial's log
         try:
             self.record(trial, verdict)
         except optuna.exceptions.UpdateFinishedTrialError:
