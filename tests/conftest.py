@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,23 @@ from tests.helpers.checkout import untracked_entries
 from tests.helpers.cli import REPO_ROOT, TrainCLI
 
 CHECKOUT_BEFORE = pytest.StashKey[set[str] | None]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`-n auto`), share the cores between the workers instead of oversubscribing them.
+
+    Each worker and every `python train.py` it starts would otherwise run torch with one thread per core, so
+    two workers on 2 cores run 4+ busy threads that spin against each other. An `OMP_NUM_THREADS` the user set
+    wins; the product's own parallel sweep workers do the same (`sweep/optuna/workers/local.py`).
+    """
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers is None:
+        return
+    threads = max((os.cpu_count() or 1) // int(workers), 1)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")

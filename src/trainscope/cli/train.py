@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from trainscope.callbacks.stop_on_signal import StopOnSignal
 from trainscope.cli.errors import as_user_error, exit_on_user_error, hydra_errors_in_one_line
 from trainscope.cli.process_exit import exit_after
 from trainscope.cli.saved_config import save_run_config
@@ -70,12 +72,19 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
             torchrun_job.announce_run(group, sys.argv[1:], run_dir)
         else:
             torchrun_job.log_as_rank(group.rank)
+    # From here on a SIGTERM or Ctrl-C is a stop request, not a silent exit: start-up (building the data and
+    # the model) ends, the run stops before its first step with a checkpoint, and it is recorded `interrupted`.
+    # A sweep job too (a grid's), unless its sweeper handles the signals itself (the Optuna sweeper does).
+    unhandled = signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
+    stop_on_signal = StopOnSignal().install() if not multirun or unhandled else None
     try:
         if writes_run_dir:
             save_run_config(run_dir, cfg)
         validate_config(cfg)
         devices = TrainerConfig.from_config(cfg.trainer).devices
         if devices > 1 and not in_torchrun_job():
+            if stop_on_signal is not None:
+                stop_on_signal.restore()  # torch's elastic agent handles the signals of its processes
             from trainscope.session.run import train_on_devices  # torch's elastic agent starts the processes
 
             return train_on_devices(cfg, run_dir, devices, list(HydraConfig.get().overrides.task)).objective
@@ -83,7 +92,7 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
 
         # No resume= (nor a second sweep) may write into a run that is training; the ranks of one run share it.
         with run_lock(run_dir) if writes_run_dir else contextlib.nullcontext():
-            return train(cfg, run_dir).objective
+            return train(cfg, run_dir, stop_on_signal).objective
     except RunInterrupted as interrupted:  # checkpoint, metrics.json and TensorBoard are written
         if multirun:
             raise KeyboardInterrupt from interrupted  # the sweep stops too, as after a Ctrl-C

@@ -16,9 +16,13 @@ from torch import nn
 from trainscope.config.groups.optimizer import OptimizerConfig, SchedulerConfig
 from trainscope.config.groups.trainer import TrainerConfig
 from trainscope.core.errors import ConfigError, TrainscopeError, first_line
+from trainscope.data.text import TextData, check_model_fits_text
 from trainscope.distributed.process_group import device_for, process_group
-from trainscope.engine.weight_decay import parameter_groups
+from trainscope.engine.param_groups import optimizer_groups
+from trainscope.engine.steps import epochs_to_train, steps_per_epoch, total_steps
 from trainscope.models.build import build_model
+from trainscope.models.init_from import load_initial_weights
+from trainscope.models.lora import with_adapters
 from trainscope.tasks import Task, build_task
 
 log = logging.getLogger(__name__)
@@ -48,8 +52,10 @@ def seed_everything(seed: int, deterministic: bool, cudnn_benchmark: bool) -> No
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def build_data_and_model(cfg: DictConfig) -> tuple[torch.device, Any, nn.Module, Task]:
+def build_data_and_model(cfg: DictConfig, initial_weights: bool = False) -> tuple[torch.device, Any, nn.Module, Task]:
     """The seeded device, data module, model and task of `cfg`: one recipe for training and `eval.py`.
+
+    `initial_weights`: load `model.init_from` (a new run does; a resumed run and `eval.py` load their own checkpoint).
 
     Every rank seeds alike, so all build the same model (DDP also broadcasts rank 0's weights) and draw the same
     global shuffle, of which each reads its own shard. The task is built first (the data delivers the targets it
@@ -72,7 +78,21 @@ def build_data_and_model(cfg: DictConfig) -> tuple[torch.device, Any, nn.Module,
     )
     with torch.random.fork_rng(devices=[]):  # reading targets may start a DataLoader, which draws a seed
         task.bind(data)
-    model = build_model(cfg.model, data.input_shape, task.output_size).to(device)
+    model = build_model(
+        cfg.model,
+        data.input_shape,
+        task.output_size,
+        # text data sizes a language model: its vocabulary and context (null in conf/model/{gpt,hf}.yaml)
+        vocab_size=getattr(data, "vocab_size", None),
+        block_size=getattr(data, "block_size", None),
+    )
+    if initial_weights and cfg.model.get("init_from"):
+        load_initial_weights(model, str(cfg.model.init_from))
+    model = with_adapters(model, cfg.get("finetune")).to(device)  # after init_from: adapters on pretrained weights
+    if isinstance(data, TextData):
+        check_model_fits_text(
+            int(getattr(model, "vocab_size", data.vocab_size)), getattr(model, "block_size", None), data
+        )
     if trainer.channels_last and data.image_inputs:
         model = model.to(memory_format=torch.channels_last)  # 4-D weights only; the trainer converts inputs
     check_first_batch(task, model, data)
@@ -129,29 +149,40 @@ def _describe(inputs: Any) -> str:
 
 
 def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """The configured optimizer over the model's parameters, weight decay applied by `optimizer.weight_decay_on`
+    """The configured optimizer over the model's parameters, in the groups of `optimizer.param_groups` and
+    `optimizer.layer_decay` (`trainscope.engine.param_groups`), weight decay applied by `optimizer.weight_decay_on`
     (`trainscope.engine.weight_decay`: `all`, or `matrices` only)."""
     optimizer_cfg: dict[str, Any] = OmegaConf.to_container(cfg.optimizer, resolve=True)  # type: ignore[assignment]
-    weight_decay_on = optimizer_cfg.pop("weight_decay_on", OptimizerConfig.weight_decay_on)  # not the optimizer's
-    groups = parameter_groups(model, weight_decay_on, float(optimizer_cfg.get("weight_decay", 0.0)))
+    # trainscope's own keys, not the optimizer's
+    weight_decay_on = optimizer_cfg.pop("weight_decay_on", OptimizerConfig.weight_decay_on)
+    groups = optimizer_groups(
+        model,
+        lr=optimizer_cfg.get("lr"),
+        weight_decay=float(optimizer_cfg.get("weight_decay", 0.0)),
+        weight_decay_on=weight_decay_on,
+        groups=optimizer_cfg.pop("param_groups", None),
+        layer_decay=optimizer_cfg.pop("layer_decay", None),
+    )
     return instantiate(optimizer_cfg)(groups)
 
 
-def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> tuple[Any, str]:
+def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, source_length: int) -> tuple[Any, str]:
     """The lr scheduler and when it steps ("epoch" or "step"); (None, "epoch") for `scheduler=none`.
 
-    Schedules that need the run's length (OneCycleLR's total_steps, steps_per_epoch, epochs) get it
-    from the data and trainer config, so their YAML never repeats those numbers.
+    Schedules that need the run's length (OneCycleLR's total_steps, steps_per_epoch, epochs) get it in optimizer
+    steps from the training source's `source_length` batches and the trainer config (`trainscope.engine.steps`),
+    so their YAML never repeats those numbers.
     """
     scheduler_cfg = OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else {}
     if not scheduler_cfg:
         return None, "epoch"
     interval = scheduler_cfg.pop("interval", SchedulerConfig.interval)  # checked by trainscope.config.schema
     factory = instantiate(scheduler_cfg)
+    trainer = TrainerConfig.from_config(cfg.trainer)
     run_length = {
-        "total_steps": steps_per_epoch * int(cfg.trainer.max_epochs),
-        "steps_per_epoch": steps_per_epoch,
-        "epochs": int(cfg.trainer.max_epochs),
+        "total_steps": total_steps(trainer, source_length),
+        "steps_per_epoch": steps_per_epoch(trainer, source_length),
+        "epochs": epochs_to_train(trainer, source_length),
     }
     accepted = inspect.signature(factory.func).parameters
     extra = {key: value for key, value in run_length.items() if key in accepted and key not in factory.keywords}
