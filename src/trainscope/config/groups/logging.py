@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from trainscope.config.rules import BOOLEAN, POSITIVE_INT, POSITIVE_NUMBER, int_at_least
+from trainscope.config.rules import BOOLEAN, PORT, POSITIVE_INT, POSITIVE_NUMBER, int_at_least
 from trainscope.config.typed import TypedGroup, key
 
 
@@ -30,3 +30,6 @@ class LoggingConfig(TypedGroup):
     confusion_matrix: bool = key(BOOLEAN, True)  # and per-class precision/recall, per validation
     histograms_every_n_epochs: int = key(int_at_least(0), 5)  # weights and gradients; 0 = off
     graph: bool = key(BOOLEAN, False)  # model graph (add_graph)
+    serve: bool = key(BOOLEAN, False)  # start (or reuse) a TensorBoard over the run's or the sweep's folder
+    serve_port: int = key(PORT, 0)  # 0 = any free port
+    serve_stay: bool = key(BOOLEAN, False)  # leave a single run's server running after the run
