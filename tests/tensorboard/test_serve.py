@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import TINY, start_training
+from tests.helpers.cli import TINY, run_script, start_training
 from tests.helpers.in_process import train_in_process
 from trainscope.core.run_dir import RunStatus
 from trainscope.tensorboard.serve import RECORD_FILE, read_record, running_board, serve
@@ -67,6 +68,24 @@ def test_a_run_with_serve_prints_a_url_that_answers_while_it_trains_and_stops_th
     assert "stops with the run" in line
     assert not _alive(record.pid)
     assert not (run_dir / RECORD_FILE).exists()
+
+
+@pytest.mark.slow
+def test_a_sweeps_trials_share_one_server_over_the_sweep_folder_that_stays_after_the_sweep(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    shown = run_script("train.py", ["-m", *TINY, "trainer.max_epochs=1,2", "logging.serve=true"], tmp_path, data_dir)
+    (record_file,) = (tmp_path / "multirun").glob(f"*/*/{RECORD_FILE}")
+    record = running_board(record_file.parent)
+    assert record is not None, shown.stdout + shown.stderr
+    try:
+        assert shown.returncode == 0, shown.stderr
+        lines = [line for line in (shown.stdout + shown.stderr).splitlines() if "tensorboard: http" in line]
+        assert len(lines) == 2, lines
+        assert f"tensorboard: {record.url}  (stays after the run: stop it with kill {record.pid}" in lines[0]
+        assert f"tensorboard: {record.url}  (already running (pid {record.pid})" in lines[1]
+    finally:
+        os.killpg(record.pid, signal.SIGTERM)
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import signal
@@ -78,10 +79,15 @@ def serve(folder: Path, port: int = 0) -> Board:
     Raises PortInUse when `port` is taken, ConfigError when TensorBoard does not start.
     """
     folder = folder.resolve()
-    running = running_board(folder)
-    if running is not None:
-        return running
-    port = _free_port(port)
+    with open(folder / LOG_FILE, "ab") as lock:
+        # held until the record is written: trials of a sweep starting at once share one server, not one each (an
+        # open of its own: the server's output is another one, so the lock ends here, not when the server does)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return running_board(folder) or _start(folder, _free_port(port))
+
+
+def _start(folder: Path, port: int) -> Board:
+    """A new server over `folder` on `port`, once it answers; its record written."""
     with open(folder / LOG_FILE, "ab") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "tensorboard.main", "--logdir", str(folder), "--host", HOST, "--port", str(port)],
