@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
 from tests.helpers.cli import REPO_ROOT, TINY
 from tests.helpers.events import read_events
 from trainscope.config.resolvers import register_resolvers
 from trainscope.engine.build import build_optimizer
+from trainscope.models.build import build_model
 
 EPOCH_TAGS = ["train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "epoch"]
 STEP_TAGS = ["train/loss_step", "train/acc_step", "lr", "train/grad_norm", "train/samples_per_sec"]
@@ -47,7 +47,7 @@ def test_synthetic_run_writes_events_checkpoints_and_metrics(train) -> None:
     best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
     assert (run_dir / "checkpoints" / "last.pt").is_file()
     config = compose_config(["data=synthetic", "model=mlp"])
-    model = instantiate(config.model)
+    model = build_model(config.model)
     model.load_state_dict(best["model"])
 
 
@@ -61,7 +61,7 @@ def compose_config(overrides: list[str]):
 @pytest.mark.parametrize("shape", [[1, 28, 28], [3, 32, 32]], ids=["mnist_shape", "cifar_shape"])
 def test_every_model_trains_a_step_on_every_input_shape(model: str, shape: list[int]) -> None:
     config = compose_config([f"model={model}", "data=synthetic", f"data.input_shape=[{','.join(map(str, shape))}]"])
-    network = instantiate(config.model)
+    network = build_model(config.model)
     optimizer = build_optimizer(config, network)  # optimizer.weight_decay_on is trainscope's, not torch's
     inputs, targets = torch.randn(4, *shape), torch.randint(0, config.data.num_classes, (4,))
     loss = torch.nn.functional.cross_entropy(network(inputs), targets)
