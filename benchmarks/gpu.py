@@ -61,7 +61,7 @@ BUDGET_SECONDS = 420  # every section starts before this: the whole command ends
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "A100": 312.0}
 PEAK_BF16_TFLOPS |= {"L40S": 362.0, "L4": 121.0, "A10G": 70.0, "RTX 4090": 165.0}
 """Dense bf16 tensor-core peak of the GPUs we expect (vendor datasheets), for MFU; `--peak-tflops` for others."""
-LM_DATA_OPTIONS = ("tinyshakespeare", "shakespeare", "text")
+LM_DATA_OPTIONS = ("shakespeare_char", "text")
 """Text datasets of conf/data/ the language-model section trains `model=gpt` on, the first that exists."""
 
 
@@ -312,6 +312,7 @@ def language_model(device: torch.device, sizes: Sizes, args: argparse.Namespace,
 
     epochs = 2  # one warm-up epoch, one timed
     overrides = [
+        "task=language_modeling",
         f"data={data}",
         "model=gpt",
         f"trainer.max_epochs={epochs}",

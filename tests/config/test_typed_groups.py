@@ -45,6 +45,8 @@ NEEDS = {  # what an option leaves to the command line (`???`)
     "image_folder": ["data.root=/tmp/images"],
     "custom": ["data.train._target_=examples.shapes_dataset.Shapes"],
     "table": ["data.path=/tmp/table.csv", "data.target=y"],
+    "text": ["data.path=/tmp/corpus.txt", "task=language_modeling"],
+    "shakespeare_char": ["task=language_modeling"],
 }
 
 
@@ -126,7 +128,8 @@ def test_every_resumable_key_of_a_typed_group_is_one_of_its_keys() -> None:
         (["+data.num_samples=5"], "data.num_samples only applies to data=synthetic, got 5 for mnist_sample"),
         (
             ["+data.test_fraction=0.2"],
-            "data.test_fraction only applies to data=image_folder, table, diabetes, got 0.2 for mnist_sample",
+            "data.test_fraction only applies to data=image_folder, table, diabetes, text, shakespeare_char, got 0.2 "
+            "for mnist_sample",
         ),
         (
             ["+data.augment.flip=true"],
@@ -155,7 +158,7 @@ def test_an_unknown_data_key_is_one_line(composed, overrides: list[str], message
         (
             "data.dataset=imagenet",
             "data.dataset must be one of mnist, fashion_mnist, cifar10, mnist_sample, "
-            "synthetic, image_folder, custom, table, diabetes, got 'imagenet'",
+            "synthetic, image_folder, custom, table, diabetes, text, shakespeare_char, got 'imagenet'",
         ),  # fmt: skip
         (
             "data.dataset=custom",
@@ -191,9 +194,9 @@ def test_the_users_own_data_builder_takes_its_own_keys(composed) -> None:
     [
         (
             ["+trainer.gpus=1"],
-            "trainer.gpus is not a trainer key; its keys: channels_last, compile, cudnn_benchmark, "
-            "deterministic, device, devices, grad_clip, limit_train_batches, limit_val_batches, max_epochs, precision, "
-            "seed, test",
+            "trainer.gpus is not a trainer key; its keys: accumulate_grad_batches, channels_last, compile, "
+            "cudnn_benchmark, deterministic, device, devices, grad_clip, limit_train_batches, limit_val_batches, "
+            "max_epochs, max_steps, precision, seed, test, val_check_interval",
         ),  # fmt: skip
         (["trainer.devices=0"], "trainer.devices must be a positive integer (processes on this machine), got 0"),
         (["trainer.channels_last=maybe"], "trainer.channels_last must be true or false, got 'maybe'"),
@@ -314,7 +317,7 @@ def test_a_value_that_does_not_resolve_is_one_line(train: TrainCLI, tmp_path: Pa
     result = train(*TINY, f"hydra.run.dir={tmp_path / 'run'}", "data.root=${oc.env:TRAINSCOPE_TEST_UNSET}")
     assert result.returncode == 2
     assert error_line(result) == (
-        "error: cannot resolve data.root: KeyError raised while resolving interpolation: "
-        "\"Environment variable 'TRAINSCOPE_TEST_UNSET' not found\""
+        "error: cannot resolve data.root=${oc.env:TRAINSCOPE_TEST_UNSET}: Environment variable "
+        "'TRAINSCOPE_TEST_UNSET' not found; export that variable, or give it a default: ${oc.env:NAME,default}"
     )
     assert not (tmp_path / "run" / "checkpoints").exists()

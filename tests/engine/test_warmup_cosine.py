@@ -74,11 +74,11 @@ def test_a_resumed_schedule_continues_where_it_stopped() -> None:
 def test_scheduler_warmup_cosine_decays_over_the_runs_length_unless_told() -> None:
     cfg = composed("optimizer=adamw", "scheduler=warmup_cosine", "trainer.max_epochs=3")
     model = SmallCNN([1, 28, 28], 10)
-    scheduler, interval = build_scheduler(cfg, build_optimizer(cfg, model), steps_per_epoch=40)
+    scheduler, interval = build_scheduler(cfg, build_optimizer(cfg, model), source_length=40)
     assert interval == "step" and isinstance(scheduler, WarmupCosine)
     assert (scheduler.total_steps, scheduler.warmup_steps, scheduler.min_lr) == (120, 100, 1e-4)
     cfg = composed("optimizer=adamw", "scheduler=warmup_cosine", "+scheduler.total_steps=110")
-    scheduler, _ = build_scheduler(cfg, build_optimizer(cfg, model), steps_per_epoch=40)
+    scheduler, _ = build_scheduler(cfg, build_optimizer(cfg, model), source_length=40)
     assert scheduler.total_steps == 110
 
 

@@ -41,10 +41,12 @@ def synthetic_data(root: Path, num_samples: int = 160, batch_size: int = 32) -> 
     )
 
 
-def make_trainer(run_dir: Path, callbacks: dict[str, Callback] | None = None, **settings: Any) -> Trainer:
+def make_trainer(
+    run_dir: Path, callbacks: dict[str, Callback] | None = None, batch_size: int = 32, **settings: Any
+) -> Trainer:
     """A seeded Trainer (MLP, SGD, no scheduler) writing TensorBoard events into `run_dir`."""
     torch.manual_seed(0)
-    data = synthetic_data(run_dir / "data")
+    data = synthetic_data(run_dir / "data", batch_size=batch_size)
     model = MLP(INPUT_SHAPE, num_classes=4, hidden_sizes=[16])
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     trainer_settings = TrainerSettings(

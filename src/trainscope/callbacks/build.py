@@ -47,9 +47,15 @@ OPTUNA_PRUNING = "optuna_pruning"
 FINETUNE = "finetune"
 
 
-def build_callbacks(cfg: DictConfig, task: Task | None = None, model: nn.Module | None = None) -> CallbackList:
+def build_callbacks(
+    cfg: DictConfig,
+    task: Task | None = None,
+    stop_on_signal: StopOnSignal | None = None,
+    model: nn.Module | None = None,
+) -> CallbackList:
     """Every callback of the run `cfg` describes, in hook order; `task` (built from `cfg` when not given) chooses
-    its TensorBoard panels; `model` is the one the fine-tuning callbacks act on (none: they are left out)."""
+    its TensorBoard panels; `stop_on_signal`: the one installed when the run started, if any; `model` is the one
+    the fine-tuning callbacks act on (none: they are left out)."""
     configured = _configured_callbacks(cfg.get("callbacks"))
     checkpoints = {name: callback for name, callback in configured.items() if isinstance(callback, CheckpointCallback)}
     return CallbackList(
@@ -58,7 +64,7 @@ def build_callbacks(cfg: DictConfig, task: Task | None = None, model: nn.Module 
             **{name: callback for name, callback in configured.items() if name not in checkpoints},
             **_tensorboard_loggers(cfg, task if task is not None else build_task(cfg)),
             METRICS_CSV: MetricsCsv(),
-            STOP_ON_SIGNAL: StopOnSignal(),
+            STOP_ON_SIGNAL: stop_on_signal if stop_on_signal is not None else StopOnSignal(),
             **_trial_pruning(),
             **checkpoints,
         }

@@ -7,18 +7,25 @@ column as class indices or floats) or refuse, before anything trains.
 
 from __future__ import annotations
 
-from trainscope.config.groups.data import ANY, CLASS, FLOAT, MULTI_HOT, TARGET_KINDS
+from trainscope.config.groups.data import ANY, CLASS, FLOAT, MULTI_HOT, TARGET_KINDS, TOKENS
 from trainscope.core.errors import ConfigError
 
-__all__ = ["ANY", "CLASS", "FLOAT", "MULTI_HOT", "TARGET_KINDS", "check_kind", "target_mismatch"]
+__all__ = ["ANY", "CLASS", "FLOAT", "MULTI_HOT", "TARGET_KINDS", "TOKENS", "check_kind", "target_mismatch"]
 
-TASK_OF_KIND = {CLASS: "classification", FLOAT: "regression", MULTI_HOT: "multilabel", ANY: "custom"}
+TASK_OF_KIND = {
+    CLASS: "classification",
+    FLOAT: "regression",
+    MULTI_HOT: "multilabel",
+    TOKENS: "language_modeling",
+    ANY: "custom",
+}
 """The built-in task that needs each kind, for the messages."""
 
 NEEDS = {
     CLASS: "integer class targets",
     FLOAT: "numeric targets",
     MULTI_HOT: "0/1 label targets",
+    TOKENS: "next-token targets",
     ANY: "targets",
 }
 

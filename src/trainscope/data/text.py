@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from trainscope.config.groups.data import TextDataConfig
 from trainscope.core.errors import ConfigError, DataError
 from trainscope.data.cache import files_fingerprint, one_line
 from trainscope.data.seeding import TEXT_WINDOW_STREAM, cpu_generator
+from trainscope.data.targets import ANY, TOKENS, target_mismatch
 from trainscope.data.token_cache import read_token_cache, token_dtype, tokens_in_memory, write_token_cache
 from trainscope.data.tokenizer import CHAR_TOKENIZER, CharTokenizer, HuggingFaceTokenizer, Tokenizer
 
@@ -302,28 +303,68 @@ class BlockBatches(TokenBatches):
 
 @dataclass
 class TextData:
-    """A language model's data: batch sources of token blocks, and the tokenizer the model's vocabulary follows."""
+    """A language model's data: batch sources of token blocks, and the tokenizer the model's vocabulary follows.
+
+    It answers the questions the loop, the task and the loggers ask any data (`trainscope.core.view.DataFacts`):
+    its inputs are token blocks, not images, and its targets are the next tokens, not labels.
+    """
 
     train: RandomWindowBatches
     val: BlockBatches
     test: BlockBatches | None
     tokenizer: Tokenizer
     block_size: int
+    num_classes: int = 0
+    class_names: list[str] = field(default_factory=list)
+    target_names: list[str] = field(default_factory=list)
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    target_source: str = "the text's next tokens"
 
     @property
     def vocab_size(self) -> int:
         return self.tokenizer.vocab_size
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.block_size,)
+
+    @property
+    def image_inputs(self) -> bool:
+        return False
+
+    def train_targets(self, split: Any) -> torch.Tensor:
+        """Not held: a language model's targets are the text itself (no task needs them up front)."""
+        raise ConfigError("the targets of text data are its next tokens; use task=language_modeling")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # the tokenizer is saved into the run directory, the batches follow from (seed, step)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore."""
+
 
 def build_text_data(
-    *, device: torch.device | str, seed: int, rank: int = 0, world_size: int = 1, **keys: Any
+    *,
+    device: torch.device | str,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    targets: str = TOKENS,
+    **keys: Any,
 ) -> TextData:
     """Tokenize (or map the cached tokens of) the corpus at `data.path`, split it, and batch each split.
 
-    `keys` are the data option's keys, checked by `TextDataConfig` (`trainscope.config.groups.data`).
+    `keys` are the data option's keys, checked by `TextDataConfig` (`trainscope.config.groups.data`);
+    `data=shakespeare_char` without `data.path` is the tinyshakespeare copy shipped in the package. Text holds
+    next-token targets: a task that needs other `targets` is refused in one line.
     """
-    config = TextDataConfig.from_config({"dataset": "text", **keys}, seed=seed, rank=rank, world_size=world_size)
-    corpus_path = config.path.expanduser()
+    config = TextDataConfig.from_config(
+        {"dataset": "text", **keys}, seed=seed, rank=rank, world_size=world_size, targets=targets
+    )
+    if config.targets not in (TOKENS, ANY):
+        raise target_mismatch(config.targets, f"data={config.dataset}", "text (next-token targets)", TOKENS)
+    corpus_path = BUNDLED_SHAKESPEARE if config.path is None else config.path.expanduser()
     cache_dir = None if config.cache_dir is None else config.cache_dir.expanduser()
     corpus = tokenize_corpus(corpus_path, config.tokenizer, cache_dir)
     splits = split_tokens(corpus.tokens, config.val_fraction, config.test_fraction, config.block_size, corpus_path)

@@ -16,8 +16,10 @@ from torch import nn
 from trainscope.config.groups.optimizer import OptimizerConfig, SchedulerConfig
 from trainscope.config.groups.trainer import TrainerConfig
 from trainscope.core.errors import ConfigError, TrainscopeError, first_line
+from trainscope.data.text import TextData, check_model_fits_text
 from trainscope.distributed.process_group import device_for, process_group
 from trainscope.engine.param_groups import optimizer_groups
+from trainscope.engine.steps import epochs_to_train, steps_per_epoch, total_steps
 from trainscope.models.build import build_model
 from trainscope.models.init_from import load_initial_weights
 from trainscope.models.lora import with_adapters
@@ -76,14 +78,29 @@ def build_data_and_model(cfg: DictConfig, initial_weights: bool = False) -> tupl
     )
     with torch.random.fork_rng(devices=[]):  # reading targets may start a DataLoader, which draws a seed
         task.bind(data)
-    model = build_model(cfg.model, data.input_shape, task.output_size)
+    model = build_model(
+        cfg.model,
+        data.input_shape,
+        task.output_size,
+        # text data sizes a language model: its vocabulary and context (null in conf/model/{gpt,hf}.yaml)
+        vocab_size=getattr(data, "vocab_size", None),
+        block_size=getattr(data, "block_size", None),
+    )
     if initial_weights and cfg.model.get("init_from"):
         load_initial_weights(model, str(cfg.model.init_from))
     model = with_adapters(model, cfg.get("finetune")).to(device)  # after init_from: adapters on pretrained weights
+    if isinstance(data, TextData):
+        check_model_fits_text(
+            int(getattr(model, "vocab_size", data.vocab_size)), getattr(model, "block_size", None), data
+        )
     if trainer.channels_last and data.image_inputs:
         model = model.to(memory_format=torch.channels_last)  # 4-D weights only; the trainer converts inputs
     check_first_batch(task, model, data)
     return device, data, model, task
+
+
+MODEL_RETURNS = "model returns"
+"""How each task's shape check starts its message (`tasks/`), before the model's class is named in it."""
 
 
 @torch.no_grad()
@@ -101,16 +118,23 @@ def check_first_batch(task: Task, model: nn.Module, data: Any) -> None:
             if batch is None:
                 return
             inputs, targets = task.split_batch(batch)
+            named = f"model ({type(model).__module__}.{type(model).__qualname__})"  # the user's class, by name
             try:
                 outputs = task.forward(model, inputs)
             except TrainscopeError:
                 raise
             except Exception as error:  # the user's model: one line naming the batch it got, not a traceback
                 raise ConfigError(
-                    f"the model failed on the first training batch ({_describe(inputs)}): "
+                    f"the {named} failed on the first training batch ({_describe(inputs)}): "
                     f"{type(error).__name__}: {first_line(error)}"
                 ) from None
-            task.check_batch(outputs, targets)
+            try:
+                task.check_batch(outputs, targets)
+            except ConfigError as error:  # the task's shape check says "model returns [B, 3], ... needs [B, 4]"
+                message = str(error)
+                if not message.startswith(MODEL_RETURNS):
+                    raise
+                raise ConfigError(f"{named} returns{message.removeprefix(MODEL_RETURNS)}") from None
     finally:
         model.train(was_training)
 
@@ -142,21 +166,23 @@ def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     return instantiate(optimizer_cfg)(groups)
 
 
-def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> tuple[Any, str]:
+def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, source_length: int) -> tuple[Any, str]:
     """The lr scheduler and when it steps ("epoch" or "step"); (None, "epoch") for `scheduler=none`.
 
-    Schedules that need the run's length (OneCycleLR's total_steps, steps_per_epoch, epochs) get it
-    from the data and trainer config, so their YAML never repeats those numbers.
+    Schedules that need the run's length (OneCycleLR's total_steps, steps_per_epoch, epochs) get it in optimizer
+    steps from the training source's `source_length` batches and the trainer config (`trainscope.engine.steps`),
+    so their YAML never repeats those numbers.
     """
     scheduler_cfg = OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else {}
     if not scheduler_cfg:
         return None, "epoch"
     interval = scheduler_cfg.pop("interval", SchedulerConfig.interval)  # checked by trainscope.config.schema
     factory = instantiate(scheduler_cfg)
+    trainer = TrainerConfig.from_config(cfg.trainer)
     run_length = {
-        "total_steps": steps_per_epoch * int(cfg.trainer.max_epochs),
-        "steps_per_epoch": steps_per_epoch,
-        "epochs": int(cfg.trainer.max_epochs),
+        "total_steps": total_steps(trainer, source_length),
+        "steps_per_epoch": steps_per_epoch(trainer, source_length),
+        "epochs": epochs_to_train(trainer, source_length),
     }
     accepted = inspect.signature(factory.func).parameters
     extra = {key: value for key, value in run_length.items() if key in accepted and key not in factory.keywords}

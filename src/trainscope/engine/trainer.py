@@ -13,6 +13,7 @@ import logging
 import math
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,11 @@ from trainscope.core.checkpoint_io import WeightsFingerprint, keep_as_best, save
 from trainscope.core.run_dir import STOP_STATUSES, RunStatus
 from trainscope.data import BatchSource, DataModule
 from trainscope.distributed.process_group import SINGLE_PROCESS, ProcessGroup
-from trainscope.engine.evaluation import evaluate, limited_length
+from trainscope.engine.evaluation import evaluate
 from trainscope.engine.forward import autocast, autocast_dtype, compiled, to_memory_format
 from trainscope.engine.progress import EpochProgress
 from trainscope.engine.settings import TrainerSettings
+from trainscope.engine.steps import batches_per_epoch, epochs_to_train
 from trainscope.tasks import Classification, Task, batch_count
 from trainscope.tensorboard.writer import RunWriter, per_group_tags
 
@@ -86,7 +88,10 @@ class Trainer:
         self.best_weights: WeightsFingerprint | None = None  # the model's weights when best.pt was last written
         self.status = RunStatus.RUNNING
         self.stop_reason = ""
-        self.max_epochs = settings.trainer.max_epochs
+        self.accumulate = settings.trainer.accumulate_grad_batches
+        self.max_steps = settings.trainer.max_steps
+        # With max_steps the run lasts that many optimizer steps, in the epochs (validation periods) they take.
+        self.max_epochs = epochs_to_train(settings.trainer, len(data.train))
         self.log_every = settings.logging.log_every_n_steps
         self.autocast_dtype = autocast_dtype(settings.trainer.precision, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.autocast_dtype == torch.float16)
@@ -103,9 +108,12 @@ class Trainer:
         # Training goes through DistributedDataParallel in a process group: it averages gradients across ranks
         # inside backward(). Evaluation keeps the plain module: ranks evaluate shards of different lengths, and
         # DDP's forward may start collectives that every rank would have to join.
+        self.ddp_model = distributed.wrap(model, device) if distributed.enabled else None
         self.train_forward = (
-            compiled(distributed.wrap(model, device), settings.trainer.compile) if distributed.enabled else self.forward
+            compiled(self.ddp_model, settings.trainer.compile) if self.ddp_model is not None else self.forward
         )
+        # The gradients of the accumulating micro-batches of one optimizer step, summed on the device.
+        self._pending_sums = torch.zeros(2 + task.train_statistic_count, device=device)
 
     # ----------------------------------------------------------------------------------------------
     # control
@@ -125,8 +133,13 @@ class Trainer:
 
     @property
     def batches_per_epoch(self) -> int:
-        """Training batches in one epoch, after `limit_train_batches`."""
-        return limited_length(self.data.train, self.settings.trainer.limit_train_batches)
+        """Training batches in one epoch, after `limit_train_batches`; with `val_check_interval` an epoch is that
+        many optimizer steps (a validation period), at most one pass of the data."""
+        return batches_per_epoch(self.settings.trainer, len(self.data.train))
+
+    @property
+    def reached_max_steps(self) -> bool:
+        return self.max_steps is not None and self.state.global_step >= self.max_steps
 
     def _agree_on_stop(self) -> None:
         """Every rank stops at the same step: a stop requested on any rank (pruning or early stopping on rank 0,
@@ -156,7 +169,7 @@ class Trainer:
         self.callbacks.call("on_fit_start", self)
         self._agree_on_stop()
         try:
-            while self.state.epoch < self.max_epochs and not self.stopping:
+            while self.state.epoch < self.max_epochs and not self.reached_max_steps and not self.stopping:
                 train_metrics = self._train_epoch()
                 if self.status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
                     break  # an interrupted epoch is finished by the resumed run, not validated now
@@ -192,11 +205,22 @@ class Trainer:
             if self.state.batch_in_epoch >= total:
                 break
             inputs, targets = self.task.split_batch(batch)
+            step_start = self.state.batch_in_epoch - self.state.batch_in_epoch % self.accumulate
+            if self.state.batch_in_epoch == step_start:
+                # cleared when a step begins, not after it: the histograms read the last step's gradients
+                self.optimizer.zero_grad(set_to_none=True)
+            self.state.batch_in_epoch += 1
+            batches_in_step = min(self.accumulate, total - step_start)  # the epoch's last step may be shorter
+            steps_now = self.state.batch_in_epoch == step_start + batches_in_step
+            self._pending_sums += self._accumulate_gradients(inputs, targets, batches_in_step, synchronize=steps_now)
+            if not steps_now:
+                continue  # a stop, a log line and a checkpoint wait for the optimizer step
+            self._optimizer_step()
             # Summed over ranks at every step (queued on the GPU stream, no host wait), so every rank holds the
             # group's sums: the logged train/* metrics are global and rank 0's checkpoint keeps the whole epoch.
-            self.running_sums += self.distributed.all_reduce_sum(self._train_step(inputs, targets))  # both rows
+            self.running_sums += self.distributed.all_reduce_sum(self._pending_sums)  # both rows
+            self._pending_sums.zero_()
             self.state.global_step += 1
-            self.state.batch_in_epoch += 1
 
             step_metrics = None
             if self.state.global_step % self.log_every == 0:
@@ -206,7 +230,7 @@ class Trainer:
             self.progress.advance(self.state.batch_in_epoch, step_metrics)
             self.callbacks.call("on_train_batch_end", self, step_metrics)
             self._agree_on_stop()
-            if self.stopping:
+            if self.stopping or self.reached_max_steps:
                 break
 
         self.progress.close()
@@ -237,13 +261,23 @@ class Trainer:
         self.callbacks.call("on_validation_end", self, val_metrics)
         return val_metrics
 
-    def _train_step(self, inputs: Any, targets: Any) -> Tensor:
-        """One optimizer step; returns (loss * n, the task's statistics, n) on the device, without syncing."""
-        with autocast(self.device, self.autocast_dtype):
-            outputs = self.task.forward(self.train_forward, to_memory_format(inputs, self.channels_last))
-            loss = self.task.loss(outputs, targets)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+    def _accumulate_gradients(self, inputs: Any, targets: Any, batches_in_step: int, synchronize: bool) -> Tensor:
+        """Forward and backward of one batch, its loss divided by the step's `batches_in_step` so K batches of B
+        add up to the gradient of one batch of K*B (`accumulate_grad_batches=K`). Under DDP only the last batch
+        of a step (`synchronize`) all-reduces gradients: the others accumulate locally in `no_sync`. Returns
+        (loss * n, the task's statistics, n) on the device, without syncing."""
+        accumulating = self.ddp_model.no_sync() if self.ddp_model is not None and not synchronize else nullcontext()
+        with accumulating:
+            with autocast(self.device, self.autocast_dtype):
+                outputs = self.task.forward(self.train_forward, to_memory_format(inputs, self.channels_last))
+                loss = self.task.loss(outputs, targets)
+            self.scaler.scale(loss / batches_in_step if batches_in_step > 1 else loss).backward()
+        count = batch_count(self._batch_counts, outputs.shape[0], self.device)
+        statistics = self.task.train_statistics(outputs.detach(), targets)
+        return torch.stack((loss.detach().float() * count, *statistics, count))
+
+    def _optimizer_step(self) -> None:
+        """Clip and apply the accumulated gradients; step a per-step learning-rate schedule."""
         if self.grad_clip:
             self.scaler.unscale_(self.optimizer)
             self._last_grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), float(self.grad_clip))
@@ -253,9 +287,6 @@ class Trainer:
         self.scaler.update()
         if self.scheduler is not None and self.scheduler_interval == "step":
             self.scheduler.step()
-        count = batch_count(self._batch_counts, outputs.shape[0], self.device)
-        statistics = self.task.train_statistics(outputs.detach(), targets)
-        return torch.stack((loss.detach().float() * count, *statistics, count))
 
     def _read_window(self, window_sums: Tensor, seconds: float) -> dict[str, float]:
         """The one place step metrics are read from the device: every `log_every_n_steps` steps."""

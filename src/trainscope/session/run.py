@@ -14,15 +14,30 @@ from typing import Any
 from omegaconf import DictConfig
 
 from trainscope.callbacks.build import METRICS_CSV, OPTUNA_PRUNING, STOP_ON_SIGNAL, build_callbacks
+from trainscope.callbacks.stop_on_signal import PhaseCut, StopOnSignal
 from trainscope.config.resumable import config_hash
 from trainscope.config.schema import optimized_metric_names
-from trainscope.core.checkpoint_io import EMA_WEIGHTS, load_checkpoint, weights_fingerprint, weights_to_test
-from trainscope.core.errors import ConfigError, RunDirError, TrainingFailed, TrainscopeError, is_disk_full
+from trainscope.core.checkpoint_io import (
+    EMA_WEIGHTS,
+    error_detail,
+    load_checkpoint,
+    weights_fingerprint,
+    weights_to_test,
+)
+from trainscope.core.errors import (
+    CheckpointError,
+    ConfigError,
+    RunDirError,
+    TrainingFailed,
+    TrainscopeError,
+    is_disk_full,
+)
 from trainscope.core.interruption import RunInterrupted, resume_command
 from trainscope.core.run_dir import (
     BEST,
     CHECKPOINT_DIR,
     METRICS_FILE,
+    TOKENIZER_DIR,
     RunStatus,
     best_values,
     release_space,
@@ -41,6 +56,7 @@ from trainscope.engine.trainer import Trainer
 from trainscope.session.resume import load_resume_checkpoint, purge_step
 from trainscope.tasks import Task
 from trainscope.tensorboard.hparams import HParamsSession
+from trainscope.tensorboard.trial_names import SWEPT_KEYS_FILE
 from trainscope.tensorboard.writer import RunWriter
 
 log = logging.getLogger(__name__)
@@ -60,15 +76,19 @@ class RunResult:
     objective: float | tuple[float, ...]
 
 
-def train(cfg: DictConfig, run_dir: Path) -> RunResult:
-    """Train as `cfg` says, writing everything into `run_dir`; raises TrainingFailed if the run fails."""
+def train(cfg: DictConfig, run_dir: Path, stop_on_signal: StopOnSignal | None = None) -> RunResult:
+    """Train as `cfg` says, writing everything into `run_dir`; raises TrainingFailed if the run fails.
+
+    `stop_on_signal`: the handler the entrypoint installed when the run started (a signal during start-up then
+    stops the run before its first step); without one, signals are handled from the first step on.
+    """
     started = time.time()
     resumed = load_resume_checkpoint(cfg) if cfg.get("resume") else None  # before any work: fail fast
     device, data, model, task = build_data_and_model(cfg, initial_weights=resumed is None)
     optimizer = build_optimizer(cfg, model)
-    scheduler, interval = build_scheduler(cfg, optimizer, steps_per_epoch=len(data.train))
+    scheduler, interval = build_scheduler(cfg, optimizer, source_length=len(data.train))
     group = process_group()  # one process of a torchrun job, or the only one
-    callbacks = build_callbacks(cfg, task, model)
+    callbacks = build_callbacks(cfg, task, stop_on_signal, model)
     stop_on_signal = callbacks.callbacks[STOP_ON_SIGNAL]
     if not group.is_main:
         for name in RANK_ZERO_ONLY_CALLBACKS:
@@ -96,9 +116,18 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
         task=task,
     )
     if resumed is not None:
-        trainer.load_state_dict(resumed)
+        try:
+            trainer.load_state_dict(resumed)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:  # a checkpoint from somewhere else
+            raise CheckpointError(
+                f"resume: the checkpoint of {run_dir} does not fit this run ({error_detail(error)}); was it "
+                "written by another config or trainscope version? start a new run"
+            ) from None
 
-    log.info("run directory: %s  |  watch it live: tensorboard --logdir %s", run_dir, run_dir)
+    in_sweep = (run_dir.parent / SWEPT_KEYS_FILE).is_file()  # a sweep's run: watch the whole sweep
+    log.info(
+        "run directory: %s  |  watch it live: tensorboard --logdir %s", run_dir, run_dir.parent if in_sweep else run_dir
+    )
     log.info("model %s: %d parameters, device %s", cfg.model._target_, count_parameters(model), device)
     if group.enabled:
         log.info(
@@ -111,13 +140,14 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
     closing = _RunClosing(cfg, trainer, session, tensorboard, started, writes_files=group.is_main)
     if group.is_main:
         reserve_space(run_dir)
+        save_tokenizer(data, run_dir)
     stop_on_signal.install()
     try:
         if resumed is None:
             session.start()
         else:
             session.resume()  # one session per run: the first segment wrote its start info
-        test_metrics = _fit_and_test(cfg, trainer)
+        test_metrics = _fit_and_test(cfg, trainer, stop_on_signal)
     except BaseException as error:
         if is_disk_full(error):  # rather than the loop's `OSError: [Errno 28] ...`: what happened, in words
             trainer.status = RunStatus.FAILED
@@ -141,15 +171,32 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
     return RunResult(trainer.status, trainer.stop_reason, metrics["final"], objective(cfg, metrics["final"]))
 
 
-def _fit_and_test(cfg: DictConfig, trainer: Trainer) -> dict[str, float]:
-    """Train; then test the best model if the run completed or stopped early. The test metrics."""
+def save_tokenizer(data: Any, run_dir: Path) -> None:
+    """A language model's run keeps its tokenizer (`<run_dir>/tokenizer/`): sampling and `eval.py` need nothing
+    but the run, even after the corpus or the Hub's copy changed."""
+    tokenizer = getattr(data, "tokenizer", None)
+    if tokenizer is not None:
+        tokenizer.save(run_dir / TOKENIZER_DIR)
+
+
+def _fit_and_test(cfg: DictConfig, trainer: Trainer, stop_on_signal: StopOnSignal) -> dict[str, float]:
+    """Train; then test the best model if the run completed or stopped early. The test metrics.
+
+    A signal during the test phase cuts it at once: training's last checkpoint is written, so the run is
+    recorded `interrupted` (no test metrics) and `resume=` trains nothing more and runs the test phase again.
+    """
     trainer.fit()
     if trainer.status == RunStatus.INTERRUPTED:
         # mid-epoch too: the resumed run finishes this epoch exactly
         trainer.save_checkpoint()
     tested = cfg.trainer.test and trainer.data.test is not None
     if tested and trainer.status in (RunStatus.COMPLETED, RunStatus.STOPPED_EARLY):
-        return _test_best_model(trainer)
+        try:
+            with stop_on_signal.cutting_at_once():
+                return _test_best_model(trainer)
+        except PhaseCut as cut:
+            trainer.status = RunStatus.INTERRUPTED
+            trainer.stop_reason = f"interrupted by {cut} during the test phase"
     return {}
 
 

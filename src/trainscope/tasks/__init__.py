@@ -7,6 +7,7 @@ from trainscope.tasks.base import Evaluator, Monitor, SumsEvaluator, Task, batch
 from trainscope.tasks.build import build_task
 from trainscope.tasks.classification import Classification
 from trainscope.tasks.custom import Custom
+from trainscope.tasks.language_modeling import LanguageModeling
 from trainscope.tasks.multilabel import MultiLabel
 from trainscope.tasks.regression import Regression
 
@@ -14,6 +15,7 @@ __all__ = [
     "Classification",
     "Custom",
     "Evaluator",
+    "LanguageModeling",
     "Monitor",
     "MultiLabel",
     "Regression",

@@ -45,8 +45,9 @@ BUILD_TABLE_DATA = "trainscope.data.build_table_data"
 CLASS = "class"  # int64 class indices [B]
 FLOAT = "float"  # float32 values [B, targets]
 MULTI_HOT = "multi_hot"  # float32 0/1 labels [B, labels]
+TOKENS = "tokens"  # int64 next tokens [B, T] (a language model's inputs shifted by one)
 ANY = "any"  # whatever the dataset returns (task=custom: the user's loss decides)
-TARGET_KINDS = (CLASS, FLOAT, MULTI_HOT, ANY)
+TARGET_KINDS = (CLASS, FLOAT, MULTI_HOT, TOKENS, ANY)
 """What a task needs from the data's targets (`trainscope.tasks.Task.targets`), handed to every data builder."""
 
 Data = TypeVar("Data", bound="DataConfig")
@@ -287,7 +288,10 @@ class TextDataConfig(DataConfig):
     OPTIONS: ClassVar[tuple[str, ...]] = ("text", "shakespeare_char")
     BUILDER: ClassVar[str] = "trainscope.data.build_text_data"
 
-    path: Path = key(Rule("a text file or a folder of .txt files", is_path))
+    path: Path | None = key(
+        Rule("a text file or a folder of .txt files", is_path).or_null(" (data=shakespeare_char: the shipped copy)"),
+        None,
+    )
     tokenizer: str = key(
         Rule("char, a Hugging Face Hub name or a tokenizer folder", lambda v: isinstance(v, str) and bool(v)), "char"
     )
@@ -296,6 +300,8 @@ class TextDataConfig(DataConfig):
     cache_dir: Path | None = key(PATH.or_null(" (no token cache)"), None)
 
     def check_together(self) -> None:
+        if self.dataset == "text" and self.path is None:
+            raise ConfigError("data=text needs data.path: a UTF-8 text file or a folder of .txt files")
         if self.val_fraction + self.test_fraction >= 1:
             raise ConfigError(
                 f"data.val_fraction={self.val_fraction} and data.test_fraction={self.test_fraction} "
@@ -309,8 +315,8 @@ DATA_CONFIGS: tuple[type[DataConfig], ...] = (
     ImageFolderConfig,
     CustomDataConfig,
     TableDataConfig,
+    TextDataConfig,
 )
-# TextDataConfig joins these with conf/data/text.yaml, once the loop trains language models (the task layer).
 """Every data option's dataclass; `DATA_OPTIONS` maps each `data.dataset` value to its own."""
 
 DATA_OPTIONS: dict[str, type[DataConfig]] = {option: config for config in DATA_CONFIGS for option in config.OPTIONS}

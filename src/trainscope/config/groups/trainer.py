@@ -32,7 +32,10 @@ class TrainerConfig(TypedGroup):
 
     GROUP: ClassVar[str] = "trainer"
 
-    max_epochs: int = key(POSITIVE_INT, 3)
+    max_epochs: int = key(POSITIVE_INT, 3)  # ignored when max_steps is set
+    max_steps: int | None = key(POSITIVE_INT.or_null(" (max_epochs decides)"), None)  # optimizer steps
+    val_check_interval: int | None = key(POSITIVE_INT.or_null(" (validate at each epoch end)"), None)  # steps
+    accumulate_grad_batches: int = key(POSITIVE_INT, 1)  # batches per optimizer step
     device: str = key(DEVICE, "auto")  # under torchrun, auto/cuda = cuda:<local_rank>
     devices: int = key(Rule("a positive integer (processes on this machine)", POSITIVE_INT.check), 1)
     precision: str = key(Rule("one of 32, bf16, 16", lambda value: str(value) in PRECISIONS), "32")

@@ -30,6 +30,7 @@ from trainscope.core.run_dir import RunStatus
 from trainscope.sweep.guarded_launcher import GuardedLauncher
 from trainscope.sweep.jobs import report_failed_jobs
 from trainscope.sweep.optuna.heartbeat import Heartbeat
+from trainscope.sweep.optuna.job_line import CHANNEL_PREFIX, job_line_without_channel
 from trainscope.sweep.optuna.messages import say
 from trainscope.sweep.optuna.plan import SweepPlan
 from trainscope.sweep.optuna.results import results_line, study_results, write_results
@@ -187,6 +188,7 @@ class SweepSession:
     def run_trials(self, launcher: GuardedLauncher) -> None:
         """Claim and run trials until the study needs none (or the timeout or a failure limit stops it)."""
         plan = self.plan
+        self.check_search_keys(launcher)
         while True:
             if plan.past_deadline():
                 say("hydra.sweeper.timeout reached: no new trial starts")
@@ -206,6 +208,30 @@ class SweepSession:
                     self.record(trial, TrialVerdict(TrialState.FAIL, RunStatus.FAILED.value, None, reason=reason))
                     continue
             self.run_trial(launcher, trial)
+
+    def check_search_keys(self, launcher: GuardedLauncher) -> None:
+        """A search key no trial can apply (`optimizer.lrr`, `model.sizes.1` of a one-entry list) is one error
+        before the first trial, not a failed trial per sample (and exit 0 when they stay under max_failures).
+
+        Samples are composed into the app's config as a trial's job would be: the i-th choice of every categorical
+        (i up to the longest one's length, so `model=choice(mlp,cnn)` with a key only `mlp` has is tried with
+        `mlp`), the low end of every range. Only when none composes is it an error.
+        """
+        distributions = self.plan.space.distributions
+        rounds = max([len(d.choices) for d in distributions.values() if isinstance(d, CategoricalDistribution)] or [1])
+        failure: HydraException | None = None
+        for index in range(rounds):
+            probe = {name: _some_value(distribution, index) for name, distribution in distributions.items()}
+            try:
+                launcher.config_loader.load_sweep_config(launcher.config, self.plan.space.trial_overrides(probe))
+                return
+            except HydraException as error:
+                failure = failure or error
+        if failure is not None:
+            raise ConfigError(
+                f"no trial could run: a search key does not fit the app's config ({first_line(failure).rstrip('.')})"
+                "; fix that key in hydra.sweeper.params or on the command line"
+            )
 
     def wait_for_trials_elsewhere(self) -> bool:
         """With heartbeats, stay while other workers' trials run: if one's worker died, this one retries it.
@@ -243,7 +269,7 @@ class SweepSession:
             plan.pruning_metric,
             plan.settings.reconnect_timeout,
         )
-        channel = [f"++hydra.job.env_set.{name}={hydra_quote(value)}" for name, value in address.env().items()]
+        channel = [f"{CHANNEL_PREFIX}{name}={hydra_quote(value)}" for name, value in address.env().items()]
         interrupted = run_to_resume(study_storage(self.study).get_trial(trial_id(trial)), plan.sweep_dir, plan.config)
         if interrupted is None:
             return [*plan.space.trial_overrides(trial.params), *channel]
@@ -255,8 +281,9 @@ class SweepSession:
         say(f"trial {trial.number} started: {params}")
         storage = study_storage(self.study)
         try:
-            with Heartbeat(storage, trial_id(trial)):
-                (job,) = launcher.launch([self.trial_overrides(trial)], initial_job_idx=trial.number)
+            overrides = self.trial_overrides(trial)
+            with Heartbeat(storage, trial_id(trial)), job_line_without_channel(overrides):
+                (job,) = launcher.launch([overrides], initial_job_idx=trial.number)
         except KeyboardInterrupt:
             frozen = storage.get_trial(trial_id(trial))
             run_dir = frozen.user_attrs.get(RUN_DIR_ATTR)  # set by the job when it opened its trial
@@ -277,7 +304,7 @@ class SweepSession:
             raise lost_storage
         verdict = judge_job(job, self.plan.metric_names)
         if verdict.state != TrialState.PRUNED:  # an app stops a pruned trial by raising optuna.TrialPruned
-            report_failed_jobs([job])  # a crash (not a TrainscopeError) keeps its traceback
+            report_failed_jobs([job], one_line=True)  # a crash: one line; its traceback in the trial's log
         try:
             self.record(trial, verdict)
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -368,3 +395,10 @@ def _check_search_space(plan: SweepPlan, study: optuna.Study) -> None:
 def _set_study_attr(study: optuna.Study, key: str, value: Any) -> None:
     if study.user_attrs.get(key) != value:
         study.set_user_attr(key, value)
+
+
+def _some_value(distribution: Any, index: int) -> Any:
+    """A value the distribution can sample: its `index`-th choice (cycling), or its low end."""
+    if isinstance(distribution, CategoricalDistribution):
+        return distribution.choices[index % len(distribution.choices)]
+    return distribution.low

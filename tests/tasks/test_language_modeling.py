@@ -1,0 +1,65 @@
+"""`task=language_modeling`: next-token loss, perplexity and tokens/s, in a real run on the shipped Shakespeare."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.helpers.lm_runs import compose_lm
+from trainscope.core.errors import ConfigError
+from trainscope.data.tokenizer import load_tokenizer
+from trainscope.session.run import train
+from trainscope.tasks import LanguageModeling
+
+
+def test_loss_ignores_padding_and_perplexity_is_its_exponential() -> None:
+    task = LanguageModeling(ignore_index=-100)
+    logits = torch.randn(2, 5, 7, generator=torch.Generator().manual_seed(0))
+    targets = torch.randint(7, (2, 5), generator=torch.Generator().manual_seed(1))
+    targets[1, 3:] = -100
+    counted = targets != -100
+    expected = F.cross_entropy(logits[counted], targets[counted])
+    assert task.loss(logits, targets).item() == pytest.approx(expected.item(), rel=1e-6)
+    evaluator = task.evaluator(torch.device("cpu"))
+    evaluator.update(logits, targets)
+    result = evaluator.result(lambda sums: sums)
+    assert result["loss"] == pytest.approx(expected.item(), rel=1e-6)
+    assert result["ppl"] == pytest.approx(math.exp(expected.item()), rel=1e-6)
+    sums = [float(value) for value in task.train_statistics(logits, targets)]
+    assert sums[1] == 8  # tokens counted, padding not
+    metrics = task.train_metrics(sums, 2, seconds=2.0)
+    assert metrics["tokens_per_sec"] == 4 and metrics["ppl"] == pytest.approx(math.exp(expected.item()), rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny run, reused by the asserts below."""
+    root = tmp_path_factory.mktemp("lm")
+    run_dir = root / "run"
+    run_dir.mkdir()
+    train(compose_lm(root / "data"), run_dir)
+    return run_dir
+
+
+def test_a_language_model_trains_below_the_uniform_guess_and_keeps_its_tokenizer(lm_run: Path) -> None:
+    summary = json.loads((lm_run / "metrics.json").read_text())
+    final = summary["final"]
+    assert summary["status"] == "completed" and summary["monitor"] == {"metric": "val/loss", "mode": "min"}
+    assert final["val/loss"] < math.log(65), "below a uniform guess over 65 characters"
+    assert final["val/ppl"] == pytest.approx(math.exp(final["val/loss"]), rel=1e-6)
+    assert final["train/tokens_per_sec"] > 0 and final["val/loss_best"] == final["val/loss"]
+    assert load_tokenizer(lm_run / "tokenizer").decode([0, 1]) == "\n "  # the run's own char vocabulary
+
+
+def test_text_data_with_an_image_task_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(Exception) as raised:  # Hydra's wrapper; the CLI prints its cause, one line
+        train(compose_lm(tmp_path, "task=classification"), tmp_path / "run")
+    cause = raised.value if isinstance(raised.value, ConfigError) else raised.value.__cause__
+    assert isinstance(cause, ConfigError)
+    assert str(cause).startswith("task=classification needs integer class targets; data=shakespeare_char holds text")
+    assert str(cause).endswith("(use task=language_modeling)")
