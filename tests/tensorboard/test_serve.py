@@ -89,6 +89,25 @@ def test_a_sweeps_trials_share_one_server_over_the_sweep_folder_that_stays_after
 
 
 @pytest.mark.slow
+def test_the_board_serves_in_the_foreground_until_ctrl_c(tmp_path: Path) -> None:
+    board = subprocess.Popen([*BOARD, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert board.stdout is not None
+        line = board.stdout.readline()
+        assert line.startswith("tensorboard: http://127.0.0.1:") and "Ctrl-C stops it" in line, line
+        with urllib.request.urlopen(f"{line.split()[1]}data/runs", timeout=10) as response:
+            assert isinstance(json.loads(response.read()), list)
+        record = running_board(tmp_path.resolve())
+        assert record is not None and record.url == line.split()[1]
+    finally:
+        board.send_signal(signal.SIGINT)
+        _, errors = board.communicate(timeout=60)
+    assert board.returncode == 0, errors
+    assert not _alive(record.pid)
+    assert not (tmp_path / RECORD_FILE).exists()
+
+
+@pytest.mark.slow
 def test_a_second_start_over_the_same_folder_reuses_the_server(tmp_path: Path) -> None:
     board = serve(tmp_path)
     try:

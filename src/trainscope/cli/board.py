@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 from trainscope.cli.process_exit import exit_after
 from trainscope.core.errors import ConfigError, TrainscopeError, report_user_error
 
-DEFAULT_DIR = "outputs"
+OUTPUT_DIR_VARIABLE = "TRAINSCOPE_OUTPUT_DIR"  # where `paths.output_root` puts runs, as conf/paths/default.yaml
 
 
 class _Parser(argparse.ArgumentParser):
@@ -21,8 +22,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
-    parser = _Parser(prog="trainscope-board", description=__doc__)
-    parser.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="the folder to serve (default: outputs)")
+    parser = _Parser(
+        prog="trainscope-board",
+        description="A TensorBoard over a run's, a sweep's or all runs' folder, in the foreground until Ctrl-C; "
+        "a server already serving the folder is reused (its URL printed), not doubled.",
+    )
+    parser.add_argument(
+        "dir",
+        nargs="?",
+        default=os.environ.get(OUTPUT_DIR_VARIABLE, "outputs"),
+        help=f"the folder to serve (default: ${OUTPUT_DIR_VARIABLE} or outputs, where runs go)",
+    )
     parser.add_argument("--port", type=int, default=0, help="the port (default 0: any free port)")
     return parser.parse_args(argv)
 
