@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.helpers.events import read_events
 from tests.helpers.lm_runs import compose_lm
 from trainscope.core.errors import ConfigError
 from trainscope.data.tokenizer import load_tokenizer
@@ -42,18 +43,41 @@ def lm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("lm")
     run_dir = root / "run"
     run_dir.mkdir()
-    train(compose_lm(root / "data"), run_dir)
+    train(
+        compose_lm(
+            root / "data",
+            "trainer.max_steps=20",
+            "trainer.val_check_interval=10",
+            "logging.samples.prompts=[ROMEO:]",
+            "logging.samples.max_new_tokens=30",
+        ),
+        run_dir,
+    )
     return run_dir
 
 
 def test_a_language_model_trains_below_the_uniform_guess_and_keeps_its_tokenizer(lm_run: Path) -> None:
     summary = json.loads((lm_run / "metrics.json").read_text())
     final = summary["final"]
-    assert summary["status"] == "completed" and summary["monitor"] == {"metric": "val/loss", "mode": "min"}
+    assert (
+        summary["status"] == "completed"
+        and summary["global_step"] == 20
+        and summary["monitor"] == {"metric": "val/loss", "mode": "min"}
+    )
     assert final["val/loss"] < math.log(65), "below a uniform guess over 65 characters"
     assert final["val/ppl"] == pytest.approx(math.exp(final["val/loss"]), rel=1e-6)
     assert final["train/tokens_per_sec"] > 0 and final["val/loss_best"] == final["val/loss"]
     assert load_tokenizer(lm_run / "tokenizer").decode([0, 1]) == "\n "  # the run's own char vocabulary
+
+
+def test_each_validation_writes_generated_text_into_the_text_tab(lm_run: Path) -> None:
+    events = read_events(lm_run)
+    samples = events.Tensors("samples/0/text_summary")
+    assert [point.step for point in samples] == [10, 20]  # after each validation period
+    text = samples[-1].tensor_proto.string_val[0].decode()
+    assert text.startswith("prompt 'ROMEO:':") and "```\nROMEO:" in text
+    body = text.split("```\n")[1].removesuffix("\n```")
+    assert len(body) == len("ROMEO:") + 30, "30 new characters"
 
 
 def test_text_data_with_an_image_task_is_one_line(tmp_path: Path) -> None:
