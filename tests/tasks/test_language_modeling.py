@@ -10,8 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.helpers.cli import error_line, run_script
 from tests.helpers.events import read_events
-from tests.helpers.lm_runs import compose_lm
+from tests.helpers.lm_runs import TINY_LM, compose_lm
 from trainscope.core.errors import ConfigError
 from trainscope.data.tokenizer import load_tokenizer
 from trainscope.session.run import train
@@ -87,3 +88,30 @@ def test_text_data_with_an_image_task_is_one_line(tmp_path: Path) -> None:
     assert isinstance(cause, ConfigError)
     assert str(cause).startswith("task=classification needs integer class targets; data=shakespeare_char holds text")
     assert str(cause).endswith("(use task=language_modeling)")
+
+
+LANGUAGE_MODEL_MISTAKES = [
+    (["model.vocab_size=50"], "the tokenizer (char) has 65 tokens but the model only 50 (model.vocab_size)"),
+    (["model.block_size=8"], "data.block_size=16 is longer than the model's context of 8 tokens (model.block_size)"),
+    (["data=text", "data.path={empty}"], "data.path={empty} is empty; it must hold text"),
+    (["data=text", "data.path={short}"], "fewer than one block of data.block_size=16 + 1"),
+    (["data.tokenizer={missing}"], "data.tokenizer={missing} does not exist"),
+    (["data=text", "data.path={binary}"], "is a binary file (it holds NUL bytes), not text"),
+]
+
+
+@pytest.mark.slow
+def test_language_model_mistakes_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    """The bad-input rows of text data, through the CLI (one process each: ~3 s apiece on a quiet machine)."""
+    files = {"empty": tmp_path / "empty.txt", "short": tmp_path / "short.txt", "binary": tmp_path / "binary.txt"}
+    files["empty"].write_text("")
+    files["short"].write_text("To be, or not to be\n")
+    files["binary"].write_bytes(b"\x00\x01\x02" * 100)
+    names = {name: str(path) for name, path in files.items()} | {"missing": str(tmp_path / "no-tokenizer")}
+    for overrides, message in LANGUAGE_MODEL_MISTAKES:
+        args = [*TINY_LM, f"data.cache_dir={tmp_path / 'cache'}", *(item.format(**names) for item in overrides)]
+        result = run_script("train.py", args, tmp_path / "out", tmp_path / "data")
+        assert result.returncode == 2, (overrides, result.stderr[-2000:])
+        assert message.format(**names) in error_line(result), overrides
+        assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "out").glob("runs/*/*")), "no run directory is left behind"
