@@ -15,7 +15,7 @@ from tests.helpers.in_process import make_trainer
 from trainscope.callbacks.build import build_callbacks
 from trainscope.callbacks.checkpoint import CheckpointCallback
 from trainscope.callbacks.early_stopping import EarlyStopping
-from trainscope.callbacks.stop_on_signal import StopOnSignal
+from trainscope.callbacks.stop_on_signal import PhaseCut, StopOnSignal
 from trainscope.config.resolvers import register_resolvers
 from trainscope.config.schema import validate_config
 from trainscope.core.checkpoint_io import load_checkpoint
@@ -110,7 +110,23 @@ def test_a_signal_stops_the_run_after_the_current_step(tmp_path: Path) -> None:
         trainer.fit()
     finally:
         handler.restore()
-    assert (trainer.status, trainer.stop_reason) == (RunStatus.INTERRUPTED, "interrupted by SIGTERM")
+    # before the first step: the run's start-up (`train.py` installs the handler when the run directory exists)
+    assert (trainer.status, trainer.stop_reason) == (RunStatus.INTERRUPTED, "interrupted by SIGTERM during start-up")
     assert trainer.state.global_step == 0 and handler.signal_number == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     assert torch.is_tensor(trainer.running_sums)
+
+
+def test_a_signal_in_a_phase_cut_at_once_ends_it_at_once() -> None:
+    """The test phase: no step to finish, so the first signal raises PhaseCut where the code is (a real signal,
+    the handler installed as the run installs it); one that came before the phase raises on entering it."""
+    handler = StopOnSignal().install()
+    try:
+        with pytest.raises(PhaseCut, match="SIGTERM"), handler.cutting_at_once():
+            os.kill(os.getpid(), signal.SIGTERM)
+            pytest.fail("the phase went on after the signal")
+        with pytest.raises(PhaseCut), handler.cutting_at_once():
+            pytest.fail("the phase started after a signal")
+    finally:
+        handler.restore()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

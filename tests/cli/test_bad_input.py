@@ -42,6 +42,12 @@ from tests.helpers.events import read_events
             "cannot parse the override trainer.max_epochs=[3; no viable alternative at input '[3'",
         ),
         ("hydra.job.chdir=maybe", "Error merging override hydra.job.chdir=maybe; Value 'maybe' is not a valid bool"),
+        (  # resolved by Hydra only while naming the run directory: a traceback about hydra.run.dir before
+            "data.batch_size=${oc.env:TRAINSCOPE_UNSET_IN_TESTS}",
+            "cannot resolve data.batch_size=${oc.env:TRAINSCOPE_UNSET_IN_TESTS}: Environment variable "
+            "'TRAINSCOPE_UNSET_IN_TESTS' not found; export that variable, or give it a default: "
+            "${oc.env:NAME,default}",
+        ),
     ],
     ids=[
         "unknown_group_option",
@@ -51,6 +57,7 @@ from tests.helpers.events import read_events
         "unknown_key",
         "unparsable",
         "hydra_key",
+        "unset_environment_variable",
     ],
 )
 def test_config_mistakes(train: TrainCLI, override: str, message: str) -> None:
@@ -58,6 +65,25 @@ def test_config_mistakes(train: TrainCLI, override: str, message: str) -> None:
     assert result.returncode == 2
     assert message in error_line(result)
     assert not list((train.output_root / "runs").glob("*/*/checkpoints")), "nothing trained"
+
+
+def test_two_hydra_modes_at_once_is_one_line(train: TrainCLI) -> None:
+    result = train("-m", "hparams_search=synthetic", "--cfg", "hydra")  # Hydra: a ValueError traceback
+    assert result.returncode == 2
+    assert error_line(result).startswith("error: --multirun and --cfg cannot be combined: Hydra runs one mode")
+
+
+def test_help_says_what_trainscope_is_and_lists_the_sweep_choices(train: TrainCLI) -> None:
+    result = train("--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("trainscope: train, watch and tune PyTorch models")
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("hydra/", "model:")) and ": " in line]
+    listed = dict(line.split(": ", 1) for line in lines)
+    assert {"tpe", "random", "grid"} <= set(listed["hydra/sweeper/sampler"].split(", "))
+    assert {"median", "hyperband", "none"} <= set(listed["hydra/sweeper/pruner"].split(", "))
+    assert {"basic", "joblib", "slurm"} <= set(listed["hydra/launcher"].split(", "))
+    assert "mlp" in listed["model"] and "docs/README.md" in result.stdout
+    assert "_target_" not in result.stdout, "the config itself is --cfg job's, not --help's"
 
 
 # ---------------------------------------------------------------- data

@@ -14,6 +14,7 @@ from tests.helpers.cli import REPO_ROOT, TINY
 from tests.helpers.events import read_events
 from trainscope.config.resolvers import register_resolvers
 from trainscope.engine.build import build_optimizer
+from trainscope.models.build import build_model
 
 EPOCH_TAGS = ["train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "epoch"]
 STEP_TAGS = ["train/loss_step", "train/acc_step", "lr", "train/grad_norm", "train/samples_per_sec"]
@@ -61,7 +62,7 @@ def compose_config(overrides: list[str]):
 @pytest.mark.parametrize("shape", [[1, 28, 28], [3, 32, 32]], ids=["mnist_shape", "cifar_shape"])
 def test_every_model_trains_a_step_on_every_input_shape(model: str, shape: list[int]) -> None:
     config = compose_config([f"model={model}", "data=synthetic", f"data.input_shape=[{','.join(map(str, shape))}]"])
-    network = instantiate(config.model)
+    network = build_model(config.model, tuple(shape), config.data.num_classes)  # model.init_from is trainscope's
     optimizer = build_optimizer(config, network)  # optimizer.weight_decay_on is trainscope's, not torch's
     inputs, targets = torch.randn(4, *shape), torch.randint(0, config.data.num_classes, (4,))
     loss = torch.nn.functional.cross_entropy(network(inputs), targets)

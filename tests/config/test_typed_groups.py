@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, error_line
 from tests.helpers.data import data_kwargs
 from trainscope.config.groups.data import DATA_CONFIGS, DATA_OPTIONS, AugmentConfig, ImageDataConfig
+from trainscope.config.groups.finetune import FinetuneConfig
 from trainscope.config.groups.logging import LoggingConfig
 from trainscope.config.groups.optimizer import OptimizerConfig, SchedulerConfig
 from trainscope.config.groups.trainer import TrainerConfig
@@ -31,7 +32,15 @@ from trainscope.data import build_custom_data, build_data
 
 CONF = REPO_ROOT / "conf"
 DATA_OPTION_FILES = sorted(path.stem for path in (CONF / "data").glob("*.yaml"))
-ALL_GROUPS = [*DATA_CONFIGS, AugmentConfig, LoggingConfig, TrainerConfig, OptimizerConfig, SchedulerConfig]
+ALL_GROUPS = [
+    *DATA_CONFIGS,
+    AugmentConfig,
+    LoggingConfig,
+    TrainerConfig,
+    FinetuneConfig,
+    OptimizerConfig,
+    SchedulerConfig,
+]
 NEEDS = {  # what an option leaves to the command line (`???`)
     "image_folder": ["data.root=/tmp/images"],
     "custom": ["data.train._target_=examples.shapes_dataset.Shapes"],
@@ -79,7 +88,7 @@ def test_every_key_has_a_rule_and_its_default_passes_it(group: type[TypedGroup])
             assert rule.check(default), f"{group.__name__}.{field.name} default {default!r} breaks {rule.accepts}"
 
 
-@pytest.mark.parametrize("group", [TrainerConfig, LoggingConfig], ids=lambda group: group.GROUP)
+@pytest.mark.parametrize("group", [TrainerConfig, LoggingConfig, FinetuneConfig], ids=lambda group: group.GROUP)
 def test_the_default_option_sets_the_dataclass_defaults(group: type[TypedGroup]) -> None:
     """`conf/<group>/default.yaml` must spell out every key (Hydra overrides only what it holds); its values are
     the dataclass's defaults, so a key an option leaves out behaves as in the default option."""
@@ -146,14 +155,27 @@ def test_an_unknown_data_key_is_one_line(composed, overrides: list[str], message
         ("data.val_fraction=1.5", "data.val_fraction must be a number in [0, 1), got 1.5"),
         ("data.augment.crop_padding=-2", "data.augment.crop_padding must be a non-negative integer, got -2"),
         ("data.loader=fast", "data.loader must be one of auto, in_memory, dataloader, got 'fast'"),
-        ("data.dataset=imagenet", "data.dataset must be one of mnist, fashion_mnist, cifar10, mnist_sample, "
-         "synthetic, image_folder, custom, table, diabetes, text, shakespeare_char, got 'imagenet'"),  # fmt: skip
-        ("data.dataset=custom", "data.dataset=custom needs data=custom "
-         "(its _target_ is trainscope.data.build_custom_data)"),  # fmt: skip
+        (
+            "data.dataset=imagenet",
+            "data.dataset must be one of mnist, fashion_mnist, cifar10, mnist_sample, "
+            "synthetic, image_folder, custom, table, diabetes, text, shakespeare_char, got 'imagenet'",
+        ),  # fmt: skip
+        (
+            "data.dataset=custom",
+            "data.dataset=custom needs data=custom (its _target_ is trainscope.data.build_custom_data)",
+        ),  # fmt: skip
         ("~data.loader", "data.loader must be set to one of auto, in_memory, dataloader"),
     ],
-    ids=["wrong_type", "not_a_bool", "out_of_range", "nested_out_of_range", "not_a_choice", "unknown_dataset",
-         "wrong_builder", "required_key_missing"],  # fmt: skip
+    ids=[
+        "wrong_type",
+        "not_a_bool",
+        "out_of_range",
+        "nested_out_of_range",
+        "not_a_choice",
+        "unknown_dataset",
+        "wrong_builder",
+        "required_key_missing",
+    ],  # fmt: skip
 )
 def test_a_bad_data_value_is_one_line(composed, override: str, message: str) -> None:
     assert refusal(composed(override)) == message
@@ -170,27 +192,45 @@ def test_the_users_own_data_builder_takes_its_own_keys(composed) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["+trainer.gpus=1"], "trainer.gpus is not a trainer key; its keys: accumulate_grad_batches, channels_last, "
-         "compile, cudnn_benchmark, deterministic, device, devices, grad_clip, limit_train_batches, "
-         "limit_val_batches, max_epochs, max_steps, precision, seed, test, val_check_interval"),  # fmt: skip
+        (
+            ["+trainer.gpus=1"],
+            "trainer.gpus is not a trainer key; its keys: accumulate_grad_batches, channels_last, compile, "
+            "cudnn_benchmark, deterministic, device, devices, grad_clip, limit_train_batches, limit_val_batches, "
+            "max_epochs, max_steps, precision, seed, test, val_check_interval",
+        ),  # fmt: skip
         (["trainer.devices=0"], "trainer.devices must be a positive integer (processes on this machine), got 0"),
         (["trainer.channels_last=maybe"], "trainer.channels_last must be true or false, got 'maybe'"),
-        (["trainer.limit_train_batches=1.5"], "trainer.limit_train_batches must be null, a positive integer or a "
-         "fraction in (0, 1], got 1.5"),  # fmt: skip
+        (
+            ["trainer.limit_train_batches=1.5"],
+            "trainer.limit_train_batches must be null, a positive integer or a fraction in (0, 1], got 1.5",
+        ),  # fmt: skip
         (["+logging.num_image=4"], "logging.num_image is not a logging key; did you mean logging.num_images?"),
         (["logging.flush_secs=0"], "logging.flush_secs must be a positive number, got 0"),
         (["logging.progress_bar=sometimes"], "logging.progress_bar must be true or false, got 'sometimes'"),
         (["+optimizer.lrr=0.1"], "optimizer.lrr is not an argument of torch.optim.Adam; did you mean optimizer.lr?"),
         (["optimizer=sgd", "optimizer.momentum=1.0"], "optimizer.momentum must be a number in [0, 1), got 1.0"),
         (["optimizer.weight_decay=-1"], "optimizer.weight_decay must be a number >= 0, got -1"),
-        (["scheduler=cosine", "+scheduler.tmax=3"],
-         "scheduler.tmax is not an argument of torch.optim.lr_scheduler.CosineAnnealingLR; "
-         "did you mean scheduler.T_max?"),  # fmt: skip
+        (
+            ["scheduler=cosine", "+scheduler.tmax=3"],
+            "scheduler.tmax is not an argument of torch.optim.lr_scheduler.CosineAnnealingLR; "
+            "did you mean scheduler.T_max?",
+        ),  # fmt: skip
         (["scheduler=step", "scheduler.interval=batch"], "scheduler.interval must be 'epoch' or 'step', got 'batch'"),
     ],
-    ids=["trainer_unknown", "trainer_range", "trainer_type", "trainer_fraction", "logging_unknown", "logging_range",
-         "logging_type", "optimizer_unknown", "optimizer_range", "optimizer_negative", "scheduler_unknown",
-         "scheduler_choice"],  # fmt: skip
+    ids=[
+        "trainer_unknown",
+        "trainer_range",
+        "trainer_type",
+        "trainer_fraction",
+        "logging_unknown",
+        "logging_range",
+        "logging_type",
+        "optimizer_unknown",
+        "optimizer_range",
+        "optimizer_negative",
+        "scheduler_unknown",
+        "scheduler_choice",
+    ],  # fmt: skip
 )
 def test_a_bad_trainer_logging_optimizer_or_scheduler_key_is_one_line(
     composed, overrides: list[str], message: str
@@ -277,7 +317,7 @@ def test_a_value_that_does_not_resolve_is_one_line(train: TrainCLI, tmp_path: Pa
     result = train(*TINY, f"hydra.run.dir={tmp_path / 'run'}", "data.root=${oc.env:TRAINSCOPE_TEST_UNSET}")
     assert result.returncode == 2
     assert error_line(result) == (
-        "error: cannot resolve data.root: KeyError raised while resolving interpolation: "
-        "\"Environment variable 'TRAINSCOPE_TEST_UNSET' not found\""
+        "error: cannot resolve data.root=${oc.env:TRAINSCOPE_TEST_UNSET}: Environment variable "
+        "'TRAINSCOPE_TEST_UNSET' not found; export that variable, or give it a default: ${oc.env:NAME,default}"
     )
     assert not (tmp_path / "run" / "checkpoints").exists()

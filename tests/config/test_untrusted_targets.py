@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, error_line, resume_cli, run_script, snapshot
+from tests.helpers.run_dirs import plant_pickle
 from trainscope.config.targets import check_targets, targets_in
 from trainscope.core.errors import ConfigError
 
@@ -60,19 +61,6 @@ def test_eval_takes_a_checkpoint_path_unquoted(run_copy: Path, data_dir: Path) -
 
 
 # ---------------------------------------------------------------- a run directory is untrusted input
-
-
-def plant_pickle(directory: Path) -> tuple[Path, Path]:
-    """A `.pt` file that runs code when `torch.load(weights_only=False)` opens it (it creates `marker`)."""
-    marker = directory / "the-pickle-ran"
-    payload = directory / "weights.pt"
-
-    class Exploit:
-        def __reduce__(self) -> tuple:
-            return (open, (str(marker), "w"))
-
-    torch.save(Exploit(), payload)
-    return payload, marker
 
 
 def craft_model_target(run_dir: Path, payload: Path) -> None:

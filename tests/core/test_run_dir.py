@@ -17,7 +17,14 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.helpers.cli import REPO_ROOT, TINY, TrainCLI, cli_env, resume_cli
-from trainscope.core.checkpoint_io import keep_as_best, load_latest_checkpoint, save_checkpoint
+from tests.helpers.disk import fill, small_disk
+from trainscope.core.checkpoint_io import (
+    keep_as_best,
+    load_checkpoint,
+    load_latest_checkpoint,
+    load_model_weights,
+    save_checkpoint,
+)
 from trainscope.core.errors import CheckpointError
 from trainscope.core.run_dir import (
     BEST,
@@ -28,6 +35,7 @@ from trainscope.core.run_dir import (
     SAVED_CONFIG,
     RunStatus,
     atomic_write,
+    atomic_write_all,
     check_run_dir,
     read_metrics,
     write_metrics,
@@ -263,3 +271,44 @@ def test_an_optuna_trial_into_a_taken_dir_fails_without_touching_it(train: Any, 
     (trial,) = study.trials
     assert trial.state == TrialState.FAIL
     assert "error: " + trial.user_attrs[FAIL_REASON_ATTR] == refusal(run_dir, "hydra.sweep.dir")
+
+
+def test_files_written_together_change_all_or_none_on_a_full_disk(tmp_path: Path) -> None:
+    """Room for the first file, not the second (a real tmpfs): neither changes, no temporary file is left."""
+    with small_disk(tmp_path / "disk", 2**20) as disk:
+        first, second = disk / ".hydra" / "config.yaml", disk / ".hydra" / "hydra.yaml"
+        atomic_write_all({first: b"old 1", second: b"old 2"})
+        filler = fill(disk, leave=4096)
+        with pytest.raises(OSError, match="No space left"):
+            atomic_write_all({first: b"n" * 3000, second: b"n" * 6000})
+        assert (first.read_bytes(), second.read_bytes()) == (b"old 1", b"old 2")
+        assert sorted(path.name for path in first.parent.iterdir()) == ["config.yaml", "hydra.yaml"]
+        filler.unlink()
+        atomic_write_all({first: b"new 1", second: b"new 2"})
+        assert (first.read_bytes(), second.read_bytes()) == (b"new 1", b"new 2")
+
+
+@pytest.mark.parametrize(
+    ("state", "problem"),
+    [
+        ({"model": 3}, "no model state"),
+        ({"model": {}, "trainer": 3}, "trainer is not a state dict"),
+        ({"model": {}, "task": [1]}, "task is not a state dict"),
+    ],
+    ids=["model", "trainer", "task"],
+)
+def test_a_checkpoint_of_the_wrong_shape_is_one_error(state: dict, problem: str, tmp_path: Path) -> None:
+    """A checkpoint that comes with a run directory from anywhere loads safely (weights_only) and is checked for
+    the shape its readers need: before, `{"model": 3}` or `{"trainer": 3}` ended in a TypeError traceback."""
+    path = tmp_path / "last.pt"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="is not a trainscope checkpoint") as error:
+        load_checkpoint(path)
+    assert problem in str(error.value)
+
+
+def test_weights_that_do_not_fit_the_model_are_one_error(tmp_path: Path) -> None:
+    model = torch.nn.Linear(2, 1)
+    with pytest.raises(CheckpointError, match="does not fit the model") as error:
+        load_model_weights(model, {"model": {"x": torch.zeros(1)}}, tmp_path / "best.pt", tmp_path)
+    assert 'Missing key(s) in state_dict: "weight", "bias"' in str(error.value)

@@ -9,8 +9,10 @@ import torch
 from torch.utils.data import TensorDataset
 
 from examples.shapes_dataset import Shapes
+from tests.helpers.task_data import BrokenItem
 from trainscope.core.errors import ConfigError, DataError
 from trainscope.data import build_custom_data
+from trainscope.data.custom import DatasetItemFailed
 
 
 def test_custom_data_from_a_function_returning_all_splits() -> None:
@@ -50,3 +52,19 @@ def test_bad_custom_datasets_are_one_line(train_split: Any, options: dict, error
             train=train_split, root=".", batch_size=8, val_fraction=0.2, split_seed=0, num_workers=0,
             device="cpu", seed=0, **options,
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_a_dataset_that_raises_on_one_item_is_named_with_the_item(num_workers: int) -> None:
+    """One line with the class, the index and the original first line; the traceback kept for train.log."""
+    data = build_custom_data(
+        train=BrokenItem(), num_classes=4, root=".", batch_size=16, val_fraction=0.0, split_seed=0,
+        num_workers=num_workers, device="cpu", seed=0,
+    )  # fmt: skip
+    with pytest.raises(DatasetItemFailed) as raised:
+        for _ in data.train:  # type: ignore[union-attr]
+            pass
+    assert str(raised.value) == (
+        "data.train (tests.helpers.task_data.BrokenItem) raised on item 7: OSError: cannot read scan_7.png"
+    )
+    assert "Traceback" in raised.value.details and "a second line the user need not read" in raised.value.details

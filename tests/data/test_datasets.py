@@ -186,6 +186,18 @@ def test_missing_files_are_named(tmp_path: Path) -> None:
         build_data(**data_kwargs(tmp_path / "empty", "fashion_mnist", download=False))
 
 
+@pytest.mark.parametrize("below", [".", "mnist", "data/mnist"])
+def test_a_data_root_that_is_or_lies_below_a_file_names_that_file(tmp_path: Path, below: str) -> None:
+    """`data.root=<file>` and `data.root=<file>/sub` (a typo, a tab-completed file) say which path is a file."""
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("")
+    with pytest.raises(DataError) as raised:
+        build_data(**data_kwargs(not_a_folder / below, "mnist", download=False))
+    assert str(raised.value) == (
+        f"{not_a_folder} is a file, not a directory; set paths.data_dir (or data.root) to a folder"
+    )
+
+
 @pytest.mark.slow
 def test_a_data_directory_that_is_a_file_is_named_as_such(train, tmp_path: Path) -> None:
     not_a_folder = tmp_path / "data.txt"

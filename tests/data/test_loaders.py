@@ -82,11 +82,11 @@ def test_augmentation_is_seeded_and_keeps_shape(tmp_path: Path) -> None:
 
 def test_batched_crop_and_flip_match_a_per_sample_reference() -> None:
     from trainscope.data.augment import AugmentConfig, augment_batch
-    from trainscope.data.seeding import AUGMENT_STREAM, cpu_generator
+    from trainscope.data.seeding import AUGMENT_STREAM, device_generator
 
     images = torch.randn(16, 3, 8, 8)
     augmented = augment_batch(images, AugmentConfig(2, True), torch.zeros(3), seed=5, epoch=1, batch_index=4)
-    generator = cpu_generator(AUGMENT_STREAM, 5, 1, 4)
+    generator = device_generator(images.device, AUGMENT_STREAM, 5, 1, 4)
     offsets = torch.randint(0, 5, (2, 16), generator=generator)
     flips = torch.rand(16, generator=generator) < 0.5
     padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
@@ -94,3 +94,32 @@ def test_batched_crop_and_flip_match_a_per_sample_reference() -> None:
         top, left = offsets[:, index].tolist()
         expected = padded[index, :, top : top + 8, left : left + 8]
         assert torch.equal(augmented[index], expected.flip(-1) if flips[index] else expected)
+
+
+class RecordedCalls(torch.overrides.TorchFunctionMode):
+    """Every torch function and tensor method called while active, with its arguments (real calls, recorded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[Any, tuple, dict]] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        self.calls.append((func, args, kwargs))
+        return func(*args, **kwargs)
+
+
+def test_augmentation_draws_its_offsets_and_flips_on_the_batchs_device() -> None:
+    """A crop offset or flip mask drawn on the host and copied over waits for the GPU's queued work at every step;
+    both are drawn by a generator on the batch's device instead (a CPU batch here: the calls are what is checked)."""
+    from trainscope.data.augment import AugmentConfig, augment_batch
+
+    images = torch.randn(16, 3, 8, 8)
+    with RecordedCalls() as recorded:
+        augmented = augment_batch(images, AugmentConfig(2, True), torch.zeros(3), seed=5, epoch=1, batch_index=4)
+    draws = [(func, kwargs) for func, _, kwargs in recorded.calls if func in (torch.randint, torch.rand)]
+    assert [func for func, _ in draws] == [torch.randint, torch.rand]
+    for _, kwargs in draws:
+        assert kwargs.get("device") == images.device and kwargs["generator"].device == images.device
+    again = augment_batch(images, AugmentConfig(2, True), torch.zeros(3), seed=5, epoch=1, batch_index=4)
+    assert torch.equal(augmented, again), "the same (seed, epoch, batch) augments the same way"

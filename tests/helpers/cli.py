@@ -92,16 +92,24 @@ class TrainCLI:
 
 def wait_for_checkpoint(output_root: Path, process: subprocess.Popen[str], timeout: float = 120) -> Path:
     """The run directory, once its first checkpoint exists (polled, as a user would watch the folder)."""
+    return wait_for_run_file(output_root, process, "checkpoints/last.pt", "its first checkpoint", timeout)
+
+
+def wait_for_run_file(
+    output_root: Path, process: subprocess.Popen[str], name: str, what: str, timeout: float = 120
+) -> Path:
+    """The run directory, as soon as the file `name` (relative to it) exists, polled every few milliseconds
+    so a signal sent then lands right after that moment (`.hydra/config.yaml`: the run has just started)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = list((output_root / "runs").glob("*/*/checkpoints/last.pt"))
+        found = list((output_root / "runs").glob(f"*/*/{name}"))
         if found:
-            return found[0].parent.parent
+            return found[0].parents[len(Path(name).parts) - 1]
         if process.poll() is not None:
-            pytest.fail(f"run ended before its first checkpoint:\n{process.stdout.read() if process.stdout else ''}")
-        time.sleep(0.005)  # kill soon after the first checkpoint: well before the epoch ends
+            pytest.fail(f"run ended before {what}:\n{process.stdout.read() if process.stdout else ''}")
+        time.sleep(0.002)
     process.kill()
-    pytest.fail("no checkpoint within the timeout")
+    pytest.fail(f"no {what} within the timeout")
 
 
 def error_line(result: subprocess.CompletedProcess[str]) -> str:

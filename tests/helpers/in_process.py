@@ -67,3 +67,27 @@ def make_trainer(
         torch.device("cpu"),
         config_hash="test",
     )
+
+
+def composed_run_config(data_dir: Path, *overrides: str) -> Any:
+    """The composed `train.py` config of `overrides`, resolvable outside a Hydra run (`paths.data_dir` set)."""
+    from hydra import compose, initialize_config_dir
+
+    from trainscope.config.resolvers import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[2] / "conf"), version_base="1.3"):
+        return compose(config_name="train", overrides=[f"paths.data_dir={data_dir}", *overrides])
+
+
+def train_in_process(run_dir: Path, data_dir: Path, *overrides: str) -> Any:
+    """`python train.py <overrides>` in this process, into `run_dir` (with its `.hydra/config.yaml`, as a run
+    directory has it); the RunResult."""
+    from omegaconf import OmegaConf
+
+    from trainscope.session.run import train
+
+    cfg = composed_run_config(data_dir, "logging.progress_bar=false", *overrides)
+    (run_dir / ".hydra").mkdir(parents=True)
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    return train(cfg, run_dir)

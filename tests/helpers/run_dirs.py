@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from tests.helpers.cli import REPO_ROOT
@@ -71,3 +72,16 @@ def runs_cli(*args: str, cwd: Path | None = None, timeout: float = 60) -> subpro
         timeout=timeout,
         env={**os.environ, "COLUMNS": "200"},
     )
+
+
+def plant_pickle(directory: Path) -> tuple[Path, Path]:
+    """A `.pt` file that runs code when `torch.load(weights_only=False)` opens it (it creates `marker`)."""
+    marker = directory / "the-pickle-ran"
+    payload = directory / "weights.pt"
+
+    class Exploit:
+        def __reduce__(self) -> tuple:
+            return (open, (str(marker), "w"))
+
+    torch.save(Exploit(), payload)
+    return payload, marker

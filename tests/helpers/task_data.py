@@ -54,3 +54,30 @@ class KeywordLinear(nn.Module):
 
     def forward(self, features: Tensor, weight: Tensor) -> Tensor:
         return self.linear(features) * weight.unsqueeze(-1)
+
+
+class BrokenItem(Dataset):
+    """64 small images, four classes; reading item 7 raises, as a user's dataset with one unreadable file does."""
+
+    BROKEN = 7
+
+    def __len__(self) -> int:
+        return 64
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        if index == self.BROKEN:
+            raise OSError(f"cannot read scan_{index}.png\n(a second line the user need not read)")
+        return torch.zeros(1, 8, 8), index % 4
+
+
+class WrongLogits(nn.Module):
+    """A user's classifier with a mistake in its head: 3 logits for 4 classes, or (`squeeze`) one number."""
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int, squeeze: bool = False) -> None:
+        super().__init__()
+        self.squeeze = squeeze
+        self.head = nn.Linear(int(torch.tensor(input_shape).prod()), 1 if squeeze else num_classes - 1)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        outputs = self.head(inputs.flatten(1))
+        return outputs.squeeze(1) if self.squeeze else outputs

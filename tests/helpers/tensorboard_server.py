@@ -16,11 +16,19 @@ ALL_STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RU
 
 
 def start_tensorboard(logdir: Path) -> str:
-    """Start a real TensorBoard server in this process, as `tensorboard --logdir` would; returns its URL."""
+    """Start a real TensorBoard server in this process, as `tensorboard --logdir` would; returns its URL.
+
+    It reads the event files with TensorBoard's Python ingester (`--load_fast=false`) in this process: the Rust data
+    server it would otherwise spawn keeps its stdin pipe open until the interpreter exits, by design, and the test
+    process would end with an unclosed file, a running subprocess and a temporary folder left to the interpreter.
+    """
     board = program.TensorBoard()
     board.configure(
-        argv=[None, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", "0", "--reload_interval", "1"]
-    )
+        argv=[
+            None, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", "0", "--reload_interval", "1",
+            "--load_fast", "false",
+        ]
+    )  # fmt: skip
     return board.launch().rstrip("/")
 
 

@@ -60,7 +60,7 @@ def test_a_live_run_reads_running_a_killed_one_dead_and_its_metrics_csv_survives
         wait_for_rows(run_dir, live["epochs"] + 1, process)
     finally:
         process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
+        process.communicate(timeout=60)  # and closes its output pipe
     dead = table_row(tmp_path / "runs")
     assert dead["status"] == "dead" and dead["epochs"] == len(read_rows(run_dir)) > live["epochs"]
 

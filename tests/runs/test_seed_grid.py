@@ -118,7 +118,7 @@ def test_the_aggregate_is_in_tensorboard_as_text_mean_curves_and_an_hparams_row_
     assert markdown.splitlines()[0].startswith("| status | optimizer.lr | n | val/acc |")
     for lr in (0.05, 0.01):
         members = [run for run in run_dirs(sweep) if f"optimizer.lr={lr}," in run.name]
-        histories = [list(csv.DictReader((run / "metrics.csv").open())) for run in members]
+        histories = [list(csv.DictReader((run / "metrics.csv").read_text().splitlines())) for run in members]
         events = read_events(sweep / "aggregate" / f"optimizer.lr={lr}")
         for tag in ("val/acc", "val/loss", "train/loss"):
             means = events.Scalars(tag)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.helpers.cli import TINY, run_script
 from tests.helpers.events import read_events
+from trainscope.core.errors import RunDirError
+from trainscope.session.evaluate_run import evaluate_run
 
 
 @pytest.mark.slow
@@ -52,3 +56,26 @@ def test_eval_without_a_run_directory_is_one_line(train, args: list[str], named:
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ('{"status": "compl', "cannot be read (Unterminated string"),  # torn
+        ("[1]", "holds a list, not a JSON object"),
+        ('{"final": 3}', "has a `final` that is not an object"),
+        ('{"global_step": "12"}', "has global_step '12', not a whole number"),
+    ],
+    ids=["torn", "list", "final", "global_step"],
+)
+def test_eval_refuses_a_metrics_json_it_cannot_trust_and_keeps_it(content: str, problem: str, tmp_path: Path) -> None:
+    """The run's metrics.json is untrusted input that eval.py rewrites: a torn or foreign one is one line before
+    anything is built (before: AttributeError, ValueError, TypeError, JSONDecodeError tracebacks)."""
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"model": {"_target_": "trainscope.models.MLP"}}))
+    (run_dir / "metrics.json").write_text(content)
+    with pytest.raises(RunDirError, match="move it aside") as refused:
+        evaluate_run(run_dir)
+    assert problem in str(refused.value)
+    assert (run_dir / "metrics.json").read_text() == content

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from tests.helpers.cli import (
     FULL,
@@ -31,6 +32,8 @@ from tests.helpers.cli import (
     wait_for_checkpoint,
 )
 from tests.helpers.events import points_per_tag, read_events, session_infos
+from trainscope.core.errors import CheckpointError
+from trainscope.session.resume import load_resume_checkpoint
 
 # A CNN on small images, deterministic, with a checkpoint every 5 steps: 576 train images → 18 batches an epoch.
 DETERMINISTIC = [
@@ -320,3 +323,21 @@ def test_resume_with_broken_yaml_in_the_saved_config_is_one_line(
     result = resume_cli(run_dir, data_dir, "trainer.max_epochs=2")
     assert result.returncode == 2
     assert f"{saved}:" in error_line(result) and "malformed YAML" in error_line(result)
+
+
+@pytest.mark.parametrize(
+    "trainer_state",
+    [{"epochs": 0}, {"epoch": "0", "batch_in_epoch": 0, "global_step": 0}, {"epoch": 0, "global_step": 0}],
+    ids=["no_epoch", "epoch_a_string", "no_batch"],
+)
+def test_resume_of_a_checkpoint_without_trainer_state_is_one_error(trainer_state: dict, tmp_path: Path) -> None:
+    """A crafted or foreign checkpoint (loaded with weights_only) is checked before the run reads its state:
+    before, a KeyError traceback."""
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text("trainer: {max_epochs: 2}\n")
+    (run_dir / "checkpoints").mkdir()
+    torch.save({"model": {}, "trainer": trainer_state}, run_dir / "checkpoints" / "last.pt")
+    cfg = OmegaConf.create({"resume": str(run_dir), "trainer": {"max_epochs": 2}})
+    with pytest.raises(CheckpointError, match="holds no trainer state to continue from"):
+        load_resume_checkpoint(cfg)

@@ -4,6 +4,7 @@ is printed, and the HParams tab shows the true status after the interruption and
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -14,9 +15,12 @@ import pytest
 import torch
 from tensorboard.plugins.hparams import api_pb2, metadata
 
-from tests.helpers.cli import REPO_ROOT, cli_env, start_training, wait_for_checkpoint
+from tests.helpers.cli import REPO_ROOT, cli_env, resume_cli, start_training, wait_for_checkpoint, wait_for_run_file
 from tests.helpers.events import read_events, session_infos
 from tests.helpers.tensorboard_server import metric_values, session_groups, start_tensorboard, wait_for
+from trainscope.core.callback import Callback
+from trainscope.core.run_dir import RunStatus
+from trainscope.core.view import TrainerView
 
 pytestmark = pytest.mark.slow  # every test here runs real processes for more than ~5 s
 
@@ -32,6 +36,7 @@ LONG = [
     "logging.progress_bar=false",
     "callbacks.checkpoint.every_n_steps=5",
 ]
+SHORT = ["data=synthetic", "data.num_samples=128", "data.batch_size=32", "model=mlp", "trainer.max_epochs=1"]
 
 
 def session_end_status(run_dir: Path) -> int | None:
@@ -130,3 +135,62 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path: Path, data_dir: Path) -> None:
     assert "SIGINT again: exiting now" in output
     assert "Traceback" not in output
     torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)  # the last good checkpoint is intact
+
+
+def test_sigterm_during_start_up_is_recorded_and_resumable(tmp_path: Path, data_dir: Path) -> None:
+    """Sent while the run builds its data and model (torch not even imported yet): the run stops before its
+    first step, says so, is recorded `interrupted` with a step-0 checkpoint, and `resume=` trains it fully."""
+    output_root = tmp_path / "outputs"
+    process = start_training(SHORT, output_root, data_dir)
+    run_dir = wait_for_run_file(output_root, process, ".hydra/config.yaml", "its run directory")
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 143, output
+    assert "Traceback" not in output
+    assert f"interrupted by SIGTERM at step 0; checkpoint saved. resume with: python train.py resume={run_dir}" in (
+        output
+    )
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert (summary["status"], summary["reason"], summary["global_step"]) == (
+        "interrupted",
+        "interrupted by SIGTERM during start-up",
+        0,
+    )
+    resumed = resume_cli(run_dir, data_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_run"] == 1 and "test/acc" in summary["test"]
+
+
+class SigtermAtFitEnd(Callback):
+    """Sends this process a SIGTERM when training ends (it arrives as the test phase begins), if the environment
+    asks for it (the first run, not its resume)."""
+
+    def on_fit_end(self, trainer: TrainerView) -> None:
+        if trainer.status == RunStatus.COMPLETED and os.environ.get("SIGTERM_AT_FIT_END"):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_during_the_test_phase_cuts_it_and_resume_tests(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decided (docs/run-directory.md): the test phase is cut at once, the run is `interrupted` (exit 143),
+    training's checkpoint is kept, and `resume=` trains nothing more and runs the test phase."""
+    output_root = tmp_path / "outputs"
+    callback = f"+callbacks.sigterm._target_={__name__}.SigtermAtFitEnd"
+    monkeypatch.setenv("SIGTERM_AT_FIT_END", "1")
+    process = start_training([*SHORT, callback], output_root, data_dir)
+    output, _ = process.communicate(timeout=120)
+    monkeypatch.delenv("SIGTERM_AT_FIT_END")
+    assert process.returncode == 143, output
+    assert "Traceback" not in output and "test/acc" not in output
+    (run_dir,) = (output_root / "runs").glob("*/*")
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["status"] == "interrupted" and summary["test"] == {}, summary
+    assert summary["reason"] == "interrupted by SIGTERM during the test phase"
+    assert summary["epochs_run"] == 1
+
+    resumed = resume_cli(run_dir, data_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_run"] == 1 and "test/acc" in summary["test"]

@@ -50,12 +50,7 @@ def test_a_custom_task_trains_and_sweeps_with_its_metric_in_the_hparams_table(tr
         summary = json.loads((run_dir / "metrics.json").read_text())
         assert summary["optimized_metric"] == "val/mae_best" and summary["final"]["val/mae"] > 0
         assert summary["best"]["val/mae"] <= summary["final"]["val/mae"], "the best MAE is the lowest"
-    url = start_tensorboard(grid_dir)
-    tags = wait_for(lambda: [m["name"]["tag"] for m in experiment(url).get("metricInfos", [])], what="the experiment")
-    assert tags[:2] == ["val/mae", "val/mae_best"] and "val/acc" not in tags
-    groups = wait_for(lambda: len(session_groups(url)) == 2 and session_groups(url), what="2 sessions")
-    for group in groups:
-        assert metric_values(group["sessions"][0])["val/mae"] > 0
+    assert_hparams_rows_show_the_mae(grid_dir)
 
     optuna_dir = tmp_path / "optuna"
     result = train(
@@ -67,3 +62,15 @@ def test_a_custom_task_trains_and_sweeps_with_its_metric_in_the_hparams_table(tr
     assert results["optimized_metric"] == "val/mae_best"
     assert results["direction"] == "minimize", "the task's monitor mode, without hydra.sweeper.direction"
     assert results["counts"]["complete"] == 2
+    assert_hparams_rows_show_the_mae(optuna_dir)
+
+
+def assert_hparams_rows_show_the_mae(sweep_dir: Path) -> None:
+    """TensorBoard's HParams tab over a sweep of two custom-task runs: the task's metric is a column and each
+    row's value, accuracy is not."""
+    url = start_tensorboard(sweep_dir)
+    tags = wait_for(lambda: [m["name"]["tag"] for m in experiment(url).get("metricInfos", [])], what="the experiment")
+    assert tags[:2] == ["val/mae", "val/mae_best"] and "val/acc" not in tags
+    groups = wait_for(lambda: len(session_groups(url)) == 2 and session_groups(url), what="2 sessions")
+    for group in groups:
+        assert metric_values(group["sessions"][0])["val/mae"] > 0

@@ -56,6 +56,19 @@ class TrainscopeOptunaSweeper(Sweeper):
                     # the study report and best.yaml (trainscope.runs, above the sweep), before the last line
                     at_end=lambda session: report_at_end(session.study, session.plan.sweep_dir),
                 )
+        except OSError as error:
+            from trainscope.core.errors import RunDirError, is_disk_full, report_user_error
+
+            if not is_disk_full(error):
+                raise
+            # Mid-append to the study's journal (or any file of the sweep): one line. The rerun repairs a torn
+            # record, retries the trial that was running and recovers a finished one from its run directory.
+            report_user_error(
+                RunDirError(
+                    f"disk full while the sweep wrote {error.filename or 'its Optuna study'} ({error.strerror}); "
+                    "free disk space, then rerun the same command to continue the study"
+                )
+            )
         except (SweepInterrupted, KeyboardInterrupt) as error:
             # Every running trial saved itself and was recorded; SIGTERM exits 143, Ctrl-C 130.
             print("[optuna] interrupted: rerun the same command to continue the study", file=sys.stderr, flush=True)

@@ -2,6 +2,8 @@
 
 In this order (the order hooks run in; the names key each callback's state in checkpoints):
 
+0. the fine-tuning schedule, keyed `finetune`, when `finetune.freeze` or `finetune.lora` is set
+   (`trainscope.callbacks.freezing`): first, so every other callback sees the epoch's trainable parameters;
 1. the `callbacks` group: checkpointing, early stopping, the learning-rate logger, the health checks and any
    `+callbacks.<name>._target_=...` of the user's (a null entry turns that one off);
 2. the TensorBoard loggers the `logging` group switches on, keyed `monitor/<name>`: `logging=minimal` writes the
@@ -23,10 +25,13 @@ from __future__ import annotations
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from torch import nn
 
 from trainscope.callbacks.checkpoint import CheckpointCallback
+from trainscope.callbacks.freezing import Freezing
 from trainscope.callbacks.metrics_csv import MetricsCsv
 from trainscope.callbacks.stop_on_signal import StopOnSignal
+from trainscope.config.groups.finetune import FinetuneConfig
 from trainscope.config.groups.logging import LoggingConfig
 from trainscope.core.callback import Callback, CallbackList
 from trainscope.core.errors import ConfigError
@@ -39,19 +44,27 @@ from trainscope.trial import current_trial
 STOP_ON_SIGNAL = "stop_on_signal"
 METRICS_CSV = "metrics_csv"
 OPTUNA_PRUNING = "optuna_pruning"
+FINETUNE = "finetune"
 
 
-def build_callbacks(cfg: DictConfig, task: Task | None = None) -> CallbackList:
+def build_callbacks(
+    cfg: DictConfig,
+    task: Task | None = None,
+    stop_on_signal: StopOnSignal | None = None,
+    model: nn.Module | None = None,
+) -> CallbackList:
     """Every callback of the run `cfg` describes, in hook order; `task` (built from `cfg` when not given) chooses
-    its TensorBoard panels."""
+    its TensorBoard panels; `stop_on_signal`: the one installed when the run started, if any; `model` is the one
+    the fine-tuning callbacks act on (none: they are left out)."""
     configured = _configured_callbacks(cfg.get("callbacks"))
     checkpoints = {name: callback for name, callback in configured.items() if isinstance(callback, CheckpointCallback)}
     return CallbackList(
         {
+            **_finetuning(cfg, model),
             **{name: callback for name, callback in configured.items() if name not in checkpoints},
             **_tensorboard_loggers(cfg, task if task is not None else build_task(cfg)),
             METRICS_CSV: MetricsCsv(),
-            STOP_ON_SIGNAL: StopOnSignal(),
+            STOP_ON_SIGNAL: stop_on_signal if stop_on_signal is not None else StopOnSignal(),
             **_trial_pruning(),
             **checkpoints,
         }
@@ -86,6 +99,14 @@ def _tensorboard_loggers(cfg: DictConfig, task: Task) -> dict[str, Callback]:
     if logging.histograms_every_n_epochs > 0:
         loggers["monitor/histograms"] = WeightHistograms(every_n_epochs=logging.histograms_every_n_epochs)
     return {**loggers, **task.panels(logging)}
+
+
+def _finetuning(cfg: DictConfig, model: nn.Module | None) -> dict[str, Callback]:
+    """The freezing schedule of `finetune.freeze` on `model`, when both are there."""
+    config = FinetuneConfig.from_config(cfg.get("finetune"))
+    if model is None or (config.freeze is None and config.lora is None):
+        return {}
+    return {FINETUNE: Freezing(config, model)}
 
 
 def _trial_pruning() -> dict[str, Callback]:

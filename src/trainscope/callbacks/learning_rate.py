@@ -29,14 +29,16 @@ class LearningRateLogger(Callback):
         if step_metrics is None or not self.log_momentum:
             return
         momenta = [_momentum(group) for group in trainer.optimizer.param_groups]
-        for tag, value in per_group_tags("momentum", momenta).items():
+        names = [group.get("name") for group in trainer.optimizer.param_groups]
+        for tag, value in per_group_tags("momentum", momenta, names).items():
             if value is not None:
                 trainer.tensorboard.scalar(tag, value, trainer.state.global_step)
 
     def on_epoch_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         # The scheduler already stepped for this epoch: these are the rates the next epoch trains with.
         rates = [float(group["lr"]) for group in trainer.optimizer.param_groups]
-        for tag, value in per_group_tags("lr_epoch", rates).items():
+        names = [group.get("name") for group in trainer.optimizer.param_groups]
+        for tag, value in per_group_tags("lr_epoch", rates, names).items():
             trainer.tensorboard.scalar(tag, value, trainer.state.global_step)
         if self.announce_changes and self._previous is not None and rates != self._previous:
             if len(set(rates)) == len(set(self._previous)) == 1:  # one rate, however many groups share it

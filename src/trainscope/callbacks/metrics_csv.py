@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from trainscope.core.callback import Callback
 from trainscope.core.metrics_csv import append_row, cut_rows_after
-
-if TYPE_CHECKING:
-    from trainscope.engine.trainer import Trainer
+from trainscope.core.view import TrainerView
 
 
 class MetricsCsv(Callback):
@@ -22,15 +19,15 @@ class MetricsCsv(Callback):
     run that cuts the rows after its checkpoint's step loses none it will not write again.
     """
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainerView) -> None:
         cut_rows_after(trainer.run_dir, trainer.state.global_step)  # what a killed segment wrote after its checkpoint
 
-    def on_train_epoch_start(self, trainer: Trainer) -> None:
+    def on_train_epoch_start(self, trainer: TrainerView) -> None:
         trainer.tensorboard.record_scalars()
 
-    def on_train_batch_end(self, trainer: Trainer, step_metrics: dict[str, float] | None) -> None:
+    def on_train_batch_end(self, trainer: TrainerView, step_metrics: dict[str, float] | None) -> None:
         trainer.tensorboard.record_scalars()  # what this step logged is a step's, not the epoch's
 
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         row = {**metrics, **trainer.tensorboard.recorded_scalars()}
         append_row(trainer.run_dir, time.time(), trainer.state.global_step, row)

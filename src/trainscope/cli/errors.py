@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from hydra.errors import CompactHydraException, InstantiationException, OverrideParseException
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
+from trainscope.config.overrides import interpolation_reason
 from trainscope.config.schema import closest_key
 from trainscope.core.errors import (
     ConfigError,
@@ -38,7 +39,7 @@ def as_user_error(error: BaseException) -> TrainscopeError | None:
     if isinstance(error, MissingMandatoryValue):  # a `???` in conf/, e.g. data.root of data=image_folder
         return ConfigError(f"{error.full_key} must be set on the command line ({error.full_key}=...)")
     if isinstance(error, InterpolationResolutionError):  # `${oc.env:UNSET}`, `${no.such.key}` in a value
-        return ConfigError(f"cannot resolve {error.full_key or 'a config value'}: {first_line(error)}")
+        return ConfigError(f"cannot resolve {error.full_key or 'a config value'}: {interpolation_reason(error)}")
     if isinstance(error, InstantiationException):
         root = error
         while root.__cause__ is not None:
@@ -47,12 +48,18 @@ def as_user_error(error: BaseException) -> TrainscopeError | None:
     return None
 
 
+CONFIG_VALUE_ERRORS = (InterpolationResolutionError, MissingMandatoryValue)
+"""A config value that cannot be read (`${oc.env:UNSET}`, a `???`), wherever Hydra or we first resolve it."""
+
+
 @contextlib.contextmanager
 def exit_on_user_error() -> Iterator[None]:
     try:
         yield
     except TrainscopeError as error:
         report_user_error(error)
+    except CONFIG_VALUE_ERRORS as error:
+        report_user_error(as_user_error(error) or ConfigError(first_line(error)))
 
 
 HYDRA_FULL_ERROR = "HYDRA_FULL_ERROR"
@@ -77,6 +84,10 @@ def hydra_errors_in_one_line() -> Iterator[None]:
         if user_setting == "1":
             raise
         report_user_error(ConfigError(hydra_message(error)))
+    except CONFIG_VALUE_ERRORS as error:  # resolved by Hydra itself, e.g. while naming the run directory
+        if user_setting == "1":
+            raise
+        report_user_error(as_user_error(error) or ConfigError(first_line(error)))
     finally:
         if user_setting is None:
             os.environ.pop(HYDRA_FULL_ERROR, None)

@@ -6,6 +6,7 @@ The metrics are printed and written into the run (metrics.json `test`/`final`, `
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,10 +15,10 @@ from omegaconf import DictConfig
 
 from trainscope.cli.errors import as_user_error, exit_on_user_error, hydra_errors_in_one_line
 from trainscope.cli.process_exit import exit_after
-from trainscope.config.overrides import hydra_quote, unquote
+from trainscope.config.overrides import expand_home, hydra_quote, unquote
 from trainscope.config.paths import config_dir
 from trainscope.config.resolvers import register_resolvers
-from trainscope.core.errors import ConfigError, report_user_error
+from trainscope.core.errors import ConfigError, RunDirError, report_user_error
 from trainscope.core.run_dir import check_run_dir
 
 
@@ -41,24 +42,41 @@ PATH_ARGUMENTS = ("run", "checkpoint")
 """eval.py's arguments that name a file or directory: taken literally, whatever the path holds."""
 
 
+def check_writable(run_dir: Path) -> None:
+    """eval.py writes into the run (metrics.json, a TensorBoard event file, eval.log, which Hydra opens before
+    the task starts): a run it cannot write is one line now, not a logging traceback."""
+    if os.access(run_dir, os.W_OK):
+        return
+    read_only = bool(os.statvfs(run_dir).f_flag & os.ST_RDONLY)
+    raise RunDirError(
+        f"run={run_dir} cannot be written ({'read-only file system' if read_only else 'permission denied'}); "
+        "eval.py writes the test metrics into the run: copy it to a writable folder and evaluate the copy"
+    )
+
+
 def quote_path_arguments(
-    argv: list[str], usage: str = "to evaluate: python eval.py run=outputs/runs/<date>/<time>_<overrides>"
+    argv: list[str],
+    usage: str = "to evaluate: python eval.py run=outputs/runs/<date>/<time>_<overrides>",
+    writes_into_run: bool = True,
 ) -> list[str]:
     """`argv` with the `run=` and `checkpoint=` values quoted for Hydra; `run=` checked first (one line, exit 2).
 
     Run directory names hold `=` and `,` (they list the run's overrides), which Hydra's override grammar
     would read as a sweep; quoted, a path passes through as it is (`checkpoint=<run_dir>/checkpoints/last.pt`
-    too; `checkpoint=best` stays the word `best`). `usage` ends the line that asks for a missing `run=`.
+    too; `checkpoint=best` stays the word `best`). `usage` ends the line that asks for a missing `run=`;
+    `writes_into_run`: the command writes into the run (eval.py), so it must be writable.
     """
     if not any(arg.startswith("run=") for arg in argv):
         raise ConfigError(f"pass the run {usage}")
     quoted = []
-    for arg in argv:
+    for arg in expand_home(argv):  # run=~/runs/x, data.root=~/pets
         key, _, value = arg.partition("=")
         if key in PATH_ARGUMENTS and value:
             value = unquote(value)
             if key == "run":
                 check_run_dir(Path(value))
+                if writes_into_run:
+                    check_writable(Path(value))
             arg = f"{key}={hydra_quote(value)}"
         quoted.append(arg)
     return quoted

@@ -82,7 +82,7 @@ def main() -> None:
         conf = config_dir()
         if not any(arg.startswith(("--help", "-h", "--cfg", "--info", "--hydra-help")) for arg in sys.argv[1:]):
             sys.argv[1:], prompt = take_prompt(sys.argv[1:])
-            sys.argv[1:] = quote_path_arguments(sys.argv[1:], USAGE)
+            sys.argv[1:] = quote_path_arguments(sys.argv[1:], USAGE, writes_into_run=False)
     with hydra_errors_in_one_line():
         hydra.main(version_base="1.3", config_path=str(conf), config_name="generate")(make_task(prompt))()
 

@@ -17,11 +17,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
+from trainscope.config.inert import check_inert
 from trainscope.config.overrides import hydra_quote, override_key, unquote, user_config_dirs
 from trainscope.config.paths import CONFIG_DIR_FLAGS
 from trainscope.config.resumable import is_resumable_key, resumable_keys_text
 from trainscope.config.targets import check_targets
-from trainscope.config.yaml_files import load_yaml
+from trainscope.config.yaml_files import load_plain_yaml, load_yaml, plain_select
 from trainscope.core.errors import ConfigError
 from trainscope.core.run_dir import SAVED_CONFIG, SAVED_HYDRA_CONFIG, SAVED_OVERRIDES, check_run_dir
 from trainscope.trial.channel import recorded_trial
@@ -66,7 +67,8 @@ def _check_same_group_choices(run_dir: Path, overrides: list[str], config_root: 
     hydra_file = run_dir / SAVED_HYDRA_CONFIG
     if not hydra_file.is_file():
         return
-    choices = OmegaConf.select(load_yaml(hydra_file), "hydra.runtime.choices", default=None) or {}
+    choices = plain_select(load_plain_yaml(hydra_file), "hydra.runtime.choices")
+    choices = choices if isinstance(choices, dict) else {}
     for override in overrides:
         if "=" not in override or override.startswith("~"):
             continue
@@ -139,8 +141,12 @@ def _recorded_config_dir_flags(run_dir: Path) -> list[str]:
     hydra_file = run_dir / SAVED_HYDRA_CONFIG
     if not hydra_file.is_file():
         return []
-    sources = OmegaConf.select(load_yaml(hydra_file), "hydra.runtime.config_sources", default=None) or []
-    folders = [Path(source.path) for source in sources if source.provider == "command-line"]
+    sources = plain_select(load_plain_yaml(hydra_file), "hydra.runtime.config_sources")
+    folders = [
+        Path(str(source.get("path")))
+        for source in (sources if isinstance(sources, list) else [])
+        if isinstance(source, dict) and source.get("provider") == "command-line"
+    ]
     for folder in folders:
         if not folder.is_dir():
             raise ConfigError(
@@ -203,10 +209,11 @@ def resume_arguments(arguments: list[str], config_root: Path) -> list[str]:
     saved_file = run_dir / SAVED_OVERRIDES
     saved_overrides = [
         str(item)
-        for item in (load_yaml(saved_file) if saved_file.is_file() else [])
+        for item in (load_plain_yaml(saved_file) if saved_file.is_file() else [])
         if override_key(str(item)) not in (RESUME_KEY, ALLOW_TARGETS_KEY)
         and not override_key(str(item)).startswith("hydra")
     ]
+    check_inert(saved_overrides, run_dir, RESUME_KEY, str(saved_file))  # before anything composes them
     replaced = {override_key(item) for item in new_overrides}
     merged = [item for item in saved_overrides if override_key(item) not in replaced] + new_overrides
     _check_same_group_choices(run_dir, new_overrides, config_root)

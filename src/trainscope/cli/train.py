@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -16,11 +17,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from trainscope.callbacks.stop_on_signal import StopOnSignal
 from trainscope.cli.errors import as_user_error, exit_on_user_error, hydra_errors_in_one_line
 from trainscope.cli.process_exit import exit_after
 from trainscope.cli.saved_config import save_run_config
 from trainscope.config.groups.trainer import TrainerConfig
-from trainscope.config.overrides import check_group_choices, user_config_dirs
+from trainscope.config.overrides import check_group_choices, check_interpolations, expand_home, user_config_dirs
 from trainscope.config.paths import config_dir, with_user_config_dir
 from trainscope.config.resolvers import created_by_unique_dir, register_resolvers
 from trainscope.config.schema import validate_config
@@ -41,6 +43,23 @@ RESUME_ARGUMENTS = ("resume=", "allow_targets=", "+allow_targets=")
 """Arguments handled before Hydra starts (`trainscope.cli.resume_arguments`)."""
 
 
+MODE_FLAGS = {
+    "-m": "--multirun", "--multirun": "--multirun", "-c": "--cfg", "--cfg": "--cfg", "-i": "--info",
+    "--info": "--info", "-sc": "--shell-completion", "--shell-completion": "--shell-completion", "--run": "--run",
+}  # fmt: skip
+"""Hydra's modes of `python train.py`: it takes one at a time."""
+
+
+def check_one_mode(arguments: list[str]) -> None:
+    """`-m ... --cfg hydra` is one line, not the ValueError traceback Hydra raises for two modes at once."""
+    modes = list(dict.fromkeys(MODE_FLAGS[argument] for argument in arguments if argument in MODE_FLAGS))
+    if len(modes) > 1:
+        raise ConfigError(
+            f"{' and '.join(modes)} cannot be combined: Hydra runs one mode at a time; keep one (a sweep's "
+            "settings: the same command without -m, e.g. python train.py --cfg hydra hparams_search=mnist_cnn)"
+        )
+
+
 def task(cfg: DictConfig) -> float | tuple[float, ...]:
     """Hydra's task function: one run; returns `optimized_metric` for sweepers."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -53,12 +72,19 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
             torchrun_job.announce_run(group, sys.argv[1:], run_dir)
         else:
             torchrun_job.log_as_rank(group.rank)
+    # From here on a SIGTERM or Ctrl-C is a stop request, not a silent exit: start-up (building the data and
+    # the model) ends, the run stops before its first step with a checkpoint, and it is recorded `interrupted`.
+    # A sweep job too (a grid's), unless its sweeper handles the signals itself (the Optuna sweeper does).
+    unhandled = signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
+    stop_on_signal = StopOnSignal().install() if not multirun or unhandled else None
     try:
         if writes_run_dir:
             save_run_config(run_dir, cfg)
         validate_config(cfg)
         devices = TrainerConfig.from_config(cfg.trainer).devices
         if devices > 1 and not in_torchrun_job():
+            if stop_on_signal is not None:
+                stop_on_signal.restore()  # torch's elastic agent handles the signals of its processes
             from trainscope.session.run import train_on_devices  # torch's elastic agent starts the processes
 
             return train_on_devices(cfg, run_dir, devices, list(HydraConfig.get().overrides.task)).objective
@@ -66,7 +92,7 @@ def task(cfg: DictConfig) -> float | tuple[float, ...]:
 
         # No resume= (nor a second sweep) may write into a run that is training; the ranks of one run share it.
         with run_lock(run_dir) if writes_run_dir else contextlib.nullcontext():
-            return train(cfg, run_dir).objective
+            return train(cfg, run_dir, stop_on_signal).objective
     except RunInterrupted as interrupted:  # checkpoint, metrics.json and TensorBoard are written
         if multirun:
             raise KeyboardInterrupt from interrupted  # the sweep stops too, as after a Ctrl-C
@@ -101,7 +127,8 @@ def _record_single_run_failure(run_dir: Path, error: Exception) -> None:
         with contextlib.suppress(OSError):
             run_dir.parent.rmdir()  # the day's folder, when this was its only run
         return
-    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (error,), None)
+    details = getattr(error, "details", "")  # the traceback of the user's code that raised, for train.log only
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s%s", (error, f"\n{details}" * bool(details)), None)
     for handler in files:  # not the console: stderr already shows the error once
         handler.handle(record)
 
@@ -113,6 +140,7 @@ def main() -> None:
     with contextlib.ExitStack() as held:
         with exit_on_user_error():
             conf = config_dir()
+            check_one_mode(sys.argv[1:])
             check_yaml_tree(conf)
             group = torchrun_job.join() if in_torchrun_job() else None
             if group is not None and any(argument in ("-m", "--multirun") for argument in sys.argv[1:]):
@@ -124,7 +152,7 @@ def main() -> None:
                 # Rank 0 decides the run directory (and resolves resume=); this rank waits for its command line.
                 sys.argv[1:] = torchrun_job.follow_rank_zero(group)
             else:
-                sys.argv[1:] = torchrun_job.restart_arguments(sys.argv[1:])
+                sys.argv[1:] = torchrun_job.restart_arguments(expand_home(sys.argv[1:]))
                 if any(argument.startswith(RESUME_ARGUMENTS) for argument in sys.argv[1:]):
                     from trainscope.cli.resume_arguments import (  # composes the saved config: only when resuming
                         find_resume_dir,
@@ -140,6 +168,7 @@ def main() -> None:
                 for user_dir in user_config_dirs(sys.argv[1:]) or []:
                     check_yaml_tree(user_dir)
                 check_group_choices(sys.argv[1:], conf)
+                check_interpolations(sys.argv[1:])
         try:
             with hydra_errors_in_one_line():
                 hydra.main(version_base="1.3", config_path=str(conf), config_name="train")(task)()

@@ -5,6 +5,7 @@ Hydra's own message for `model=nope` spans a dozen lines; ours names the bad val
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,8 +14,10 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, QuotedString
 from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError
 
-from trainscope.core.errors import ConfigError
+from trainscope.core.errors import ConfigError, first_line
 
 
 def hydra_quote(value: object) -> str:
@@ -114,3 +117,73 @@ def check_group_choices(arguments: list[str], config_root: Path) -> None:
         for choice in choices:
             if isinstance(choice, str) and choice not in options:
                 raise ConfigError(f"{group}={choice} is not an option; choose one of: {', '.join(options)}")
+
+
+SIDE_EFFECT_RESOLVERS = ("unique_dir",)
+"""Resolvers that create something when resolved: an override using one is left to the run to resolve."""
+
+RESOLVER_RAISED = "raised while resolving interpolation: "
+"""OmegaConf's prefix before a resolver's own message (`KeyError raised while resolving interpolation: ...`)."""
+
+
+def interpolation_reason(error: InterpolationResolutionError) -> str:
+    """Why a `${...}` did not resolve, in the resolver's words (`Environment variable 'X' not found`)."""
+    return first_line(error).split(RESOLVER_RAISED)[-1].strip("\"'")
+
+
+def check_interpolations(arguments: list[str]) -> None:
+    """Raise ConfigError for an override whose `${...}` value cannot resolve on its own (`${oc.env:UNSET}`).
+
+    Hydra would resolve it only while naming the run directory (the value is part of its name), deep inside
+    Hydra, as a traceback about `hydra.run.dir`; here it is one line naming the override. A value that refers
+    to other config keys (`${data.batch_size}`) resolves only in the composed config and is left to it.
+    """
+    candidates = [arg for arg in arguments if not arg.startswith("-") and "=" in arg and "${" in arg]
+    try:
+        overrides = OverridesParser.create().parse_overrides(candidates)
+    except HydraException:
+        return  # malformed syntax: Hydra reports it with the position of the error
+    for override in overrides:
+        value = override.value()
+        texts = [text for text in (value if isinstance(value, list) else [value]) if isinstance(text, str)]
+        for text in texts:
+            if "${" not in text or any(name in text for name in SIDE_EFFECT_RESOLVERS):
+                continue
+            try:
+                OmegaConf.create({"value": text}).value  # noqa: B018 (resolving is the check)
+            except InterpolationKeyError:
+                continue
+            except InterpolationResolutionError as error:
+                reason = interpolation_reason(error)
+                fix = (
+                    "export that variable, or give it a default: ${oc.env:NAME,default}"
+                    if "oc.env" in text
+                    else "fix the interpolation, or pass the value itself"
+                )
+                raise ConfigError(f"cannot resolve {override.key_or_group}={text}: {reason}; {fix}") from error
+
+
+QUOTING = set("'\"[]{}()$\\")
+"""A value with any of these is Hydra syntax (quoted, a list, an interpolation): its `~` is left as written."""
+
+
+def expand_home(arguments: list[str]) -> list[str]:
+    """`key=~/pets` (and `key=~/a,~/b`) with the home folder written out, quoted for Hydra.
+
+    The shell expands `~` only at the start of a word, so `data.root=~/pets` reaches Hydra as it is, and
+    Hydra's override grammar cannot read a bare `~` (a `LexerNoViableAltException`): no command that has one
+    works as written, so expanding it changes no working command. Quoted values (`data.root='~/pets'`) stay
+    literal here; typed path keys expand their `~` when they are read (`config/typed.py`).
+    """
+    expanded = []
+    for argument in arguments:
+        key, separator, value = argument.partition("=")
+        if separator and not argument.startswith("-") and "~" in value and not QUOTING & set(value):
+            parts = value.split(",")
+            if any(part.startswith("~") for part in parts):
+                value = ",".join(
+                    hydra_quote(os.path.expanduser(part)) if part.startswith("~") else part for part in parts
+                )
+                argument = f"{key}={value}"
+        expanded.append(argument)
+    return expanded

@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from trainscope.config.groups.data import DATA_BUILDERS, DATA_CONFIGS, AugmentConfig, data_config_class
+from trainscope.config.groups.finetune import FinetuneConfig
 from trainscope.config.groups.logging import LoggingConfig
 from trainscope.config.groups.optimizer import OptimizerConfig, SchedulerConfig
 from trainscope.config.groups.trainer import TrainerConfig
@@ -26,7 +27,13 @@ from trainscope.core.errors import ConfigError
 
 __all__ = ["RULES", "check_value", "is_int", "is_number", "validate_config"]
 
-TYPED_GROUPS: tuple[type[TypedGroup], ...] = (TrainerConfig, LoggingConfig, OptimizerConfig, SchedulerConfig)
+TYPED_GROUPS: tuple[type[TypedGroup], ...] = (
+    TrainerConfig,
+    LoggingConfig,
+    FinetuneConfig,
+    OptimizerConfig,
+    SchedulerConfig,
+)
 """The groups with one dataclass for every option (`data` has one per option). The optimizer's and scheduler's
 are checked last: their `_target_`'s signature is part of their schema, and importing it loads torch."""
 
@@ -74,6 +81,7 @@ TYPED_GROUP_KEYS: dict[str, list[str]] = {
     AugmentConfig.GROUP: AugmentConfig.key_names(),
     TrainerConfig.GROUP: TrainerConfig.key_names(),
     LoggingConfig.GROUP: LoggingConfig.key_names(),
+    FinetuneConfig.GROUP: FinetuneConfig.key_names(),
 }
 """The keys of each typed group (of any data option), for a hint when Hydra refuses a key it does not have."""
 

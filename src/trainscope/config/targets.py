@@ -35,7 +35,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from trainscope.config.groups.data import DATA_BUILDERS
-from trainscope.config.yaml_files import load_yaml
+from trainscope.config.yaml_files import load_plain_yaml, plain_select
 from trainscope.core.errors import ConfigError
 from trainscope.core.run_dir import SAVED_HYDRA_CONFIG
 
@@ -45,6 +45,7 @@ TRUSTED_PACKAGES: tuple[str, ...] = (
     "trainscope.tasks",
     "trainscope.callbacks",
     "trainscope.engine.schedules",
+    "trainscope.engine.ema",
     "torch.nn",
     "torch.optim",
     "torchvision.models",
@@ -109,8 +110,8 @@ def run_made_in(run_dir: Path, directory: Path) -> bool:
     hydra_file = run_dir / SAVED_HYDRA_CONFIG
     if not hydra_file.is_file():
         return False
-    made_in = OmegaConf.select(load_yaml(hydra_file), "hydra.runtime.cwd", default=None)
-    return made_in is not None and Path(str(made_in)).resolve() == directory
+    made_in = plain_select(load_plain_yaml(hydra_file), "hydra.runtime.cwd")
+    return isinstance(made_in, str) and "${" not in made_in and Path(made_in).resolve() == directory
 
 
 def refusal(target: Any, allowed: Sequence[str], local_directory: Path | None) -> str | None:

@@ -34,8 +34,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from trainscope.config.arguments import target_parameters
+from trainscope.config.overrides import interpolation_reason
 from trainscope.config.rules import Rule
-from trainscope.core.errors import ConfigError, first_line
+from trainscope.core.errors import ConfigError
 
 RULE = "trainscope.rule"
 RUNTIME_KEY = "trainscope.runtime_key"
@@ -224,7 +225,7 @@ def _resolvable_items(node: DictConfig, prefix: str) -> Iterator[tuple[str, Any]
             yield str(name), OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
         except InterpolationResolutionError as error:
             if HydraConfig.initialized():  # `${oc.env:UNSET}`: the user's mistake, named
-                raise ConfigError(f"cannot resolve {prefix}.{name}: {first_line(error)}") from None
+                raise ConfigError(f"cannot resolve {prefix}.{name}: {interpolation_reason(error)}") from None
             yield str(name), _UNRESOLVED
 
 

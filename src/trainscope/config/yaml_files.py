@@ -35,6 +35,24 @@ def load_yaml(path: Path) -> Any:
         raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
 
 
+def load_plain_yaml(path: Path) -> Any:
+    """The file as plain data with every interpolation left as text: nothing in it is resolved.
+
+    For files of a run directory read for a few values (`.hydra/hydra.yaml`): selecting a key of the loaded
+    config would resolve it, and a resolver may create directories (`unique_dir`) or build objects.
+    """
+    return OmegaConf.to_container(load_yaml(path), resolve=False)
+
+
+def plain_select(data: Any, dotted: str) -> Any:
+    """The value at `dotted` (`hydra.runtime.cwd`) of plain data, or None where any part is missing."""
+    for part in dotted.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
 def check_yaml_tree(root: Path) -> None:
     """Parse every YAML file under `root` (the config tree, `experiment/` included though it is a link).
 

@@ -106,9 +106,43 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file: all mean the same to the user
         raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({type(error).__name__})") from error
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
         raise CheckpointError(f"checkpoint {path} is not a trainscope checkpoint (no model state)")
+    # A checkpoint may come with a run directory from anywhere: each part the loaders read must have its shape.
+    for part in ("trainer", "task", "data", "optimizer"):
+        if part in checkpoint and not isinstance(checkpoint[part], dict):
+            raise CheckpointError(f"checkpoint {path} is not a trainscope checkpoint ({part} is not a state dict)")
     return checkpoint
+
+
+def load_model_weights(model: torch.nn.Module, checkpoint: dict[str, Any], path: Path, run_dir: Path) -> None:
+    """`model.load_state_dict(checkpoint["model"])`, or one line when the weights do not fit the run's model."""
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit the model of {run_dir}/.hydra/config.yaml "
+            f"({error_detail(error)}); was the config edited after training?"
+        ) from None
+
+
+def error_detail(error: BaseException) -> str:
+    """torch's load_state_dict message starts with a header line ending in `:`; the keys come after it."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+    return lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0]
+
+
+EMA_WEIGHTS = "ema_weights"
+"""The key of the weights' moving average in a callback's checkpoint state (`trainscope.engine.ema`)."""
+
+
+def weights_to_test(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The weights a checkpoint is tested with: the moving average of `callbacks.ema` when the run kept one (what
+    `val_ema/*` validated), else the model's own."""
+    for state in (checkpoint.get("callbacks") or {}).values():
+        if isinstance(state, dict) and state.get(EMA_WEIGHTS) is not None:
+            return state[EMA_WEIGHTS]
+    return checkpoint["model"]
 
 
 def load_latest_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], Path]:

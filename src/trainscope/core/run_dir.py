@@ -97,14 +97,44 @@ def atomic_write(
         if keep_previous is not None and path.is_file():
             atomic_write(keep_previous, path)
         os.replace(tmp_path, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        _fsync_directory(path.parent)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_all(files: Mapping[Path, bytes]) -> None:
+    """Write several files so that either all of them change or none does (a run's `.hydra/` files, which say
+    together what the run is): every temporary file is written and fsynced before the first rename, so a full
+    disk fails while every old file is still in place. On any error the temporary files are removed and the
+    OSError propagates. (Renames need no space; a crash between two of them is the one window left.)"""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, content in files.items():
+            tmp_path = path.with_name(path.name + TMP_SUFFIX)
+            staged.append((tmp_path, path))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp_path, "wb") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except BaseException:
+        for tmp_path, _ in staged:
+            tmp_path.unlink(missing_ok=True)
+        raise
+    for tmp_path, path in staged:
+        os.replace(tmp_path, path)
+    for directory in {path.parent for _, path in staged}:
+        _fsync_directory(directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable: the directory entry itself is flushed, not only the file."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -50,7 +50,13 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         finally:
             _held[key] -= 1
         return
-    descriptor = os.open(key / RUN_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        descriptor = os.open(key / RUN_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:  # a read-only copy of a run, a full disk: before anything is written
+        raise RunDirError(
+            f"cannot write into {run_dir} ({error.strerror or error}); training, resume= and eval.py write into "
+            "the run directory: copy it to a writable folder (or free space) and use the copy"
+        ) from None
     try:
         if not _lock_soon(descriptor):
             holder = os.read(descriptor, 32).decode(errors="replace").strip() or "unknown"

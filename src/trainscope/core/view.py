@@ -98,6 +98,14 @@ class RunLog(Protocol):
 
     def scalars(self, metrics: Mapping[str, float], step: int) -> None: ...
 
+    def record_scalars(self) -> None:
+        """Keep every scalar written from now on (its last value per tag): `metrics.csv` rows hold them."""
+        ...
+
+    def recorded_scalars(self) -> dict[str, float]:
+        """The scalars written since `record_scalars`, by tag; recording stops."""
+        ...
+
     def flush(self) -> None: ...
 
 

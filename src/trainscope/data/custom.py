@@ -18,6 +18,7 @@ that are not [C, H, W] images switch the image panels off. Batches go through a 
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -73,6 +74,28 @@ def as_target(value: Any, kind: str) -> Any:
     return tensor.to(torch.float32) if tensor.is_floating_point() else tensor
 
 
+class DatasetItemFailed(DataError):
+    """The user's Dataset raised on one item: `data.train (my_pkg.Scans) raised on item 7: ValueError: ...`.
+
+    `details` keeps the original traceback for train.log (from a DataLoader worker: the worker's traceback,
+    `DataLoaderBatchSource`).
+    """
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+    def __reduce__(self) -> tuple[type[DatasetItemFailed], tuple[str, str]]:
+        return type(self), (str(self), self.details)  # details survive a copy or a pickle
+
+    @classmethod
+    def of(cls, dataset: Any, split: str, index: int, error: Exception) -> DatasetItemFailed:
+        name = f"{type(dataset).__module__}.{type(dataset).__qualname__}"
+        details = "".join(traceback.format_exception(error))
+        message = f"data.{split} ({name}) raised on item {index}: {type(error).__name__}: {first_line(error)}"
+        return cls(message, details)
+
+
 class TaskSamples(Dataset):
     """The user's dataset with each sample made what the DataLoader can batch and the task reads: an
     (inputs, target) pair of tensors, or a dict of tensors (the task takes its targets out by key)."""
@@ -86,7 +109,10 @@ class TaskSamples(Dataset):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> Any:
-        sample = self.dataset[index]
+        try:
+            sample = self.dataset[index]
+        except Exception as error:  # the user's __getitem__: one line naming the item, not a DataLoader traceback
+            raise DatasetItemFailed.of(self.dataset, self.split, index, error) from error
         if isinstance(sample, Mapping):
             return {key: value if isinstance(value, str) else torch.as_tensor(value) for key, value in sample.items()}
         if not isinstance(sample, Sequence) or len(sample) < 2:
@@ -160,6 +186,8 @@ def build_custom_data(
     names = _class_names(datasets["train"], config.num_classes, config.class_names) if kind == CLASS else []
     try:
         first = TaskSamples(datasets["train"], "train", kind)[0]
+    except DatasetItemFailed:
+        raise
     except Exception as error:  # the user's __getitem__ failed: name it in one line
         raise DataError(f"reading data.train[0] failed: {first_line(error)}") from None
     shape = config.input_shape

@@ -110,9 +110,15 @@ class DataLoaderBatchSource:
         try:
             yield from self._device_batches(loader, batch_index, epoch)
         except TrainscopeError as error:
-            # A worker's error arrives as "Caught DataError in DataLoader worker ...\n<traceback>": keep its message.
-            message = str(error).strip().splitlines()[-1]
-            raise type(error)(message.split(": ", 1)[-1] if str(error).startswith("Caught ") else str(error)) from None
+            if not str(error).startswith("Caught "):
+                raise
+            # A worker's error arrives as "Caught DataError in DataLoader worker ...\n<traceback>": keep its message
+            # (the traceback goes to train.log where the error keeps `details`, a user Dataset's failure).
+            text = str(error).strip()
+            rebuilt = type(error)(text.splitlines()[-1].split(": ", 1)[-1])
+            if hasattr(rebuilt, "details"):
+                rebuilt.details = text
+            raise rebuilt from None
 
     def _device_batches(self, loader: DataLoader, batch_index: int, epoch: int) -> Iterator[Any]:
         settings = self.settings

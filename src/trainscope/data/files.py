@@ -144,9 +144,13 @@ def _permission_denied(path: Path | str, action: str = "read") -> DataError:
 
 
 def _check_directory(path: Path) -> None:
-    """A data folder that is a file, or unreadable, is named as such (not as a missing dataset)."""
-    if path.exists() and not path.is_dir():
-        raise DataError(f"{path} is a file, not a directory; set paths.data_dir (or data.root) to a folder")
+    """A data folder that is a file, or unreadable, is named as such (not as a missing dataset).
+
+    A folder below a file (`data.root=notes.txt/data`) can never exist either: that file is named.
+    """
+    existing = next((folder for folder in (path, *path.parents) if folder.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise DataError(f"{existing} is a file, not a directory; set paths.data_dir (or data.root) to a folder")
     if path.exists() and not os.access(path, os.R_OK | os.X_OK):
         raise _permission_denied(path)
 

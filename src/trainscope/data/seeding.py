@@ -21,7 +21,14 @@ def derive_seed(*parts: int) -> int:
 
 def cpu_generator(*parts: int) -> torch.Generator:
     """A CPU generator seeded from `parts`: CPU draws are identical on every device and machine."""
-    return torch.Generator().manual_seed(derive_seed(*parts))
+    return device_generator(torch.device("cpu"), *parts)
+
+
+def device_generator(device: torch.device, *parts: int) -> torch.Generator:
+    """A generator on `device` seeded from `parts`, for draws made every step: they stay on the device, with no
+    host-to-device copy (a wait on CUDA) per batch. Seeding touches no device memory, so it never waits either. The
+    same parts give the same draws on one kind of device; a CPU and a GPU draw differently."""
+    return torch.Generator(device=device).manual_seed(derive_seed(*parts))
 
 
 def epoch_permutation(num_samples: int, seed: int, epoch: int) -> torch.Tensor:

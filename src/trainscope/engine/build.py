@@ -18,9 +18,11 @@ from trainscope.config.groups.trainer import TrainerConfig
 from trainscope.core.errors import ConfigError, TrainscopeError, first_line
 from trainscope.data.text import TextData, check_model_fits_text
 from trainscope.distributed.process_group import device_for, process_group
+from trainscope.engine.param_groups import optimizer_groups
 from trainscope.engine.steps import epochs_to_train, steps_per_epoch, total_steps
-from trainscope.engine.weight_decay import parameter_groups
 from trainscope.models.build import build_model
+from trainscope.models.init_from import load_initial_weights
+from trainscope.models.lora import with_adapters
 from trainscope.tasks import Task, build_task
 
 log = logging.getLogger(__name__)
@@ -50,8 +52,10 @@ def seed_everything(seed: int, deterministic: bool, cudnn_benchmark: bool) -> No
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def build_data_and_model(cfg: DictConfig) -> tuple[torch.device, Any, nn.Module, Task]:
+def build_data_and_model(cfg: DictConfig, initial_weights: bool = False) -> tuple[torch.device, Any, nn.Module, Task]:
     """The seeded device, data module, model and task of `cfg`: one recipe for training and `eval.py`.
+
+    `initial_weights`: load `model.init_from` (a new run does; a resumed run and `eval.py` load their own checkpoint).
 
     Every rank seeds alike, so all build the same model (DDP also broadcasts rank 0's weights) and draw the same
     global shuffle, of which each reads its own shard. The task is built first (the data delivers the targets it
@@ -81,7 +85,10 @@ def build_data_and_model(cfg: DictConfig) -> tuple[torch.device, Any, nn.Module,
         # text data sizes a language model: its vocabulary and context (null in conf/model/{gpt,hf}.yaml)
         vocab_size=getattr(data, "vocab_size", None),
         block_size=getattr(data, "block_size", None),
-    ).to(device)
+    )
+    if initial_weights and cfg.model.get("init_from"):
+        load_initial_weights(model, str(cfg.model.init_from))
+    model = with_adapters(model, cfg.get("finetune")).to(device)  # after init_from: adapters on pretrained weights
     if isinstance(data, TextData):
         check_model_fits_text(
             int(getattr(model, "vocab_size", data.vocab_size)), getattr(model, "block_size", None), data
@@ -90,6 +97,10 @@ def build_data_and_model(cfg: DictConfig) -> tuple[torch.device, Any, nn.Module,
         model = model.to(memory_format=torch.channels_last)  # 4-D weights only; the trainer converts inputs
     check_first_batch(task, model, data)
     return device, data, model, task
+
+
+MODEL_RETURNS = "model returns"
+"""How each task's shape check starts its message (`tasks/`), before the model's class is named in it."""
 
 
 @torch.no_grad()
@@ -107,16 +118,23 @@ def check_first_batch(task: Task, model: nn.Module, data: Any) -> None:
             if batch is None:
                 return
             inputs, targets = task.split_batch(batch)
+            named = f"model ({type(model).__module__}.{type(model).__qualname__})"  # the user's class, by name
             try:
                 outputs = task.forward(model, inputs)
             except TrainscopeError:
                 raise
             except Exception as error:  # the user's model: one line naming the batch it got, not a traceback
                 raise ConfigError(
-                    f"the model failed on the first training batch ({_describe(inputs)}): "
+                    f"the {named} failed on the first training batch ({_describe(inputs)}): "
                     f"{type(error).__name__}: {first_line(error)}"
                 ) from None
-            task.check_batch(outputs, targets)
+            try:
+                task.check_batch(outputs, targets)
+            except ConfigError as error:  # the task's shape check says "model returns [B, 3], ... needs [B, 4]"
+                message = str(error)
+                if not message.startswith(MODEL_RETURNS):
+                    raise
+                raise ConfigError(f"{named} returns{message.removeprefix(MODEL_RETURNS)}") from None
     finally:
         model.train(was_training)
 
@@ -131,11 +149,20 @@ def _describe(inputs: Any) -> str:
 
 
 def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """The configured optimizer over the model's parameters, weight decay applied by `optimizer.weight_decay_on`
+    """The configured optimizer over the model's parameters, in the groups of `optimizer.param_groups` and
+    `optimizer.layer_decay` (`trainscope.engine.param_groups`), weight decay applied by `optimizer.weight_decay_on`
     (`trainscope.engine.weight_decay`: `all`, or `matrices` only)."""
     optimizer_cfg: dict[str, Any] = OmegaConf.to_container(cfg.optimizer, resolve=True)  # type: ignore[assignment]
-    weight_decay_on = optimizer_cfg.pop("weight_decay_on", OptimizerConfig.weight_decay_on)  # not the optimizer's
-    groups = parameter_groups(model, weight_decay_on, float(optimizer_cfg.get("weight_decay", 0.0)))
+    # trainscope's own keys, not the optimizer's
+    weight_decay_on = optimizer_cfg.pop("weight_decay_on", OptimizerConfig.weight_decay_on)
+    groups = optimizer_groups(
+        model,
+        lr=optimizer_cfg.get("lr"),
+        weight_decay=float(optimizer_cfg.get("weight_decay", 0.0)),
+        weight_decay_on=weight_decay_on,
+        groups=optimizer_cfg.pop("param_groups", None),
+        layer_decay=optimizer_cfg.pop("layer_decay", None),
+    )
     return instantiate(optimizer_cfg)(groups)
 
 

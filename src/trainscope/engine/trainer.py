@@ -311,7 +311,8 @@ class Trainer:
         return metrics
 
     def learning_rates(self) -> dict[str, float]:
-        return per_group_tags("lr", [float(group["lr"]) for group in self.optimizer.param_groups])
+        groups = self.optimizer.param_groups
+        return per_group_tags("lr", [float(group["lr"]) for group in groups], [group.get("name") for group in groups])
 
     def evaluate(self, source: BatchSource, prefix: str, limit: int | float | None = None) -> dict[str, float]:
         """The task's loss and metrics of the model on `source`, as `<prefix>/loss`, `<prefix>/acc`, ..."""

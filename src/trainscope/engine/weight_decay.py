@@ -24,13 +24,18 @@ from trainscope.core.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-def parameter_groups(model: nn.Module, weight_decay_on: str, weight_decay: float) -> list[dict[str, Any]]:
-    """The optimizer's parameter groups: with `matrices`, one decayed group and one without decay."""
+def parameter_groups(
+    model: nn.Module, weight_decay_on: str, weight_decay: float, parameters: list[nn.Parameter] | None = None
+) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups of `parameters` (default: the model's trainable ones): with `matrices`, one
+    decayed group and one without decay."""
     if weight_decay_on not in WEIGHT_DECAY_ON:
         raise ConfigError(
             f"optimizer.weight_decay_on must be one of {', '.join(WEIGHT_DECAY_ON)}, got {weight_decay_on!r}"
         )
-    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]  # each tied one once
+    trainable = parameters
+    if trainable is None:
+        trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]  # each tied one once
     if weight_decay_on == "all":
         return [{"params": trainable}]
     embeddings = {id(module.weight) for module in model.modules() if isinstance(module, nn.Embedding)}

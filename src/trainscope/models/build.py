@@ -42,6 +42,7 @@ def build_model(
 ) -> nn.Module:
     """Instantiate `model_cfg`, filling its null/absent `DATA_ARGUMENTS` from the data's values given here."""
     options: dict[str, Any] = OmegaConf.to_container(model_cfg, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
+    options.pop("init_from", None)  # trainscope's own key: the weights to start from (`trainscope.models.init_from`)
     target = options.get("_target_")
     if not isinstance(target, str) or not target:
         raise ConfigError("model._target_ must name an nn.Module class or a function returning one")

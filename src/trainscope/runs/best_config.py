@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from optuna.trial import FrozenTrial
 
+from trainscope.config.inert import interpolation_refusal
 from trainscope.core.run_dir import SAVED_HYDRA_CONFIG, SAVED_OVERRIDES, atomic_write, display_path
 from trainscope.runs.record import Unreadable, read_run_yaml
 from trainscope.runs.study_report import best_checkpoint
@@ -76,7 +77,10 @@ def best_config(overrides: list[str], groups: set[str]) -> tuple[dict[str, Any],
         key = override.key_or_group
         if key.split(".")[0].split("/")[0] == "hydra" or key in NOT_CARRIED:
             continue
-        if override.is_delete():
+        refused = interpolation_refusal(override.input_line)
+        if refused is not None:  # the trial's run directory is untrusted input: best.yaml must stay inert
+            notes.append(f"not carried over: {override.input_line} ({refused}; see docs/run-directory.md)")
+        elif override.is_delete():
             notes.append(f"not carried over: {override.input_line} (add it to the command line)")
         elif key == EXPERIMENT_GROUP:
             defaults.append(f"/{EXPERIMENT_GROUP}/{override.value()}")  # included: `experiment` is this file's group

@@ -14,10 +14,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from trainscope.config.inert import check_inert
 from trainscope.config.targets import check_targets
 from trainscope.config.yaml_files import load_yaml
-from trainscope.core.checkpoint_io import find_checkpoint, load_checkpoint
-from trainscope.core.errors import DataError
+from trainscope.core.checkpoint_io import find_checkpoint, load_checkpoint, load_model_weights, weights_to_test
+from trainscope.core.errors import DataError, RunDirError, first_line
 from trainscope.core.run_dir import METRICS_FILE, SAVED_CONFIG, check_run_dir, read_metrics, write_metrics
 from trainscope.core.run_lock import run_lock
 from trainscope.engine.build import build_data_and_model
@@ -30,8 +31,11 @@ log = logging.getLogger(__name__)
 
 
 def load_run_config(run_dir: Path, device: str | None = None) -> DictConfig:
-    """The run's saved config; `device` (if given) replaces its trainer.device."""
-    cfg = load_yaml(check_run_dir(run_dir) / SAVED_CONFIG)
+    """The run's saved config, checked to be inert (`config/inert.py`) before anything of it is resolved;
+    `device` (if given) replaces its trainer.device."""
+    path = check_run_dir(run_dir) / SAVED_CONFIG
+    cfg = load_yaml(path)
+    check_inert(cfg, run_dir, "run", str(path))
     if device is not None:
         cfg.trainer.device = device
     return cfg
@@ -51,16 +55,44 @@ def evaluate_run(
         return _evaluate(run_dir, cfg, checkpoint)
 
 
+def _recorded_metrics(run_dir: Path) -> dict[str, Any]:
+    """The run's metrics.json, which eval adds its test metrics to, read as untrusted input: a file that is
+    torn or not trainscope's is one line before anything is built, and is never overwritten."""
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        content = read_metrics(run_dir)
+    except (OSError, ValueError, RecursionError) as error:
+        problem = f"cannot be read ({first_line(error)})"
+    else:
+        if not isinstance(content, dict):
+            problem = f"holds a {type(content).__name__}, not a JSON object"
+        elif not isinstance(content.get("final", {}), dict):
+            problem = "has a `final` that is not an object"
+        elif "global_step" in content and (
+            isinstance(content["global_step"], bool) or not isinstance(content["global_step"], int)
+        ):
+            problem = f"has global_step {content['global_step']!r}, not a whole number"
+        else:
+            return content
+    raise RunDirError(
+        f"run={run_dir}: {path} {problem}; it is torn or was not written by trainscope: move it aside (eval.py "
+        "then writes a new one with the test metrics) or restore it, and evaluate again"
+    )
+
+
 def _evaluate(run_dir: Path, cfg: DictConfig, checkpoint: str) -> dict[str, float]:
+    metrics_file = _recorded_metrics(run_dir)
     checkpoint_path = find_checkpoint(run_dir, checkpoint)
     torch_device, data, model, task = build_data_and_model(cfg)
     if data.test is None:
         raise DataError(f"data={cfg.data.get('dataset', '?')} of run {run_dir} has no test split to evaluate")
     state = load_checkpoint(checkpoint_path, torch_device)
-    model.load_state_dict(state["model"])
+    # the moving average of callbacks.ema, when the run kept one
+    load_model_weights(model, {**state, "model": weights_to_test(state)}, checkpoint_path, run_dir)
     task.load_state_dict(state.get("task", {}))  # what training learned from its data (a regression's scaling)
     data.load_state_dict(state.get("data", {}))
-    metrics_file: dict[str, Any] = read_metrics(run_dir) if (run_dir / METRICS_FILE).is_file() else {}
     step = int(metrics_file.get("global_step", state["trainer"]["global_step"]))
 
     settings = TrainerSettings.from_config(cfg)

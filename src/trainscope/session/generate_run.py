@@ -22,13 +22,14 @@ from omegaconf import OmegaConf, open_dict
 from torch import nn
 
 from trainscope.config.targets import check_targets
-from trainscope.core.checkpoint_io import find_checkpoint, load_checkpoint
+from trainscope.core.checkpoint_io import find_checkpoint, load_checkpoint, load_model_weights
 from trainscope.core.errors import ConfigError, DataError
 from trainscope.core.run_dir import TOKENIZER_DIR
 from trainscope.data.tokenizer import Tokenizer, load_tokenizer
 from trainscope.engine.build import select_device
 from trainscope.models.build import build_model
 from trainscope.models.generation import Sampling, generate
+from trainscope.models.lora import with_adapters
 from trainscope.session.evaluate_run import load_run_config
 
 log = logging.getLogger(__name__)
@@ -57,14 +58,9 @@ def load_language_model(
             cfg.model.pretrained = False  # the checkpoint holds every weight: no download of the original ones
     block_size = OmegaConf.select(cfg, "data.block_size", default=None)
     model = build_model(cfg.model, vocab_size=tokenizer.vocab_size, block_size=block_size)
+    model = with_adapters(model, cfg.get("finetune"))  # a LoRA run's checkpoint holds its adapters
     state = load_checkpoint(checkpoint_path, torch_device)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as error:
-        raise ConfigError(
-            f"checkpoint {checkpoint_path} does not fit the model of {run_dir}/.hydra/config.yaml "
-            f"({str(error).splitlines()[0]}); was the config edited after training?"
-        ) from None
+    load_model_weights(model, state, checkpoint_path, run_dir)
     return TrainedLanguageModel(model.to(torch_device).eval(), tokenizer, torch_device, checkpoint_path)
 
 

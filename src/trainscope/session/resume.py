@@ -15,8 +15,8 @@ from omegaconf import DictConfig
 
 from trainscope.config.resumable import config_hash, resumable_keys_text
 from trainscope.core.checkpoint_io import load_latest_checkpoint
-from trainscope.core.errors import ConfigError
-from trainscope.core.run_dir import SAVED_CONFIG, check_run_dir
+from trainscope.core.errors import CheckpointError, ConfigError
+from trainscope.core.run_dir import SAVED_CONFIG, RunStatus, check_run_dir, run_status
 from trainscope.distributed.process_group import process_group
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,12 @@ def load_resume_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             f"resume: {path} was written with a different config than {run_dir / SAVED_CONFIG} "
             f"now gives (only {resumable_keys_text()} may change); start a new run"
         )
-    state = checkpoint["trainer"]
+    state = checkpoint.get("trainer")
+    if not isinstance(state, dict) or not all(
+        isinstance(state.get(key), int) and not isinstance(state.get(key), bool)
+        for key in ("epoch", "batch_in_epoch", "global_step")
+    ):
+        raise CheckpointError(f"resume: {path} holds no trainer state to continue from; start a new run")
     _check_world_size(run_dir, state.get("world_size"))  # absent in checkpoints older than the check
     max_steps = cfg.trainer.get("max_steps")
     if max_steps is not None and state["global_step"] >= int(max_steps):
@@ -56,7 +61,8 @@ def load_resume_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             "it is complete"
         )
     max_epochs = int(cfg.trainer.max_epochs)
-    if max_steps is None and state["epoch"] >= max_epochs:
+    # An interrupted run that trained every epoch was cut in its test phase: resuming it runs that phase.
+    if max_steps is None and state["epoch"] >= max_epochs and run_status(run_dir) != RunStatus.INTERRUPTED:
         raise ConfigError(
             f"resume: {run_dir} already trained {state['epoch']} epochs (trainer.max_epochs={max_epochs}); "
             f"pass trainer.max_epochs={state['epoch'] + 1} or more to train it longer"

@@ -14,10 +14,24 @@ from typing import Any
 from omegaconf import DictConfig
 
 from trainscope.callbacks.build import METRICS_CSV, OPTUNA_PRUNING, STOP_ON_SIGNAL, build_callbacks
+from trainscope.callbacks.stop_on_signal import PhaseCut, StopOnSignal
 from trainscope.config.resumable import config_hash
 from trainscope.config.schema import optimized_metric_names
-from trainscope.core.checkpoint_io import load_checkpoint, weights_fingerprint
-from trainscope.core.errors import ConfigError, RunDirError, TrainingFailed, TrainscopeError, is_disk_full
+from trainscope.core.checkpoint_io import (
+    EMA_WEIGHTS,
+    error_detail,
+    load_checkpoint,
+    weights_fingerprint,
+    weights_to_test,
+)
+from trainscope.core.errors import (
+    CheckpointError,
+    ConfigError,
+    RunDirError,
+    TrainingFailed,
+    TrainscopeError,
+    is_disk_full,
+)
 from trainscope.core.interruption import RunInterrupted, resume_command
 from trainscope.core.run_dir import (
     BEST,
@@ -61,15 +75,19 @@ class RunResult:
     objective: float | tuple[float, ...]
 
 
-def train(cfg: DictConfig, run_dir: Path) -> RunResult:
-    """Train as `cfg` says, writing everything into `run_dir`; raises TrainingFailed if the run fails."""
+def train(cfg: DictConfig, run_dir: Path, stop_on_signal: StopOnSignal | None = None) -> RunResult:
+    """Train as `cfg` says, writing everything into `run_dir`; raises TrainingFailed if the run fails.
+
+    `stop_on_signal`: the handler the entrypoint installed when the run started (a signal during start-up then
+    stops the run before its first step); without one, signals are handled from the first step on.
+    """
     started = time.time()
     resumed = load_resume_checkpoint(cfg) if cfg.get("resume") else None  # before any work: fail fast
-    device, data, model, task = build_data_and_model(cfg)
+    device, data, model, task = build_data_and_model(cfg, initial_weights=resumed is None)
     optimizer = build_optimizer(cfg, model)
     scheduler, interval = build_scheduler(cfg, optimizer, source_length=len(data.train))
     group = process_group()  # one process of a torchrun job, or the only one
-    callbacks = build_callbacks(cfg, task)
+    callbacks = build_callbacks(cfg, task, stop_on_signal, model)
     stop_on_signal = callbacks.callbacks[STOP_ON_SIGNAL]
     if not group.is_main:
         for name in RANK_ZERO_ONLY_CALLBACKS:
@@ -97,7 +115,13 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
         task=task,
     )
     if resumed is not None:
-        trainer.load_state_dict(resumed)
+        try:
+            trainer.load_state_dict(resumed)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:  # a checkpoint from somewhere else
+            raise CheckpointError(
+                f"resume: the checkpoint of {run_dir} does not fit this run ({error_detail(error)}); was it "
+                "written by another config or trainscope version? start a new run"
+            ) from None
 
     log.info("run directory: %s  |  watch it live: tensorboard --logdir %s", run_dir, run_dir)
     log.info("model %s: %d parameters, device %s", cfg.model._target_, count_parameters(model), device)
@@ -119,7 +143,7 @@ def train(cfg: DictConfig, run_dir: Path) -> RunResult:
             session.start()
         else:
             session.resume()  # one session per run: the first segment wrote its start info
-        test_metrics = _fit_and_test(cfg, trainer)
+        test_metrics = _fit_and_test(cfg, trainer, stop_on_signal)
     except BaseException as error:
         if is_disk_full(error):  # rather than the loop's `OSError: [Errno 28] ...`: what happened, in words
             trainer.status = RunStatus.FAILED
@@ -151,15 +175,24 @@ def save_tokenizer(data: Any, run_dir: Path) -> None:
         tokenizer.save(run_dir / TOKENIZER_DIR)
 
 
-def _fit_and_test(cfg: DictConfig, trainer: Trainer) -> dict[str, float]:
-    """Train; then test the best model if the run completed or stopped early. The test metrics."""
+def _fit_and_test(cfg: DictConfig, trainer: Trainer, stop_on_signal: StopOnSignal) -> dict[str, float]:
+    """Train; then test the best model if the run completed or stopped early. The test metrics.
+
+    A signal during the test phase cuts it at once: training's last checkpoint is written, so the run is
+    recorded `interrupted` (no test metrics) and `resume=` trains nothing more and runs the test phase again.
+    """
     trainer.fit()
     if trainer.status == RunStatus.INTERRUPTED:
         # mid-epoch too: the resumed run finishes this epoch exactly
         trainer.save_checkpoint()
     tested = cfg.trainer.test and trainer.data.test is not None
     if tested and trainer.status in (RunStatus.COMPLETED, RunStatus.STOPPED_EARLY):
-        return _test_best_model(trainer)
+        try:
+            with stop_on_signal.cutting_at_once():
+                return _test_best_model(trainer)
+        except PhaseCut as cut:
+            trainer.status = RunStatus.INTERRUPTED
+            trainer.stop_reason = f"interrupted by {cut} during the test phase"
     return {}
 
 
@@ -224,16 +257,22 @@ class _RunClosing:
 
 
 def _test_best_model(trainer: Trainer) -> dict[str, float]:
-    """Evaluate the best checkpoint (the last weights when no checkpoint was kept) on the test split."""
+    """Evaluate the best checkpoint (the last weights when no checkpoint was kept) on the test split: its weights'
+    moving average when `callbacks.ema` kept one."""
     best_path = trainer.run_dir / CHECKPOINT_DIR / BEST
     # When the model still holds the weights best.pt was written from (the last epoch was the best), reading
     # the file back would load the same values.
-    if best_path.is_file() and trainer.best_weights != weights_fingerprint(trainer.model):
-        trainer.model.load_state_dict(load_checkpoint(best_path, trainer.device)["model"])
+    if best_path.is_file() and (trainer.best_weights != weights_fingerprint(trainer.model) or _keeps_average(trainer)):
+        trainer.model.load_state_dict(weights_to_test(load_checkpoint(best_path, trainer.device)))
     metrics = trainer.evaluate(trainer.data.test, "test")
     trainer.tensorboard.scalars(metrics, trainer.state.global_step)
     log.info("%s", "  ".join(f"{tag} {metrics[tag]:.4f}" for tag in trainer.task.shown("test") if tag in metrics))
     return metrics
+
+
+def _keeps_average(trainer: Trainer) -> bool:
+    """Whether a callback keeps a moving average of the weights, which the test phase tests instead."""
+    return any(EMA_WEIGHTS in state for state in trainer.callbacks.state_dict().values())
 
 
 def _run_metrics(cfg: DictConfig, trainer: Trainer, test_metrics: dict[str, float], seconds: float) -> dict[str, Any]:

@@ -6,7 +6,9 @@ checked before any job of the batch starts; a taken one becomes a failed job who
 one-line `RunDirTaken` reason (printed now), and nothing in that directory is touched. A job whose overrides
 say `resume=<its own run dir>` continues that run there (a grid rerun, an Optuna retry of an interrupted
 trial), the same rule as for `python train.py resume=`. The free jobs run through the configured launcher
-with their own job numbers, so the directory names stay as they would be.
+with their own job numbers, so the directory names stay as they would be. A job that Hydra's own launcher
+cannot set up (its directory or train.log cannot be created: a disk that filled up during the sweep) fails in
+one line, and the sweep goes on.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, open_dict
 
-from trainscope.adapters.hydra_private import settled_job
+from trainscope.adapters.hydra_private import basic_launcher, settled_job
+from trainscope.core.errors import RunDirError
 from trainscope.core.run_dir import RunDirTaken, check_run_dir_free
 
 
@@ -56,10 +59,31 @@ class GuardedLauncher:
         start = 0  # first job of the current stretch of jobs that start
         for position in [*sorted(not_started), len(batch)]:
             if start < position:
-                results += self.launcher.launch(batch[start:position], initial_job_idx=initial_job_idx + start)
+                results += self._launch(batch[start:position], initial_job_idx + start)
             if position in not_started:
                 results.append(not_started[position])
             start = position + 1
+        return results
+
+    def _launch(self, jobs: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+        """The launcher's results for `jobs`. Hydra's own launcher runs them here, one at a time: it creates
+        each job's directory and opens its train.log before the task runs, so an OSError there (a disk that
+        filled up during the sweep) would end the whole sweep with a traceback. It fails that job instead, in
+        one line, as a failure inside the task does, and the sweep goes on."""
+        if not isinstance(self.launcher, basic_launcher()):
+            return list(self.launcher.launch(jobs, initial_job_idx=initial_job_idx))
+        results: list[JobReturn] = []
+        for offset, overrides in enumerate(jobs):
+            try:
+                results += self.launcher.launch([overrides], initial_job_idx=initial_job_idx + offset)
+            except OSError as error:
+                run_dir = self.job_run_dir(overrides, initial_job_idx + offset)
+                failure = RunDirError(
+                    f"could not set up the run directory {run_dir} ({error.strerror or error}); the job did not "
+                    "start: free disk space (or make it writable), then rerun the sweep to run it"
+                )
+                print(f"error: {failure}", file=sys.stderr, flush=True)
+                results.append(settled_job(overrides, run_dir, JobStatus.FAILED, failure))
         return results
 
     def job_run_dir(self, overrides: Sequence[str], job_num: int) -> Path:

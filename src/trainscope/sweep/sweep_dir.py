@@ -21,7 +21,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from trainscope.core.errors import ConfigError
+from trainscope.core.errors import ConfigError, RunDirError
 
 SWEEP_OWNER_FILE = ".sweep_owner"
 SWEEP_LOCK_FILE = ".sweep.lock"
@@ -39,11 +39,18 @@ def claim_sweep_dir(sweep_dir: Path, owner: str, *, exclusive: bool, fix: str) -
     Raises a one-line ConfigError when the directory belongs to another owner or, for `exclusive`, when
     another sweep runs in it now; `fix` says what the user may do instead.
     """
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    recorded = _record_owner(sweep_dir / SWEEP_OWNER_FILE, owner)
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        recorded = _record_owner(sweep_dir / SWEEP_OWNER_FILE, owner)
+        handle = open(sweep_dir / SWEEP_LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole sweep
+    except OSError as error:  # read-only, full, not ours: before any job, in one line
+        raise RunDirError(
+            f"cannot write the sweep directory hydra.sweep.dir={sweep_dir} ({error.strerror or error}); "
+            "choose a writable hydra.sweep.dir (or set TRAINSCOPE_OUTPUT_DIR / paths.output_root), or free space"
+        ) from None
     if recorded != owner:
+        handle.close()
         raise ConfigError(f"hydra.sweep.dir={sweep_dir} holds the runs of {recorded}, not {owner}; {fix}")
-    handle = open(sweep_dir / SWEEP_LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole sweep
     try:
         fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except BlockingIOError:

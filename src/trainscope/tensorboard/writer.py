@@ -96,9 +96,16 @@ class RunWriter:
         self.writer.close()
 
 
-def per_group_tags(base: str, values: list[Any]) -> dict[str, Any]:
-    """`{base: value}` when every optimizer param group has the same value (one group, or the decayed and
-    undecayed halves of `optimizer.weight_decay_on=matrices`), `{base/group<i>: value, ...}` when they differ."""
+def per_group_tags(base: str, values: list[Any], names: list[str | None] | None = None) -> dict[str, Any]:
+    """`{base/<name>: value}` for optimizer param groups that have names (`optimizer.param_groups`: the first group
+    of each name, its halves share the value); else `{base: value}` when every group has the same value (one group,
+    or the decayed and undecayed halves of `optimizer.weight_decay_on=matrices`), `{base/group<i>: value, ...}` when
+    they differ."""
+    if names and any(names):
+        tags: dict[str, Any] = {}
+        for index, (name, value) in enumerate(zip(names, values, strict=True)):
+            tags.setdefault(f"{base}/{name or f'group{index}'}", value)
+        return tags
     if len(set(values)) == 1:
         return {base: values[0]}
     return {f"{base}/group{index}": value for index, value in enumerate(values)}

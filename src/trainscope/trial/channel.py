@@ -12,9 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from trainscope.config.yaml_files import load_yaml
+from trainscope.config.yaml_files import load_plain_yaml, plain_select
 from trainscope.core.errors import ConfigError
 from trainscope.core.run_dir import SAVED_HYDRA_CONFIG
 
@@ -86,7 +84,8 @@ class TrialAddress:
 def recorded_trial(run_dir: Path) -> TrialAddress | None:
     """The trial a run directory was launched as (its `.hydra/hydra.yaml` keeps `hydra.job.env_set`)."""
     try:
-        env_set = OmegaConf.select(load_yaml(run_dir / SAVED_HYDRA_CONFIG), "hydra.job.env_set")
-        return TrialAddress.from_env({str(k): str(v) for k, v in (env_set or {}).items()})
+        env_set = plain_select(load_plain_yaml(run_dir / SAVED_HYDRA_CONFIG), "hydra.job.env_set")
+        recorded = env_set if isinstance(env_set, dict) else {}
+        return TrialAddress.from_env({str(k): str(v) for k, v in recorded.items()})
     except (OSError, ValueError, ConfigError):
         return None

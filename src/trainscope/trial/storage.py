@@ -279,10 +279,15 @@ for _name in _retried_method_names():
     )
 
 
+def has_database_lock(storage: BaseStorage) -> bool:
+    """Whether `exclusive` takes a real lock on this storage (PostgreSQL or MySQL)."""
+    return isinstance(cache_backend(storage), ReconnectingRDBStorage)
+
+
 def exclusive(storage: BaseStorage, name: str) -> contextlib.AbstractContextManager[None]:
     """The database-wide lock `name` of a PostgreSQL or MySQL storage; elsewhere no lock at all."""
     backend = cache_backend(storage)  # Optuna wraps RDB storages in a cache
-    return backend.exclusive(name) if isinstance(backend, ReconnectingRDBStorage) else contextlib.nullcontext()
+    return backend.exclusive(name) if has_database_lock(storage) else contextlib.nullcontext()  # type: ignore[attr-defined]
 
 
 def open_storage(

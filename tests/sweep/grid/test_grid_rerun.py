@@ -58,3 +58,24 @@ def test_sigterm_stops_a_grid_with_143_and_the_same_command_continues_it(tmp_pat
     assert keep_failed.returncode == 1
     assert keep_failed.stdout.strip().splitlines()[-1].endswith("; 3 kept from before, 0 resumed")
     assert not failed.with_name(failed.name + "_3").exists()
+
+
+def test_sigterm_while_a_grid_job_starts_up_is_said_and_resumed(tmp_path: Path, data_dir: Path) -> None:
+    """The signal lands once the job's run directory exists, before its first step (it builds its data and
+    model): before, the sweep died silently (killed by the signal); now that job stops with a step-0
+    checkpoint, the sweep exits 143 saying so, and the same command resumes the job."""
+    sweep_dir = tmp_path / "grid"
+    args = ["-m", *SMALL, "optimizer.lr=0.01,0.02", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep_dir}"]
+    first = start(args, tmp_path / "outputs", data_dir)
+    wait_for(lambda: list(sweep_dir.glob("0_*/.hydra/config.yaml")), first, "job 0's run directory")
+    first.send_signal(signal.SIGTERM)
+    stdout, stderr = first.communicate(timeout=120)
+    assert first.returncode == 143, stdout[-2000:] + stderr[-2000:]
+    assert "multirun: interrupted after 0 finished runs" in stderr and "Traceback" not in stderr
+    job = one_dir(sweep_dir, "0_*")
+    assert (metrics(job)["status"], metrics(job)["reason"]) == ("interrupted", "interrupted by SIGTERM during start-up")
+
+    rerun = run(args, tmp_path / "outputs", data_dir)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert rerun.stdout.strip().splitlines()[-1] == "multirun: 2 succeeded, 0 failed; 0 kept from before, 1 resumed"
+    assert metrics(job)["status"] == "completed"

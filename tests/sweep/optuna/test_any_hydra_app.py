@@ -141,8 +141,11 @@ def test_the_documented_example_app_prunes(tmp_path: Path) -> None:
     results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
     assert results["name"] == "optuna" and results["counts"]["pruned"] > 0
     assert results["counts"]["complete"] + results["counts"]["pruned"] == 8
-    alone = subprocess.run([sys.executable, "-W", "error", str(app), "lr=0.3"], env=env, capture_output=True, text=True)
+    alone = subprocess.run(  # in tmp_path: Hydra's default outputs/<date>/<time>/ lands there, not in the checkout
+        [sys.executable, "-W", "error", str(app), "lr=0.3"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert alone.returncode == 0, alone.stderr  # outside a sweep trial() is None and the app just runs
+    assert list(tmp_path.glob("outputs/*/*/.hydra")), "the single run wrote its directory under tmp_path"
 
 
 def test_a_schema_app_runs_in_two_worker_processes_under_w_error(tmp_path: Path) -> None:

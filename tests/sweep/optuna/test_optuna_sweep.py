@@ -86,6 +86,12 @@ def test_results_file_summary_line_and_experiment_summary(train: Any, tmp_path: 
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     dirs = run_dirs(sweep_dir)
     assert [d.name.split("_", 1)[0] for d in dirs] == ["0", "1", "2"]
+    job_lines = [line.split("[HYDRA] \t", 1)[1] for line in result.stdout.splitlines() if "[HYDRA] \t#" in line]
+    assert len(job_lines) == 3 and all(
+        line.endswith(f"model.hidden_sizes={t.params['model.hidden_sizes']}")
+        for line, t in zip(job_lines, study.trials, strict=True)
+    ), job_lines
+    assert "env_set" not in result.stdout + result.stderr  # a trial's address (its storage URL) is not printed
 
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     best = study.best_trial
@@ -305,7 +311,9 @@ def test_other_sweeps_in_a_study_s_directory_are_refused_and_a_cooperating_one_c
         "hydra.sweeper.n_trials=2",
         f"hydra.sweep.dir={sweep_dir}",
     ]
-    first = start([*args, "trainer.max_epochs=80"], tmp_path / "outputs", data_dir)  # trial 0 trains a while
+    release = tmp_path / "release-trial-0"
+    hold = ["+callbacks.hold._target_=tests.helpers.faults.HoldAfterFirstEpoch", f"+callbacks.hold.release={release}"]
+    first = start([*args, *hold], tmp_path / "outputs", data_dir)  # trial 0 trains until the helper has ended
     wait_for(lambda: list(sweep_dir.glob("0_*")), first, "trial 0's run directory")
     other_study = start([*args, "hydra.sweeper.study_name=other"], tmp_path / "outputs", data_dir)
     other_space = start([*args, "optimizer.lr=interval(0.0001,0.1)"], tmp_path / "outputs", data_dir)
@@ -313,6 +321,7 @@ def test_other_sweeps_in_a_study_s_directory_are_refused_and_a_cooperating_one_c
     refused = {"study": other_study.communicate(timeout=240), "space": other_space.communicate(timeout=240)}
     helper_out, helper_err = helper.communicate(timeout=240)
     first_still_running = first.poll() is None
+    release.touch()
     stdout, stderr = first.communicate(timeout=240)
     assert first.returncode == 0, stdout[-2000:] + stderr[-2000:]
     assert helper.returncode == 0, helper_out[-2000:] + helper_err[-2000:]

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,14 @@ from optuna.trial import TrialState
 
 from tests.helpers.cli import TrainCLI, error_line
 from tests.helpers.sweep import error_lines, load_study, run, start, sweep_args, wait_for
-from trainscope.sweep.optuna.study import claim_trial, count_trials, fail_abandoned_trials, set_trial_system_attr
+from trainscope.sweep.optuna.study import (
+    claim_trial,
+    count_trials,
+    fail_abandoned_trials,
+    owner_is_gone,
+    process_identity,
+    set_trial_system_attr,
+)
 from trainscope.trial.attributes import FAIL_REASON_ATTR, OWNER_ATTR
 from trainscope.trial.storage import StorageError, open_storage, resolve_storage
 
@@ -31,6 +39,19 @@ def dead_owner() -> dict[str, object]:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
     return {"host": socket.gethostname(), "pid": process.pid, "started": None}
+
+
+def test_an_owner_says_when_it_started_and_a_reused_pid_is_not_it() -> None:
+    """`started` (worker.json, a trial's owner) is a time a person reads; the pid's kernel start time tells a
+    reused pid from the owner, also in a study written when `started` held those ticks."""
+    me = process_identity()
+    started = datetime.fromisoformat(me["started"])
+    assert started.utcoffset() == timedelta(0) and abs(datetime.now(UTC) - started) < timedelta(minutes=1)
+    assert not owner_is_gone(me)
+    assert owner_is_gone({**me, "start_ticks": me["start_ticks"] + 1})  # the same pid, another process
+    legacy = {"host": me["host"], "pid": me["pid"], "started": me["start_ticks"]}
+    assert not owner_is_gone(legacy) and owner_is_gone({**legacy, "started": me["start_ticks"] + 1})
+    assert owner_is_gone(dead_owner())
 
 
 def new_study(tmp_path: Path) -> tuple[optuna.Study, str]:

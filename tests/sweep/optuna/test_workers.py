@@ -172,9 +172,13 @@ def test_no_more_workers_than_trials_and_n_jobs_below_one_is_one_line(tmp_path: 
     assert sorted(path.name for path in sweep_dir.glob("optuna_worker_*")) == ["optuna_worker_0", "optuna_worker_1"]
     assert count_trials(load_study(sweep_dir).trials).complete == 2
 
-    refused = rerun(sweep_command(tmp_path / "other", "hydra.sweeper.n_jobs=-1"), tmp_path, data_dir)
-    assert refused.returncode == 2
-    assert refused.stderr.strip() == "error: hydra.sweeper.n_jobs (trials at once) must be a positive integer, got -1"
+    for below_one in ("-1", "0"):  # joblib's "every core", and "no worker" (which ran one trial at a time)
+        refused = rerun(sweep_command(tmp_path / "other", f"hydra.sweeper.n_jobs={below_one}"), tmp_path, data_dir)
+        assert refused.returncode == 2
+        assert refused.stderr.strip() == (
+            f"error: hydra.sweeper.n_jobs (trials at once) must be a positive integer, got {below_one}"
+        )
+        assert not (tmp_path / "other").exists(), "refused before the sweep directory is made"
 
 
 def test_n_jobs_runs_trials_in_worker_processes(train: Any, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from hydra.core.utils import JobReturn, JobStatus
 
 from trainscope.adapters.hydra_private import settled_job
 from trainscope.config.overrides import hydra_quote, override_key
-from trainscope.config.yaml_files import load_yaml
+from trainscope.config.yaml_files import load_plain_yaml
 from trainscope.core.run_dir import SAVED_OVERRIDES, RunStatus, has_checkpoint, run_files_in, run_status
 
 FINISHED = (RunStatus.COMPLETED, RunStatus.STOPPED_EARLY, RunStatus.PRUNED)
@@ -93,5 +93,6 @@ def _same_job(attempt: Path, overrides: Sequence[str]) -> bool:
     saved_file = attempt / SAVED_OVERRIDES
     if not saved_file.is_file():
         return False
-    saved = [str(item) for item in load_yaml(saved_file) if override_key(str(item)) != "resume"]
+    listed = load_plain_yaml(saved_file)  # plain text: an interpolation in a run directory's file is never resolved
+    saved = [str(item) for item in (listed if isinstance(listed, list) else []) if override_key(str(item)) != "resume"]
     return saved == [item for item in overrides if not override_key(item).startswith("hydra.")]

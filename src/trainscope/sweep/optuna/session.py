@@ -30,6 +30,7 @@ from trainscope.core.run_dir import RunStatus
 from trainscope.sweep.guarded_launcher import GuardedLauncher
 from trainscope.sweep.jobs import report_failed_jobs
 from trainscope.sweep.optuna.heartbeat import Heartbeat
+from trainscope.sweep.optuna.job_line import CHANNEL_PREFIX, job_line_without_channel
 from trainscope.sweep.optuna.messages import say
 from trainscope.sweep.optuna.plan import SweepPlan
 from trainscope.sweep.optuna.results import results_line, study_results, write_results
@@ -243,7 +244,7 @@ class SweepSession:
             plan.pruning_metric,
             plan.settings.reconnect_timeout,
         )
-        channel = [f"++hydra.job.env_set.{name}={hydra_quote(value)}" for name, value in address.env().items()]
+        channel = [f"{CHANNEL_PREFIX}{name}={hydra_quote(value)}" for name, value in address.env().items()]
         interrupted = run_to_resume(study_storage(self.study).get_trial(trial_id(trial)), plan.sweep_dir, plan.config)
         if interrupted is None:
             return [*plan.space.trial_overrides(trial.params), *channel]
@@ -255,8 +256,9 @@ class SweepSession:
         say(f"trial {trial.number} started: {params}")
         storage = study_storage(self.study)
         try:
-            with Heartbeat(storage, trial_id(trial)):
-                (job,) = launcher.launch([self.trial_overrides(trial)], initial_job_idx=trial.number)
+            overrides = self.trial_overrides(trial)
+            with Heartbeat(storage, trial_id(trial)), job_line_without_channel(overrides):
+                (job,) = launcher.launch([overrides], initial_job_idx=trial.number)
         except KeyboardInterrupt:
             frozen = storage.get_trial(trial_id(trial))
             run_dir = frozen.user_attrs.get(RUN_DIR_ATTR)  # set by the job when it opened its trial

@@ -94,7 +94,7 @@ class OptunaSettings(DatabaseSettings):
             )
         if self.n_trials < 1:
             raise ConfigError(f"hydra.sweeper.n_trials must be a positive integer, got {self.n_trials}")
-        if self.trials_at_once < 1:  # not joblib's -1 = "every core": each worker trains on its own cores or GPU
+        if self.n_jobs is not None and self.n_jobs < 1:  # not joblib's -1 = "every core", nor 0 = "none"
             raise ConfigError(f"hydra.sweeper.n_jobs (trials at once) must be a positive integer, got {self.n_jobs}")
         rate = self.max_failure_rate
         if rate is not None and not 0.0 <= float(rate) <= 1.0:
@@ -114,8 +114,9 @@ class OptunaSettings(DatabaseSettings):
 
     @property
     def trials_at_once(self) -> int:
-        """`n_jobs`; 0 or null: one at a time."""
-        return int(self.n_jobs or 1)
+        """`n_jobs`; null: one at a time (0 and below are refused by `check`: each worker trains on its own
+        cores or GPU, so "every core" or "none" has no meaning here)."""
+        return 1 if self.n_jobs is None else int(self.n_jobs)
 
     @property
     def sampler_config(self) -> dict[str, Any]:

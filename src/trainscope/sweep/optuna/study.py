@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
 import socket
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +31,30 @@ from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from trainscope.adapters.optuna_private import is_heartbeat_enabled, stale_trial_ids, study_id, study_storage, trial_id
-from trainscope.trial.attributes import FAIL_REASON_ATTR, HOST_ATTR, INTERRUPTED_ATTR, OWNER_ATTR, SURPLUS_ATTR
-from trainscope.trial.storage import exclusive, is_rdb_url
+from trainscope.core.run_dir import RunStatus, read_metrics
+from trainscope.sweep.optuna.messages import say
+from trainscope.trial.attributes import (
+    FAIL_REASON_ATTR,
+    HOST_ATTR,
+    INTERRUPTED_ATTR,
+    OWNER_ATTR,
+    RUN_DIR_ATTR,
+    STATUS_ATTR,
+    SURPLUS_ATTR,
+)
+from trainscope.trial.channel import recorded_trial
+from trainscope.trial.storage import exclusive, has_database_lock, is_rdb_url
 
 
 def process_identity() -> dict[str, Any]:
-    """Who owns a trial: enough to tell later, on this host, whether that process still runs."""
+    """Who owns a trial: enough to tell later, on this host, whether that process still runs.
+
+    `started` is for people (ISO-8601 UTC); `start_ticks` (the kernel's start time of the pid) is what tells a
+    reused pid from the owner.
+    """
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "started": _process_start_ticks(pid)}
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    return {"host": socket.gethostname(), "pid": pid, "started": started, "start_ticks": _process_start_ticks(pid)}
 
 
 def _process_start_ticks(pid: int) -> int | None:
@@ -67,7 +85,8 @@ def owner_is_gone(owner: Any) -> bool:
     started = _process_start_ticks(pid)
     if started == -1:
         return True
-    return owner.get("started") is not None and started is not None and started != owner["started"]
+    recorded = owner.get("start_ticks", owner.get("started"))  # `started` held the ticks in older studies
+    return isinstance(recorded, int) and started is not None and started != recorded
 
 
 def is_interrupted(trial: FrozenTrial) -> bool:
@@ -142,6 +161,12 @@ def claim_lock(storage_spec: str, storage: BaseStorage) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def claims_serialized(storage_spec: str, storage: BaseStorage) -> bool:
+    """Whether `claim_lock` really serializes claims: a journal file's flock, a PostgreSQL/MySQL lock; not
+    SQLite, where two processes may ask at once (`claim_trial`)."""
+    return not is_rdb_url(storage_spec) or has_database_lock(storage)
+
+
 def trials_running_elsewhere(study: optuna.Study) -> list[FrozenTrial]:
     """RUNNING trials of other processes: each ends, or its worker died and it is retried."""
     me = process_identity()
@@ -188,16 +213,33 @@ def stale_trials(study: optuna.Study) -> list[FrozenTrial]:
     return [storage.get_trial(trial_id) for trial_id in stale_ids]
 
 
-def fail_abandoned_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """Fail (and retry once) the RUNNING trials whose sweep process died; returns them."""
+def fail_abandoned_trials(study: optuna.Study, *, claims_held: bool = False) -> list[FrozenTrial]:
+    """Fail (and retry once) the RUNNING trials whose sweep process died; returns them.
+
+    `claims_held`: the caller holds a claim lock that serializes claims (`claims_serialized`). Then a RUNNING
+    trial with no owner recorded is abandoned too: a claim asks the trial and records its owner under that
+    lock, so no claim is half done; the owner's record was lost (a full disk, a torn journal record), its
+    process died with it, and without this rule no process would ever fail it (nor end the study).
+    """
     abandoned = []
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in running if claims_held else []:
+        if OWNER_ATTR in trial.system_attrs:
+            continue
+        reason = (
+            "interrupted: it was claimed but its owner was never recorded (a full disk or a crash while the "
+            "study was written), so its process is gone; its configuration is retried once as a new trial"
+        )
+        if fail_as_interrupted(study, trial, reason):
+            say(f"trial {trial.number} was claimed but its owner was never recorded: marked FAIL, retried once")
+            abandoned.append(trial)
     for trial in stale_trials(study):  # owners on any host
         owner = trial.system_attrs.get(OWNER_ATTR) or {}
         reason = (
             f"interrupted: its sweep process (pid {owner.get('pid')} on {owner.get('host')}) stopped sending "
             "heartbeats; its configuration is retried once as a new trial"
         )
-        if fail_as_interrupted(study, trial, reason):
+        if not complete_from_run_dir(study, trial) and fail_as_interrupted(study, trial, reason):
             abandoned.append(trial)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = trial.system_attrs.get(OWNER_ATTR)
@@ -207,9 +249,60 @@ def fail_abandoned_trials(study: optuna.Study) -> list[FrozenTrial]:
             f"interrupted: its sweep process (pid {owner['pid']} on {owner['host']}) died while it ran; "
             "its configuration is retried once as a new trial"
         )
-        if fail_as_interrupted(study, trial, reason):
+        if not complete_from_run_dir(study, trial) and fail_as_interrupted(study, trial, reason):
             abandoned.append(trial)
     return abandoned
+
+
+def complete_from_run_dir(study: optuna.Study, trial: FrozenTrial) -> bool:
+    """Record an abandoned trial COMPLETE from its run directory when its run finished; whether it did.
+
+    The run may have finished and only its record been lost: the sweep died on a full disk before it told the
+    study, or the journal's last record (the COMPLETE) was torn and cut off. Its `metrics.json` then holds the
+    result, so the trial is not thrown away and trained again. The run directory is untrusted input: it must
+    be this trial's (its `.hydra/hydra.yaml` names this study and trial number), say `completed` or
+    `stopped_early`, optimize the study's metrics, and hold a finite number for each.
+    """
+    values = _finished_run_values(study, trial)
+    if values is None:
+        return False
+    storage = study_storage(study)
+    try:
+        storage.set_trial_user_attr(trial_id(trial), STATUS_ATTR, RunStatus.COMPLETED.value)
+        if not storage.set_trial_state_values(trial_id(trial), TrialState.COMPLETE, values):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    shown = ", ".join(f"{name}={value:.6g}" for name, value in zip(study.metric_names or [], values, strict=True))
+    say(
+        f"trial {trial.number} had finished but its result was not recorded: COMPLETE from its run directory, "
+        f"{shown} ({trial.user_attrs[RUN_DIR_ATTR]})"
+    )
+    return True
+
+
+def _finished_run_values(study: optuna.Study, trial: FrozenTrial) -> list[float] | None:
+    run_dir = trial.user_attrs.get(RUN_DIR_ATTR)
+    names = study.metric_names
+    if not isinstance(run_dir, str) or not names:
+        return None
+    address = recorded_trial(Path(run_dir))
+    if address is None or (address.study_name, address.number) != (study.study_name, trial.number):
+        return None
+    try:
+        metrics = read_metrics(Path(run_dir))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(metrics, dict) or metrics.get("status") not in (RunStatus.COMPLETED, RunStatus.STOPPED_EARLY):
+        return None
+    optimized = metrics.get("optimized_metric")
+    final = metrics.get("final")
+    if (optimized if isinstance(optimized, list) else [optimized]) != list(names) or not isinstance(final, dict):
+        return None
+    values = [final.get(name) for name in names]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        return None
+    return [float(value) for value in values]
 
 
 def claim_trial(
@@ -225,7 +318,7 @@ def claim_trial(
     process does not replay the random proposals another one already made.
     """
     with claim_lock(storage_spec, study_storage(study)):
-        fail_abandoned_trials(study)
+        fail_abandoned_trials(study, claims_held=claims_serialized(storage_spec, study_storage(study)))
         trials = study.get_trials(deepcopy=False)
         if trials_counted(trials) >= n_trials:
             return None
