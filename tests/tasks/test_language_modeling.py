@@ -90,6 +90,27 @@ def test_text_data_with_an_image_task_is_one_line(tmp_path: Path) -> None:
     assert str(cause).endswith("(use task=language_modeling)")
 
 
+def test_a_tiny_gpt2_config_saved_locally_trains_and_samples(tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")  # the lm extra (in .[test])
+    folder = tmp_path / "tiny-gpt2"
+    transformers.GPT2Config(n_layer=1, n_head=2, n_embd=32, n_positions=64, vocab_size=100).save_pretrained(folder)
+    cfg = compose_lm(
+        tmp_path / "data",
+        "model=hf",
+        f"model.name={folder}",
+        "trainer.max_steps=10",
+        "trainer.val_check_interval=10",
+        "logging.samples.prompts=[ROMEO:]",
+        "logging.samples.max_new_tokens=10",
+        gpt_sizes=False,
+    )
+    train(cfg, tmp_path / "run")
+    final = json.loads((tmp_path / "run" / "metrics.json").read_text())["final"]
+    assert final["val/loss"] < math.log(65), "sized to the 65 characters, and learning"
+    sample = read_events(tmp_path / "run").Tensors("samples/0/text_summary")[-1].tensor_proto.string_val[0].decode()
+    assert "```\nROMEO:" in sample
+
+
 LANGUAGE_MODEL_MISTAKES = [
     (["model.vocab_size=50"], "the tokenizer (char) has 65 tokens but the model only 50 (model.vocab_size)"),
     (["model.block_size=8"], "data.block_size=16 is longer than the model's context of 8 tokens (model.block_size)"),
