@@ -38,7 +38,6 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from torch import Tensor, nn
 
@@ -48,6 +47,7 @@ from trainscope.core.callback import Callback
 from trainscope.data.build import split_indices
 from trainscope.data.synthetic import make_synthetic
 from trainscope.engine.build import build_optimizer, select_device
+from trainscope.models.build import build_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Wall time by default; `--clock cpu` counts this process's CPU time (all its threads) instead, which other
@@ -146,7 +146,7 @@ def synchronize(device: torch.device) -> None:
 
 def fresh_model(cfg: DictConfig, device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer]:
     torch.manual_seed(int(cfg.trainer.seed))
-    model = instantiate(cfg.model).to(device)
+    model = build_model(cfg.model).to(device)  # model.init_from is trainscope's key, not the model's
     return model, build_optimizer(cfg, model)
 
 

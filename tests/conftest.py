@@ -42,6 +42,8 @@ def train(tmp_path: Path, data_dir: Path) -> TrainCLI:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    if hasattr(session.config, "workerinput"):
+        return  # a pytest-xdist worker: the controller's session spans every worker's tests
     session.stash[CHECKOUT_BEFORE] = untracked_entries(REPO_ROOT)
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
 from tests.helpers.cli import REPO_ROOT, TINY
 from tests.helpers.events import read_events
@@ -48,7 +47,7 @@ def test_synthetic_run_writes_events_checkpoints_and_metrics(train) -> None:
     best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
     assert (run_dir / "checkpoints" / "last.pt").is_file()
     config = compose_config(["data=synthetic", "model=mlp"])
-    model = instantiate(config.model)
+    model = build_model(config.model)
     model.load_state_dict(best["model"])
 
 

@@ -21,7 +21,7 @@ def composed(*overrides: str):
 
 def test_the_default_columns_are_the_classification_tasks() -> None:
     assert hparams_metrics(composed()) == list(DEFAULT_METRICS)
-    assert [*Classification().hparams_metrics(), "epoch", "trial_state"] == list(DEFAULT_METRICS)
+    assert ["trial_state", *Classification().hparams_metrics(), "epoch"] == list(DEFAULT_METRICS)
     assert hparams_metrics(OmegaConf.create({"optimized_metric": "objective"})) == list(DEFAULT_METRICS)  # no task
 
 
@@ -55,7 +55,13 @@ def test_the_default_columns_are_the_classification_tasks() -> None:
     ],
 )
 def test_a_sweep_declares_its_tasks_columns(overrides: list[str], columns: list[str]) -> None:
-    assert hparams_metrics(composed(*overrides)) == [*columns, "epoch", "trial_state"]
+    assert hparams_metrics(composed(*overrides)) == ["trial_state", *columns, "epoch"]
+
+
+def test_a_sweep_without_a_test_split_declares_no_test_metric() -> None:
+    # A declared metric no run logs would empty the parallel-coordinates view (issue 29).
+    columns = hparams_metrics(composed("task=regression", "trainer.test=false"))
+    assert columns == ["trial_state", "val/r2", "val/r2_best", "val/rmse", "val/loss", "train/loss", "epoch"]
 
 
 def test_directions_follow_the_task_unless_unknown() -> None:

@@ -88,11 +88,35 @@ def hydra_errors_in_one_line() -> Iterator[None]:
         if user_setting == "1":
             raise
         report_user_error(as_user_error(error) or ConfigError(first_line(error)))
+    except RuntimeError as error:  # Hydra raises a bare RuntimeError for a `_target_` no installed plugin has
+        unknown = UNKNOWN_PLUGIN.match(str(error))
+        if user_setting == "1" or unknown is None:
+            raise
+        report_user_error(ConfigError(unknown_plugin_message(unknown.group(1))))
     finally:
         if user_setting is None:
             os.environ.pop(HYDRA_FULL_ERROR, None)
         else:
             os.environ[HYDRA_FULL_ERROR] = user_setting
+
+
+UNKNOWN_PLUGIN = re.compile(r"Unknown plugin class : '([\w.]+)'")
+OFFICIAL_OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+
+
+def unknown_plugin_message(target: str) -> str:
+    """What to change for a sweeper or launcher `_target_` that no installed Hydra plugin defines.
+
+    Configs written for the official Optuna plugin (lightning-hydra-template's `mnist_optuna.yaml`) keep its
+    `_target_:` line under `hydra.sweeper`; trainscope's own sweeper reads the same keys once it is deleted.
+    """
+    if target == OFFICIAL_OPTUNA_SWEEPER:
+        return (
+            f"hydra.sweeper._target_={target} is the official Optuna plugin's sweeper, which trainscope's replaces: "
+            "delete that _target_ line under hydra.sweeper (the defaults line override /hydra/sweeper: "
+            "trainscope_optuna picks trainscope's; params, n_trials, sampler and the other keys stay as they are)"
+        )
+    return f"_target_={target} is not a class of any installed Hydra plugin; check its spelling, or install its plugin"
 
 
 def hydra_message(error: BaseException) -> str:

@@ -14,17 +14,19 @@ _created_by_unique_dir: set[str] = set()  # absolute paths of the directories `u
 
 
 def dir_name(overrides: str) -> str:
-    """Hydra's override_dirname made safe as one directory name, whatever the command line held.
+    """Hydra's override_dirname made safe as the tail of one directory name: `_<overrides>`, or "" for none.
 
+    The separating `_` comes with the overrides, so a run without any is `14-05-00`, not `14-05-00_`.
     `/` in a value (a path, `val/acc`) would nest directories; a long command line would exceed the file
     system's name limit, so it is cut and ends in a hash of the whole, which keeps names distinct.
     """
+    if not overrides:
+        return ""
     name = overrides.replace(os.sep, "_")
-    if len(name.encode()) <= MAX_DIR_NAME_BYTES:
-        return name
-    digest = hashlib.sha1(name.encode()).hexdigest()[:10]
-    cut = name.encode()[: MAX_DIR_NAME_BYTES - len(digest) - 1].decode(errors="ignore")
-    return f"{cut}-{digest}"
+    if len(name.encode()) > MAX_DIR_NAME_BYTES:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+        name = name.encode()[: MAX_DIR_NAME_BYTES - len(digest) - 1].decode(errors="ignore") + f"-{digest}"
+    return f"_{name}"
 
 
 def unique_dir(path: str) -> str:

@@ -202,10 +202,13 @@ def _source_model(source: str) -> str:
     config = Path(source) / SAVED_CONFIG
     if not config.is_file():
         return ""
-    from trainscope.config.yaml_files import load_yaml  # the YAML is only read: nothing of it is built
+    # read as plain data: a source run is untrusted, so no interpolation of its config is resolved
+    from trainscope.config.yaml_files import load_plain_yaml, plain_select
 
     try:
-        target = load_yaml(config).model._target_
+        target = plain_select(load_plain_yaml(config), "model._target_")
     except Exception:  # an unreadable or odd config only loses this hint
+        return ""
+    if not isinstance(target, str):
         return ""
     return f", the source run built {target}"

@@ -46,14 +46,6 @@ def in_module(parameter_name: str, module_name: str) -> bool:
     return not module_name or parameter_name == module_name or parameter_name.startswith(module_name + ".")
 
 
-def head_parameter_names(model: nn.Module) -> list[str]:
-    """The names of the head's parameters, as `model.named_parameters()` spells them (a tied one included)."""
-    head = head_name(model)
-    prefix = f"{head}." if head else ""
-    module = model.get_submodule(head) if head else model
-    return [prefix + name for name, _ in module.named_parameters(remove_duplicate=False)]
-
-
 def layer_groups(model: nn.Module) -> list[list[str]]:
     """`model`'s parameter names in groups of consecutive layers, from the input side to the output side.
 

@@ -56,6 +56,7 @@ from trainscope.engine.trainer import Trainer
 from trainscope.session.resume import load_resume_checkpoint, purge_step
 from trainscope.tasks import Task
 from trainscope.tensorboard.hparams import HParamsSession
+from trainscope.tensorboard.trial_names import SWEPT_KEYS_FILE
 from trainscope.tensorboard.writer import RunWriter
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,10 @@ def train(cfg: DictConfig, run_dir: Path, stop_on_signal: StopOnSignal | None = 
                 "written by another config or trainscope version? start a new run"
             ) from None
 
-    log.info("run directory: %s  |  watch it live: tensorboard --logdir %s", run_dir, run_dir)
+    in_sweep = (run_dir.parent / SWEPT_KEYS_FILE).is_file()  # a sweep's run: watch the whole sweep
+    log.info(
+        "run directory: %s  |  watch it live: tensorboard --logdir %s", run_dir, run_dir.parent if in_sweep else run_dir
+    )
     log.info("model %s: %d parameters, device %s", cfg.model._target_, count_parameters(model), device)
     if group.enabled:
         log.info(

@@ -16,8 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from trainscope.config.flatten import is_hparam_key
 from trainscope.config.overrides import override_value
+from trainscope.core.run_dir import display_path
 from trainscope.sweep.objectives import hparams_metrics
 from trainscope.tensorboard.hparams import Domain, write_experiment_declaration
+from trainscope.tensorboard.trial_names import write_swept_keys
 
 
 def group_names(config: DictConfig, config_loader: ConfigLoader | None = None) -> list[str]:
@@ -63,11 +65,17 @@ def declare_experiment(
 
     `metrics` default to the columns of the runs' task (`trainscope.sweep.objectives.hparams_metrics`).
 
-    Nothing is written when no swept key is a hyperparameter: TensorBoard then infers the columns.
+    Nothing is written when no swept key is a hyperparameter: TensorBoard then infers the columns. Every swept
+    key is recorded for the runs' short names (`trainscope.tensorboard.trial_names`).
     """
+    sweep_dir = Path(config.hydra.sweep.dir)
+    write_swept_keys(sweep_dir, domains)
+    # The sweep's first line: the folder that shows every run of the sweep side by side, not one run's.
+    print(
+        f"sweep directory: {display_path(sweep_dir)}  |  watch it live: tensorboard --logdir {display_path(sweep_dir)}"
+    )
     declared = hparam_domains(config, domains, groups)
     if declared:
         chosen = hparams_metrics(config) if metrics is None else metrics
         write_experiment_declaration(Path(config.hydra.sweep.dir), declared, chosen)
     return declared
-

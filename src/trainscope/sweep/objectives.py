@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from trainscope.tasks import Task, build_task
-from trainscope.tensorboard.hparams import DEFAULT_METRICS, RUN_FACTS
+from trainscope.tensorboard.hparams import DEFAULT_METRICS, metric_columns
 
 DIRECTION_OF_MODE = {"max": "maximize", "min": "minimize"}
 
@@ -26,9 +26,10 @@ def _task(config: DictConfig) -> Task | None:
 def hparams_metrics(config: DictConfig) -> list[str]:
     """The scalar tags a sweep's HParams table shows for the runs `config` describes, in column order."""
     task = _task(config)
+    tested = bool(OmegaConf.select(config, "trainer.test", default=True))
     if task is None:
-        return list(DEFAULT_METRICS)
-    return [*task.hparams_metrics(), *RUN_FACTS]
+        return [tag for tag in DEFAULT_METRICS if tested or not tag.startswith("test/")]
+    return metric_columns(task.hparams_metrics(), tested)
 
 
 def default_directions(config: DictConfig, metric_names: Sequence[str]) -> list[str]:

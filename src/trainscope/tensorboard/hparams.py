@@ -1,7 +1,7 @@
 """HParams sessions and experiment declarations, written with TensorBoard's own protos (no TensorFlow).
 
-One run directory is one HParams session. Its start info (hyperparameters, no group name, so each run is
-its own row named by its path relative to the logdir, the run directory as `model_uri`, the start time)
+One run directory is one HParams session. Its start info (hyperparameters, the run's short name as group name:
+the *Trial ID* column, see `trainscope.tensorboard.trial_names`; the run directory as `model_uri`, the start time)
 and, at the very end, its end info go into the run's own event file through the run's one
 `SummaryWriter`: no sub-run, so the session's metrics are the run's own scalar tags (`val/acc`,
 `val/acc_best`, ...) and their values in the HParams tab are the last logged points, updating live
@@ -17,7 +17,7 @@ session also writes a `trial_state` scalar (at the run's final step) that tells 
     trial_state  run status      session status
     0            completed       SUCCESS
     1            stopped_early   SUCCESS   (early stopping is a normal end)
-    2            pruned          SUCCESS   (the tuner stopped it on purpose; not a failure)
+    2            pruned          FAILURE   (it did not train to its end: unticking Failure hides it with the failed)
     3            failed          FAILURE   (exception or NaN loss)
     4            interrupted     (none)    (stopped by a signal; the session stays open, "Unknown")
 
@@ -25,8 +25,8 @@ An interrupted run writes `trial_state` 4 but no end info: TensorBoard keeps onl
 of a run, and `python train.py resume=<run_dir>` continues the same session (`resume()` writes no second
 start info), so the segment that truly ends the run writes the one end info with the true status.
 
-A pruned Optuna trial therefore reads "Success" with `trial_state` 2 in the table, never "Failure";
-filter `trial_state` to [0, 1] to see only runs that trained to their planned end.
+TensorBoard's Status checkboxes then tell the runs that trained to their planned end (Success) from those that
+did not (Failure); `trial_state`, the first metric column, tells a pruned run from a failed one.
 
 A sweep writes one experiment declaration at its root (`write_experiment_declaration`) declaring the swept
 hyperparameters with their domains and the metrics, so the tab shows exactly those columns.
@@ -50,6 +50,7 @@ from torch.utils.tensorboard import SummaryWriter
 from trainscope.adapters.tensorboard_private import event_file_writer
 from trainscope.config.flatten import HParamValue, hparams_from_config, normalize_value
 from trainscope.core.run_dir import RunStatus
+from trainscope.tensorboard.trial_names import trial_name
 
 TRIAL_STATE_TAG = "trial_state"
 
@@ -65,7 +66,7 @@ TRIAL_STATES: dict[RunStatus, int] = {
 SESSION_STATUS: dict[RunStatus, int] = {
     RunStatus.COMPLETED: api_pb2.STATUS_SUCCESS,
     RunStatus.STOPPED_EARLY: api_pb2.STATUS_SUCCESS,
-    RunStatus.PRUNED: api_pb2.STATUS_SUCCESS,
+    RunStatus.PRUNED: api_pb2.STATUS_FAILURE,
     RunStatus.FAILED: api_pb2.STATUS_FAILURE,
 }
 """Final run status -> `SessionEndInfo.status` (an interrupted run writes none: see the module docstring)."""
@@ -73,7 +74,22 @@ SESSION_STATUS: dict[RunStatus, int] = {
 RUN_FACTS: tuple[str, ...] = ("epoch", TRIAL_STATE_TAG)
 """Columns every run has, whatever its task: epochs run and how it ended."""
 
-DEFAULT_METRICS: tuple[str, ...] = ("val/acc", "val/acc_best", "val/loss", "train/loss", "test/acc", *RUN_FACTS)
+
+def metric_columns(task_metrics: Sequence[str], tested: bool = True) -> list[str]:
+    """The HParams metric columns of runs whose task shows `task_metrics`, in the order TensorBoard shows them.
+
+    `trial_state` comes first, so it is among the five metrics the tab shows before any is ticked: a pruned or
+    failed row is told apart at a glance; the epoch count comes last. Without a test split (`trainer.test=false`)
+    the `test/*` tags are left out: no run logs them, and a declared metric no run has empties the parallel
+    coordinates and scatter views (TensorBoard leaves out every run missing a shown metric).
+    """
+    shown = [tag for tag in task_metrics if tested or not tag.startswith("test/")]
+    return [TRIAL_STATE_TAG, *shown, *(fact for fact in RUN_FACTS if fact != TRIAL_STATE_TAG)]
+
+
+DEFAULT_METRICS: tuple[str, ...] = tuple(
+    metric_columns(["val/acc", "val/acc_best", "val/loss", "train/loss", "test/acc"])
+)
 """The columns of the default task (`task=classification`, `Task.hparams_metrics`) when a caller names none;
 sweeps declare their task's own (`trainscope.sweep.objectives`)."""
 
@@ -112,27 +128,33 @@ class HParamsSession:
         writer: SummaryWriter,
         run_dir: str | Path,
         hparams: Mapping[str, HParamValue],
+        name: str = "",
     ) -> None:
         self.writer = writer
         self.run_dir = Path(run_dir).resolve()
         self.hparams = _normalized_hparams(hparams)
+        self.name = name
         self.started = False
         self.ended = False
 
     @classmethod
     def from_config(cls, cfg: DictConfig, writer: SummaryWriter, run_dir: str | Path) -> HParamsSession:
-        """The session of a Hydra run: hyperparameters from `cfg`, the group choices and `cfg.hparams`."""
+        """The session of a Hydra run: hyperparameters from `cfg`, the group choices and `cfg.hparams`; its name
+        from the run directory and the command line (`trial_name`)."""
         choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+        overrides = _named_overrides() if HydraConfig.initialized() else []
         include = OmegaConf.select(cfg, "hparams.include", default=None) or ["*"]
         exclude = OmegaConf.select(cfg, "hparams.exclude", default=None) or []
         hparams = hparams_from_config(cfg, choices, include=list(include), exclude=list(exclude))
-        return cls(writer, run_dir, hparams)
+        return cls(writer, run_dir, hparams, trial_name(Path(run_dir), overrides))
 
     def start(self, start_time_secs: float | None = None) -> None:
         """Write the session start info and flush, so the run appears in the HParams tab at once."""
         if self.started:
             return
-        summary = session_start_summary(self.hparams, model_uri=str(self.run_dir), start_time_secs=start_time_secs)
+        summary = session_start_summary(
+            self.hparams, model_uri=str(self.run_dir), start_time_secs=start_time_secs, group_name=self.name
+        )
         _file_writer(self.writer).add_summary(summary, global_step=0)
         self.writer.flush()
         self.started = True
@@ -167,20 +189,19 @@ def session_start_summary(
     hparams: Mapping[str, HParamValue],
     model_uri: str = "",
     start_time_secs: float | None = None,
+    group_name: str = "",
 ) -> summary_pb2.Summary:
-    """A `_hparams_/session_start_info` summary (TensorBoard's `hparams_pb` plus `model_uri`), with no group name.
+    """A `_hparams_/session_start_info` summary (TensorBoard's `hparams_pb` plus `model_uri` and `group_name`).
 
-    Without a group name TensorBoard makes the session its own group, named by the run's path relative to
-    the logdir it was started with: the *Trial ID* column then reads `3_model=cnn,optimizer.lr=0.01` for
-    `--logdir <sweep_dir>` and `multirun/<date>/<time>/3_model=...` for `--logdir outputs`, unique per
-    run directory either way. (`hparams_pb` would name the group by a hash of the hparams, which merges
-    runs with identical hparams, e.g. two seeds, into one row with averaged metrics; a fixed path written
-    at training time cannot be relative to a logdir chosen later.)
+    The group name is the *Trial ID* column; it must be unique per run (`trial_name`), since sessions with one
+    group name are merged into one row with averaged metrics (what `hparams_pb` does by default: it names the
+    group by a hash of the hparams, which merges two seeds). Without one TensorBoard names the row by the run's
+    path relative to the logdir it was opened on (`multirun/2026-12-02/14-50-07/3_model=...` over `outputs/`).
     """
     summary = summary_v2.hparams_pb(_normalized_hparams(hparams), start_time_secs=start_time_secs)
     value = summary.value[0]
     plugin_data = metadata.parse_session_start_info_plugin_data(value.metadata.plugin_data.content)
-    plugin_data.group_name = ""
+    plugin_data.group_name = group_name
     plugin_data.model_uri = model_uri
     value.metadata.CopyFrom(
         metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(session_start_info=plugin_data))
@@ -280,6 +301,13 @@ def _normalized_hparams(hparams: Mapping[str, object]) -> dict[str, HParamValue]
             continue
         normalized[str(key)] = value
     return normalized
+
+
+def _named_overrides() -> list[str]:
+    """The run's command-line overrides that name it (those its directory name is made of)."""
+    hydra = HydraConfig.get()
+    excluded = set(OmegaConf.select(hydra, "job.config.override_dirname.exclude_keys", default=None) or [])
+    return [item for item in hydra.overrides.task if item.split("=", 1)[0].lstrip("+~") not in excluded]
 
 
 def _file_writer(writer: SummaryWriter) -> Any:

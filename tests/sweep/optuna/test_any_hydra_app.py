@@ -112,22 +112,23 @@ def test_any_app_is_pruned_through_the_trial_api(app: str, config_keys: set[str]
         assert set(config) == config_keys  # nothing injected into the app's config
 
 
-def test_a_trial_whose_overrides_do_not_merge_fails_alone(tmp_path: Path) -> None:
+def test_a_search_key_no_trial_can_apply_is_one_error_before_the_first_trial(tmp_path: Path) -> None:
+    """Every trial failed on it before, and the sweep exited 0 when n_trials <= max_failures."""
     sweep_dir = tmp_path / "sweep"
     result = sweep(
         "dict_app.py",
         sweep_dir,
-        "hydra.sweeper.n_trials=4",
-        "hydra.sweeper.max_failures=2",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.max_failures=3",
         "sizes.1=choice(32,64)",  # `sizes` has one entry: no trial's config can be composed
     )
     assert result.returncode == 2
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(error_lines) == 1 and "reaching hydra.sweeper.max_failures=2" in error_lines[0]
-    trials = load_study(sweep_dir).trials
-    assert [t.state for t in trials] == [TrialState.FAIL] * 2  # none left RUNNING
-    assert all(t.user_attrs["fail_reason"].startswith("its config could not be composed: ") for t in trials)
-    assert "[optuna] trial 0 FAIL: its config could not be composed" in result.stdout
+    assert len(error_lines) == 1 and error_lines[0].startswith(
+        "error: no trial could run: a search key does not fit the app's config ("
+    ), result.stderr
+    assert "sizes.1" in error_lines[0] and "Traceback" not in result.stdout + result.stderr
+    assert load_study(sweep_dir).trials == [], "no trial was started"
 
 
 def test_the_documented_example_app_prunes(tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ def test_a_full_disk_under_a_sweep_is_one_line_and_the_rerun_finishes(
 ) -> None:
     with small_disk(tmp_path / "disk", 16 * 2**20) as disk:
         sweep_dir = disk / "sweep"
-        args = [*ARGS, "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep_dir}"]
+        args = [*ARGS, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep_dir}"]
         args.append(f"+callbacks.fill._target_={__name__}.FillDiskAtFitEnd")
         monkeypatch.setenv("FILL_DISK", str(disk))
         monkeypatch.setenv("FILL_AT_TRIAL", "1")
@@ -145,7 +145,7 @@ def test_a_full_disk_under_a_sweep_is_one_line_and_the_rerun_finishes(
         assert again.returncode == 0, again.stderr[-3000:]
         assert "still running" not in again.stdout
         counted = [t for t in load_study(sweep_dir).trials if t.state == TrialState.COMPLETE]
-        assert len(counted) >= 2, again.stdout[-3000:]
+        assert len(counted) >= 1, again.stdout[-3000:]
 
 
 def abandoned_trial(tmp_path: Path, metrics: dict, study_name: str = "s", number: int | None = None) -> tuple:

@@ -33,7 +33,7 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from hydra_plugins.trainscope_optuna_sweeper.sweeper import TrainscopeOptunaSweeper
-from tests.helpers.cli import REPO_ROOT
+from tests.helpers.cli import REPO_ROOT, error_line
 from trainscope.sweep.optuna.search_space import distribution_from_override, distribution_from_spec, parse_search_space
 from trainscope.trial.storage import open_storage
 
@@ -291,9 +291,12 @@ def test_failure_rate(max_failure_rate: float, tmp_path: Path) -> None:
     result = run_app("example/sphere.py", *args)
     study = journal_study(tmp_path, "sphere")
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
-    # Ours prints each crashed trial's traceback, so the error is in stderr in both cases; what differs
-    # is whether the sweep stopped (the official plugin re-raises past the rate, and logs below it).
-    assert "RuntimeError: cfg.error is True" in result.stderr
+    # Ours prints one line per crashed trial, so the error is in stderr in both cases; what differs is whether
+    # the sweep stopped (the official plugin re-raises past the rate, and logs below it). Each trial's log file
+    # keeps its traceback.
+    assert "RuntimeError: cfg.error is True (traceback in " in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert all("Traceback" in (tmp_path / str(t.number) / "sphere.log").read_text() for t in failed)
     if max_failure_rate < 1.0:
         assert result.returncode == 2
         assert result.stderr.strip().splitlines()[-1].startswith("error: the sweep stopped: ")
@@ -374,6 +377,26 @@ def test_lightning_hydra_template_search_file_runs_from_a_user_config_dir(train:
         assert list(config.model.hidden_sizes) == [trial.params[f"model.hidden_sizes.{i}"] for i in range(3)]
         assert config.optimizer.lr == trial.params["optimizer.lr"]
     assert results_of(sweep_dir)["best_params"] == study.best_trial.params
+
+
+def test_the_official_plugins_target_line_is_one_error_saying_what_to_delete(train: Any, tmp_path: Path) -> None:
+    """The template's file as it ships keeps `_target_: ...OptunaSweeper` under hydra.sweeper: Hydra's
+    `RuntimeError: Unknown plugin class` traceback before."""
+    template = (OFFICIAL / "lightning_hydra_template" / "hparams_search" / "mnist_optuna.yaml").read_text()
+    official = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    assert "\n  sweeper:\n" in template
+    (tmp_path / "conf" / "hparams_search").mkdir(parents=True)
+    (tmp_path / "conf" / "hparams_search" / "mnist_optuna.yaml").write_text(
+        template.replace("\n  sweeper:\n", f"\n  sweeper:\n    _target_: {official}\n", 1)
+    )
+    sweep_dir = tmp_path / "sweep"
+    result = train(f"--config-dir={tmp_path / 'conf'}", "hparams_search=mnist_optuna", f"hydra.sweep.dir={sweep_dir}")
+    assert result.returncode == 2
+    assert error_line(result).startswith(
+        f"error: hydra.sweeper._target_={official} is the official Optuna plugin's sweeper, which trainscope's "
+        "replaces: delete that _target_ line under hydra.sweeper"
+    )
+    assert not sweep_dir.exists(), "nothing ran"
 
 
 def test_an_out_of_range_max_failure_rate_is_one_line(tmp_path: Path) -> None:

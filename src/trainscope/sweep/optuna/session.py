@@ -188,6 +188,7 @@ class SweepSession:
     def run_trials(self, launcher: GuardedLauncher) -> None:
         """Claim and run trials until the study needs none (or the timeout or a failure limit stops it)."""
         plan = self.plan
+        self.check_search_keys(launcher)
         while True:
             if plan.past_deadline():
                 say("hydra.sweeper.timeout reached: no new trial starts")
@@ -207,6 +208,30 @@ class SweepSession:
                     self.record(trial, TrialVerdict(TrialState.FAIL, RunStatus.FAILED.value, None, reason=reason))
                     continue
             self.run_trial(launcher, trial)
+
+    def check_search_keys(self, launcher: GuardedLauncher) -> None:
+        """A search key no trial can apply (`optimizer.lrr`, `model.sizes.1` of a one-entry list) is one error
+        before the first trial, not a failed trial per sample (and exit 0 when they stay under max_failures).
+
+        Samples are composed into the app's config as a trial's job would be: the i-th choice of every categorical
+        (i up to the longest one's length, so `model=choice(mlp,cnn)` with a key only `mlp` has is tried with
+        `mlp`), the low end of every range. Only when none composes is it an error.
+        """
+        distributions = self.plan.space.distributions
+        rounds = max([len(d.choices) for d in distributions.values() if isinstance(d, CategoricalDistribution)] or [1])
+        failure: HydraException | None = None
+        for index in range(rounds):
+            probe = {name: _some_value(distribution, index) for name, distribution in distributions.items()}
+            try:
+                launcher.config_loader.load_sweep_config(launcher.config, self.plan.space.trial_overrides(probe))
+                return
+            except HydraException as error:
+                failure = failure or error
+        if failure is not None:
+            raise ConfigError(
+                f"no trial could run: a search key does not fit the app's config ({first_line(failure).rstrip('.')})"
+                "; fix that key in hydra.sweeper.params or on the command line"
+            )
 
     def wait_for_trials_elsewhere(self) -> bool:
         """With heartbeats, stay while other workers' trials run: if one's worker died, this one retries it.
@@ -279,7 +304,7 @@ class SweepSession:
             raise lost_storage
         verdict = judge_job(job, self.plan.metric_names)
         if verdict.state != TrialState.PRUNED:  # an app stops a pruned trial by raising optuna.TrialPruned
-            report_failed_jobs([job])  # a crash (not a TrainscopeError) keeps its traceback
+            report_failed_jobs([job], one_line=True)  # a crash: one line; its traceback in the trial's log
         try:
             self.record(trial, verdict)
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -370,3 +395,10 @@ def _check_search_space(plan: SweepPlan, study: optuna.Study) -> None:
 def _set_study_attr(study: optuna.Study, key: str, value: Any) -> None:
     if study.user_attrs.get(key) != value:
         study.set_user_attr(key, value)
+
+
+def _some_value(distribution: Any, index: int) -> Any:
+    """A value the distribution can sample: its `index`-th choice (cycling), or its low end."""
+    if isinstance(distribution, CategoricalDistribution):
+        return distribution.choices[index % len(distribution.choices)]
+    return distribution.low
