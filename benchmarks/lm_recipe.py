@@ -2,6 +2,7 @@
 
     python benchmarks/lm_recipe.py                    # 2000 steps, ~1.5 min on a quiet 2-core machine
     python benchmarks/lm_recipe.py --steps 200        # a quick look
+    python benchmarks/lm_recipe.py --against-trainscope   # then `experiment=shakespeare_char_cpu` in this process
 
 The recipe of nanoGPT's README ("I only have a macbook"): `model=gpt` with 4 layers, 4 heads, 128 wide, no
 biases, dropout 0, block 64, batch 12, AdamW (lr 1e-3, betas 0.9/0.99, weight decay 0.1 on matrices), grad
@@ -11,7 +12,10 @@ schedule. It is the floor a trainscope run of the same recipe is timed against (
 model, same batches), and it checks that the parts reach nanoGPT's reported val loss of 1.88.
 
 Prints tokens/s of the training steps (evaluation excluded), the wall time, and val loss every `--eval-every`
-steps on 20 batches (nanoGPT's eval_iters) and at the end on the whole validation split. Results go in
+steps on 20 batches (nanoGPT's eval_iters) and at the end on the whole validation split. `--against-trainscope`
+then trains the same recipe through trainscope's loop in the same process (`experiment=shakespeare_char_cpu`,
+default monitoring on, one validation at the end) and prints the ratio of the two training tokens/s (each
+without its evaluations; the same model, seed and batches: both draw `batch_at(step)`). Results go in
 benchmarks/RESULTS.md with the machine's load; timing is never part of the tests.
 """
 
@@ -75,12 +79,32 @@ def recipe(steps: int, eval_every: int, seed: int) -> tuple[GPT, TextData, float
     return model, data, training, time.perf_counter() - wall_start
 
 
+def trainscope_tokens_per_second(steps: int, seed: int) -> tuple[float, float]:
+    """(training tokens/s, val loss) of `python train.py experiment=shakespeare_char_cpu` for `steps` steps."""
+    from throughput import compose_overrides  # benchmarks/throughput.py: the config train.py composes
+
+    from trainscope.session.run import train
+
+    overrides = [
+        "experiment=shakespeare_char_cpu",
+        f"trainer.max_steps={steps}",
+        f"trainer.val_check_interval={steps}",
+        f"trainer.seed={seed}",
+        f"data.cache_dir={Path(tempfile.gettempdir()) / 'trainscope-bench-cache'}",
+        "+scheduler.total_steps=2000",  # the recipe's schedule, as the raw loop's, however many steps run
+        "logging.progress_bar=false",
+    ]
+    result = train(compose_overrides(overrides), Path(tempfile.mkdtemp(prefix="lm-recipe-")))
+    return result.metrics["train/tokens_per_sec"], result.metrics["val/loss"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--against-trainscope", action="store_true", help="then time trainscope's loop too")
     arguments = parser.parse_args()
     if arguments.threads:
         torch.set_num_threads(arguments.threads)
@@ -94,6 +118,12 @@ def main() -> None:
         f"{val_all:.4f} (whole split, perplexity {math.exp(val_all):.2f})"
     )
     print(f"training {tokens / training:,.0f} tokens/s; {wall:.1f} s end to end; load average {os.getloadavg()[0]:.1f}")
+    if arguments.against_trainscope:
+        ours, val_loss = trainscope_tokens_per_second(arguments.steps, arguments.seed)
+        print(
+            f"trainscope: {ours:,.0f} tokens/s, val loss {val_loss:.4f} (20 blocks); hand-written / trainscope "
+            f"tokens/s ratio {tokens / training / ours:.3f}; load average {os.getloadavg()[0]:.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -31,13 +31,13 @@ TINY_LM = [
 """About 1 s of training on 2 cores: 20 steps of batch 8, validation on 4 batches."""
 
 
-def compose_lm(data_dir: Path, *overrides: str) -> DictConfig:
-    """The config `python train.py <TINY_LM> <overrides>` composes, as the task function receives it."""
+def compose_lm(data_dir: Path, *overrides: str, gpt_sizes: bool = True) -> DictConfig:
+    """The config `python train.py <TINY_LM> <overrides>` composes, as the task function receives it
+    (without TINY_LM's `model.*` sizes of model=gpt when `gpt_sizes` is false: another model's keys differ)."""
     register_resolvers()
+    tiny = [item for item in TINY_LM if gpt_sizes or not item.startswith("model.")]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(
-            "train", overrides=[*TINY_LM, f"data.cache_dir={data_dir}", *overrides], return_hydra_config=True
-        )
+        cfg = compose("train", overrides=[*tiny, f"data.cache_dir={data_dir}", *overrides], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]

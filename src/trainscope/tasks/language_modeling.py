@@ -25,7 +25,9 @@ from trainscope.core.callback import Callback
 from trainscope.core.errors import ConfigError
 from trainscope.core.view import DataFacts
 from trainscope.data.targets import TOKENS
+from trainscope.models.generation import Sampling, generate
 from trainscope.tasks.base import Evaluator, Monitor, SumsEvaluator, Task, shape_text
+from trainscope.tensorboard.samples import GeneratedSamples
 
 IGNORE_INDEX = -100  # PyTorch's and Hugging Face's marker of a target that is padding
 
@@ -128,7 +130,14 @@ class LanguageModeling(Task):
         return {"ppl": "min", "tokens_per_sec": "max"}
 
     def panels(self, logging: LoggingConfig) -> dict[str, Callback]:
-        return super().panels(logging)  # the input grid switches itself off: tokens are no images
+        panels = super().panels(logging)  # the input grid switches itself off: tokens are no images
+        if logging.samples.prompts and self.tokenizer is not None:
+            samples = logging.samples
+            sampling = Sampling(samples.max_new_tokens, float(samples.temperature), samples.top_k, samples.seed)
+            panels["monitor/samples"] = GeneratedSamples(
+                samples.prompts, self.tokenizer, lambda model, prompt: generate(model, prompt, sampling)
+            )
+        return panels
 
 
 def perplexity(loss: float) -> float:
