@@ -18,6 +18,7 @@ import pytest
 
 from tests.helpers.cli import TINY, run_script, start_training
 from tests.helpers.in_process import train_in_process
+from trainscope.core.errors import ConfigError
 from trainscope.core.run_dir import RunStatus
 from trainscope.tensorboard.serve import RECORD_FILE, read_record, running_board, serve
 
@@ -171,3 +172,10 @@ def test_a_record_whose_port_does_not_serve_the_folder_is_no_server(tmp_path: Pa
         (tmp_path / RECORD_FILE).write_text(json.dumps(record), encoding="utf-8")
         assert read_record(tmp_path) is not None
         assert running_board(tmp_path) is None
+
+
+def test_a_folder_that_cannot_hold_the_record_is_one_line(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"^cannot start tensorboard over .*notes\.txt \(Not a directory\); run it"):
+        serve(not_a_folder)

@@ -76,14 +76,21 @@ class Board:
 def serve(folder: Path, port: int = 0) -> Board:
     """The server over `folder`: the one already serving it, or a new one on `port` (0: any free port).
 
-    Raises PortInUse when `port` is taken, ConfigError when TensorBoard does not start.
+    Raises PortInUse when `port` is taken, ConfigError when TensorBoard does not start or the folder cannot hold
+    its record and log.
     """
     folder = folder.resolve()
-    with open(folder / LOG_FILE, "ab") as lock:
-        # held until the record is written: trials of a sweep starting at once share one server, not one each (an
-        # open of its own: the server's output is another one, so the lock ends here, not when the server does)
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return running_board(folder) or _start(folder, _free_port(port))
+    try:
+        with open(folder / LOG_FILE, "ab") as lock:
+            # held until the record is written: trials of a sweep starting at once share one server, not one each
+            # (an open of its own: the server's output is another one, so the lock ends here, not with the server)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return running_board(folder) or _start(folder, _free_port(port))
+    except OSError as error:  # a read-only or full folder: no record, no log, so no server
+        raise ConfigError(
+            f"cannot start tensorboard over {folder} ({error.strerror or error}); run it yourself: "
+            f"tensorboard --logdir {folder}"
+        ) from None
 
 
 def _start(folder: Path, port: int) -> Board:
