@@ -90,6 +90,7 @@ POSITIVE_NUMBER = Rule("a positive number", lambda value: is_number(value) and v
 NON_NEGATIVE_NUMBER = Rule("a non-negative number", lambda value: is_number(value) and value >= 0)
 FRACTION = Rule("a number in [0, 1)", lambda value: is_number(value) and 0 <= value < 1)
 PATH = Rule("a directory path", is_path)
+PORT = Rule("a port from 1 to 65535, or 0 for any free port", lambda value: is_int(value) and 0 <= value <= 65535)
 STRING = Rule("a string", lambda value: isinstance(value, str))
 BATCH_LIMIT = Rule("null, a positive integer or a fraction in (0, 1]", _batch_limit)
 INPUT_SHAPE = Rule("[channels, height, width] of positive integers", _input_shape)

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from trainscope.callbacks.build import METRICS_CSV, OPTUNA_PRUNING, STOP_ON_SIGNAL, build_callbacks
 from trainscope.callbacks.stop_on_signal import PhaseCut, StopOnSignal
+from trainscope.config.groups.logging import LoggingConfig
 from trainscope.config.resumable import config_hash
 from trainscope.config.schema import optimized_metric_names
 from trainscope.core.checkpoint_io import (
@@ -56,6 +57,7 @@ from trainscope.engine.trainer import Trainer
 from trainscope.session.resume import load_resume_checkpoint, purge_step
 from trainscope.tasks import Task
 from trainscope.tensorboard.hparams import HParamsSession
+from trainscope.tensorboard.serve import Board, serve
 from trainscope.tensorboard.trial_names import SWEPT_KEYS_FILE
 from trainscope.tensorboard.writer import RunWriter
 
@@ -125,9 +127,11 @@ def train(cfg: DictConfig, run_dir: Path, stop_on_signal: StopOnSignal | None = 
             ) from None
 
     in_sweep = (run_dir.parent / SWEPT_KEYS_FILE).is_file()  # a sweep's run: watch the whole sweep
-    log.info(
-        "run directory: %s  |  watch it live: tensorboard --logdir %s", run_dir, run_dir.parent if in_sweep else run_dir
-    )
+    board_folder = run_dir.parent if in_sweep else run_dir
+    log.info("run directory: %s  |  watch it live: tensorboard --logdir %s", run_dir, board_folder)
+    board = _serve(settings.logging, board_folder, in_sweep) if group.is_main else None
+    # a sweep's server stays for the trials after this one (they reuse it); a single run's stops with the run
+    stop_board = board.stop if board is not None and not (in_sweep or settings.logging.serve_stay) else _nothing
     log.info("model %s: %d parameters, device %s", cfg.model._target_, count_parameters(model), device)
     if group.enabled:
         log.info(
@@ -153,12 +157,14 @@ def train(cfg: DictConfig, run_dir: Path, stop_on_signal: StopOnSignal | None = 
             trainer.status = RunStatus.FAILED
             trainer.stop_reason = f"disk full: could not write to {run_dir} ({error.strerror})"
         closing.close({})
+        stop_board()
         stop_on_signal.restore()
         reported = closing.one_line_error(error)
         if reported is error:
             raise
         raise reported from error
     metrics = closing.close(test_metrics)
+    stop_board()
     stop_on_signal.restore()
     if closing.write_error is not None:
         raise closing.one_line_error(closing.write_error) from closing.write_error
@@ -169,6 +175,30 @@ def train(cfg: DictConfig, run_dir: Path, stop_on_signal: StopOnSignal | None = 
     if trainer.status == RunStatus.FAILED:
         raise TrainingFailed(f"training failed: {trainer.stop_reason}")
     return RunResult(trainer.status, trainer.stop_reason, metrics["final"], objective(cfg, metrics["final"]))
+
+
+def _serve(logging_config: LoggingConfig, folder: Path, in_sweep: bool) -> Board | None:
+    """With `logging.serve=true`, a TensorBoard over `folder` (started, or the one already serving it), its URL
+    logged. A port in use or a server that does not start is a warning: a viewer is no reason to lose a run."""
+    if not logging_config.serve:
+        return None
+    try:
+        board = serve(folder, logging_config.serve_port)
+    except ConfigError as error:
+        log.warning("tensorboard not started: %s; training goes on", error)
+        return None
+    if not board.started:
+        how = f"already running (pid {board.pid})"
+    elif in_sweep or logging_config.serve_stay:
+        how = f"stays after the run: stop it with kill {board.pid}"
+    else:
+        how = "stops with the run"
+    log.info("tensorboard: %s  (%s, serving %s)", board.url, how, folder)
+    return board
+
+
+def _nothing() -> None:
+    """The stop of a server this run does not stop."""
 
 
 def save_tokenizer(data: Any, run_dir: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from trainscope.config.rules import BOOLEAN, INTEGER, POSITIVE_INT, POSITIVE_NUMBER, Rule, int_at_least
+from trainscope.config.rules import BOOLEAN, INTEGER, PORT, POSITIVE_INT, POSITIVE_NUMBER, Rule, int_at_least
 from trainscope.config.typed import TypedGroup, key, section
 
 PROMPTS = Rule(
@@ -56,4 +56,7 @@ class LoggingConfig(TypedGroup):
     confusion_matrix: bool = key(BOOLEAN, True)  # and per-class precision/recall, per validation
     histograms_every_n_epochs: int = key(int_at_least(0), 5)  # weights and gradients; 0 = off
     graph: bool = key(BOOLEAN, False)  # model graph (add_graph)
+    serve: bool = key(BOOLEAN, False)  # start (or reuse) a TensorBoard over the run's or the sweep's folder
+    serve_port: int = key(PORT, 0)  # 0 = any free port
+    serve_stay: bool = key(BOOLEAN, False)  # leave a single run's server running after the run
     samples: SamplesConfig = section(SamplesConfig)  # task=language_modeling: generated text per validation
