@@ -211,7 +211,7 @@ def test_the_users_options_are_named_and_found_through_config_dir(
     assert wrong.returncode == 2
     assert wrong.stderr.splitlines()[-1] == (
         "error: experiment=nope is not an option; choose one of: diabetes_regression, mnist_cnn_pareto, "
-        "mnist_cnn_tune, tiny"
+        "mnist_cnn_tune, shakespeare_char_cpu, tiny"
     )
 
     config_dir = f"--config-dir={user_project / 'conf'}"
