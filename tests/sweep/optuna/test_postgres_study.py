@@ -8,6 +8,7 @@ All output roots lie under one folder, the "shared filesystem" that TensorBoard 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -182,6 +183,13 @@ def test_killed_machine_trial_is_retried_by_another(postgres: PostgresServer, tm
 
     trials = study_trials(url)
     counts = count_trials(trials)
+    killed_metrics = killed_run_dir / "metrics.json"
+    if killed_metrics.is_file() and json.loads(killed_metrics.read_text()).get("status") == "completed":
+        # The tiny run finished before SIGKILL reached it (seen under load): its result is recovered from its
+        # run directory (issue 27 item 4), not retrained; there is nothing to retry.
+        assert (counts.complete, counts.failed, counts.running, counts.waiting) == (5, 0, 0, 0), counts
+        assert str(killed_run_dir) in {t.user_attrs[RUN_DIR_ATTR] for t in trials if t.state == TrialState.COMPLETE}
+        return
     assert (counts.complete, counts.failed, counts.interrupted, counts.running, counts.waiting) == (5, 0, 1, 0, 0)
     (killed,) = [t for t in trials if t.state == TrialState.FAIL]
     assert killed.user_attrs[HOST_ATTR] == victim.name
