@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from trainscope.data.text import BUNDLED_SHAKESPEARE
 
@@ -46,7 +47,6 @@ def make_language_model_run(run_dir: Path, steps: int = 60, **gpt_sizes: int) ->
     run; the files are the ones `trainscope-generate` reads.
     """
     import torch
-    import torch.nn.functional as F
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf, open_dict
 
@@ -70,13 +70,7 @@ def make_language_model_run(run_dir: Path, steps: int = 60, **gpt_sizes: int) ->
     )  # fmt: skip
     torch.manual_seed(0)
     model = GPT(vocab_size=data.vocab_size, block_size=32, **sizes)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for step in range(steps):
-        inputs, targets = data.train.batch_at(step)
-        loss = F.cross_entropy(model(inputs).flatten(0, 1), targets.flatten())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    train_next_token(model, data.train, torch.optim.AdamW(model.parameters(), lr=3e-3), steps)
 
     class Weights:
         def state_dict(self) -> dict[str, object]:
@@ -90,3 +84,16 @@ def make_language_model_run(run_dir: Path, steps: int = 60, **gpt_sizes: int) ->
     data.tokenizer.save(run_dir / TOKENIZER_DIR)
     save_checkpoint(run_dir, Weights(), config_hash="test")
     return run_dir
+
+
+def train_next_token(model: Any, source: Any, optimizer: Any, steps: int) -> None:
+    """`steps` plain next-token steps over `source.batch_at(step)`: the few steps a test's model needs before it
+    is saved as "pretrained" or its adapters are compared, without the Trainer."""
+    import torch.nn.functional as F
+
+    for step in range(steps):
+        inputs, targets = source.batch_at(step)
+        loss = F.cross_entropy(model(inputs).flatten(0, 1), targets.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from tests.helpers.text import make_language_model_run
+from tests.helpers.text import make_language_model_run, train_next_token
 from trainscope.callbacks.freezing import Freezing
 from trainscope.cli.export import main as export_main
 from trainscope.config.groups.finetune import FinetuneConfig, LoraConfig
@@ -47,12 +47,7 @@ def val_loss(model: torch.nn.Module, text) -> float:
 
 def train_adapters(model: torch.nn.Module, text, steps: int = 40) -> None:
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for step in range(steps):
-        inputs, targets = text.train.batch_at(step)
-        loss = F.cross_entropy(model(inputs).flatten(0, 1), targets.flatten())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    train_next_token(model, text.train, optimizer, steps)
 
 
 def adapter_count(model: torch.nn.Module) -> int:
