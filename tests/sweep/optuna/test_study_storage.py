@@ -111,6 +111,28 @@ def test_claims_stop_at_n_trials_that_count(tmp_path: Path) -> None:
     assert (counts.complete, counts.interrupted) == (2, 1)
 
 
+def test_a_claim_whose_trial_another_process_finished_asks_again(tmp_path: Path) -> None:
+    """SQLite has no claim lock: a second process may end the trial between our ask and our owner's record
+    (seen in CI with two workers). The claim is lost, not fatal: the worker asks the next trial."""
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"), direction="maximize")
+    storage_spec = f"sqlite:///{tmp_path / 's.db'}"
+    real_ask = study.ask
+    stolen: list[int] = []
+
+    def ask_then_lose_it(distributions: dict) -> optuna.trial.Trial:
+        trial = real_ask(distributions)
+        if not stolen:  # the other process runs and ends this one first
+            stolen.append(trial.number)
+            other = optuna.load_study(study_name=study.study_name, storage=storage_spec)
+            other._storage.set_trial_state_values(trial._trial_id, TrialState.PRUNED)
+        return trial
+
+    study.ask = ask_then_lose_it  # type: ignore[method-assign]
+    claimed = claim_trial(study, storage_spec, SPACE, 3, random_sampler)
+    assert claimed is not None and stolen == [0] and claimed.number == 1
+    assert study.get_trials()[1].system_attrs[OWNER_ATTR]["pid"] == os.getpid()
+
+
 def test_unreachable_storage_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match=r"cannot open Optuna storage 'postgresql://user:\*\*\*@127.0.0.1:9/db'"):
         open_storage("postgresql://user:secret@127.0.0.1:9/db")

@@ -315,8 +315,42 @@ def claim_trial(
     """Ask the next trial if the study still needs one; None once `n_trials` trials count.
 
     The sampler is rebuilt from the seed and the number of trials so far, so a resumed or cooperating
-    process does not replay the random proposals another one already made.
+    process does not replay the random proposals another one already made. A trial that another process
+    finished between the ask and the owner's record (SQLite has no claim lock) is not ours: ask again.
     """
+    for _ in range(_CLAIM_ATTEMPTS):
+        trial = _ask_and_own(study, storage_spec, distributions, n_trials, make_sampler)
+        if trial is not _LOST_CLAIM:
+            break
+    if trial is None or trial is _LOST_CLAIM:
+        return None
+    # Without a lock (SQLite) two processes may ask at the same moment: the later one backs off.
+    earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and counts_toward_budget(t)]
+    if len(earlier) >= n_trials:
+        storage = study_storage(study)
+        try:
+            storage.set_trial_system_attr(trial_id(trial), SURPLUS_ATTR, True)
+            storage.set_trial_user_attr(trial_id(trial), FAIL_REASON_ATTR, "surplus: the study already had n_trials")
+            storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another process already ended it
+        return None
+    return trial
+
+
+_LOST_CLAIM: Any = object()
+_CLAIM_ATTEMPTS = 20  # each lost claim means another process made progress
+
+
+def _ask_and_own(
+    study: optuna.Study,
+    storage_spec: str,
+    distributions: dict[str, BaseDistribution],
+    n_trials: int,
+    make_sampler: Callable[[int], BaseSampler],
+) -> Trial | None:
+    """One claim under the claim lock: the asked trial with its owner recorded, None when the study is
+    full, or `_LOST_CLAIM` when another process finished the trial before its owner was recorded."""
     with claim_lock(storage_spec, study_storage(study)):
         fail_abandoned_trials(study, claims_held=claims_serialized(storage_spec, study_storage(study)))
         trials = study.get_trials(deepcopy=False)
@@ -328,17 +362,12 @@ def claim_trial(
             warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
             trial = study.ask(distributions)
         owner = process_identity()
-        set_trial_system_attr(study, trial_id(trial), OWNER_ATTR, owner)
         storage = study_storage(study)
-        storage.set_trial_user_attr(trial_id(trial), HOST_ATTR, owner["host"])
-        if is_heartbeat_enabled(storage):
-            storage.record_heartbeat(trial_id(trial))  # a worker dying before its first beat goes stale too
-    # Without a lock (SQLite) two processes may ask at the same moment: the later one backs off.
-    earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and counts_toward_budget(t)]
-    if len(earlier) >= n_trials:
-        storage = study_storage(study)
-        storage.set_trial_system_attr(trial_id(trial), SURPLUS_ATTR, True)
-        storage.set_trial_user_attr(trial_id(trial), FAIL_REASON_ATTR, "surplus: the study already had n_trials")
-        storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
-        return None
+        try:
+            set_trial_system_attr(study, trial_id(trial), OWNER_ATTR, owner)
+            storage.set_trial_user_attr(trial_id(trial), HOST_ATTR, owner["host"])
+            if is_heartbeat_enabled(storage):
+                storage.record_heartbeat(trial_id(trial))  # a worker dying before its first beat goes stale too
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return _LOST_CLAIM
     return trial
