@@ -21,14 +21,15 @@ def composed(*overrides: str):
 
 def test_the_default_columns_are_the_classification_tasks() -> None:
     assert hparams_metrics(composed()) == list(DEFAULT_METRICS)
-    assert ["trial_state", *Classification().hparams_metrics(), "epoch"] == list(DEFAULT_METRICS)
+    validation = [tag for tag in Classification().hparams_metrics() if not tag.startswith("test/")]
+    assert ["trial_state", *validation, "epoch"] == list(DEFAULT_METRICS)
     assert hparams_metrics(OmegaConf.create({"optimized_metric": "objective"})) == list(DEFAULT_METRICS)  # no task
 
 
 @pytest.mark.parametrize(
     ("overrides", "columns"),
     [
-        (["task=regression"], ["val/r2", "val/r2_best", "val/rmse", "val/loss", "train/loss", "test/r2", "test/rmse"]),
+        (["task=regression"], ["val/r2", "val/r2_best", "val/rmse", "val/loss", "train/loss"]),
         (
             ["task=multilabel"],
             [
@@ -38,9 +39,6 @@ def test_the_default_columns_are_the_classification_tasks() -> None:
                 "val/map",
                 "val/loss",
                 "train/loss",
-                "test/f1_macro",
-                "test/f1_micro",
-                "test/map",
             ],
         ),  # fmt: skip
         (
@@ -50,11 +48,13 @@ def test_the_default_columns_are_the_classification_tasks() -> None:
                 "task.monitor.metric=val/mae",
                 "+task.metrics.mae._target_=torchmetrics.regression.MeanAbsoluteError",
             ],
-            ["val/mae", "val/mae_best", "val/loss", "train/loss", "test/mae"],
+            ["val/mae", "val/mae_best", "val/loss", "train/loss"],
         ),  # fmt: skip
     ],
 )
-def test_a_sweep_declares_its_tasks_columns(overrides: list[str], columns: list[str]) -> None:
+def test_a_sweep_declares_its_tasks_validation_columns(overrides: list[str], columns: list[str]) -> None:
+    # No test/* column: an untested run beside tested ones would lack it (issue 29), and the HParams table is for
+    # choosing hyperparameters, on the validation split.
     assert hparams_metrics(composed(*overrides)) == ["trial_state", *columns, "epoch"]
 
 

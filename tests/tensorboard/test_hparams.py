@@ -21,6 +21,7 @@ from tests.helpers.tensorboard_server import experiment, metric_values, session_
 from trainscope.config.flatten import hparams_from_config, is_hparam_key, normalize_value
 from trainscope.tensorboard.hparams import (
     DEFAULT_METRICS,
+    RUNNING_STATE,
     TRIAL_STATE_TAG,
     TRIAL_STATES,
     HParamsSession,
@@ -156,7 +157,8 @@ def test_session_start_and_end_are_written_once_into_the_runs_own_event_file(tmp
     assert start.model_uri == str(run_dir.resolve())
     assert abs(start.start_time_secs - time.time()) < 60
     assert end.status == api_pb2.STATUS_FAILURE
-    assert [point.value for point in accumulator.Scalars(TRIAL_STATE_TAG)] == [3.0]
+    # running from the start (readable while it trains), then how it ended
+    assert [point.value for point in accumulator.Scalars(TRIAL_STATE_TAG)] == [RUNNING_STATE, 3.0]
     assert accumulator.Scalars("val/acc")[-1].value == 0.75
 
 

@@ -45,7 +45,11 @@ def test_failed_run_is_recorded_and_the_grid_goes_on(train: Any, tmp_path: Path)
 
     url = start_tensorboard(sweep_dir)
     columns = wait_for(lambda: experiment(url).get("hparamInfos"), what="the experiment summary")
-    assert [column["name"] for column in columns] == ["optimizer.lr"]
+    # every run declares all its hyperparameters, the swept one first as the one that differs (issue 29)
+    assert [column["name"] for column in columns if column.get("differs")] == ["optimizer.lr"]
+    assert columns[0]["name"] == "optimizer.lr" and {"model", "optimizer", "data.batch_size"} <= {
+        column["name"] for column in columns
+    }
     assert [metric["name"]["tag"] for metric in experiment(url)["metricInfos"]] == list(DEFAULT_METRICS)
 
     groups = wait_for(lambda: len(session_groups(url)) == 3 and session_groups(url), what="3 sessions")
