@@ -4,6 +4,7 @@
   runs), and tells the Optuna sweep that its trials would run in its own process;
 - `hydra._internal.core_plugins.basic_sweeper.BasicSweeper`: the grid sweeper is Hydra's own basic sweeper, extended;
 - `BasicSweeper._parse_config`: the sweeper's `params` as override lines (they come before the command line's);
+- `BasicLauncher.hydra_context`: the context it composes each job's config with (`use_config_loader`);
 - `JobReturn._return_value`: a failed job's exception (reading `return_value` re-raises it); a job that never ran
   is a JobReturn built with it.
 
@@ -46,6 +47,12 @@ def basic_sweeper() -> type[Sweeper]:
 def params_overrides(sweeper: Any) -> list[str]:
     """A `BasicSweeper`'s `hydra.sweeper.params` as override lines, in the order Hydra's own sweeper reads them."""
     return list(HYDRA.attribute(sweeper, "_parse_config")())
+
+
+def use_config_loader(launcher: Launcher, config_loader: Any) -> None:
+    """Make a set-up `BasicLauncher` compose its jobs' configs with `config_loader`."""
+    context = HYDRA.attribute(launcher, "hydra_context")
+    launcher.hydra_context = dataclasses.replace(context, config_loader=config_loader)  # type: ignore[attr-defined]
 
 
 def job_error(job: JobReturn) -> Any:

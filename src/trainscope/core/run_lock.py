@@ -119,4 +119,3 @@ def lock_holder(run_dir: Path) -> int | None:
         return None
     finally:
         os.close(descriptor)
-

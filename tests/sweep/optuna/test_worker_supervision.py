@@ -63,8 +63,10 @@ def test_a_killed_launcher_worker_fails_its_trial_once_and_the_rerun_finishes_th
     output = log.read_text()
     assert "[optuna] worker 0 ended abnormally: TerminatedWorkerError" in output
     assert "marked FAIL (interrupted) and retried once" in output
-    assert output.strip().splitlines()[-1].startswith(
-        "error: the sweep's workers ended without finishing a trial since the last ones started (worker "
+    assert (
+        output.strip()
+        .splitlines()[-1]
+        .startswith("error: the sweep's workers ended without finishing a trial since the last ones started (worker ")
     )
 
     rerun = subprocess.run(
