@@ -22,7 +22,7 @@ def composed(*overrides: str):
 def test_the_default_columns_are_the_classification_tasks() -> None:
     assert hparams_metrics(composed()) == list(DEFAULT_METRICS)
     validation = [tag for tag in Classification().hparams_metrics() if not tag.startswith("test/")]
-    assert ["trial_state", *validation, "epoch"] == list(DEFAULT_METRICS)
+    assert ["trial_state", *validation, "train/epoch"] == list(DEFAULT_METRICS)
     assert hparams_metrics(OmegaConf.create({"optimized_metric": "objective"})) == list(DEFAULT_METRICS)  # no task
 
 
@@ -55,13 +55,13 @@ def test_the_default_columns_are_the_classification_tasks() -> None:
 def test_a_sweep_declares_its_tasks_validation_columns(overrides: list[str], columns: list[str]) -> None:
     # No test/* column: an untested run beside tested ones would lack it (issue 29), and the HParams table is for
     # choosing hyperparameters, on the validation split.
-    assert hparams_metrics(composed(*overrides)) == ["trial_state", *columns, "epoch"]
+    assert hparams_metrics(composed(*overrides)) == ["trial_state", *columns, "train/epoch"]
 
 
 def test_a_sweep_without_a_test_split_declares_no_test_metric() -> None:
     # A declared metric no run logs would empty the parallel-coordinates view (issue 29).
     columns = hparams_metrics(composed("task=regression", "trainer.test=false"))
-    assert columns == ["trial_state", "val/r2", "val/r2_best", "val/rmse", "val/loss", "train/loss", "epoch"]
+    assert columns == ["trial_state", "val/r2", "val/r2_best", "val/rmse", "val/loss", "train/loss", "train/epoch"]
 
 
 def test_directions_follow_the_task_unless_unknown() -> None:

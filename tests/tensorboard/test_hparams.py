@@ -235,17 +235,17 @@ def test_tensorboard_hparams_tab_shows_each_run_as_its_own_live_session(tmp_path
         "0_model=mlp": (
             same,
             "completed",
-            {"val/acc": [0.5, 0.625], "val/loss": [1.0, 0.75], "epoch": [1, 2]},
+            {"val/acc": [0.5, 0.625], "val/loss": [1.0, 0.75], "train/epoch": [1, 2]},
         ),
         "1_model=mlp_seed": (
             same,
             "completed",
-            {"val/acc": [0.25, 0.375], "val/loss": [2.0, 1.5], "epoch": [1, 2]},
+            {"val/acc": [0.25, 0.375], "val/loss": [2.0, 1.5], "train/epoch": [1, 2]},
         ),
         "2_model=cnn": (
             {"model": "cnn", "optimizer.lr": 0.01, "trainer.seed": 1},
             "failed",
-            {"val/acc": [0.125], "val/loss": [3.0], "epoch": [1]},
+            {"val/acc": [0.125], "val/loss": [3.0], "train/epoch": [1]},
         ),
     }
     for name, (hparams, status, scalars) in runs.items():
@@ -293,7 +293,9 @@ def test_trial_id_is_the_runs_short_name_whatever_folder_tensorboard_opened(trai
     assert result.returncode == 0, result.stdout + result.stderr
     (sweep_dir,) = train.output_root.glob("multirun/*/*")
     run_names = sorted(path.name for path in sweep_dir.iterdir() if path.is_dir() and path.name[0].isdigit())
-    assert len(run_names) == 2 and run_names[0].startswith("0_") and "optimizer.lr=0.01" in run_names[0]
+    # TensorBoard's run list shows the directories: named by the same short form, the full overrides in .hydra/
+    assert run_names == ["0_lr=0.01", "1_lr=4.6e-3"]
+    assert "optimizer.lr=0.004627" in (sweep_dir / run_names[1] / ".hydra" / "overrides.yaml").read_text()
     date, clock = sweep_dir.parent.name, sweep_dir.name.replace("-", "")
     stamp = f"{date[5:7]}{date[8:10]}-{clock}"
     # Only the swept key, by its last part, rounded; the fixed overrides (TINY) are left out.

@@ -13,9 +13,10 @@ import pytest
 
 from tests.helpers.cli import run_script
 from tests.helpers.tensorboard_server import experiment, metric_values, session_groups, start_tensorboard, wait_for
+from trainscope.config.run_names import swept_keys
 from trainscope.core.run_dir import RunStatus
 from trainscope.tensorboard.hparams import TRIAL_STATE_TAG, TRIAL_STATES
-from trainscope.tensorboard.trial_names import MAX_NAME_CHARS, swept_keys
+from trainscope.tensorboard.trial_names import MAX_NAME_CHARS
 
 pytestmark = pytest.mark.slow  # five real `python train.py` processes build the tree once
 

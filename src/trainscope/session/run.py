@@ -17,6 +17,7 @@ from trainscope.callbacks.build import METRICS_CSV, OPTUNA_PRUNING, STOP_ON_SIGN
 from trainscope.callbacks.stop_on_signal import PhaseCut, StopOnSignal
 from trainscope.config.groups.logging import LoggingConfig
 from trainscope.config.resumable import config_hash
+from trainscope.config.run_names import SWEPT_KEYS_FILE
 from trainscope.config.schema import optimized_metric_names
 from trainscope.core.checkpoint_io import (
     EMA_WEIGHTS,
@@ -58,7 +59,6 @@ from trainscope.session.resume import load_resume_checkpoint, purge_step
 from trainscope.tasks import Task
 from trainscope.tensorboard.hparams import HParamsSession, metric_columns
 from trainscope.tensorboard.serve import Board, serve
-from trainscope.tensorboard.trial_names import SWEPT_KEYS_FILE
 from trainscope.tensorboard.writer import RunWriter
 
 log = logging.getLogger(__name__)

@@ -17,10 +17,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from trainscope.config.flatten import is_hparam_key
 from trainscope.config.overrides import override_value
+from trainscope.config.run_names import write_swept_keys
 from trainscope.core.run_dir import display_path
 from trainscope.sweep.objectives import hparams_metrics
 from trainscope.tensorboard.hparams import Domain, write_sweep_metrics
-from trainscope.tensorboard.trial_names import write_swept_keys
 
 
 def group_names(config: DictConfig, config_loader: ConfigLoader | None = None) -> list[str]:

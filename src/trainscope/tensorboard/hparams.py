@@ -35,12 +35,14 @@ Columns. TensorBoard 2.21 uses the experiment declaration of the *first* run it 
 order is not fixed (the Rust loader lists runs in hash order, a new order each start), so a declaration at one
 sweep's root showed that sweep's columns, or another's, over `outputs/`. Instead every session declares the
 experiment itself, from the run's own hyperparameters: all of them (the flattened config: the same keys for
-every run of the same config groups, whatever was swept), each swept key marked as one that differs (shown
-first), and the same metrics for every run of a task (`metric_columns`, or the list its sweep recorded with
-`write_sweep_metrics`). Whichever run TensorBoard reads first, the columns are then the same, and no event file
-lies at a sweep's root (no `.` run in the run list). The declaration gives no domains: a discrete domain would
-filter out the values of other sweeps, and TensorBoard has no log-scale declaration (choose *Log* on an axis of
-the parallel coordinates view).
+every run of the same config groups, whatever was swept), and the same metrics for every run of a task
+(`metric_columns`, or the list its sweep recorded with `write_sweep_metrics`). Whichever run TensorBoard reads
+first, the columns are then the same, and no event file lies at a sweep's root (no `.` run in the run list).
+What can differ is which five hyperparameters the tab ticks at first (those marked as differing): a run marks
+the keys its own sweep and every sweep already under the same `outputs/` sweep (`swept_keys_near`), so only a
+run older than a sweep misses that sweep's keys there (they are columns all the same, one tick away). The
+declaration gives no domains: a discrete domain would filter out the values of other sweeps, and TensorBoard has
+no log-scale declaration (choose *Log* on an axis of the parallel coordinates view).
 """
 
 from __future__ import annotations
@@ -61,8 +63,10 @@ from torch.utils.tensorboard import SummaryWriter
 
 from trainscope.adapters.tensorboard_private import event_file_writer
 from trainscope.config.flatten import HParamValue, hparams_from_config, normalize_value
+from trainscope.config.run_names import swept_keys
 from trainscope.core.run_dir import RunStatus
-from trainscope.tensorboard.trial_names import swept_keys, trial_name
+from trainscope.tensorboard.trial_names import swept_keys_near, trial_name
+from trainscope.tensorboard.writer import EPOCH_TAG
 
 TRIAL_STATE_TAG = "trial_state"
 
@@ -89,7 +93,7 @@ RUNNING_STATE = 5
 SWEEP_METRICS_FILE = ".hparams_metrics.json"
 """At a sweep's root: the JSON list of the metric columns every run of the sweep declares (`write_sweep_metrics`)."""
 
-RUN_FACTS: tuple[str, ...] = ("epoch", TRIAL_STATE_TAG)
+RUN_FACTS: tuple[str, ...] = (EPOCH_TAG, TRIAL_STATE_TAG)
 """Columns every run has, whatever its task: epochs run and how it ended."""
 
 
@@ -111,7 +115,7 @@ DEFAULT_METRICS: tuple[str, ...] = tuple(metric_columns(["val/acc", "val/acc_bes
 """The columns of the default task (`task=classification`, `Task.hparams_metrics`) when a caller names none;
 sweeps declare their task's own (`trainscope.sweep.objectives`)."""
 
-_METRIC_DISPLAY_NAMES = {"epoch": "epochs run"}
+_METRIC_DISPLAY_NAMES = {EPOCH_TAG: "epochs run"}
 _TRIAL_STATE_DESCRIPTION = (
     "0 completed, 1 stopped early, 2 pruned, 3 failed, 4 interrupted, 5 running (see trainscope docs/monitoring.md)"
 )
@@ -178,6 +182,7 @@ class HParamsSession:
         varying = swept_keys(run_dir.parent)
         if varying is None:  # a single run: what its command line set
             varying = [item.split("=", 1)[0].lstrip("+~") for item in overrides]
+        varying = {*varying, *swept_keys_near(run_dir)}  # and what the other sweeps beside it sweep
         declared = sweep_metrics(run_dir.parent) or list(metrics)
         return cls(writer, run_dir, hparams, trial_name(run_dir, overrides), declared, varying)
 
