@@ -34,7 +34,7 @@ FILES = [
 DIGITS = ["0_-_zero", "1_-_one", "2_-_two", "3_-_three", "4_-_four", "5_-_five", "6_-_six", "7_-_seven"]
 DIGITS += ["8_-_eight", "9_-_nine"]
 EVERY_EPOCH = [
-    "epoch", "lr", "lr_epoch", "momentum", "time/epoch_seconds",
+    "train/epoch", "lr", "lr_epoch", "momentum", "time/epoch_seconds",
     "train/acc", "train/acc_step", "train/grad_norm", "train/loss", "train/loss_step", "train/samples_per_sec",
     "val/acc", "val/acc_best", "val/loss", "val/precision_macro", "val/recall_macro",
     "health/exploding_gradients", "health/loss_rising", "health/lr_too_high", "health/nonfinite", "health/overfitting",
