@@ -322,5 +322,5 @@ def test_a_diverged_run_without_logging_steps_fails(train: TrainCLI) -> None:
     assert "train/loss_step" not in events.Tags()["scalars"], "no logging step happened"
     content = events.PluginTagToContent(metadata.PLUGIN_NAME)[metadata.SESSION_END_INFO_TAG]
     assert metadata.parse_session_end_info_plugin_data(content).status == api_pb2.STATUS_FAILURE
-    assert [point.value for point in events.Scalars("trial_state")] == [3.0]
+    assert [point.value for point in events.Scalars("trial_state")] == [5.0, 3.0]  # running, then failed
     assert [point.value for point in events.Scalars("health/lr_too_high")] == [1.0]

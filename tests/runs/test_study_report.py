@@ -60,7 +60,7 @@ def test_the_report_draws_every_chart_writes_report_md_and_the_sweeps_tensorboar
     path = write_report(report, sweep_dir)
     charts = ["optimization_history", "intermediate_values", "param_importances", "parallel_coordinates"]
     assert sorted(p.stem for p in (sweep_dir / "report").glob("*.png")) == sorted(charts)
-    events = read_events(sweep_dir)
+    events = read_events(sweep_dir / "report")
     for name in charts:
         (image,) = events.Images(f"report/{name}")  # TensorBoard's own reader
         assert image.step == 9  # the finished trials: complete, pruned and failed

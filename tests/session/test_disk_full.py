@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.plugins.hparams import api_pb2, metadata
 
 from tests.helpers.cli import (
     FULL,
@@ -22,7 +23,9 @@ from tests.helpers.cli import (
     start_training,
 )
 from tests.helpers.disk import fill, small_disk
-from tests.helpers.events import points_per_tag
+from tests.helpers.events import points_per_tag, read_events
+from trainscope.core.run_dir import RunStatus
+from trainscope.tensorboard.hparams import TRIAL_STATES
 
 
 @pytest.mark.slow
@@ -51,12 +54,21 @@ def test_disk_full_while_tensorboard_writes(
         assert not list(run_dir.rglob("*.tmp")), "no half-written file left behind"
         checkpoint = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
         assert checkpoint["trainer"]["epoch"] == 1
+        # TensorBoard says failed too (through a new event file: the run's writer died of the full disk), and the
+        # session stays open for the resume that the error line proposes (issue 29)
+        events = read_events(run_dir)
+        assert events.Scalars("trial_state")[-1].value == TRIAL_STATES[RunStatus.FAILED]
+        assert metadata.SESSION_END_INFO_TAG not in events.PluginTagToContent(metadata.PLUGIN_NAME)
 
         filler.unlink()
         resumed = resume_cli(run_dir, data_dir)
         assert resumed.returncode == 0, resumed.stderr
         assert json.loads(metrics_file.read_text())["status"] == "completed"
         assert points_per_tag(run_dir) == reference_points
+        events = read_events(run_dir)
+        assert events.Scalars("trial_state")[-1].value == TRIAL_STATES[RunStatus.COMPLETED]
+        end = events.PluginTagToContent(metadata.PLUGIN_NAME)[metadata.SESSION_END_INFO_TAG]
+        assert metadata.parse_session_end_info_plugin_data(end).status == api_pb2.STATUS_SUCCESS
         assert not (run_dir / ".space_reserve").exists()
 
 

@@ -73,7 +73,7 @@ def test_ctrl_c_saves_a_checkpoint_and_the_resumed_run_ends_with_one_true_status
     assert 0 < checkpoint["trainer"]["batch_in_epoch"] < 36, "stopped after a step, mid-epoch"
 
     # TensorBoard: trial_state 4 and no end info, so the session stays open ("Unknown") until resumed.
-    assert trial_states(run_dir) == [4.0]
+    assert trial_states(run_dir) == [5.0, 4.0]  # running (5) from its start, then interrupted (4)
     assert session_end_status(run_dir) is None
     url = start_tensorboard(output_root / "runs")
     session = wait_for(lambda: session_groups(url), what="the session")[0]["sessions"][0]
@@ -103,7 +103,7 @@ def test_ctrl_c_saves_a_checkpoint_and_the_resumed_run_ends_with_one_true_status
     session = wait_for(finished, what="the resumed run's end info")
     assert session["status"] == "STATUS_SUCCESS"
     assert metric_values(session)["trial_state"] == 0
-    assert metric_values(session)["epoch"] == 2
+    assert metric_values(session)["train/epoch"] == 2
 
 
 def test_sigterm_exits_143_with_a_checkpoint(tmp_path: Path, data_dir: Path) -> None:

@@ -21,14 +21,15 @@ def composed(*overrides: str):
 
 def test_the_default_columns_are_the_classification_tasks() -> None:
     assert hparams_metrics(composed()) == list(DEFAULT_METRICS)
-    assert ["trial_state", *Classification().hparams_metrics(), "epoch"] == list(DEFAULT_METRICS)
+    validation = [tag for tag in Classification().hparams_metrics() if not tag.startswith("test/")]
+    assert ["trial_state", *validation, "train/epoch"] == list(DEFAULT_METRICS)
     assert hparams_metrics(OmegaConf.create({"optimized_metric": "objective"})) == list(DEFAULT_METRICS)  # no task
 
 
 @pytest.mark.parametrize(
     ("overrides", "columns"),
     [
-        (["task=regression"], ["val/r2", "val/r2_best", "val/rmse", "val/loss", "train/loss", "test/r2", "test/rmse"]),
+        (["task=regression"], ["val/r2", "val/r2_best", "val/rmse", "val/loss", "train/loss"]),
         (
             ["task=multilabel"],
             [
@@ -38,9 +39,6 @@ def test_the_default_columns_are_the_classification_tasks() -> None:
                 "val/map",
                 "val/loss",
                 "train/loss",
-                "test/f1_macro",
-                "test/f1_micro",
-                "test/map",
             ],
         ),  # fmt: skip
         (
@@ -50,18 +48,20 @@ def test_the_default_columns_are_the_classification_tasks() -> None:
                 "task.monitor.metric=val/mae",
                 "+task.metrics.mae._target_=torchmetrics.regression.MeanAbsoluteError",
             ],
-            ["val/mae", "val/mae_best", "val/loss", "train/loss", "test/mae"],
+            ["val/mae", "val/mae_best", "val/loss", "train/loss"],
         ),  # fmt: skip
     ],
 )
-def test_a_sweep_declares_its_tasks_columns(overrides: list[str], columns: list[str]) -> None:
-    assert hparams_metrics(composed(*overrides)) == ["trial_state", *columns, "epoch"]
+def test_a_sweep_declares_its_tasks_validation_columns(overrides: list[str], columns: list[str]) -> None:
+    # No test/* column: an untested run beside tested ones would lack it (issue 29), and the HParams table is for
+    # choosing hyperparameters, on the validation split.
+    assert hparams_metrics(composed(*overrides)) == ["trial_state", *columns, "train/epoch"]
 
 
 def test_a_sweep_without_a_test_split_declares_no_test_metric() -> None:
     # A declared metric no run logs would empty the parallel-coordinates view (issue 29).
     columns = hparams_metrics(composed("task=regression", "trainer.test=false"))
-    assert columns == ["trial_state", "val/r2", "val/r2_best", "val/rmse", "val/loss", "train/loss", "epoch"]
+    assert columns == ["trial_state", "val/r2", "val/r2_best", "val/rmse", "val/loss", "train/loss", "train/epoch"]
 
 
 def test_directions_follow_the_task_unless_unknown() -> None:

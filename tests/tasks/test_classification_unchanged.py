@@ -21,12 +21,9 @@ TAGS_BEFORE_TASKS: dict[str, set[str]] = {
     },
     "histograms": HISTOGRAMS,
     "scalars": {
-        "epoch",
-        "health/exploding_gradients",
-        "health/loss_rising",
-        "health/lr_too_high",
-        "health/nonfinite",
-        "health/overfitting",
+        # Changed on purpose by issue 29 (the Scalars tab opens on what matters): `epoch` is `train/epoch`, and
+        # the five `health/*` flags are written only once their check fires (none does here).
+        "train/epoch",
         "lr",
         "lr_epoch",
         "momentum",
@@ -68,6 +65,7 @@ TAGS_BEFORE_TASKS: dict[str, set[str]] = {
     },
     "distributions": HISTOGRAMS,  # TensorBoard lists every histogram as a distribution too
     "tensors": {
+        "_hparams_/experiment",  # issue 29: each run declares its columns (none at a sweep root)
         "_hparams_/session_end_info",
         "_hparams_/session_start_info",
         "config/resolved/text_summary",

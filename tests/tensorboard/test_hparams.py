@@ -21,6 +21,7 @@ from tests.helpers.tensorboard_server import experiment, metric_values, session_
 from trainscope.config.flatten import hparams_from_config, is_hparam_key, normalize_value
 from trainscope.tensorboard.hparams import (
     DEFAULT_METRICS,
+    RUNNING_STATE,
     TRIAL_STATE_TAG,
     TRIAL_STATES,
     HParamsSession,
@@ -156,7 +157,8 @@ def test_session_start_and_end_are_written_once_into_the_runs_own_event_file(tmp
     assert start.model_uri == str(run_dir.resolve())
     assert abs(start.start_time_secs - time.time()) < 60
     assert end.status == api_pb2.STATUS_FAILURE
-    assert [point.value for point in accumulator.Scalars(TRIAL_STATE_TAG)] == [3.0]
+    # running from the start (readable while it trains), then how it ended
+    assert [point.value for point in accumulator.Scalars(TRIAL_STATE_TAG)] == [RUNNING_STATE, 3.0]
     assert accumulator.Scalars("val/acc")[-1].value == 0.75
 
 
@@ -233,17 +235,17 @@ def test_tensorboard_hparams_tab_shows_each_run_as_its_own_live_session(tmp_path
         "0_model=mlp": (
             same,
             "completed",
-            {"val/acc": [0.5, 0.625], "val/loss": [1.0, 0.75], "epoch": [1, 2]},
+            {"val/acc": [0.5, 0.625], "val/loss": [1.0, 0.75], "train/epoch": [1, 2]},
         ),
         "1_model=mlp_seed": (
             same,
             "completed",
-            {"val/acc": [0.25, 0.375], "val/loss": [2.0, 1.5], "epoch": [1, 2]},
+            {"val/acc": [0.25, 0.375], "val/loss": [2.0, 1.5], "train/epoch": [1, 2]},
         ),
         "2_model=cnn": (
             {"model": "cnn", "optimizer.lr": 0.01, "trainer.seed": 1},
             "failed",
-            {"val/acc": [0.125], "val/loss": [3.0], "epoch": [1]},
+            {"val/acc": [0.125], "val/loss": [3.0], "train/epoch": [1]},
         ),
     }
     for name, (hparams, status, scalars) in runs.items():
@@ -291,7 +293,9 @@ def test_trial_id_is_the_runs_short_name_whatever_folder_tensorboard_opened(trai
     assert result.returncode == 0, result.stdout + result.stderr
     (sweep_dir,) = train.output_root.glob("multirun/*/*")
     run_names = sorted(path.name for path in sweep_dir.iterdir() if path.is_dir() and path.name[0].isdigit())
-    assert len(run_names) == 2 and run_names[0].startswith("0_") and "optimizer.lr=0.01" in run_names[0]
+    # TensorBoard's run list shows the directories: named by the same short form, the full overrides in .hydra/
+    assert run_names == ["0_lr=0.01", "1_lr=4.6e-3"]
+    assert "optimizer.lr=0.004627" in (sweep_dir / run_names[1] / ".hydra" / "overrides.yaml").read_text()
     date, clock = sweep_dir.parent.name, sweep_dir.name.replace("-", "")
     stamp = f"{date[5:7]}{date[8:10]}-{clock}"
     # Only the swept key, by its last part, rounded; the fixed overrides (TINY) are left out.

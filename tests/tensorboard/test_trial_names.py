@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainscope.config.resolvers import dir_name
-from trainscope.tensorboard.trial_names import MAX_NAME_CHARS, trial_name, write_swept_keys
+from trainscope.config.run_names import write_swept_keys
+from trainscope.tensorboard.trial_names import MAX_NAME_CHARS, trial_name
 
 
 def test_a_sweep_job_is_named_by_its_sweeps_time_its_number_and_only_the_swept_keys_rounded(tmp_path: Path) -> None:
@@ -29,9 +29,3 @@ def test_a_long_name_is_cut_to_40_characters_and_stays_distinct(tmp_path: Path) 
     first = trial_name(runs / "14-05-00_a", overrides)
     second = trial_name(runs / "14-05-00_b", overrides)
     assert len(first) == len(second) == MAX_NAME_CHARS and first != second
-
-
-def test_a_run_without_overrides_has_no_trailing_underscore() -> None:
-    assert dir_name("") == ""
-    assert dir_name("model=mlp") == "_model=mlp"
-    assert dir_name("data.root=a/b") == "_data.root=a_b"

@@ -5,8 +5,9 @@ Each check is its own callback (`conf/callbacks/health_*.yaml`), so any one can 
 
 - a warning in the terminal (and `train.log`) naming the symptom and the fix to try;
 - a TensorBoard text entry `health/<check>` with the same message;
-- a TensorBoard scalar `health/<check>` at every epoch end: 1 if the check fired during that epoch, else 0
-  (a flat zero line is a healthy run); a check that stops the run writes its 1 at the failing step.
+- a TensorBoard scalar `health/<check>` from the first time the check fires on: at every epoch end 1 if it fired
+  during that epoch, else 0; a check that stops the run writes its 1 at the failing step. A healthy run has no
+  `health/*` chart, so the Scalars tab opens on the run's own curves.
 
 Only `NonFiniteCheck` (gradients; a non-finite loss is stopped by the loop) and the divergence half of
 `LearningRateCheck` stop the run (status `failed`); the others warn, because a rising loss can recover and the
@@ -30,13 +31,15 @@ log = logging.getLogger(__name__)
 
 
 class HealthCheck(Callback):
-    """Base class: `report` a problem once per epoch; the `health/<name>` scalar is written every epoch."""
+    """Base class: `report` a problem once per epoch; the `health/<name>` scalar is written every epoch once the
+    check has fired."""
 
     name = "check"
 
     def __init__(self) -> None:
         self._fired_this_epoch = False
         self._problem_ongoing = False
+        self._has_fired = False
         self.reports = 0
 
     def report(self, trainer: TrainerView, message: str, advice: str, stops_run: bool = False) -> None:
@@ -46,7 +49,7 @@ class HealthCheck(Callback):
         """
         if self._fired_this_epoch:
             return
-        self._fired_this_epoch = True
+        self._fired_this_epoch = self._has_fired = True
         self.reports += 1
         step = trainer.state.global_step
         log.warning("health/%s: %s. Try: %s", self.name, message, advice)
@@ -64,7 +67,9 @@ class HealthCheck(Callback):
     def on_epoch_end(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         self.check_epoch(trainer, metrics)
         fired, self._fired_this_epoch = self._fired_this_epoch, False
-        trainer.tensorboard.writer.add_scalar(f"health/{self.name}", float(fired), trainer.state.global_step)
+        self._has_fired = self._has_fired or fired
+        if self._has_fired:
+            trainer.tensorboard.writer.add_scalar(f"health/{self.name}", float(fired), trainer.state.global_step)
 
     def check_epoch(self, trainer: TrainerView, metrics: dict[str, float]) -> None:
         """Epoch-level test; override in checks that look at whole epochs."""

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from trainscope.config.run_names import override_items, shown_overrides, swept_keys
 
 # File systems cap a name at 255 bytes; leave room for the time/job-number prefix and a `_2` suffix.
 MAX_DIR_NAME_BYTES = 200
@@ -13,16 +16,20 @@ MAX_DIR_NAME_BYTES = 200
 _created_by_unique_dir: set[str] = set()  # absolute paths of the directories `unique_dir` made in this process
 
 
-def dir_name(overrides: str) -> str:
-    """Hydra's override_dirname made safe as the tail of one directory name: `_<overrides>`, or "" for none.
+def dir_name(overrides: str, sweep_dir: str = "") -> str:
+    """The tail of a run directory's name: `_<short overrides>`, or "" for none (`config/run_names.py`).
 
-    The separating `_` comes with the overrides, so a run without any is `14-05-00`, not `14-05-00_`.
-    `/` in a value (a path, `val/acc`) would nest directories; a long command line would exceed the file
-    system's name limit, so it is cut and ends in a hash of the whole, which keeps names distinct.
+    `overrides` is Hydra's `override_dirname`; in a sweep (`sweep_dir` given) only the keys the sweep varies are
+    kept, since the others are the same for every job. The separating `_` comes with the overrides, so a run
+    without any is `14-05-00`, not `14-05-00_`. `/` in a value (a path, `val/acc`) would nest directories; a long
+    command line would exceed the file system's name limit, so it is cut and ends in a hash of the whole, which
+    keeps names distinct.
     """
-    if not overrides:
+    varying = swept_keys(Path(sweep_dir)) if sweep_dir else None
+    name = ",".join(shown_overrides(override_items(overrides), varying))
+    if not name:
         return ""
-    name = overrides.replace(os.sep, "_")
+    name = name.replace(os.sep, "_")
     if len(name.encode()) > MAX_DIR_NAME_BYTES:
         digest = hashlib.sha1(name.encode()).hexdigest()[:10]
         name = name.encode()[: MAX_DIR_NAME_BYTES - len(digest) - 1].decode(errors="ignore") + f"-{digest}"

@@ -1,11 +1,11 @@
 """`metrics.csv`: every epoch's scalars of a run as one table row, so a run can be plotted without TensorBoard.
 
 One row per epoch (one validation), with the columns TensorBoard's scalars have: the wall time and step of the
-point, then one column per tag the loop logged at the epoch's end (`epoch`, `train/loss`, `val/acc`, ...,
-`lr_epoch`). The file is appended live, one row at a time and closed after each (a reader or `tail -f` sees
-every finished epoch), and it continues across `resume=` the way TensorBoard's event file does: the resumed run
-first cuts the rows a killed segment wrote after the checkpoint it continues from (`cut_rows_after`, the
-equivalent of the event writer's `purge_step`), so no step appears twice.
+point, then one column per tag the loop logged at the epoch's end (`epoch`, which TensorBoard files as
+`train/epoch`; `train/loss`, `val/acc`, ..., `lr_epoch`). The file is appended live, one row at a time and closed
+after each (a reader or `tail -f` sees every finished epoch), and it continues across `resume=` the way
+TensorBoard's event file does: the resumed run first cuts the rows a killed segment wrote after the checkpoint it
+continues from (`cut_rows_after`, the equivalent of the event writer's `purge_step`), so no step appears twice.
 
 `pandas.read_csv(run_dir / "metrics.csv")` reads it; non-finite values are written `nan`/`inf`.
 """

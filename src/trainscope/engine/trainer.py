@@ -33,7 +33,7 @@ from trainscope.engine.progress import EpochProgress
 from trainscope.engine.settings import TrainerSettings
 from trainscope.engine.steps import batches_per_epoch, epochs_to_train
 from trainscope.tasks import Classification, Task, batch_count
-from trainscope.tensorboard.writer import RunWriter, per_group_tags
+from trainscope.tensorboard.writer import EPOCH_TAG, RunWriter, per_group_tags
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +351,9 @@ class Trainer:
                 status=RunStatus.FAILED,
             )
         self.state.history.append(metrics)
-        self.tensorboard.scalars(metrics, self.state.global_step)
+        self.tensorboard.scalars(
+            {EPOCH_TAG if tag == "epoch" else tag: value for tag, value in metrics.items()}, self.state.global_step
+        )
         self.tensorboard.flush()  # a live TensorBoard sees each epoch at once
         if self.scheduler is not None and self.scheduler_interval == "epoch":
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):

@@ -36,6 +36,8 @@ from trainscope.trial.attributes import FAIL_REASON_ATTR, METRICS_STUDY_ATTR, MO
 REPORT_DIR = "report"
 REPORT_FILE = "report.md"
 TENSORBOARD_TAG = "report"
+REPORT_RUN = "report"
+"""The study report's TensorBoard run, a folder of the sweep (its chart PNGs are there too)."""
 
 
 @dataclass
@@ -99,7 +101,8 @@ def write_report(report: StudyReport, sweep_dir: Path) -> Path:
 
 
 def _write_tensorboard(report: StudyReport, sweep_dir: Path, markdown: str) -> None:
-    """Each chart as an image and report.md as text, in a new event file of the sweep's own run (the sweep root).
+    """Each chart as an image and report.md as text, in a new event file of the run `report` (the sweep's `report/`
+    folder, beside the charts' PNGs): a run named for what it holds, not a `.` run in every run list of the sweep.
 
     Written with TensorBoard's own event writer and protos: no torch to import for `trainscope-runs --study`.
     """
@@ -110,7 +113,7 @@ def _write_tensorboard(report: StudyReport, sweep_dir: Path, markdown: str) -> N
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
     step, now = report.counts.finished, time.time()
-    writer = EventFileWriter(str(sweep_dir), filename_suffix=".report")
+    writer = EventFileWriter(str(sweep_dir / REPORT_RUN), filename_suffix=".report")
     try:
         for name, image in report.images.items():
             width, height = Image.open(io.BytesIO(image)).size

@@ -17,6 +17,7 @@ from trainscope.callbacks.build import METRICS_CSV, OPTUNA_PRUNING, STOP_ON_SIGN
 from trainscope.callbacks.stop_on_signal import PhaseCut, StopOnSignal
 from trainscope.config.groups.logging import LoggingConfig
 from trainscope.config.resumable import config_hash
+from trainscope.config.run_names import SWEPT_KEYS_FILE
 from trainscope.config.schema import optimized_metric_names
 from trainscope.core.checkpoint_io import (
     EMA_WEIGHTS,
@@ -56,9 +57,8 @@ from trainscope.engine.settings import TrainerSettings
 from trainscope.engine.trainer import Trainer
 from trainscope.session.resume import load_resume_checkpoint, purge_step
 from trainscope.tasks import Task
-from trainscope.tensorboard.hparams import HParamsSession
+from trainscope.tensorboard.hparams import HParamsSession, metric_columns
 from trainscope.tensorboard.serve import Board, serve
-from trainscope.tensorboard.trial_names import SWEPT_KEYS_FILE
 from trainscope.tensorboard.writer import RunWriter
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def train(cfg: DictConfig, run_dir: Path, stop_on_signal: StopOnSignal | None = 
             group.world_size * int(cfg.data.batch_size),
             int(cfg.data.batch_size),
         )
-    session = HParamsSession.from_config(cfg, tensorboard.writer, run_dir)
+    session = HParamsSession.from_config(cfg, tensorboard.writer, run_dir, metric_columns(task.hparams_metrics()))
     closing = _RunClosing(cfg, trainer, session, tensorboard, started, writes_files=group.is_main)
     if group.is_main:
         reserve_space(run_dir)
@@ -265,7 +265,12 @@ class _RunClosing:
                 write_metrics(trainer.run_dir, metrics)
             except OSError as error:
                 self.metrics_error = self.write_error = error
-        for step in (lambda: self.session.end(trainer.status, trainer.state.global_step), self.tensorboard.close):
+        # a full disk fails the run but leaves it resumable: its HParams session stays open for the resumed run
+        resumable = trainer.stop_reason.startswith("disk full")
+        for step in (
+            lambda: self.session.end(trainer.status, trainer.state.global_step, leave_open=resumable),
+            self.tensorboard.close,
+        ):
             try:
                 step()
             except OSError as error:

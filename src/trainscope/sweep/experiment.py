@@ -1,8 +1,9 @@
-"""The HParams experiment a sweep declares at its root before any run starts.
+"""What a sweep records at its root before any run starts, for its runs' HParams sessions.
 
-`declare_experiment` writes TensorBoard's experiment declaration at the sweep root, naming exactly the
-swept keys that the runs report as hyperparameters (same rules as `trainscope.config.flatten`), so the
-HParams tab shows those columns with their types. Used by both sweepers (grid and Optuna).
+`declare_experiment` records the swept keys (the runs' short names and the columns shown first) and the metric
+columns every run declares (`trainscope.tensorboard.hparams`: each session declares the experiment itself, so
+TensorBoard shows the same columns whichever folder and whichever run it reads first). Used by both sweepers
+(grid and Optuna).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from trainscope.config.flatten import is_hparam_key
 from trainscope.config.overrides import override_value
+from trainscope.config.run_names import write_swept_keys
 from trainscope.core.run_dir import display_path
 from trainscope.sweep.objectives import hparams_metrics
-from trainscope.tensorboard.hparams import Domain, write_experiment_declaration
-from trainscope.tensorboard.trial_names import write_swept_keys
+from trainscope.tensorboard.hparams import Domain, write_sweep_metrics
 
 
 def group_names(config: DictConfig, config_loader: ConfigLoader | None = None) -> list[str]:
@@ -61,12 +62,11 @@ def declare_experiment(
     metrics: Sequence[str] | None = None,
     groups: Iterable[str] | None = None,
 ) -> dict[str, Domain]:
-    """Write the HParams experiment declaration at `hydra.sweep.dir` for the swept hyperparameters; returns them.
+    """Record at `hydra.sweep.dir` the swept keys and the metric columns of the sweep's runs; returns the swept
+    hyperparameters (the swept keys the runs report as hyperparameters, with their domains).
 
-    `metrics` default to the columns of the runs' task (`trainscope.sweep.objectives.hparams_metrics`).
-
-    Nothing is written when no swept key is a hyperparameter: TensorBoard then infers the columns. Every swept
-    key is recorded for the runs' short names (`trainscope.tensorboard.trial_names`).
+    `metrics` default to the columns of the runs' task (`trainscope.sweep.objectives.hparams_metrics`). No event
+    file is written at the sweep root: it would be a run of its own (`.`) in TensorBoard's run list.
     """
     sweep_dir = Path(config.hydra.sweep.dir)
     write_swept_keys(sweep_dir, domains)
@@ -74,8 +74,5 @@ def declare_experiment(
     print(
         f"sweep directory: {display_path(sweep_dir)}  |  watch it live: tensorboard --logdir {display_path(sweep_dir)}"
     )
-    declared = hparam_domains(config, domains, groups)
-    if declared:
-        chosen = hparams_metrics(config) if metrics is None else metrics
-        write_experiment_declaration(Path(config.hydra.sweep.dir), declared, chosen)
-    return declared
+    write_sweep_metrics(sweep_dir, hparams_metrics(config) if metrics is None else metrics)
+    return hparam_domains(config, domains, groups)

@@ -26,10 +26,9 @@ def _task(config: DictConfig) -> Task | None:
 def hparams_metrics(config: DictConfig) -> list[str]:
     """The scalar tags a sweep's HParams table shows for the runs `config` describes, in column order."""
     task = _task(config)
-    tested = bool(OmegaConf.select(config, "trainer.test", default=True))
     if task is None:
-        return [tag for tag in DEFAULT_METRICS if tested or not tag.startswith("test/")]
-    return metric_columns(task.hparams_metrics(), tested)
+        return list(DEFAULT_METRICS)
+    return metric_columns(task.hparams_metrics())
 
 
 def default_directions(config: DictConfig, metric_names: Sequence[str]) -> list[str]:

@@ -18,25 +18,39 @@ session also writes a `trial_state` scalar (at the run's final step) that tells 
     0            completed       SUCCESS
     1            stopped_early   SUCCESS   (early stopping is a normal end)
     2            pruned          FAILURE   (it did not train to its end: unticking Failure hides it with the failed)
-    3            failed          FAILURE   (exception or NaN loss)
+    3            failed          FAILURE   (exception or NaN loss; a full disk leaves the session open, see below)
     4            interrupted     (none)    (stopped by a signal; the session stays open, "Unknown")
+    5            running         (none)    (written at the start: readable while it trains)
 
 An interrupted run writes `trial_state` 4 but no end info: TensorBoard keeps only the first end info
 of a run, and `python train.py resume=<run_dir>` continues the same session (`resume()` writes no second
-start info), so the segment that truly ends the run writes the one end info with the true status.
+start info), so the segment that truly ends the run writes the one end info with the true status. A run that
+failed on a full disk is resumable too: it writes `trial_state` 3 (through a new event file when the run's
+writer died of the full disk) and no end info.
 
 TensorBoard's Status checkboxes then tell the runs that trained to their planned end (Success) from those that
 did not (Failure); `trial_state`, the first metric column, tells a pruned run from a failed one.
 
-A sweep writes one experiment declaration at its root (`write_experiment_declaration`) declaring the swept
-hyperparameters with their domains and the metrics, so the tab shows exactly those columns.
+Columns. TensorBoard 2.21 uses the experiment declaration of the *first* run it lists that holds one, and that
+order is not fixed (the Rust loader lists runs in hash order, a new order each start), so a declaration at one
+sweep's root showed that sweep's columns, or another's, over `outputs/`. Instead every session declares the
+experiment itself, from the run's own hyperparameters: all of them (the flattened config: the same keys for
+every run of the same config groups, whatever was swept), and the same metrics for every run of a task
+(`metric_columns`, or the list its sweep recorded with `write_sweep_metrics`). Whichever run TensorBoard reads
+first, the columns are then the same, and no event file lies at a sweep's root (no `.` run in the run list).
+What can differ is which five hyperparameters the tab ticks at first (those marked as differing): a run marks
+the keys its own sweep and every sweep already under the same `outputs/` sweep (`swept_keys_near`), so only a
+run older than a sweep misses that sweep's keys there (they are columns all the same, one tick away). The
+declaration gives no domains: a discrete domain would filter out the values of other sweeps, and TensorBoard has
+no log-scale declaration (choose *Log* on an axis of the parallel coordinates view).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +63,10 @@ from torch.utils.tensorboard import SummaryWriter
 
 from trainscope.adapters.tensorboard_private import event_file_writer
 from trainscope.config.flatten import HParamValue, hparams_from_config, normalize_value
+from trainscope.config.run_names import swept_keys
 from trainscope.core.run_dir import RunStatus
-from trainscope.tensorboard.trial_names import trial_name
+from trainscope.tensorboard.trial_names import swept_keys_near, trial_name
+from trainscope.tensorboard.writer import EPOCH_TAG
 
 TRIAL_STATE_TAG = "trial_state"
 
@@ -71,31 +87,37 @@ SESSION_STATUS: dict[RunStatus, int] = {
 }
 """Final run status -> `SessionEndInfo.status` (an interrupted run writes none: see the module docstring)."""
 
-RUN_FACTS: tuple[str, ...] = ("epoch", TRIAL_STATE_TAG)
+RUNNING_STATE = 5
+"""`trial_state` of a run that trains: written at its start and at each resume, replaced by the final state."""
+
+SWEEP_METRICS_FILE = ".hparams_metrics.json"
+"""At a sweep's root: the JSON list of the metric columns every run of the sweep declares (`write_sweep_metrics`)."""
+
+RUN_FACTS: tuple[str, ...] = (EPOCH_TAG, TRIAL_STATE_TAG)
 """Columns every run has, whatever its task: epochs run and how it ended."""
 
 
-def metric_columns(task_metrics: Sequence[str], tested: bool = True) -> list[str]:
+def metric_columns(task_metrics: Sequence[str]) -> list[str]:
     """The HParams metric columns of runs whose task shows `task_metrics`, in the order TensorBoard shows them.
 
     `trial_state` comes first, so it is among the five metrics the tab shows before any is ticked: a pruned or
-    failed row is told apart at a glance; the epoch count comes last. Without a test split (`trainer.test=false`)
-    the `test/*` tags are left out: no run logs them, and a declared metric no run has empties the parallel
-    coordinates and scatter views (TensorBoard leaves out every run missing a shown metric).
+    failed row is told apart at a glance; the epoch count comes last. The `test/*` tags are left out: a run with
+    `trainer.test=false` never logs them, a declared metric a run lacks empties the parallel coordinates and
+    scatter views (TensorBoard leaves out every run missing a shown metric), and a folder may hold tested and
+    untested runs side by side. Hyperparameters are chosen on the validation split; the test scores stay in the
+    Scalars tab and `metrics.json`.
     """
-    shown = [tag for tag in task_metrics if tested or not tag.startswith("test/")]
+    shown = [tag for tag in task_metrics if not tag.startswith("test/")]
     return [TRIAL_STATE_TAG, *shown, *(fact for fact in RUN_FACTS if fact != TRIAL_STATE_TAG)]
 
 
-DEFAULT_METRICS: tuple[str, ...] = tuple(
-    metric_columns(["val/acc", "val/acc_best", "val/loss", "train/loss", "test/acc"])
-)
+DEFAULT_METRICS: tuple[str, ...] = tuple(metric_columns(["val/acc", "val/acc_best", "val/loss", "train/loss"]))
 """The columns of the default task (`task=classification`, `Task.hparams_metrics`) when a caller names none;
 sweeps declare their task's own (`trainscope.sweep.objectives`)."""
 
-_METRIC_DISPLAY_NAMES = {"epoch": "epochs run"}
+_METRIC_DISPLAY_NAMES = {EPOCH_TAG: "epochs run"}
 _TRIAL_STATE_DESCRIPTION = (
-    "Final state: 0 completed, 1 stopped early, 2 pruned, 3 failed, 4 interrupted (see trainscope README)"
+    "0 completed, 1 stopped early, 2 pruned, 3 failed, 4 interrupted, 5 running (see trainscope docs/monitoring.md)"
 )
 
 
@@ -103,8 +125,8 @@ _TRIAL_STATE_DESCRIPTION = (
 class Interval:
     """A continuous or integer range of a swept hyperparameter (both ends included).
 
-    Int ends give an integer interval, otherwise a real one; a log scale is not representable in
-    TensorBoard and is ignored.
+    Int ends give an integer interval, otherwise a real one; a log scale is not representable in a
+    TensorBoard declaration (2.21) and is ignored.
     """
 
     low: int | float
@@ -121,6 +143,9 @@ class HParamsSession:
     Build it with `from_config`, call `start()` when the run starts training and `end(status, step)` in
     a `finally`, with the trainer's final status. Both are no-ops when repeated, and `end` without
     `start` writes nothing, because TensorBoard would ignore a second start/end info anyway.
+
+    With `metrics` the session also declares the experiment (its hyperparameters, those in `varying` marked as
+    differing, and `metrics`), see the module docstring.
     """
 
     def __init__(
@@ -129,45 +154,71 @@ class HParamsSession:
         run_dir: str | Path,
         hparams: Mapping[str, HParamValue],
         name: str = "",
+        metrics: Sequence[str] | None = None,
+        varying: Iterable[str] = (),
     ) -> None:
         self.writer = writer
         self.run_dir = Path(run_dir).resolve()
         self.hparams = _normalized_hparams(hparams)
         self.name = name
+        self.metrics = None if metrics is None else list(metrics)
+        self.varying = set(varying)
         self.started = False
         self.ended = False
 
     @classmethod
-    def from_config(cls, cfg: DictConfig, writer: SummaryWriter, run_dir: str | Path) -> HParamsSession:
+    def from_config(
+        cls, cfg: DictConfig, writer: SummaryWriter, run_dir: str | Path, metrics: Sequence[str] = DEFAULT_METRICS
+    ) -> HParamsSession:
         """The session of a Hydra run: hyperparameters from `cfg`, the group choices and `cfg.hparams`; its name
-        from the run directory and the command line (`trial_name`)."""
+        from the run directory and the command line (`trial_name`); its metric columns those its sweep recorded
+        (`write_sweep_metrics`), else `metrics` (the task's `metric_columns`)."""
+        run_dir = Path(run_dir)
         choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
         overrides = _named_overrides() if HydraConfig.initialized() else []
         include = OmegaConf.select(cfg, "hparams.include", default=None) or ["*"]
         exclude = OmegaConf.select(cfg, "hparams.exclude", default=None) or []
         hparams = hparams_from_config(cfg, choices, include=list(include), exclude=list(exclude))
-        return cls(writer, run_dir, hparams, trial_name(Path(run_dir), overrides))
+        varying = swept_keys(run_dir.parent)
+        if varying is None:  # a single run: what its command line set
+            varying = [item.split("=", 1)[0].lstrip("+~") for item in overrides]
+        varying = {*varying, *swept_keys_near(run_dir)}  # and what the other sweeps beside it sweep
+        declared = sweep_metrics(run_dir.parent) or list(metrics)
+        return cls(writer, run_dir, hparams, trial_name(run_dir, overrides), declared, varying)
 
     def start(self, start_time_secs: float | None = None) -> None:
-        """Write the session start info and flush, so the run appears in the HParams tab at once."""
+        """Write the session start info (and the run's experiment declaration), `trial_state` running, and flush,
+        so the run appears in the HParams tab at once."""
         if self.started:
             return
         summary = session_start_summary(
             self.hparams, model_uri=str(self.run_dir), start_time_secs=start_time_secs, group_name=self.name
         )
-        _file_writer(self.writer).add_summary(summary, global_step=0)
+        file_writer = _file_writer(self.writer)
+        file_writer.add_summary(summary, global_step=0)
+        if self.metrics is not None:
+            file_writer.add_summary(run_experiment_declaration(self.hparams, self.metrics, self.varying), 0)
+        self.writer.add_scalar(TRIAL_STATE_TAG, RUNNING_STATE, 0)
         self.writer.flush()
         self.started = True
 
     def resume(self) -> None:
-        """Continue the session an earlier segment of this run started (its start info is in the run)."""
+        """Continue the session an earlier segment of this run started (its start info is in the run).
+
+        Nothing is written: the resumed run's writer purges the points after its checkpoint's step, the earlier
+        segment's final `trial_state` among them, so the column reads running again.
+        """
         self.started = True
 
-    def end(self, run_status: str, global_step: int = 0, end_time_secs: float | None = None) -> None:
+    def end(
+        self, run_status: str, global_step: int = 0, end_time_secs: float | None = None, leave_open: bool = False
+    ) -> None:
         """Write `trial_state` and the session end info for the trainer's final `run_status`.
 
         `run_status` is a key of `TRIAL_STATES`, or `RunStatus.RUNNING` for a run that ended without the loop
-        settling its status (an exception outside `fit`), which counts as failed.
+        settling its status (an exception outside `fit`), which counts as failed. `leave_open`: write no end info
+        (a run that can be resumed, as after a full disk); an interrupted run is always left open. When the run's
+        writer cannot write any more (its thread died of a full disk), both go into a new event file of the run.
         """
         if run_status == RunStatus.RUNNING:
             run_status = RunStatus.FAILED
@@ -175,14 +226,22 @@ class HParamsSession:
             raise ValueError(f"run status must be one of {sorted(map(str, TRIAL_STATES))}, got {run_status!r}")
         if self.ended or not self.started:
             return
-        self.writer.add_scalar(TRIAL_STATE_TAG, TRIAL_STATES[run_status], global_step)
-        if run_status == RunStatus.INTERRUPTED:
+        records = [_scalar_summary(TRIAL_STATE_TAG, TRIAL_STATES[run_status])]
+        # left open for the resumed run, which writes the end info once it truly ends
+        if run_status != RunStatus.INTERRUPTED and not leave_open:
+            self.ended = True
+            records.append(session_end_summary(SESSION_STATUS[run_status], end_time_secs))
+        try:
+            for record in records:
+                _file_writer(self.writer).add_summary(record, global_step=global_step)
             self.writer.flush()
-            return  # left open for the resumed run, which writes the end info once it truly ends
-        self.ended = True
-        summary = session_end_summary(SESSION_STATUS[run_status], end_time_secs)
-        _file_writer(self.writer).add_summary(summary, global_step=global_step)
-        self.writer.flush()
+        except OSError:
+            fresh = SummaryWriter(log_dir=str(self.run_dir), filename_suffix=".end")
+            try:
+                for record in records:
+                    fresh.file_writer.add_summary(record, global_step=global_step)
+            finally:
+                fresh.close()
 
 
 def session_start_summary(
@@ -243,15 +302,47 @@ def experiment_declaration(
     return summary_v2.hparams_config_pb(hparams, metric_infos, time_created_secs=created)
 
 
+def run_experiment_declaration(
+    hparams: Mapping[str, HParamValue], metrics: Sequence[str], varying: Iterable[str] = ()
+) -> summary_pb2.Summary:
+    """The experiment declaration one session writes into its own run: every one of its hyperparameters (typed by
+    its value, no domain), those in `varying` marked as differing, and `metrics` (see the module docstring)."""
+    summary = experiment_declaration({}, metrics, time_created_secs=0.0)
+    value = summary.value[0]
+    plugin_data = metadata.parse_experiment_plugin_data(value.metadata.plugin_data.content)
+    shown = set(varying)
+    for name, hparam in sorted(_normalized_hparams(hparams).items()):
+        plugin_data.hparam_infos.add(name=name, type=_data_type(hparam), differs=name in shown)
+    value.metadata.CopyFrom(metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(experiment=plugin_data)))
+    return summary
+
+
+def write_sweep_metrics(sweep_dir: Path, metrics: Sequence[str]) -> None:
+    """Record at the sweep root the metric columns every run of the sweep declares, before its first run starts
+    (a grid of seeds adds the `_std` columns of its aggregate rows, an Optuna search its objectives)."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / SWEEP_METRICS_FILE).write_text(json.dumps(list(metrics)) + "\n")
+
+
+def sweep_metrics(sweep_dir: Path) -> list[str] | None:
+    """The metrics `write_sweep_metrics` recorded at `sweep_dir`; None when it holds no (readable) record."""
+    try:
+        metrics = json.loads((sweep_dir / SWEEP_METRICS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return [str(tag) for tag in metrics] if isinstance(metrics, list) else None
+
+
 def write_experiment_declaration(
     sweep_dir: str | Path,
     domains: Mapping[str, Domain],
     metrics: Sequence[str] = DEFAULT_METRICS,
 ) -> None:
-    """Write the experiment declaration into an event file directly in `sweep_dir` (the sweep root).
+    """Write the experiment declaration into an event file directly in `sweep_dir`.
 
-    TensorBoard uses the first experiment declaration it finds in the logdir, so write one per sweep,
-    before its runs start.
+    For a folder of runs not written by trainscope. TensorBoard uses the declaration of the first run it lists
+    that holds one, in no fixed order, and the folder becomes a run of its own (`.` when opened on it); trainscope's
+    own sweeps write none (each session declares itself: `run_experiment_declaration`).
     """
     Path(sweep_dir).mkdir(parents=True, exist_ok=True)
     writer = SummaryWriter(log_dir=str(sweep_dir), filename_suffix=".hparams")
@@ -279,6 +370,20 @@ def _tensorboard_domain(name: str, domain: Domain) -> summary_v2.Domain:
         dtype = str
         values = [value if isinstance(value, str) else _as_text(value) for value in values]
     return summary_v2.Discrete(sorted(set(values)), dtype=dtype)
+
+
+def _data_type(value: HParamValue) -> int:
+    if isinstance(value, bool):
+        return api_pb2.DATA_TYPE_BOOL
+    if isinstance(value, int | float):
+        return api_pb2.DATA_TYPE_FLOAT64
+    return api_pb2.DATA_TYPE_STRING
+
+
+def _scalar_summary(tag: str, value: float) -> summary_pb2.Summary:
+    summary = summary_pb2.Summary()
+    summary.value.add(tag=tag, simple_value=float(value))
+    return summary
 
 
 def _as_text(value: HParamValue) -> str:

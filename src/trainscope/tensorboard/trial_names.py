@@ -9,24 +9,23 @@ replaces that label, so each run writes one at its start that reads the same wha
   because the directories it comes from are (runs with one group name would be merged into one averaged row);
 - `#<n>`: the job or trial number inside a sweep;
 - only what varies: the keys the sweep sweeps (`SWEPT_KEYS_FILE`, written by the sweepers at the sweep root), or
-  a single run's command-line overrides, by their last dotted part with numbers rounded to two digits
-  (`optimizer.lr=0.004627` -> `lr=4.6e-3`).
+  a single run's command-line overrides, in the short form its directory's name ends with
+  (`optimizer.lr=0.004627` -> `lr=4.6e-3`, `trainscope.config.run_names`).
 
 The name is at most `MAX_NAME_CHARS` long; the full override list stays in the run's `.hydra/overrides.yaml`,
-its directory name and `metrics.json`.
+its Text tab and `metrics.json`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from trainscope.config.run_names import SWEPT_KEYS_FILE, shown_overrides, swept_keys
+
 MAX_NAME_CHARS = 40
-SWEPT_KEYS_FILE = ".swept_keys.json"
-"""At a sweep's root: the JSON list of the override keys the sweep varies (`["optimizer.lr", "model"]`)."""
 
 _DATE = re.compile(r"^\d{4}-(\d\d)-(\d\d)$")
 _TIME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)(.*)$")
@@ -34,19 +33,17 @@ _SAME_SECOND = re.compile(r"_(\d+)$")
 _JOB = re.compile(r"^(\d+)(?:_|$)")
 
 
-def write_swept_keys(sweep_dir: Path, keys: Iterable[str]) -> None:
-    """Record at the sweep root which keys vary, before the sweep's first run starts (it names itself by them)."""
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / SWEPT_KEYS_FILE).write_text(json.dumps(sorted(set(keys))) + "\n")
-
-
-def swept_keys(sweep_dir: Path) -> list[str] | None:
-    """The keys `write_swept_keys` recorded at `sweep_dir`; None when it holds no (readable) record."""
-    try:
-        keys = json.loads((sweep_dir / SWEPT_KEYS_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return [str(key) for key in keys] if isinstance(keys, list) else None
+def swept_keys_near(run_dir: Path) -> set[str]:
+    """The keys every sweep of the output folder that holds `run_dir` records (`<outputs>/multirun/<date>/<time>/`),
+    as far as they are known when the run starts: the columns the HParams tab shows first over that folder."""
+    keys: set[str] = set()
+    for folder in list(run_dir.parents)[:4]:
+        multirun = folder if folder.name == "multirun" else folder / "multirun"
+        if multirun.is_dir():
+            for record in multirun.glob(f"*/*/{SWEPT_KEYS_FILE}"):
+                keys.update(swept_keys(record.parent) or [])
+            break
+    return keys
 
 
 def trial_name(run_dir: Path, overrides: Sequence[str]) -> str:
@@ -57,7 +54,7 @@ def trial_name(run_dir: Path, overrides: Sequence[str]) -> str:
         head = f"{_stamp(run_dir.parent, run_dir.parent.name)} #{job.group(1)}"
     else:
         head = _stamp(run_dir, run_dir.name)
-    shown = [_short(item) for item in overrides if varying is None or item.split("=", 1)[0].lstrip("+~") in varying]
+    shown = shown_overrides(overrides, varying)
     name = " ".join([head, ",".join(shown)]) if shown else head
     if len(name) <= MAX_NAME_CHARS:
         return name
@@ -75,22 +72,3 @@ def _stamp(folder: Path, name: str) -> str:
     again = _SAME_SECOND.search(clock.group(4))
     stamp = "".join(clock.group(1, 2, 3)) + (again.group(0) if again else "")
     return f"{date.group(1)}{date.group(2)}-{stamp}" if date else stamp
-
-
-def _short(override: str) -> str:
-    """`optimizer.lr=0.004627` -> `lr=4.6e-3`; `model=cnn` stays."""
-    key, _, value = override.partition("=")
-    return f"{key.lstrip('+~').rsplit('.', 1)[-1]}={_round(value)}"
-
-
-def _round(value: str) -> str:
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    if number.is_integer() and abs(number) < 1e5 and "e" not in value.lower():
-        return str(int(number)) if "." not in value else value
-    if number != 0 and not 0.01 <= abs(number) < 1e4:
-        mantissa, exponent = f"{number:.1e}".split("e")
-        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
-    return f"{number:.2g}"

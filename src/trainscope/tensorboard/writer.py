@@ -19,6 +19,11 @@ from trainscope.adapters.tensorboard_private import SilentSummaryWriter, is_even
 _default_thread_excepthook = threading.excepthook
 
 
+EPOCH_TAG = "train/epoch"
+"""The epoch counter's tag (the epoch history's `epoch`): in the `train` group, not a card group of its own that
+TensorBoard's Scalars tab would open on (groups sort by name; `epoch` came first)."""
+
+
 def _quiet_event_writer_threads(args: threading.ExceptHookArgs) -> None:
     """Let TensorBoard's writer thread fail silently: it only stores its error (a full disk) and dies, and the
     run's next write raises that same error in the main thread, which reports it in one line. Without this,

@@ -67,12 +67,12 @@ def test_sigterm_while_a_grid_job_starts_up_is_said_and_resumed(tmp_path: Path, 
     sweep_dir = tmp_path / "grid"
     args = ["-m", *SMALL, "optimizer.lr=0.01", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep_dir}"]  # one job
     first = start(args, tmp_path / "outputs", data_dir)
-    wait_for(lambda: list(sweep_dir.glob("0_*/.hydra/config.yaml")), first, "job 0's run directory")
+    wait_for(lambda: list(sweep_dir.glob("0*/.hydra/config.yaml")), first, "job 0's run directory")
     first.send_signal(signal.SIGTERM)
     stdout, stderr = first.communicate(timeout=120)
     assert first.returncode == 143, stdout[-2000:] + stderr[-2000:]
     assert "multirun: interrupted after 0 finished runs" in stderr and "Traceback" not in stderr
-    job = one_dir(sweep_dir, "0_*")
+    job = one_dir(sweep_dir, "0*")
     assert (metrics(job)["status"], metrics(job)["reason"]) == ("interrupted", "interrupted by SIGTERM during start-up")
 
     rerun = run(args, tmp_path / "outputs", data_dir)

@@ -45,7 +45,11 @@ def test_failed_run_is_recorded_and_the_grid_goes_on(train: Any, tmp_path: Path)
 
     url = start_tensorboard(sweep_dir)
     columns = wait_for(lambda: experiment(url).get("hparamInfos"), what="the experiment summary")
-    assert [column["name"] for column in columns] == ["optimizer.lr"]
+    # every run declares all its hyperparameters, the swept one first as the one that differs (issue 29)
+    assert [column["name"] for column in columns if column.get("differs")] == ["optimizer.lr"]
+    assert columns[0]["name"] == "optimizer.lr" and {"model", "optimizer", "data.batch_size"} <= {
+        column["name"] for column in columns
+    }
     assert [metric["name"]["tag"] for metric in experiment(url)["metricInfos"]] == list(DEFAULT_METRICS)
 
     groups = wait_for(lambda: len(session_groups(url)) == 3 and session_groups(url), what="3 sessions")
@@ -63,7 +67,7 @@ def test_failed_run_is_recorded_and_the_grid_goes_on(train: Any, tmp_path: Path)
         assert set(shown) == {tag for tag in DEFAULT_METRICS if tag in logged}
         for tag, value in shown.items():
             assert value == pytest.approx(logged[tag], nan_ok=True), tag
-    assert metric_values(sessions[run_dirs[0].name][1])["epoch"] == 2
+    assert metric_values(sessions[run_dirs[0].name][1])["train/epoch"] == 2
 
 
 def test_hparams_tab_follows_a_training_run_live_and_leaves_an_interrupted_run_open_for_resume(
@@ -82,7 +86,7 @@ def test_hparams_tab_follows_a_training_run_live_and_leaves_an_interrupted_run_o
             return groups[0]["sessions"][0] if groups else None
 
         def epochs_shown() -> float:
-            return metric_values(live_session() or {}).get("epoch", 0.0)
+            return metric_values(live_session() or {}).get("train/epoch", 0.0)
 
         session = wait_for(lambda: epochs_shown() >= 1 and live_session(), timeout=30, what="a first epoch")
         assert session["status"] == "STATUS_UNKNOWN"  # no end info while training

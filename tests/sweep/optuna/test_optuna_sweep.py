@@ -112,15 +112,20 @@ def test_results_file_summary_line_and_experiment_summary(train: Any, tmp_path: 
         assert study.trials[number].user_attrs[RUN_DIR_ATTR] == str(run_dir)
         assert len(study.trials[number].intermediate_values) == 4  # one report per epoch
 
-    accumulator = read_events(sweep_dir)
-    content = accumulator.PluginTagToContent(metadata.PLUGIN_NAME)[metadata.EXPERIMENT_TAG]
-    experiment = metadata.parse_experiment_plugin_data(content)
-    domains = {info.name: info for info in experiment.hparam_infos}
-    assert set(domains) == {"optimizer.lr", "data.batch_size", "model.hidden_sizes"}
-    assert domains["optimizer.lr"].domain_interval.min_value == 1e-4
-    assert domains["optimizer.lr"].domain_interval.max_value == 1e-1
-    assert [v.number_value for v in domains["data.batch_size"].domain_discrete.values] == [32, 64]
-    assert "trial_state" in [m.name.tag for m in experiment.metric_infos]
+    # Each trial declares the experiment itself (issue 29: none at the sweep root, no `.` run): all its
+    # hyperparameters, the sampled ones marked as differing, the same metrics for every trial.
+    assert not list(sweep_dir.glob("*tfevents*"))
+    declarations = [
+        metadata.parse_experiment_plugin_data(
+            read_events(run_dir).PluginTagToContent(metadata.PLUGIN_NAME)[metadata.EXPERIMENT_TAG]
+        )
+        for run_dir in dirs
+    ]
+    for experiment in declarations:
+        differing = {info.name for info in experiment.hparam_infos if info.differs}
+        assert differing == {"optimizer.lr", "data.batch_size", "model.hidden_sizes"}
+        assert experiment.metric_infos == declarations[0].metric_infos
+        assert experiment.metric_infos[0].name.tag == "trial_state"
 
 
 def test_pruning_stops_bad_trials_early(train: Any, tmp_path: Path) -> None:

@@ -87,7 +87,8 @@ class Machine:
         self.process.wait()
 
     def run_dirs(self) -> list[Path]:
-        return sorted(p.parent for p in self.output_root.glob("multirun/*/*/*/events.out.tfevents.*"))
+        events = self.output_root.glob("multirun/*/*/*/events.out.tfevents.*")
+        return sorted(p.parent for p in events if p.parent.name[0].isdigit())  # not the sweep's `report` run
 
 
 def start_machines(count: int, tmp_path: Path, data_dir: Path, args: list[str]) -> list[Machine]:

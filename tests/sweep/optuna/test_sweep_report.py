@@ -67,7 +67,7 @@ def test_the_sweep_writes_its_report_into_tensorboard_and_report_md(sweep) -> No
         == f"[optuna] report: {sweep_dir}/report.md (4 charts; in TensorBoard: tensorboard --logdir {sweep_dir})"
     )
 
-    events = read_events(sweep_dir)  # the sweep's own run: the sweep root
+    events = read_events(sweep_dir / "report")  # the report's own run, not the sweep root's `.`
     for name in CHARTS:
         (image,) = events.Images(f"report/{name}")
         assert image.step == 6 and image.encoded_image_string == (sweep_dir / "report" / f"{name}.png").read_bytes()
@@ -115,7 +115,7 @@ def test_the_report_is_made_again_on_demand_from_the_study(sweep) -> None:
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[0].startswith("report: ")
     assert {name: (sweep_dir / "report" / f"{name}.png").read_bytes() for name in CHARTS} == before
-    assert [image.step for image in read_events(sweep_dir).Images("report/optimization_history")] == [6, 6]
+    assert [image.step for image in read_events(sweep_dir / "report").Images("report/optimization_history")] == [6, 6]
 
     grid = runs_cli("--study", str(sweep_dir / "report"))
     assert grid.returncode == 2
