@@ -18,6 +18,8 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from trainscope.config.overrides import override_key
+
 SWEPT_KEYS_FILE = ".swept_keys.json"
 """At a sweep's root: the JSON list of the override keys the sweep varies (`["optimizer.lr", "model"]`)."""
 
@@ -26,19 +28,29 @@ SWEPT_KEYS_FILE = ".swept_keys.json"
 _ITEM_START = re.compile(r",(?=[+~]*[A-Za-z_][\w.@/-]*=)")
 
 
+def write_sweep_record(sweep_dir: Path, file_name: str, items: Iterable[str]) -> None:
+    """Write a list of names (keys, metric tags) as JSON at a sweep's root, for the sweep's runs to read."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / file_name).write_text(json.dumps(list(items)) + "\n")
+
+
+def read_sweep_record(sweep_dir: Path, file_name: str) -> list[str] | None:
+    """The list `write_sweep_record` wrote at `sweep_dir`; None when it holds no (readable) record."""
+    try:
+        items = json.loads((sweep_dir / file_name).read_text())
+    except (OSError, ValueError):
+        return None
+    return [str(item) for item in items] if isinstance(items, list) else None
+
+
 def write_swept_keys(sweep_dir: Path, keys: Iterable[str]) -> None:
     """Record at the sweep root which keys vary, before the sweep's first run starts (it names itself by them)."""
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / SWEPT_KEYS_FILE).write_text(json.dumps(sorted(set(keys))) + "\n")
+    write_sweep_record(sweep_dir, SWEPT_KEYS_FILE, sorted(set(keys)))
 
 
 def swept_keys(sweep_dir: Path) -> list[str] | None:
     """The keys `write_swept_keys` recorded at `sweep_dir`; None when it holds no (readable) record."""
-    try:
-        keys = json.loads((sweep_dir / SWEPT_KEYS_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return [str(key) for key in keys] if isinstance(keys, list) else None
+    return read_sweep_record(sweep_dir, SWEPT_KEYS_FILE)
 
 
 def override_items(override_dirname: str) -> list[str]:
@@ -49,17 +61,13 @@ def override_items(override_dirname: str) -> list[str]:
 def shown_overrides(overrides: Sequence[str], varying: Iterable[str] | None) -> list[str]:
     """The short form of the `overrides` whose key is in `varying` (all of them when `varying` is None)."""
     keep = None if varying is None else set(varying)
-    return [short_override(item) for item in overrides if keep is None or _key(item) in keep]
+    return [short_override(item) for item in overrides if keep is None or override_key(item) in keep]
 
 
 def short_override(override: str) -> str:
     """`optimizer.lr=0.004627` -> `lr=4.6e-3`; `model=cnn` stays."""
     key, _, value = override.partition("=")
-    return f"{_key(key).rsplit('.', 1)[-1]}={_round(value)}"
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
+    return f"{override_key(key).rsplit('.', 1)[-1]}={_round(value)}"
 
 
 def _round(value: str) -> str:

@@ -58,7 +58,8 @@ def experiment_metrics(domains: Mapping[str, Sequence[Any]], metrics: Sequence[s
     """The metrics a grid declares for the HParams tab (`metrics`: the runs' task's columns,
     `trainscope.sweep.objectives.hparams_metrics`; the default task's when not given): with several seeds, each
     one's `_std` too (the aggregate's configurations report them)."""
-    from trainscope.tensorboard.hparams import DEFAULT_METRICS, EPOCH_TAG, TRIAL_STATE_TAG
+    from trainscope.tensorboard.hparams import DEFAULT_METRICS, TRIAL_STATE_TAG
+    from trainscope.tensorboard.writer import EPOCH_TAG
 
     declared = tuple(DEFAULT_METRICS if metrics is None else metrics)
     if len(domains.get(SEED_KEY, ())) < 2:

@@ -47,7 +47,6 @@ no log-scale declaration (choose *Log* on an axis of the parallel coordinates vi
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -63,7 +62,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from trainscope.adapters.tensorboard_private import event_file_writer
 from trainscope.config.flatten import HParamValue, hparams_from_config, normalize_value
-from trainscope.config.run_names import swept_keys
+from trainscope.config.overrides import override_key
+from trainscope.config.run_names import read_sweep_record, swept_keys, write_sweep_record
 from trainscope.core.run_dir import RunStatus
 from trainscope.tensorboard.trial_names import swept_keys_near, trial_name
 from trainscope.tensorboard.writer import EPOCH_TAG
@@ -181,7 +181,7 @@ class HParamsSession:
         hparams = hparams_from_config(cfg, choices, include=list(include), exclude=list(exclude))
         varying = swept_keys(run_dir.parent)
         if varying is None:  # a single run: what its command line set
-            varying = [item.split("=", 1)[0].lstrip("+~") for item in overrides]
+            varying = [override_key(item) for item in overrides]
         varying = {*varying, *swept_keys_near(run_dir)}  # and what the other sweeps beside it sweep
         declared = sweep_metrics(run_dir.parent) or list(metrics)
         return cls(writer, run_dir, hparams, trial_name(run_dir, overrides), declared, varying)
@@ -320,17 +320,12 @@ def run_experiment_declaration(
 def write_sweep_metrics(sweep_dir: Path, metrics: Sequence[str]) -> None:
     """Record at the sweep root the metric columns every run of the sweep declares, before its first run starts
     (a grid of seeds adds the `_std` columns of its aggregate rows, an Optuna search its objectives)."""
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / SWEEP_METRICS_FILE).write_text(json.dumps(list(metrics)) + "\n")
+    write_sweep_record(sweep_dir, SWEEP_METRICS_FILE, metrics)
 
 
 def sweep_metrics(sweep_dir: Path) -> list[str] | None:
     """The metrics `write_sweep_metrics` recorded at `sweep_dir`; None when it holds no (readable) record."""
-    try:
-        metrics = json.loads((sweep_dir / SWEEP_METRICS_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return [str(tag) for tag in metrics] if isinstance(metrics, list) else None
+    return read_sweep_record(sweep_dir, SWEEP_METRICS_FILE)
 
 
 def write_experiment_declaration(
@@ -412,7 +407,7 @@ def _named_overrides() -> list[str]:
     """The run's command-line overrides that name it (those its directory name is made of)."""
     hydra = HydraConfig.get()
     excluded = set(OmegaConf.select(hydra, "job.config.override_dirname.exclude_keys", default=None) or [])
-    return [item for item in hydra.overrides.task if item.split("=", 1)[0].lstrip("+~") not in excluded]
+    return [item for item in hydra.overrides.task if override_key(item) not in excluded]
 
 
 def _file_writer(writer: SummaryWriter) -> Any:
