@@ -106,6 +106,9 @@ def engine_options(url: str) -> dict[str, Any]:
     return {}
 
 
+LOCKING_DIALECTS = ("postgresql", "mysql", "mariadb")  # the databases with a server-side named lock
+
+
 def lock_database(connection: Any, name: str) -> None:
     """Block until `connection` holds the database-wide lock `name` (PostgreSQL, MySQL; others: no-op).
 
@@ -114,11 +117,13 @@ def lock_database(connection: Any, name: str) -> None:
     """
     import sqlalchemy
 
+    if connection.dialect.name not in LOCKING_DIALECTS:
+        return
     if connection.dialect.name == "postgresql":
         connection.execute(sqlalchemy.text(f"SET LOCAL idle_in_transaction_session_timeout = '{LOCK_HOLDER_TIMEOUT}'"))
         key = zlib.crc32(f"trainscope:{name}".encode())
         connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-    elif connection.dialect.name in ("mysql", "mariadb"):
+    else:  # MySQL, MariaDB
         connection.execute(sqlalchemy.text("SELECT GET_LOCK(:name, 600)"), {"name": f"trainscope:{name}"})
 
 
@@ -280,8 +285,9 @@ for _name in _retried_method_names():
 
 
 def has_database_lock(storage: BaseStorage) -> bool:
-    """Whether `exclusive` takes a real lock on this storage (PostgreSQL or MySQL)."""
-    return isinstance(cache_backend(storage), ReconnectingRDBStorage)
+    """Whether `exclusive` takes a real lock on this storage (PostgreSQL or MySQL; SQLite has none)."""
+    backend = cache_backend(storage)
+    return isinstance(backend, ReconnectingRDBStorage) and backend.engine.dialect.name in LOCKING_DIALECTS
 
 
 def exclusive(storage: BaseStorage, name: str) -> contextlib.AbstractContextManager[None]:

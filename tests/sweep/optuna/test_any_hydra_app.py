@@ -168,7 +168,7 @@ def test_a_schema_app_runs_in_two_worker_processes_under_w_error(tmp_path: Path)
         json.loads((sweep_dir / f"optuna_worker_{index}" / "worker.json").read_text())["pid"] for index in (0, 1)
     }
     trials = load_study(sweep_dir).trials
-    assert len(trials) == len(VALUES)
+    assert len(trials) == len(VALUES), [(t.number, t.state, t.params, t.system_attrs, t.user_attrs) for t in trials]
     assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
     assert {t.system_attrs["trainscope:owner"]["pid"] for t in trials} <= workers  # none in the sweep's process
     for trial in trials:
