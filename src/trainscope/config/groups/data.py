@@ -223,12 +223,17 @@ class ImageFolderConfig(ImageDataConfig):
 
     def check_together(self) -> None:
         CHANNELS.checked("data.channels", self.input_shape[0])
-        if self.test_fraction + self.val_fraction >= 1:
-            raise ConfigError(
-                f"data.test_fraction must be a number in [0, 1) leaving training samples next to "
-                f"data.val_fraction={self.val_fraction}, got {self.test_fraction!r}"
-            )
+        check_held_out(self.test_fraction, self.val_fraction, "samples")
         super().check_together()
+
+
+def check_held_out(test_fraction: float, val_fraction: float, what: str) -> None:
+    """Validation and test together must leave something to train on."""
+    if test_fraction + val_fraction >= 1:
+        raise ConfigError(
+            f"data.test_fraction must be a number in [0, 1) leaving training {what} next to "
+            f"data.val_fraction={val_fraction}, got {test_fraction!r}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -271,11 +276,7 @@ class TableDataConfig(DataConfig):
     def check_together(self) -> None:
         if self.dataset == "table" and self.path is None:
             raise ConfigError("data=table needs data.path: the CSV file to train on")
-        if self.test_fraction + self.val_fraction >= 1:
-            raise ConfigError(
-                f"data.test_fraction must be a number in [0, 1) leaving training rows next to "
-                f"data.val_fraction={self.val_fraction}, got {self.test_fraction!r}"
-            )
+        check_held_out(self.test_fraction, self.val_fraction, "rows")
         super().check_together()
 
 
