@@ -106,7 +106,7 @@ def engine_options(url: str) -> dict[str, Any]:
     return {}
 
 
-LOCKING_DIALECTS = ("postgresql", "mysql", "mariadb")  # the databases with a server-side named lock
+LOCKING_DIALECTS = ("postgresql", "mysql", "mariadb")  # the databases `lock_database` takes a named lock in
 
 
 def lock_database(connection: Any, name: str) -> None:
@@ -117,13 +117,11 @@ def lock_database(connection: Any, name: str) -> None:
     """
     import sqlalchemy
 
-    if connection.dialect.name not in LOCKING_DIALECTS:
-        return
     if connection.dialect.name == "postgresql":
         connection.execute(sqlalchemy.text(f"SET LOCAL idle_in_transaction_session_timeout = '{LOCK_HOLDER_TIMEOUT}'"))
         key = zlib.crc32(f"trainscope:{name}".encode())
         connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-    else:  # MySQL, MariaDB
+    elif connection.dialect.name in ("mysql", "mariadb"):
         connection.execute(sqlalchemy.text("SELECT GET_LOCK(:name, 600)"), {"name": f"trainscope:{name}"})
 
 
