@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.prewarmed_python import prewarmed_python
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Small enough for 2 CPU cores, big enough that every tag gets several points.
@@ -38,10 +40,16 @@ def cli_env(output_root: Path, data_dir: Path) -> dict[str, str]:
 def run_script(
     script: str, args: list[str], output_root: Path, data_dir: Path, timeout: float = 300, **popen: object
 ) -> subprocess.CompletedProcess[str]:
+    """`python <script> <args>` run to its end: forked from a prewarmed Python where it can stand in for a fresh one
+    (`prewarmed_python.py`), else a fresh interpreter."""
+    env = cli_env(output_root, data_dir)
+    server = None if popen else prewarmed_python(env)
+    if server is not None:
+        return server.run(script, args, REPO_ROOT, env, timeout)
     return subprocess.run(
         [sys.executable, script, *args],
         cwd=REPO_ROOT,
-        env=cli_env(output_root, data_dir),
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
