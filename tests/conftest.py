@@ -9,11 +9,32 @@ import pytest
 
 from tests.helpers.checkout import untracked_entries
 from tests.helpers.cli import REPO_ROOT, TrainCLI
+from tests.helpers.module_order import ModuleSeconds, longest_modules_first
 
 CHECKOUT_BEFORE = pytest.StashKey[set[str] | None]()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store-module-seconds",
+        action="store_true",
+        help="write each test module's seconds to tests/module_seconds.json (the order xdist hands modules out)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("store_module_seconds") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(ModuleSeconds())
+    if config.pluginmanager.hasplugin("xdist"):
+        config.option.loadscopereorder = False  # keep the longest-module-first order (helpers/module_order.py)
+    share_the_cores_between_workers()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    longest_modules_first(items)
+
+
+def share_the_cores_between_workers() -> None:
     """Under pytest-xdist (`-n auto`), share the cores between the workers instead of oversubscribing them.
 
     Each worker and every `python train.py` it starts would otherwise run torch with one thread per core, so

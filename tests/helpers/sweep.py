@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from tests.helpers.cli import REPO_ROOT, cli_env
+from tests.helpers.cli import REPO_ROOT, cli_env, run_script
 from trainscope.trial.storage import open_storage
 
 SEARCH = ["hparams_search=synthetic", "logging.log_every_n_steps=4"]
@@ -52,9 +52,8 @@ def start(args: list[str], output_root: Path, data_dir: Path) -> subprocess.Pope
 
 
 def run(args: list[str], output_root: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    process = start(args, output_root, data_dir)
-    stdout, stderr = process.communicate(timeout=240)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    """`python train.py <args>` (a sweep, usually) run to its end."""
+    return run_script("train.py", args, output_root, data_dir, timeout=240)
 
 
 def wait_for(condition: Callable[[], object], process: subprocess.Popen[str], what: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.prewarmed_python import PrewarmedPython
+from tests.helpers.prewarmed_python import PrewarmedPython, prewarmed_python
 
 SCRIPT = """
 import atexit, os, sys, threading, time
@@ -30,10 +30,12 @@ sys.exit(int(sys.argv[1]))
 
 @pytest.fixture(scope="module")
 def server() -> PrewarmedPython:
-    started = PrewarmedPython()
-    yield started
-    started.process.stdin.close()
-    started.process.wait(timeout=10)
+    """The worker's own server (the one `run_script` uses), or one of its own when that one is turned off."""
+    shared = prewarmed_python(dict(os.environ))
+    yield shared or (started := PrewarmedPython())
+    if shared is None:
+        started.process.stdin.close()
+        started.process.wait(timeout=10)
 
 
 @pytest.mark.parametrize("how", ["0", "3", "raise", "kill"])

@@ -20,7 +20,7 @@ import yaml
 from optuna.trial import TrialState
 from tensorboard.plugins.hparams import metadata
 
-from tests.helpers.cli import REPO_ROOT, cli_env
+from tests.helpers.cli import REPO_ROOT, cli_env, run_script
 from tests.helpers.events import read_events
 from tests.helpers.sweep import (
     error_lines,
@@ -207,14 +207,7 @@ def test_resume_after_sigkill_reaches_exactly_n_trials(tmp_path: Path, data_dir:
     killed = load_study(sweep_dir).trials[1]
     assert killed.state == TrialState.RUNNING
 
-    resumed = subprocess.run(
-        [sys.executable, "train.py", *args],  # the same command again
-        cwd=REPO_ROOT,
-        env=cli_env(tmp_path / "outputs", data_dir),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    resumed = run_script("train.py", args, tmp_path / "outputs", data_dir, timeout=180)  # the same command again
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "trial 1 was left RUNNING by a killed sweep: marked FAIL, retried once" in resumed.stdout
     trials = load_study(sweep_dir).trials

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from tests.helpers.cli import REPO_ROOT, cli_env
+from tests.helpers.cli import REPO_ROOT, cli_env, run_script
 from tests.helpers.sweep import SEARCH, last_line, load_study, sweep_args
 from trainscope.sweep.optuna.study import count_trials
 from trainscope.trial.attributes import FAIL_REASON_ATTR, OWNER_ATTR, RUN_DIR_ATTR
@@ -49,8 +49,10 @@ def start(command: list[str], tmp_path: Path, data_dir: Path, log: Path) -> subp
 
 
 def rerun(command: list[str], tmp_path: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = cli_env(tmp_path / "outputs", data_dir)
-    return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    """`command` (a `sweep_command`: python train.py ...) run to its end."""
+    python, script, *args = command
+    assert python == sys.executable, command
+    return run_script(script, args, tmp_path / "outputs", data_dir, timeout=240)
 
 
 def wait_until(condition: Callable[[], bool], process: subprocess.Popen[str], log: Path, timeout: float = 120) -> None:
