@@ -14,6 +14,7 @@ stdin (a pipe from the pytest worker) closes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import runpy
@@ -72,15 +73,15 @@ def serve(name: str) -> None:
                 run_child(json.loads(message), fds[0], fds[1], [selector, listener, connection, *waiting.values()])
             for fd in fds:
                 os.close(fd)
-            connection.sendall(f"{pid}\n".encode())
+            with contextlib.suppress(OSError):
+                connection.sendall(f"{pid}\n".encode())
             waiting[pid] = connection
         while waiting:
             pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 break
-            connection = waiting.pop(pid)
-            connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
-            connection.close()
+            with waiting.pop(pid) as connection, contextlib.suppress(OSError):  # a test that gave up has hung up
+                connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
 
 
 if __name__ == "__main__":
