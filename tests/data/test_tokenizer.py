@@ -33,6 +33,7 @@ def test_a_saved_char_tokenizer_loads_back_from_the_run_folder(tmp_path: Path) -
     assert loaded.fingerprint() == tokenizer.fingerprint()
 
 
+@pytest.mark.slow  # over ~5 s: importing transformers and training a BPE tokenizer
 def test_a_saved_hugging_face_tokenizer_loads_back_offline(tmp_path: Path) -> None:
     tokenizer = HuggingFaceTokenizer(str(save_bpe_tokenizer(tmp_path / "bpe")))
     assert tokenizer.vocab_size == 300 and tokenizer.separator_id == 0

@@ -4,7 +4,7 @@
 the number of tests in a module. Here the cost of a module is not its count: one Optuna test that waits out a
 locked database takes longer than fifty unit tests. A long module taken last leaves the other worker idle
 until it ends, so the queue is ordered by each module's measured seconds instead (longest-processing-time
-first), from `tests/module_seconds.json`. `python -m pytest -n auto --dist loadscope --store-module-seconds`
+first), from `tests/module_seconds.json`. `python -m pytest --store-module-seconds`
 measures them again; a module not measured yet counts as `UNMEASURED_SECONDS`.
 """
 

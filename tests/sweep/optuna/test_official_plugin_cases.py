@@ -379,6 +379,7 @@ def test_lightning_hydra_template_search_file_runs_from_a_user_config_dir(train:
     assert results_of(sweep_dir)["best_params"] == study.best_trial.params
 
 
+@pytest.mark.slow  # over ~5 s: a fresh `-W error` Python runs train.py
 def test_the_official_plugins_target_line_is_one_error_saying_what_to_delete(train: Any, tmp_path: Path) -> None:
     """The template's file as it ships keeps `_target_: ...OptunaSweeper` under hydra.sweeper: Hydra's
     `RuntimeError: Unknown plugin class` traceback before."""

@@ -154,6 +154,7 @@ def test_unreachable_storage_is_one_line(tmp_path: Path) -> None:
         open_storage("postgresql://user:secret@127.0.0.1:9/db")
 
 
+@pytest.mark.slow  # over ~5 s: SQLite's 5 s busy timeout runs out first
 def test_locked_sqlite_storage_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "study.db"
     open_storage(f"sqlite:///{path}")
