@@ -13,8 +13,9 @@ model, same batches), and it checks that the parts reach nanoGPT's reported val 
 
 Prints tokens/s of the training steps (evaluation excluded), the wall time, and val loss every `--eval-every`
 steps on 20 batches (nanoGPT's eval_iters) and at the end on the whole validation split. `--against-trainscope`
-then trains the same recipe through trainscope's loop in the same process (`experiment=shakespeare_char_cpu`,
-default monitoring on, one validation at the end) and prints the ratio of the two training tokens/s (each
+then trains the same recipe through trainscope's loop in the same process (`experiment=shakespeare_char_cpu` with
+nanoGPT's learning rate, warmup, floor and weight decay, which the experiment replaces by tuned ones; default
+monitoring on, one validation at the end) and prints the ratio of the two training tokens/s (each
 without its evaluations; the same model, seed and batches: both draw `batch_at(step)`). Results go in
 benchmarks/RESULTS.md with the machine's load; timing is never part of the tests.
 """
@@ -84,6 +85,14 @@ def recipe(steps: int, eval_every: int, seed: int) -> tuple[GPT, TextData, float
     return model, data, training, time.perf_counter() - wall_start
 
 
+NANOGPT_OPTIMIZER = [
+    "optimizer.lr=1e-3",
+    "scheduler.warmup_steps=100",
+    "scheduler.min_lr=1e-4",
+    "optimizer.weight_decay=0.1",
+]
+
+
 def trainscope_tokens_per_second(steps: int, seed: int) -> tuple[float, float]:
     """(training tokens/s, val loss) of `python train.py experiment=shakespeare_char_cpu` for `steps` steps."""
     from throughput import compose_overrides  # benchmarks/throughput.py: the config train.py composes
@@ -92,6 +101,7 @@ def trainscope_tokens_per_second(steps: int, seed: int) -> tuple[float, float]:
 
     overrides = [
         "experiment=shakespeare_char_cpu",
+        *NANOGPT_OPTIMIZER,  # the experiment's own four come from hparams_search; this loop trains nanoGPT's
         f"trainer.max_steps={steps}",
         f"trainer.val_check_interval={steps}",
         f"trainer.seed={seed}",

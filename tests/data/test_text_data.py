@@ -25,6 +25,7 @@ from trainscope.data.text import (
     tokenize_corpus,
 )
 from trainscope.data.token_cache import token_dtype
+from trainscope.data.tokenizer import CharTokenizer
 
 LINES = "".join(f"line {index}: the quick brown fox jumps over the lazy dog\n" for index in range(200))
 
@@ -142,6 +143,30 @@ def test_another_tokenizer_gets_its_own_cache(corpus: Path, tmp_path: Path) -> N
     bpe = tokenize_corpus(corpus, str(tokenizer), tmp_path / "cache")
     assert not bpe.from_cache and len(bpe.tokens) < len(chars.tokens)
     assert tokenize_corpus(corpus, "char", tmp_path / "cache").from_cache
+
+
+def test_a_char_runs_tokenizer_folder_keeps_its_vocabulary_for_another_text(corpus: Path, tmp_path: Path) -> None:
+    pangram = "the quick brown fox jumps over the lazy dog"
+    pretrained = CharTokenizer(f"{pangram}\n:0123456789{pangram.upper()}")
+    pretrained.save(tmp_path / "run" / "tokenizer")
+    other = tmp_path / "other.txt"
+    other.write_text(LINES.upper().replace("LINE", "line"))  # another text: a different set of characters
+    data = text_data(other, tmp_path / "cache", tokenizer=str(tmp_path / "run" / "tokenizer"))
+    assert data.vocab_size == pretrained.vocab_size == len(data.tokenizer.characters)
+    assert data.tokenizer.encode("line 7: THE") == pretrained.encode("line 7: THE")  # the ids the model learned
+    assert tokenize_corpus(other, str(tmp_path / "run" / "tokenizer"), tmp_path / "cache").from_cache
+    assert text_data(other, tmp_path / "cache").vocab_size != pretrained.vocab_size  # char: the text's own
+
+
+def test_a_character_the_runs_vocabulary_lacks_and_a_corrupt_one_are_one_line(corpus: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "run" / "tokenizer"
+    CharTokenizer("line 0123456789:\n").save(folder)
+    with pytest.raises(DataError, match=rf"character 't' is not in .* 17 characters \(data.tokenizer={folder}\)"):
+        text_data(corpus, tmp_path / "cache", tokenizer=str(folder))
+    assert not list((tmp_path / "cache").rglob("*.tokens")), "a cache of a corpus that did not tokenize"
+    (folder / "char_vocabulary.json").write_text('{"characters": ')
+    with pytest.raises(ConfigError, match=r"char_vocabulary.json is corrupt"):
+        text_data(corpus, tmp_path / "cache", tokenizer=str(folder))
 
 
 def test_token_ids_above_65535_are_stored_as_uint32(tmp_path: Path) -> None:

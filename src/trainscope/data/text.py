@@ -35,7 +35,7 @@ from trainscope.data.cache import files_fingerprint, one_line
 from trainscope.data.seeding import TEXT_WINDOW_STREAM, cpu_generator
 from trainscope.data.targets import ANY, TOKENS, target_mismatch
 from trainscope.data.token_cache import read_token_cache, token_dtype, tokens_in_memory, write_token_cache
-from trainscope.data.tokenizer import CHAR_TOKENIZER, CharTokenizer, HuggingFaceTokenizer, Tokenizer
+from trainscope.data.tokenizer import CHAR_TOKENIZER, CharTokenizer, Tokenizer, named_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -121,15 +121,15 @@ def tokenize_corpus(path: Path, tokenizer_name: str, cache_dir: Path | None) -> 
         fingerprint = files_fingerprint(files, base)
     except OSError as error:
         raise DataError(f"cannot read {path}: {one_line(error)}") from None
-    hf_tokenizer = None if tokenizer_name == CHAR_TOKENIZER else HuggingFaceTokenizer(tokenizer_name)
-    key = {"files": fingerprint, "tokenizer": hf_tokenizer.fingerprint() if hf_tokenizer else CHAR_TOKENIZER}
+    fixed = named_tokenizer(tokenizer_name)  # None: a char vocabulary read from this text
+    key = {"files": fingerprint, "tokenizer": fixed.fingerprint() if fixed else CHAR_TOKENIZER}
     cache = token_cache_path(cache_dir, path, tokenizer_name) if cache_dir is not None else None
     cached = read_token_cache(cache, key) if cache is not None else None
     if cached is not None:
-        tokenizer = hf_tokenizer or CharTokenizer(str(cached.extra["characters"]))
+        tokenizer = fixed or CharTokenizer(str(cached.extra["characters"]))
         return TokenizedCorpus(cached.tokens, tokenizer, from_cache=True)
 
-    tokenizer = hf_tokenizer or _char_tokenizer(files, path)
+    tokenizer = fixed or _char_tokenizer(files, path)
     dtype = token_dtype(tokenizer.vocab_size)
     log.info("tokenizing %s with %s (%d files; once: later runs read the cache)", path, tokenizer_name, len(files))
     extra = {"characters": tokenizer.characters} if isinstance(tokenizer, CharTokenizer) else {}

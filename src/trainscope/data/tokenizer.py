@@ -1,9 +1,11 @@
 """Tokenizers for `data=text`: text to token ids and back, stored with the run so generation needs nothing else.
 
 `data.tokenizer=char` (the default): one token per character, the vocabulary read from the text itself (sorted,
-so the same text always gives the same ids), as char-rnn and nanoGPT's `shakespeare_char` do. Anything else
-is a Hugging Face tokenizer by Hub name (`gpt2`, needs the network once) or by a local folder written by
-`save_pretrained` (offline); `transformers` is imported only then (`pip install 'trainscope[lm]'`).
+so the same text always gives the same ids), as char-rnn and nanoGPT's `shakespeare_char` do. A run's
+`tokenizer/` folder of a char run (`data.tokenizer=<run_dir>/tokenizer`) keeps that run's vocabulary, so a model
+fine-tuned on another text (`model.init_from=<run_dir>`) reads the same ids its embeddings were trained on.
+Anything else is a Hugging Face tokenizer by Hub name (`gpt2`, needs the network once) or by a local folder
+written by `save_pretrained` (offline); `transformers` is imported only then (`pip install 'trainscope[lm]'`).
 
 A run saves its tokenizer into `<run_dir>/tokenizer/` (`Tokenizer.save`), and `trainscope-generate` and
 `eval.py` read it back from there (`load_tokenizer`): a run directory is self-contained, also when the text or
@@ -50,12 +52,13 @@ class CharTokenizer:
     name = CHAR_TOKENIZER
     separator_id = None
 
-    def __init__(self, characters: str) -> None:
+    def __init__(self, characters: str, origin: str = "read from the training text") -> None:
         if not characters:
             raise DataError("a char tokenizer needs at least one character")
         self.characters = "".join(sorted(set(characters)))
         self.ids = {character: index for index, character in enumerate(self.characters)}
         self.vocab_size = len(self.characters)
+        self.origin = origin  # where the vocabulary came from, for the error of a character it lacks
 
     def encode(self, text: str) -> list[int]:
         try:
@@ -63,7 +66,7 @@ class CharTokenizer:
         except KeyError as missing:
             raise DataError(
                 f"character {missing.args[0]!r} is not in this char tokenizer's vocabulary of {self.vocab_size} "
-                "characters (read from the training text); use only characters the text holds"
+                f"characters ({self.origin}); use only characters the vocabulary holds"
             ) from None
 
     def decode(self, tokens: Sequence[int]) -> str:
@@ -118,14 +121,30 @@ def load_tokenizer(folder: Path) -> Tokenizer:
         raise CheckpointError(f"{folder} does not exist: this run saved no tokenizer (was it trained on data=text?)")
     vocabulary = folder / CHAR_VOCABULARY_FILE
     if vocabulary.is_file():
-        try:
-            characters = json.loads(vocabulary.read_text(encoding="utf-8"))["characters"]
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise CheckpointError(f"{vocabulary} is corrupt ({error}); it is the run's char vocabulary") from None
-        if not isinstance(characters, str) or not characters:
-            raise CheckpointError(f"{vocabulary} is corrupt (no characters); it is the run's char vocabulary")
-        return CharTokenizer(characters)
+        return CharTokenizer(_saved_characters(vocabulary, CheckpointError), origin=f"saved in {folder}")
     try:
         return HuggingFaceTokenizer(str(folder), key="tokenizer")
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
+
+
+def named_tokenizer(name: str) -> Tokenizer | None:
+    """The tokenizer `data.tokenizer=<name>` fixes before the text is read; None for `char`, whose vocabulary is
+    the text's own. A folder holding a char vocabulary (a char run's `tokenizer/`) gives that vocabulary."""
+    if name == CHAR_TOKENIZER:
+        return None
+    vocabulary = Path(name).expanduser() / CHAR_VOCABULARY_FILE
+    if vocabulary.is_file():
+        return CharTokenizer(_saved_characters(vocabulary, ConfigError), origin=f"data.tokenizer={name}")
+    return HuggingFaceTokenizer(name)
+
+
+def _saved_characters(vocabulary: Path, error_type: type[Exception]) -> str:
+    """The characters of a saved char vocabulary (untrusted: plain JSON, checked)."""
+    try:
+        characters = json.loads(vocabulary.read_text(encoding="utf-8"))["characters"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise error_type(f"{vocabulary} is corrupt ({error}); it is the run's char vocabulary") from None
+    if not isinstance(characters, str) or not characters:
+        raise error_type(f"{vocabulary} is corrupt (no characters); it is the run's char vocabulary")
+    return characters
