@@ -20,7 +20,7 @@ from tests.helpers.cli import TINY, run_script, start_training
 from tests.helpers.in_process import train_in_process
 from trainscope.core.errors import ConfigError
 from trainscope.core.run_dir import RunStatus
-from trainscope.tensorboard.serve import RECORD_FILE, read_record, running_board, serve
+from trainscope.tensorboard.serve import LOG_FILE, RECORD_FILE, read_record, running_board, serve
 
 BOARD = [sys.executable, "-c", "from trainscope.cli.board import entrypoint; entrypoint()"]
 
@@ -91,7 +91,10 @@ def test_a_sweeps_trials_share_one_server_over_the_sweep_folder_that_stays_after
 
 @pytest.mark.slow
 def test_the_board_serves_in_the_foreground_until_ctrl_c(tmp_path: Path) -> None:
-    board = subprocess.Popen([*BOARD, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}  # SIGABRT prints every thread's stack (a hang's diagnosis)
+    board = subprocess.Popen(
+        [*BOARD, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     try:
         assert board.stdout is not None
         line = board.stdout.readline()
@@ -102,7 +105,13 @@ def test_the_board_serves_in_the_foreground_until_ctrl_c(tmp_path: Path) -> None
         assert record is not None and record.url == line.split()[1]
     finally:
         board.send_signal(signal.SIGINT)
-        _, errors = board.communicate(timeout=60)
+        try:
+            _, errors = board.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # seen once in a clean-clone CI (3 Dec): show where it hung
+            board.send_signal(signal.SIGABRT)
+            _, errors = board.communicate(timeout=30)
+            log = (tmp_path / LOG_FILE).read_text(errors="replace")[-2000:] if (tmp_path / LOG_FILE).exists() else ""
+            pytest.fail(f"trainscope-board did not end 60 s after Ctrl-C; its stderr:\n{errors}\nserver log:\n{log}")
     assert board.returncode == 0, errors
     assert not _alive(record.pid)
     assert not (tmp_path / RECORD_FILE).exists()
