@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     if not board.started:
         print(f"tensorboard: {board.url}  (already running, pid {board.pid}, serving {board.logdir})", flush=True)
         return
-    print(f"tensorboard: {board.url}  (serving {board.logdir}; Ctrl-C stops it)", flush=True)
-    try:
+    try:  # from the line that says Ctrl-C stops it: a Ctrl-C right after it stops the server too
         with contextlib.suppress(KeyboardInterrupt):
+            print(f"tensorboard: {board.url}  (serving {board.logdir}; Ctrl-C stops it)", flush=True)
             while board.running():
                 time.sleep(1)
     finally:
