@@ -38,6 +38,14 @@ from trainscope.engine.schedules import WarmupCosine
 from trainscope.engine.weight_decay import parameter_groups
 from trainscope.models import GPT
 
+# nanoGPT's optimizer numbers (config/train_shakespeare_char.py); experiment=shakespeare_char_cpu has tuned ones.
+NANOGPT_OPTIMIZER = {
+    "optimizer.lr": 1e-3,
+    "scheduler.warmup_steps": 100,
+    "scheduler.min_lr": 1e-4,
+    "optimizer.weight_decay": 0.1,
+}
+
 
 @torch.no_grad()
 def mean_loss(model: nn.Module, batches: BlockBatches, limit: int | None = None) -> float:
@@ -63,12 +71,17 @@ def recipe(steps: int, eval_every: int, seed: int) -> tuple[GPT, TextData, float
     torch.manual_seed(seed)
     model = GPT(vocab_size=data.vocab_size, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False)
     optimizer = torch.optim.AdamW(
-        parameter_groups(model, "matrices", 0.1),
-        lr=1e-3,
+        parameter_groups(model, "matrices", NANOGPT_OPTIMIZER["optimizer.weight_decay"]),
+        lr=NANOGPT_OPTIMIZER["optimizer.lr"],
         betas=(0.9, 0.99),
         fused=True,  # as the experiment
     )
-    schedule = WarmupCosine(optimizer, total_steps=2000, warmup_steps=100, min_lr=1e-4)
+    schedule = WarmupCosine(
+        optimizer,
+        total_steps=2000,
+        warmup_steps=int(NANOGPT_OPTIMIZER["scheduler.warmup_steps"]),
+        min_lr=NANOGPT_OPTIMIZER["scheduler.min_lr"],
+    )
     training = 0.0
     for step in range(steps):
         if step % eval_every == 0:
@@ -85,14 +98,6 @@ def recipe(steps: int, eval_every: int, seed: int) -> tuple[GPT, TextData, float
     return model, data, training, time.perf_counter() - wall_start
 
 
-NANOGPT_OPTIMIZER = [
-    "optimizer.lr=1e-3",
-    "scheduler.warmup_steps=100",
-    "scheduler.min_lr=1e-4",
-    "optimizer.weight_decay=0.1",
-]
-
-
 def trainscope_tokens_per_second(steps: int, seed: int) -> tuple[float, float]:
     """(training tokens/s, val loss) of `python train.py experiment=shakespeare_char_cpu` for `steps` steps."""
     from throughput import compose_overrides  # benchmarks/throughput.py: the config train.py composes
@@ -101,7 +106,7 @@ def trainscope_tokens_per_second(steps: int, seed: int) -> tuple[float, float]:
 
     overrides = [
         "experiment=shakespeare_char_cpu",
-        *NANOGPT_OPTIMIZER,  # the experiment's own four come from hparams_search; this loop trains nanoGPT's
+        *(f"{key}={value}" for key, value in NANOGPT_OPTIMIZER.items()),  # the loop above trains nanoGPT's four
         f"trainer.max_steps={steps}",
         f"trainer.val_check_interval={steps}",
         f"trainer.seed={seed}",
